@@ -1,0 +1,53 @@
+// Package catalog holds immutable snapshots of a database's schema: the
+// relations, their columns, view definitions and functions that statement
+// analysis needs to resolve names. Snapshots come from a live database through
+// pg_catalog or from a DDL file, and carry a version that changes whenever
+// their content does.
+package catalog
+
+// RelKind is the kind of a relation, as pg_class.relkind says.
+type RelKind byte
+
+// Relation kinds pgguard distinguishes.
+const (
+	Table            RelKind = 'r'
+	PartitionedTable RelKind = 'p'
+	View             RelKind = 'v'
+	MaterializedView RelKind = 'm'
+	ForeignTable     RelKind = 'f'
+	Sequence         RelKind = 'S'
+	CompositeType    RelKind = 'c'
+)
+
+// Relation is one table-like object.
+type Relation struct {
+	Schema string
+	Name   string
+	Kind   RelKind
+	// Columns in attribute order, excluding dropped and system columns.
+	Columns []string
+	// Parents are the relations this one inherits from or is a partition of
+	// (direct parents only); reading this relation's column counts as reading
+	// the parents' column of the same name.
+	Parents []QualifiedName
+	// ViewDefinition is the SELECT of a view or materialized view.
+	ViewDefinition string
+}
+
+// QualifiedName is a schema-qualified object name, as PostgreSQL stores it.
+type QualifiedName struct {
+	Schema string
+	Name   string
+}
+
+// String renders schema.name without quoting.
+func (q QualifiedName) String() string { return q.Schema + "." + q.Name }
+
+// Function is one function or procedure, overloads collapsed.
+type Function struct {
+	Schema   string
+	Name     string
+	Language string // sql, plpgsql, c, internal, ...
+	// BuiltIn is true for functions in pg_catalog and information_schema.
+	BuiltIn bool
+}

@@ -1,0 +1,174 @@
+package catalog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Snapshot is an immutable view of one database's schema. It is safe for
+// concurrent use; a refresh builds a new Snapshot rather than changing one.
+type Snapshot struct {
+	// Database is the database the snapshot describes.
+	Database string
+	// Complete is true when the snapshot was read from a live database and so
+	// knows every relation and function, built-ins included. A snapshot from a
+	// DDL file knows only what the file declares.
+	Complete bool
+
+	version   string
+	schemas   map[string]bool
+	relations map[QualifiedName]*Relation
+	byName    map[string][]*Relation
+	functions map[QualifiedName]*Function
+	funcNames map[string][]*Function
+	operators map[string][]QualifiedName
+	paths     map[string][]string
+}
+
+// Contents are the raw parts a Snapshot is built from.
+type Contents struct {
+	Database  string
+	Complete  bool
+	Schemas   []string
+	Relations []Relation
+	Functions []Function
+	// Operators are operators defined outside pg_catalog, by symbol: using one
+	// runs a function the analysis cannot see into.
+	Operators []QualifiedName
+	// SearchPaths maps a role name ("" for every role) to the search_path
+	// configured for it in this database (ALTER ROLE/DATABASE ... SET).
+	SearchPaths map[string][]string
+}
+
+// New builds a Snapshot and computes its version from its content, so two
+// snapshots of an unchanged schema have the same version.
+func New(c Contents) *Snapshot {
+	s := &Snapshot{
+		Database:  c.Database,
+		Complete:  c.Complete,
+		schemas:   make(map[string]bool, len(c.Schemas)),
+		relations: make(map[QualifiedName]*Relation, len(c.Relations)),
+		byName:    make(map[string][]*Relation, len(c.Relations)),
+		functions: make(map[QualifiedName]*Function, len(c.Functions)),
+		funcNames: make(map[string][]*Function, len(c.Functions)),
+		operators: make(map[string][]QualifiedName, len(c.Operators)),
+		paths:     c.SearchPaths,
+	}
+	for _, name := range c.Schemas {
+		s.schemas[name] = true
+	}
+	for i := range c.Relations {
+		r := &c.Relations[i]
+		s.schemas[r.Schema] = true
+		s.relations[QualifiedName{r.Schema, r.Name}] = r
+		s.byName[r.Name] = append(s.byName[r.Name], r)
+	}
+	for i := range c.Functions {
+		f := &c.Functions[i]
+		s.functions[QualifiedName{f.Schema, f.Name}] = f
+		s.funcNames[f.Name] = append(s.funcNames[f.Name], f)
+	}
+	for _, op := range c.Operators {
+		s.operators[op.Name] = append(s.operators[op.Name], op)
+	}
+	s.version = s.digest()
+	return s
+}
+
+// Version identifies the snapshot's content: a short hex digest.
+func (s *Snapshot) Version() string { return s.version }
+
+// HasSchema reports whether the schema exists.
+func (s *Snapshot) HasSchema(name string) bool { return s.schemas[name] }
+
+// Relation looks up schema.name.
+func (s *Snapshot) Relation(schema, name string) (*Relation, bool) {
+	r, ok := s.relations[QualifiedName{schema, name}]
+	return r, ok
+}
+
+// RelationsNamed lists the relations called name in any schema: the
+// candidates for an unqualified name whose search_path is uncertain.
+func (s *Snapshot) RelationsNamed(name string) []*Relation { return s.byName[name] }
+
+// Function looks up schema.name (any overload).
+func (s *Snapshot) Function(schema, name string) (*Function, bool) {
+	f, ok := s.functions[QualifiedName{schema, name}]
+	return f, ok
+}
+
+// FunctionsNamed lists the functions called name in any schema.
+func (s *Snapshot) FunctionsNamed(name string) []*Function { return s.funcNames[name] }
+
+// UserOperators lists the schemas outside pg_catalog that define an operator
+// with this symbol.
+func (s *Snapshot) UserOperators(symbol string) []QualifiedName { return s.operators[symbol] }
+
+// SearchPath returns the search_path configured for role in this database,
+// falling back to the database-wide setting, then to PostgreSQL's default.
+func (s *Snapshot) SearchPath(role string) []string {
+	if p, ok := s.paths[role]; ok {
+		return p
+	}
+	if p, ok := s.paths[""]; ok {
+		return p
+	}
+	return []string{"$user", "public"}
+}
+
+// Relations returns every relation, sorted by schema and name.
+func (s *Snapshot) Relations() []*Relation {
+	out := make([]*Relation, 0, len(s.relations))
+	for _, r := range s.relations {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Schema != out[j].Schema {
+			return out[i].Schema < out[j].Schema
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Columns lists every column as schema.table.column, sorted; policy lint
+// matches patterns against it.
+func (s *Snapshot) Columns() []string {
+	var out []string
+	for _, r := range s.Relations() {
+		for _, c := range r.Columns {
+			out = append(out, r.Schema+"."+r.Name+"."+c)
+		}
+	}
+	return out
+}
+
+func (s *Snapshot) digest() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "db=%s complete=%v\n", s.Database, s.Complete)
+	for _, r := range s.Relations() {
+		fmt.Fprintf(h, "rel %s.%s %c %s %v %q\n", r.Schema, r.Name, r.Kind,
+			strings.Join(r.Columns, ","), r.Parents, r.ViewDefinition)
+	}
+	names := make([]string, 0, len(s.functions))
+	for q, f := range s.functions {
+		names = append(names, fmt.Sprintf("fn %s %s %v", q, f.Language, f.BuiltIn))
+	}
+	for sym, ops := range s.operators {
+		names = append(names, fmt.Sprintf("op %s %v", sym, ops))
+	}
+	for role, p := range s.paths {
+		names = append(names, fmt.Sprintf("path %q %q", role, p))
+	}
+	schemas := make([]string, 0, len(s.schemas))
+	for n := range s.schemas {
+		schemas = append(schemas, "schema "+n)
+	}
+	sort.Strings(names)
+	sort.Strings(schemas)
+	fmt.Fprintln(h, strings.Join(names, "\n"), strings.Join(schemas, "\n"))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
