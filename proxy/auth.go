@@ -1,0 +1,210 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Authentication request codes (the first int32 of an 'R' message).
+const (
+	authOK          = 0
+	authSASL        = 10
+	authSASLFinal   = 12
+	scramPlusSuffix = "-PLUS"
+)
+
+// UpstreamError reports that the upstream could not be reached or went away.
+type UpstreamError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UpstreamError) Error() string { return fmt.Sprintf("upstream %s: %v", e.Addr, e.Err) }
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// connectUpstream dials the server and sends it the client's StartupMessage
+// at protocol 3.0.
+func (c *conn) connectUpstream(ctx context.Context, startup *pgproto3.StartupMessage) error {
+	c.session = &Session{
+		ID:                c.id,
+		User:              startup.Parameters["user"],
+		Database:          startup.Parameters["database"],
+		ClientAddr:        c.rawClient.RemoteAddr(),
+		StartupParameters: maps.Clone(startup.Parameters),
+		Logger:            c.log,
+	}
+	nc, err := c.srv.dialUpstream(ctx)
+	if err != nil {
+		c.sendFatal("08006", fmt.Sprintf("pgguard: could not connect to upstream %s: %v", c.srv.upstream.addr, err))
+		return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+	}
+	c.sockMu.Lock()
+	c.server = nc
+	c.sockMu.Unlock()
+	if c.stopping.Load() {
+		return errors.New("server stopping")
+	}
+	startup.ProtocolVersion = pgproto3.ProtocolVersion30
+	if _, err := nc.Write(encode(startup)); err != nil {
+		return c.upstreamLost(err)
+	}
+	c.cr = newFrameReader(c.client, c.srv.cfg.MaxMessageSize)
+	c.cw = bufio.NewWriterSize(c.client, bufferSize)
+	c.sr = newFrameReader(nc, maxServerMessage)
+	c.sw = bufio.NewWriterSize(nc, bufferSize)
+	return nil
+}
+
+// maxServerMessage bounds the server messages pgguard reads whole, which are
+// all small; row data and COPY data stream through without this limit.
+const maxServerMessage = 1 << 30
+
+func (c *conn) upstreamLost(err error) error {
+	c.sendFatal("08006", fmt.Sprintf("pgguard: lost connection to upstream %s", c.srv.upstream.addr))
+	return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+}
+
+// authenticate relays the authentication exchange until the server reports
+// ReadyForQuery. PostgreSQL checks the credentials; pgguard only watches.
+func (c *conn) authenticate() error {
+	for {
+		typ, body, err := c.sr.next()
+		if err != nil {
+			return c.upstreamLost(err)
+		}
+		done, err := c.authMessage(typ, body)
+		if err != nil {
+			return err
+		}
+		if done {
+			return c.cw.Flush()
+		}
+	}
+}
+
+// authMessage handles one server message of the startup phase and reports
+// whether the session is ready.
+func (c *conn) authMessage(typ byte, body []byte) (bool, error) {
+	switch typ {
+	case 'R':
+		return false, c.authRequest(body)
+	case 'K':
+		return false, c.replaceKey(body)
+	case 'S':
+		c.trackParameter(body)
+	case 'Z':
+		if len(body) == 1 {
+			c.session.txStatus.Store(uint32(body[0]))
+		}
+		return true, writeFrame(c.cw, typ, body)
+	case 'E':
+		// Wrong password, unknown database, too many connections: the
+		// client sees PostgreSQL's own error.
+		_ = writeFrame(c.cw, typ, body)
+		_ = c.cw.Flush()
+		return false, errors.New("upstream refused the session")
+	}
+	return false, writeFrame(c.cw, typ, body)
+}
+
+// authRequest forwards an authentication request and, when it expects an
+// answer, relays the client's answer.
+func (c *conn) authRequest(body []byte) error {
+	if len(body) < 4 {
+		return c.refuseRelay("08P01", "invalid authentication request from upstream")
+	}
+	kind := binary.BigEndian.Uint32(body)
+	if kind == authSASL {
+		var err error
+		if body, err = withoutChannelBinding(body); err != nil {
+			return c.refuseRelay("28000", "pgguard: "+err.Error())
+		}
+	}
+	if err := writeFrame(c.cw, 'R', body); err != nil {
+		return err
+	}
+	if kind == authOK || kind == authSASLFinal {
+		return nil
+	}
+	if err := c.cw.Flush(); err != nil {
+		return err
+	}
+	return c.relayAuthAnswer()
+}
+
+// relayAuthAnswer moves one password, SASL or GSS message from the client to
+// the server.
+func (c *conn) relayAuthAnswer() error {
+	typ, answer, err := c.cr.next()
+	if err != nil {
+		return err
+	}
+	if typ != 'p' {
+		return c.refuseRelay("08P01", fmt.Sprintf("expected authentication response, got message type %q", typ))
+	}
+	if err := writeFrame(c.sw, typ, answer); err != nil {
+		return c.upstreamLost(err)
+	}
+	if err := c.sw.Flush(); err != nil {
+		return c.upstreamLost(err)
+	}
+	return nil
+}
+
+// withoutChannelBinding drops SCRAM-SHA-256-PLUS from the offered mechanisms:
+// the client's TLS session ends at pgguard, so channel binding could never
+// verify against the server's.
+func withoutChannelBinding(body []byte) ([]byte, error) {
+	sasl := &pgproto3.AuthenticationSASL{}
+	if err := sasl.Decode(body); err != nil {
+		return nil, fmt.Errorf("invalid SASL request from upstream: %w", err)
+	}
+	kept := sasl.AuthMechanisms[:0]
+	for _, m := range sasl.AuthMechanisms {
+		if len(m) < len(scramPlusSuffix) || m[len(m)-len(scramPlusSuffix):] != scramPlusSuffix {
+			kept = append(kept, m)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, errors.New("upstream offers only channel-bound SASL mechanisms, which cannot pass a proxy")
+	}
+	sasl.AuthMechanisms = kept
+	return encode(sasl)[5:], nil
+}
+
+// replaceKey records the server's cancel key and gives the client one of
+// pgguard's, so cancel requests come to pgguard and only for this session.
+func (c *conn) replaceKey(body []byte) error {
+	real := &pgproto3.BackendKeyData{}
+	if err := real.Decode(body); err != nil {
+		return c.refuseRelay("08P01", "invalid BackendKeyData from upstream")
+	}
+	c.upstreamKey = real
+	c.key = c.srv.cancels.issue(c)
+	c.keyIssued = true
+	var ours [8]byte
+	binary.BigEndian.PutUint32(ours[:4], c.key.pid)
+	binary.BigEndian.PutUint32(ours[4:], c.key.secret)
+	return writeFrame(c.cw, 'K', ours[:])
+}
+
+// trackParameter records a ParameterStatus for the interceptor.
+func (c *conn) trackParameter(body []byte) {
+	ps := &pgproto3.ParameterStatus{}
+	if ps.Decode(body) == nil {
+		c.session.setParameter(ps.Name, ps.Value)
+	}
+}
+
+// refuseRelay sends a FATAL error after what the client has been sent and
+// ends the session.
+func (c *conn) refuseRelay(code, msg string) error {
+	c.sendFatal(code, msg)
+	return errors.New(msg)
+}

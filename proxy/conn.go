@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/rs/zerolog"
+)
+
+// conn is one client session and its upstream connection.
+type conn struct {
+	srv     *Server
+	id      uint64
+	started time.Time
+	log     zerolog.Logger
+
+	rawClient net.Conn // the accepted socket
+	client    net.Conn // rawClient, or TLS over it
+	server    net.Conn
+	sockMu    sync.Mutex // guards server while it is being set and closed
+
+	session     *Session
+	si          SessionInterceptor
+	key         cancelKey
+	keyIssued   bool
+	upstreamKey *pgproto3.BackendKeyData
+
+	// stopping is set when the server hard-stops, so the session's end is
+	// reported as an administrator's shutdown, not an upstream failure.
+	stopping atomic.Bool
+
+	bytesIn  atomic.Int64 // client to pgguard
+	bytesOut atomic.Int64 // pgguard to client
+
+	// Relay state, after authentication.
+	cr *frameReader  // client reads: client pump only
+	cw *bufio.Writer // client writes: server pump only, once relaying
+	sr *frameReader  // server reads: server pump only
+	sw *bufio.Writer // server writes: client pump only, once relaying
+
+	swaps swapQueue
+	// Owned by the client pump.
+	readySent  uint64 // messages forwarded that end with ReadyForQuery
+	swapSeq    uint64
+	discarding bool // skipping to Sync after a denial
+	// Owned by the server pump.
+	readySeen uint64 // ReadyForQuery messages seen
+	sawFatal  bool   // the server's last error was FATAL or PANIC
+
+	clientEnded atomic.Bool
+	relaying    atomic.Bool
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{srv: s, id: s.nextID.Add(1), started: time.Now(), rawClient: nc}
+	counted := &countingConn{Conn: nc, in: &c.bytesIn, out: &c.bytesOut}
+	c.client = counted
+	c.log = s.cfg.Logger.With().Uint64("conn", c.id).Str("client_addr", nc.RemoteAddr().String()).Logger()
+	return c
+}
+
+// serve runs the connection's life: startup and TLS, upstream, auth, relay.
+func (c *conn) serve(stop context.Context) {
+	defer c.finish()
+	unhook := context.AfterFunc(stop, c.hardStop)
+	defer unhook()
+	_ = c.rawClient.SetDeadline(time.Now().Add(c.srv.cfg.StartupTimeout))
+
+	// 1. Startup: SSL and GSS negotiation, cancel requests, StartupMessage.
+	startup, err := c.readStartup(stop)
+	if err != nil || startup == nil {
+		c.end(err)
+		return
+	}
+	// 2. Upstream: its own connection, TLS per sslmode.
+	if err := c.connectUpstream(stop, startup); err != nil {
+		c.end(err)
+		return
+	}
+	// 3. Authentication passes through; the session starts at ReadyForQuery.
+	if err := c.authenticate(); err != nil {
+		c.end(err)
+		return
+	}
+	_ = c.rawClient.SetDeadline(time.Time{})
+	// 4. The interceptor opens its view of the session.
+	si, err := c.srv.cfg.Interceptor.OpenSession(stop, c.session)
+	if err != nil {
+		c.sendFatal("XX000", fmt.Sprintf("pgguard: cannot open session: %v", err))
+		c.end(fmt.Errorf("open session: %w", err))
+		return
+	}
+	c.si = si
+	defer si.Close()
+	c.relaying.Store(true)
+	if c.stopping.Load() {
+		c.end(errors.New("server stopping"))
+		return
+	}
+	// 5. Relay until either side ends.
+	c.end(c.relay())
+}
+
+// hardStop ends the session at once: the server pump reports the shutdown to
+// the client, and the client pump unblocks when that socket closes.
+func (c *conn) hardStop() {
+	c.stopping.Store(true)
+	c.sockMu.Lock()
+	server := c.server
+	c.sockMu.Unlock()
+	if server != nil {
+		server.Close()
+	}
+	if !c.relaying.Load() {
+		c.rawClient.Close()
+	}
+}
+
+// end logs why the session ended.
+func (c *conn) end(err error) {
+	ev := c.log.Info()
+	if err != nil && !isClosedErr(err) {
+		ev = c.log.Info().Str("reason", err.Error())
+	}
+	ev.Dur("duration", time.Since(c.started)).
+		Int64("bytes_in", c.bytesIn.Load()).
+		Int64("bytes_out", c.bytesOut.Load()).
+		Msg("connection closed")
+}
+
+func (c *conn) finish() {
+	if c.keyIssued {
+		c.srv.cancels.release(c.key)
+	}
+	c.sockMu.Lock()
+	if c.server != nil {
+		c.server.Close()
+	}
+	c.sockMu.Unlock()
+	c.client.Close()
+	c.rawClient.Close()
+}
+
+// sendFatal writes a FATAL error to the client after whatever is buffered
+// for it, best effort. Only the goroutine that owns the client writer may
+// call it: the startup sequence, or the server pump while relaying.
+func (c *conn) sendFatal(code, msg string) {
+	_ = c.client.SetWriteDeadline(time.Now().Add(time.Second))
+	if c.cw == nil {
+		_, _ = c.client.Write(fatal(code, msg))
+		return
+	}
+	_ = writeFrame(c.cw, 'E', fatal(code, msg)[5:])
+	_ = c.cw.Flush()
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// countingConn counts the bytes that cross the client socket.
+type countingConn struct {
+	net.Conn
+	in, out *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}

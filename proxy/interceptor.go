@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/rs/zerolog"
+)
+
+// Interceptor decides on the client traffic of every session.
+type Interceptor interface {
+	// OpenSession is called once the upstream accepted the client's
+	// credentials and reported ReadyForQuery. An error ends the session with a
+	// FATAL error to the client.
+	OpenSession(ctx context.Context, s *Session) (SessionInterceptor, error)
+}
+
+// SessionInterceptor sees one session's messages.
+//
+// ClientMessage is called from the client pump, ServerMessage from the server
+// pump: an implementation shared between the two must synchronise.
+type SessionInterceptor interface {
+	// ClientMessage decides on one client message before anything of it
+	// reaches the server. The message's body is only valid during the call.
+	ClientMessage(m ClientMessage) Verdict
+	// ServerMessage observes the server messages that mark statement and
+	// transaction boundaries: CommandComplete ('C'), ErrorResponse ('E') and
+	// ReadyForQuery ('Z'). The body is only valid during the call.
+	ServerMessage(typ byte, body []byte)
+	// Close is called once when the session ends.
+	Close()
+}
+
+// ClientMessage is one framed message from the client, after startup.
+type ClientMessage struct {
+	// Type is the message type byte: 'Q', 'P', 'B', 'D', 'E', 'C', 'S', 'H',
+	// 'F', 'd', 'c' or 'f'.
+	Type byte
+	// Body is the message without its type and length.
+	Body []byte
+}
+
+// Action is what the proxy does with a client message.
+type Action uint8
+
+const (
+	// Forward sends the message on to the server.
+	Forward Action = iota
+	// Deny answers the client with Verdict.Error instead; the message never
+	// reaches the server.
+	Deny
+)
+
+// Verdict is an interceptor's decision on one client message.
+type Verdict struct {
+	Action Action
+	// Error is sent to the client in place of the server's answer when
+	// Action is Deny. Its severity should be ERROR.
+	Error *pgproto3.ErrorResponse
+}
+
+// Allow is the Verdict that forwards a message.
+var Allow = Verdict{Action: Forward}
+
+// AllowAll is an Interceptor that forwards everything.
+type AllowAll struct{}
+
+// OpenSession implements Interceptor.
+func (AllowAll) OpenSession(context.Context, *Session) (SessionInterceptor, error) {
+	return allowSession{}, nil
+}
+
+type allowSession struct{}
+
+func (allowSession) ClientMessage(ClientMessage) Verdict { return Allow }
+func (allowSession) ServerMessage(byte, []byte)          {}
+func (allowSession) Close()                              {}
+
+// Session describes one client session to the interceptor.
+type Session struct {
+	// ID is unique within the process and names the session in logs.
+	ID uint64
+	// User and Database come from the client's StartupMessage; User is the
+	// subject pgguard enforces on once the upstream authenticated it.
+	User     string
+	Database string
+	// ClientAddr is the client's network address.
+	ClientAddr net.Addr
+	// StartupParameters are all parameters of the StartupMessage, "options"
+	// included.
+	StartupParameters map[string]string
+	// Logger is the session's child logger (connection id, user, database).
+	Logger zerolog.Logger
+
+	txStatus atomic.Uint32
+	params   sync.Map // string -> string, from ParameterStatus
+}
+
+// TxStatus is the transaction status of the last ReadyForQuery: 'I' idle,
+// 'T' in a transaction block, 'E' in a failed transaction block.
+func (s *Session) TxStatus() byte { return byte(s.txStatus.Load()) }
+
+// Parameter returns the last value the server reported for a run-time
+// parameter (client_encoding, standard_conforming_strings, application_name,
+// server_version, ...) through ParameterStatus.
+func (s *Session) Parameter(name string) string {
+	v, _ := s.params.Load(name)
+	str, _ := v.(string)
+	return str
+}
+
+func (s *Session) setParameter(name, value string) { s.params.Store(name, value) }

@@ -1,0 +1,296 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// errTerminated marks a session the client ended with Terminate.
+var errTerminated = errors.New("client terminated the session")
+
+// relay runs the two pumps: client to server on this goroutine, server to
+// client on another, until either side ends.
+func (c *conn) relay() error {
+	var marker [8]byte
+	_, _ = rand.Read(marker[:])
+	c.swaps.prefix = "pgguard_denied_" + hex.EncodeToString(marker[:]) + "_"
+
+	serverDone := make(chan error, 1)
+	go func() { serverDone <- c.serverPump() }()
+
+	clientErr := c.clientPump()
+	c.clientEnded.Store(true)
+	c.closeServer(clientErr)
+	serverErr := <-serverDone
+
+	// The client writer is ours again: report a client-side protocol fault.
+	var tooLarge *MessageTooLargeError
+	var violation *protocolViolation
+	switch {
+	case errors.As(clientErr, &tooLarge):
+		c.sendFatal("54000", "pgguard: "+tooLarge.Error())
+	case errors.As(clientErr, &violation):
+		c.sendFatal("08P01", "pgguard: "+violation.Error())
+	}
+	var upErr *UpstreamError
+	if errors.As(serverErr, &upErr) {
+		return serverErr
+	}
+	if errors.Is(clientErr, errTerminated) {
+		return nil
+	}
+	return clientErr
+}
+
+// closeServer ends the upstream session, politely when the client left on
+// its own.
+func (c *conn) closeServer(clientErr error) {
+	if !errors.Is(clientErr, errTerminated) && c.sw != nil {
+		_ = writeFrame(c.sw, 'X', nil)
+		_ = c.sw.Flush()
+	}
+	c.sockMu.Lock()
+	c.server.Close()
+	c.sockMu.Unlock()
+}
+
+// protocolViolation is a client message pgguard cannot accept.
+type protocolViolation struct{ typ byte }
+
+func (e *protocolViolation) Error() string {
+	return fmt.Sprintf("invalid frontend message type %q", e.typ)
+}
+
+// clientMessageTypes are the messages a client may send once the session is
+// established; anything else could carry statements pgguard cannot see.
+var clientMessageTypes = [256]bool{
+	'Q': true, 'P': true, 'B': true, 'D': true, 'E': true, 'C': true,
+	'S': true, 'H': true, 'F': true, 'd': true, 'c': true, 'f': true, 'X': true,
+}
+
+// clientPump reads client messages, asks the interceptor about each and
+// forwards or denies it. It flushes to the server whenever the client has
+// nothing more buffered, so pipelines go out in one write.
+func (c *conn) clientPump() error {
+	for {
+		typ, n, err := c.cr.header()
+		if err != nil {
+			return err
+		}
+		if !clientMessageTypes[typ] {
+			return &protocolViolation{typ: typ}
+		}
+		body, err := c.cr.body(typ, n)
+		if err != nil {
+			return err
+		}
+		if typ == 'X' {
+			_ = writeFrame(c.sw, 'X', nil)
+			_ = c.sw.Flush()
+			return errTerminated
+		}
+		if err := c.clientMessage(typ, body); err != nil {
+			return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+		}
+		if c.cr.r.Buffered() == 0 {
+			if err := c.sw.Flush(); err != nil {
+				return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+			}
+		}
+	}
+}
+
+// clientMessage decides on and forwards one client message.
+func (c *conn) clientMessage(typ byte, body []byte) error {
+	if c.discarding {
+		// After a denial in the extended protocol, PostgreSQL would ignore
+		// everything up to Sync; so do we, without asking.
+		if typ != 'S' {
+			return nil
+		}
+		c.discarding = false
+	} else {
+		v := c.si.ClientMessage(ClientMessage{Type: typ, Body: body})
+		if v.Action == Deny && typ != 'S' && typ != 'H' {
+			return c.deny(typ, v.Error)
+		}
+	}
+	if typ == 'Q' || typ == 'S' || typ == 'F' {
+		c.readySent++
+	}
+	return writeFrame(c.sw, typ, body)
+}
+
+// deny keeps the message from the server and makes the server fail at its
+// place instead, with a marker error the server pump swaps for e.
+func (c *conn) deny(typ byte, e *pgproto3.ErrorResponse) error {
+	if e == nil {
+		e = &pgproto3.ErrorResponse{Severity: "ERROR", Code: "42501", Message: "pgguard: permission denied"}
+	}
+	if e.SeverityUnlocalized == "" {
+		e.SeverityUnlocalized = e.Severity
+	}
+	c.swapSeq++
+	marker := c.swaps.prefix + strconv.FormatUint(c.swapSeq, 10)
+	c.swaps.push(swap{marker: marker, body: encode(e)[5:], after: c.readySent})
+	switch typ {
+	case 'Q', 'F':
+		c.readySent++
+		return writeFrame(c.sw, 'Q', encode(&pgproto3.Query{String: "EXECUTE " + marker})[5:])
+	case 'd', 'c', 'f':
+		return writeFrame(c.sw, 'f', encode(&pgproto3.CopyFail{Message: marker})[5:])
+	default:
+		c.discarding = true
+		return writeFrame(c.sw, 'B', encode(&pgproto3.Bind{PreparedStatement: marker})[5:])
+	}
+}
+
+// serverPump forwards server messages as framed bytes. Only messages that
+// carry session state are read whole; rows and COPY data stream through.
+func (c *conn) serverPump() error {
+	for {
+		typ, n, err := c.sr.header()
+		if err != nil {
+			return c.upstreamEnded(err)
+		}
+		switch typ {
+		case 'Z', 'S', 'E', 'C':
+			err = c.serverStateMessage(typ, n)
+		default:
+			err = c.streamMessage(typ, n)
+		}
+		if err != nil {
+			return c.upstreamEnded(err)
+		}
+		if c.sr.r.Buffered() == 0 {
+			if err := c.cw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// serverStateMessage reads, observes and forwards one small state message.
+func (c *conn) serverStateMessage(typ byte, n int) error {
+	body, err := c.sr.body(typ, n)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case 'Z':
+		if len(body) == 1 {
+			c.session.txStatus.Store(uint32(body[0]))
+		}
+		c.readySeen++
+		c.swaps.expire(c.readySeen)
+	case 'S':
+		c.trackParameter(body)
+	case 'E':
+		c.sawFatal = bytes.HasPrefix(body, []byte("SFATAL\x00")) || bytes.HasPrefix(body, []byte("SPANIC\x00"))
+		if swapped, ok := c.swaps.match(body, c.readySeen); ok {
+			c.si.ServerMessage(typ, body)
+			return writeFrame(c.cw, typ, swapped)
+		}
+	}
+	if typ != 'S' {
+		c.si.ServerMessage(typ, body)
+	}
+	return writeFrame(c.cw, typ, body)
+}
+
+// streamMessage copies one message to the client through the buffers,
+// without holding it whole.
+func (c *conn) streamMessage(typ byte, n int) error {
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(n+4))
+	if _, err := c.cw.Write(hdr[:]); err != nil {
+		return err
+	}
+	for n > 0 {
+		chunk, err := c.sr.r.Peek(min(n, bufferSize))
+		if err != nil {
+			return err
+		}
+		if _, err := c.cw.Write(chunk); err != nil {
+			return err
+		}
+		_, _ = c.sr.r.Discard(len(chunk))
+		n -= len(chunk)
+	}
+	return nil
+}
+
+// upstreamEnded tells the client why the session ends, unless the client
+// ended it, and unblocks the client pump.
+func (c *conn) upstreamEnded(err error) error {
+	if c.clientEnded.Load() {
+		return err
+	}
+	switch {
+	case c.stopping.Load():
+		c.sendFatal("57P01", "pgguard: terminating connection because pgguard is shutting down")
+	case !c.sawFatal:
+		c.sendFatal("08006", fmt.Sprintf("pgguard: lost connection to upstream %s", c.srv.upstream.addr))
+	}
+	c.client.Close()
+	return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+}
+
+// swap is a pending denial: the server's error that carries marker becomes
+// body, the interceptor's error.
+type swap struct {
+	marker string
+	body   []byte
+	// after is how many ReadyForQuery messages precede the marker error.
+	after uint64
+}
+
+// swapQueue hands denials from the client pump to the server pump.
+type swapQueue struct {
+	prefix string
+	mu     sync.Mutex
+	q      []swap
+}
+
+func (s *swapQueue) push(w swap) {
+	s.mu.Lock()
+	s.q = append(s.q, w)
+	s.mu.Unlock()
+}
+
+// match returns the interceptor's error if body is the marker error of the
+// oldest pending denial.
+func (s *swapQueue) match(body []byte, readySeen uint64) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.q) == 0 || s.q[0].after != readySeen {
+		return nil, false
+	}
+	e := &pgproto3.ErrorResponse{}
+	if e.Decode(body) != nil || !strings.Contains(e.Message, s.q[0].marker) {
+		return nil, false
+	}
+	out := s.q[0].body
+	s.q = s.q[1:]
+	return out, true
+}
+
+// expire drops denials whose marker error can no longer come: the server was
+// already failing (25P02, or discarding up to Sync) and said so itself.
+func (s *swapQueue) expire(readySeen uint64) {
+	s.mu.Lock()
+	for len(s.q) > 0 && s.q[0].after < readySeen {
+		s.q = s.q[1:]
+	}
+	s.mu.Unlock()
+}
