@@ -198,7 +198,7 @@ func (c *conn) replaceKey(body []byte) error {
 func (c *conn) trackParameter(body []byte) {
 	ps := &pgproto3.ParameterStatus{}
 	if ps.Decode(body) == nil {
-		c.session.setParameter(ps.Name, ps.Value)
+		c.session.SetParameter(ps.Name, ps.Value)
 	}
 }
 

@@ -112,4 +112,8 @@ func (s *Session) Parameter(name string) string {
 	return str
 }
 
-func (s *Session) setParameter(name, value string) { s.params.Store(name, value) }
+// SetParameter records a run-time parameter as if the server had reported
+// it. The proxy calls it for every ParameterStatus; tools that evaluate
+// statements outside a live session (pgguard check) set what a server would
+// report.
+func (s *Session) SetParameter(name, value string) { s.params.Store(name, value) }
