@@ -32,6 +32,13 @@ type Relation struct {
 	Parents []QualifiedName
 	// ViewDefinition is the SELECT of a view or materialized view.
 	ViewDefinition string
+	// DefinitionSearchPath is the search_path that unqualified names in
+	// ViewDefinition resolve under. A live load renders definitions with
+	// pg_catalog alone on the path, so every other name comes qualified; a DDL
+	// file keeps the text as written, under the path in force where it stood.
+	// Resolving a definition with the querying session's path instead would
+	// let a same-named relation earlier on that path stand in for the real one.
+	DefinitionSearchPath []string
 }
 
 // QualifiedName is a schema-qualified object name, as PostgreSQL stores it.
@@ -45,9 +52,12 @@ func (q QualifiedName) String() string { return q.Schema + "." + q.Name }
 
 // Function is one function or procedure, overloads collapsed.
 type Function struct {
-	Schema   string
-	Name     string
-	Language string // sql, plpgsql, c, internal, ...
+	Schema string
+	Name   string
+	// Language is sql, plpgsql, c, internal, ... When overloads are written
+	// in different languages it lists them all, sorted and comma separated,
+	// so a check for one exact language fails rather than guessing.
+	Language string
 	// BuiltIn is true for functions in pg_catalog and information_schema.
 	BuiltIn bool
 }

@@ -134,6 +134,31 @@ func (s *Snapshot) Relations() []*Relation {
 	return out
 }
 
+// Functions returns every function, sorted by schema and name.
+func (s *Snapshot) Functions() []*Function {
+	out := make([]*Function, 0, len(s.functions))
+	for _, f := range s.functions {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Schema != out[j].Schema {
+			return out[i].Schema < out[j].Schema
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Schemas returns every schema name, sorted.
+func (s *Snapshot) Schemas() []string {
+	out := make([]string, 0, len(s.schemas))
+	for name := range s.schemas {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Columns lists every column as schema.table.column, sorted; policy lint
 // matches patterns against it.
 func (s *Snapshot) Columns() []string {
@@ -150,8 +175,8 @@ func (s *Snapshot) digest() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "db=%s complete=%v\n", s.Database, s.Complete)
 	for _, r := range s.Relations() {
-		fmt.Fprintf(h, "rel %s.%s %c %s %v %q\n", r.Schema, r.Name, r.Kind,
-			strings.Join(r.Columns, ","), r.Parents, r.ViewDefinition)
+		fmt.Fprintf(h, "rel %s.%s %c %s %v %q %q\n", r.Schema, r.Name, r.Kind,
+			strings.Join(r.Columns, ","), r.Parents, r.ViewDefinition, r.DefinitionSearchPath)
 	}
 	names := make([]string, 0, len(s.functions))
 	for q, f := range s.functions {

@@ -1,0 +1,216 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// visibleSchema leaves out TOAST storage and temporary schemas: their
+// contents are reachable only through the owning relation or session, never
+// by a name another session could write.
+const visibleSchema = `n.nspname <> 'pg_toast'
+	AND NOT starts_with(n.nspname, 'pg_temp_')
+	AND NOT starts_with(n.nspname, 'pg_toast_temp_')`
+
+const schemasQuery = `SELECT n.nspname::text FROM pg_catalog.pg_namespace n WHERE ` + visibleSchema
+
+// relationsQuery reads pg_catalog rather than information_schema, which shows
+// a role only the columns it has privileges on; the analysis must know every
+// column, whoever runs the loader.
+const relationsQuery = `
+SELECT n.nspname::text, c.relname::text, c.relkind::text,
+	ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum),
+	ARRAY(SELECT pn.nspname::text FROM pg_catalog.pg_inherits i
+		JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+		JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+		WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
+	ARRAY(SELECT p.relname::text FROM pg_catalog.pg_inherits i
+		JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+		WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
+	CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) ELSE '' END
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ` + visibleSchema
+
+const functionsQuery = `
+SELECT n.nspname::text, p.proname::text,
+	string_agg(DISTINCT l.lanname::text, ',' ORDER BY l.lanname::text)
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+WHERE ` + visibleSchema + `
+GROUP BY 1, 2`
+
+const operatorsQuery = `
+SELECT DISTINCT n.nspname::text, o.oprname::text
+FROM pg_catalog.pg_operator o
+JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+WHERE n.nspname <> 'pg_catalog' AND ` + visibleSchema
+
+// settingsQuery reads the per-database and per-role configuration a new
+// session starts with; setrole 0 means every role, setdatabase 0 every
+// database.
+const settingsQuery = `
+SELECT s.setdatabase <> 0, s.setrole = 0, COALESCE(r.rolname::text, ''), cfg
+FROM pg_catalog.pg_db_role_setting s
+LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
+WHERE s.setdatabase = 0 OR s.setdatabase =
+	(SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())`
+
+// Load reads a complete Snapshot of the database conn is connected to. It
+// needs no privileges beyond those every role has on pg_catalog, and takes
+// two round trips: one pipelined batch of one query per kind of object
+// inside a read-only repeatable-read transaction (so all queries see the
+// same catalog state), and its rollback.
+func Load(ctx context.Context, conn *pgx.Conn) (*Snapshot, error) {
+	c := Contents{Complete: true}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	// pg_get_viewdef qualifies every name not visible on the path, so with
+	// pg_catalog alone the definitions resolve the same for any session.
+	b.Queue("SET LOCAL search_path = pg_catalog")
+	b.Queue("SELECT pg_catalog.current_database()::text").QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&c.Database); err != nil {
+			return fmt.Errorf("database name: %w", err)
+		}
+		return nil
+	})
+	b.Queue(schemasQuery).Query(collect("schemas", func(rows pgx.Rows) error {
+		var name string
+		err := rows.Scan(&name)
+		c.Schemas = append(c.Schemas, name)
+		return err
+	}))
+	b.Queue(relationsQuery).Query(collect("relations", func(rows pgx.Rows) error {
+		r, err := scanRelation(rows)
+		c.Relations = append(c.Relations, r)
+		return err
+	}))
+	b.Queue(functionsQuery).Query(collect("functions", func(rows pgx.Rows) error {
+		var f Function
+		err := rows.Scan(&f.Schema, &f.Name, &f.Language)
+		f.BuiltIn = isBuiltInSchema(f.Schema)
+		c.Functions = append(c.Functions, f)
+		return err
+	}))
+	b.Queue(operatorsQuery).Query(collect("operators", func(rows pgx.Rows) error {
+		var op QualifiedName
+		err := rows.Scan(&op.Schema, &op.Name)
+		c.Operators = append(c.Operators, op)
+		return err
+	}))
+	paths := pathSettings{}
+	b.Queue(settingsQuery).Query(collect("search paths", paths.scan))
+	if err := runBatch(ctx, conn, b); err != nil {
+		return nil, err
+	}
+	c.SearchPaths = paths.resolve()
+	return New(c), nil
+}
+
+// runBatch sends b and ends the read-only transaction it began; there is
+// nothing to commit.
+func runBatch(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) error {
+	br := conn.SendBatch(ctx, b)
+	tx := br.Tx()
+	err := br.Close()
+	if rbErr := tx.Rollback(ctx); rbErr != nil && !errors.Is(rbErr, pgx.ErrTxClosed) && err == nil {
+		err = fmt.Errorf("end transaction: %w", rbErr)
+	}
+	if err != nil {
+		return fmt.Errorf("load catalog: %w", err)
+	}
+	return nil
+}
+
+// collect turns a per-row scan into a batch callback that names what failed.
+func collect(what string, scan func(pgx.Rows) error) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+}
+
+func scanRelation(rows pgx.Rows) (Relation, error) {
+	var (
+		r                    Relation
+		kind                 string
+		parentSchemas, names []string
+	)
+	err := rows.Scan(&r.Schema, &r.Name, &kind, &r.Columns, &parentSchemas, &names, &r.ViewDefinition)
+	if err != nil {
+		return r, err
+	}
+	if len(kind) != 1 || len(parentSchemas) != len(names) {
+		return r, fmt.Errorf("unexpected row for %s.%s", r.Schema, r.Name)
+	}
+	r.Kind = RelKind(kind[0])
+	for i := range names {
+		r.Parents = append(r.Parents, QualifiedName{parentSchemas[i], names[i]})
+	}
+	if r.Kind == View || r.Kind == MaterializedView {
+		r.DefinitionSearchPath = []string{"pg_catalog"}
+	}
+	return r, nil
+}
+
+func isBuiltInSchema(schema string) bool {
+	return schema == "pg_catalog" || schema == "information_schema"
+}
+
+// pathSettings gathers configured search_path values. PostgreSQL applies a
+// setting for this database over one for all databases, and a role's over
+// the one for every role (key role ""), in that order of strength: role in
+// this database, role anywhere, this database, everywhere.
+type pathSettings map[pathKey][]string
+
+type pathKey struct {
+	role  string
+	perDB bool
+}
+
+func (p pathSettings) scan(rows pgx.Rows) error {
+	var (
+		perDB, allRoles bool
+		role, cfg       string
+	)
+	if err := rows.Scan(&perDB, &allRoles, &role, &cfg); err != nil {
+		return err
+	}
+	name, value, ok := strings.Cut(cfg, "=")
+	if !ok || !strings.EqualFold(name, "search_path") || (!allRoles && role == "") {
+		return nil
+	}
+	names, ok := ParseSearchPath(value)
+	if !ok {
+		return fmt.Errorf("role %q: malformed search_path %q", role, value)
+	}
+	p[pathKey{role, perDB}] = names
+	return nil
+}
+
+// resolve returns, per role, the setting that wins for a session.
+func (p pathSettings) resolve() map[string][]string {
+	out := map[string][]string{}
+	for key, names := range p {
+		if _, stronger := p[pathKey{key.role, true}]; !key.perDB && stronger {
+			continue
+		}
+		out[key.role] = names
+	}
+	return out
+}
