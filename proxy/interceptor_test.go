@@ -1,0 +1,130 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/proxy"
+)
+
+// denyMarker makes testInterceptor deny the statement, function call or COPY
+// data that contains it.
+const denyMarker = "deny_me"
+
+// deniedMessage is the text of testInterceptor's errors.
+const deniedMessage = "pgguard: test policy denies " + denyMarker
+
+// testInterceptor denies client messages whose statement text (Query,
+// Parse), function arguments (FunctionCall) or COPY data contain denyMarker,
+// and records every session and message type it sees.
+type testInterceptor struct {
+	// deny, when set, replaces the marker rule.
+	deny func(m proxy.ClientMessage) bool
+
+	mu          sync.Mutex
+	sessions    []*proxy.Session
+	clientTypes []byte
+	serverTypes []byte
+	closed      int
+}
+
+func newTestInterceptor() *testInterceptor { return &testInterceptor{} }
+
+func (ti *testInterceptor) OpenSession(_ context.Context, s *proxy.Session) (proxy.SessionInterceptor, error) {
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	ti.sessions = append(ti.sessions, s)
+	return &testSession{ti: ti}, nil
+}
+
+type testSession struct{ ti *testInterceptor }
+
+func (ts *testSession) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
+	ts.ti.mu.Lock()
+	ts.ti.clientTypes = append(ts.ti.clientTypes, m.Type)
+	deny := ts.ti.deny
+	ts.ti.mu.Unlock()
+	denied := false
+	if deny != nil {
+		denied = deny(m)
+	} else {
+		denied = strings.Contains(messageText(m), denyMarker)
+	}
+	if !denied {
+		return proxy.Allow
+	}
+	return proxy.Verdict{Action: proxy.Deny, Error: &pgproto3.ErrorResponse{
+		Severity: "ERROR",
+		Code:     "42501",
+		Message:  deniedMessage,
+		Hint:     "declare a purpose: /*purpose='NAME'*/",
+	}}
+}
+
+func (ts *testSession) ServerMessage(typ byte, _ []byte) {
+	ts.ti.mu.Lock()
+	ts.ti.serverTypes = append(ts.ti.serverTypes, typ)
+	ts.ti.mu.Unlock()
+}
+
+func (ts *testSession) Close() {
+	ts.ti.mu.Lock()
+	ts.ti.closed++
+	ts.ti.mu.Unlock()
+}
+
+// messageText decodes what a message would make the server run or store.
+func messageText(m proxy.ClientMessage) string {
+	switch m.Type {
+	case 'Q':
+		var q pgproto3.Query
+		if q.Decode(m.Body) == nil {
+			return q.String
+		}
+	case 'P':
+		var p pgproto3.Parse
+		if p.Decode(m.Body) == nil {
+			return p.Query
+		}
+	case 'F':
+		var f pgproto3.FunctionCall
+		if f.Decode(m.Body) == nil {
+			return string(bytes.Join(f.Arguments, []byte{' '}))
+		}
+	case 'd':
+		return string(m.Body)
+	}
+	return ""
+}
+
+func (ti *testInterceptor) lastSession(t testing.TB) *proxy.Session {
+	t.Helper()
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	if len(ti.sessions) == 0 {
+		t.Fatal("the interceptor saw no session")
+	}
+	return ti.sessions[len(ti.sessions)-1]
+}
+
+func (ti *testInterceptor) seenClientTypes() string {
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	return string(ti.clientTypes)
+}
+
+func (ti *testInterceptor) seenServerTypes() string {
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	return string(ti.serverTypes)
+}
+
+func (ti *testInterceptor) closedSessions() int {
+	ti.mu.Lock()
+	defer ti.mu.Unlock()
+	return ti.closed
+}
