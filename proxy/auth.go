@@ -47,6 +47,9 @@ func (c *conn) connectUpstream(ctx context.Context, startup *pgproto3.StartupMes
 	c.sockMu.Lock()
 	c.server = nc
 	c.sockMu.Unlock()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(deadline) // authentication; cleared once established
+	}
 	if c.stopping.Load() {
 		return errors.New("server stopping")
 	}

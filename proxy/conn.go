@@ -72,7 +72,11 @@ func (c *conn) serve(stop context.Context) {
 	defer c.finish()
 	unhook := context.AfterFunc(stop, c.hardStop)
 	defer unhook()
-	_ = c.rawClient.SetDeadline(time.Now().Add(c.srv.cfg.StartupTimeout))
+	// StartupTimeout bounds both legs until the session is established.
+	deadline := time.Now().Add(c.srv.cfg.StartupTimeout)
+	_ = c.rawClient.SetDeadline(deadline)
+	startupCtx, cancelStartup := context.WithDeadline(stop, deadline)
+	defer cancelStartup()
 
 	// 1. Startup: SSL and GSS negotiation, cancel requests, StartupMessage.
 	startup, err := c.readStartup(stop)
@@ -81,7 +85,7 @@ func (c *conn) serve(stop context.Context) {
 		return
 	}
 	// 2. Upstream: its own connection, TLS per sslmode.
-	if err := c.connectUpstream(stop, startup); err != nil {
+	if err := c.connectUpstream(startupCtx, startup); err != nil {
 		c.end(err)
 		return
 	}
@@ -91,6 +95,7 @@ func (c *conn) serve(stop context.Context) {
 		return
 	}
 	_ = c.rawClient.SetDeadline(time.Time{})
+	_ = c.server.SetDeadline(time.Time{})
 	// 4. The interceptor opens its view of the session.
 	si, err := c.srv.cfg.Interceptor.OpenSession(stop, c.session)
 	if err != nil {
