@@ -1,0 +1,234 @@
+package catalog_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/internal/pgtest"
+)
+
+// countingLoader wraps the real Dialer: it counts loads, can hold each one
+// until released, and can be told to fail.
+type countingLoader struct {
+	dial  func(context.Context, string) (*catalog.Snapshot, error)
+	loads atomic.Int64
+	gate  chan struct{} // when not nil, every load waits for a value or close
+	fail  atomic.Bool
+}
+
+func newCountingLoader(srv *pgtest.Server) *countingLoader {
+	return &countingLoader{dial: catalog.Dialer(srv.URL(pgtest.Superuser, "", "postgres"))}
+}
+
+func (l *countingLoader) load(ctx context.Context, db string) (*catalog.Snapshot, error) {
+	l.loads.Add(1)
+	if l.gate != nil {
+		<-l.gate
+	}
+	if l.fail.Load() {
+		return nil, errors.New("database unreachable (simulated)")
+	}
+	return l.dial(ctx, db)
+}
+
+func get(t *testing.T, c *catalog.Cache, db string) *catalog.Snapshot {
+	t.Helper()
+	s, err := c.Get(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func wantLoads(t *testing.T, l *countingLoader, want int64) {
+	t.Helper()
+	if got := l.loads.Load(); got != want {
+		t.Fatalf("%d loads, want %d", got, want)
+	}
+}
+
+func TestCacheSingleFlight(t *testing.T) {
+	srv, db := freshDB(t, "CREATE TABLE t (a int)")
+	l := newCountingLoader(srv)
+	l.gate = make(chan struct{})
+	c := catalog.NewCache(l.load, time.Hour)
+	var wg sync.WaitGroup
+	snaps := make([]*catalog.Snapshot, 20)
+	errs := make([]error, 20)
+	for i := range snaps {
+		wg.Go(func() { snaps[i], errs[i] = c.Get(context.Background(), db) })
+	}
+	time.Sleep(200 * time.Millisecond) // let the callers pile up on the held load
+	close(l.gate)
+	wg.Wait()
+	wantLoads(t, l, 1)
+	for i := range snaps {
+		if errs[i] != nil || snaps[i] != snaps[0] {
+			t.Fatalf("caller %d: %p, %v; want the shared %p", i, snaps[i], errs[i], snaps[0])
+		}
+	}
+	if _, ok := snaps[0].Relation("public", "t"); !ok {
+		t.Fatal("snapshot lacks public.t")
+	}
+}
+
+func TestCacheDatabasesLoadIndependently(t *testing.T) {
+	srv, db1 := freshDB(t, "CREATE TABLE one (a int)")
+	_, db2 := freshDB(t, "CREATE TABLE two (b int)")
+	l := newCountingLoader(srv)
+	c := catalog.NewCache(l.load, time.Hour)
+	s1, s2 := get(t, c, db1), get(t, c, db2)
+	if _, ok := s1.Relation("public", "one"); !ok || s1.Database != db1 {
+		t.Errorf("first database snapshot wrong: %s", s1.Database)
+	}
+	if _, ok := s2.Relation("public", "two"); !ok || s2.Database != db2 {
+		t.Errorf("second database snapshot wrong: %s", s2.Database)
+	}
+	get(t, c, db1)
+	wantLoads(t, l, 2)
+}
+
+func TestCacheMaxAge(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	c := catalog.NewCache(l.load, 300*time.Millisecond)
+	get(t, c, db)
+	get(t, c, db)
+	wantLoads(t, l, 1)
+	time.Sleep(400 * time.Millisecond)
+	get(t, c, db)
+	wantLoads(t, l, 2)
+}
+
+func TestCacheInvalidate(t *testing.T) {
+	srv, db := freshDB(t, "CREATE TABLE t (a int)")
+	l := newCountingLoader(srv)
+	c := catalog.NewCache(l.load, 0)
+	before := get(t, c, db)
+	srv.MustExec(t, db, "ALTER TABLE t ADD COLUMN b int")
+	if again := get(t, c, db); again != before {
+		t.Fatal("snapshot reloaded without Invalidate or age")
+	}
+	c.Invalidate(db)
+	after := get(t, c, db)
+	wantLoads(t, l, 2)
+	wantColumns(t, relation(t, after, "public", "t"), "a", "b")
+	if after.Version() == before.Version() {
+		t.Error("version unchanged after DDL")
+	}
+}
+
+func TestCacheRefresh(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	c := catalog.NewCache(l.load, time.Hour)
+	get(t, c, db)
+	srv.MustExec(t, db, "CREATE TABLE created_later (x int)")
+	s, err := c.Refresh(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relation(t, s, "public", "created_later")
+	if get(t, c, db) != s {
+		t.Error("Get after Refresh did not serve the refreshed snapshot")
+	}
+	wantLoads(t, l, 2)
+}
+
+// TestCacheRefreshWaitsOutOlderLoad: a load already under way may have read
+// the catalog before the DDL the caller is looking for, so Refresh starts
+// another once it ends.
+func TestCacheRefreshWaitsOutOlderLoad(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	l.gate = make(chan struct{}, 2)
+	c := catalog.NewCache(l.load, time.Hour)
+	first := make(chan *catalog.Snapshot)
+	go func() { s, _ := c.Get(context.Background(), db); first <- s }()
+	for l.loads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	refreshed := make(chan *catalog.Snapshot)
+	go func() { s, _ := c.Refresh(context.Background(), db); refreshed <- s }()
+	time.Sleep(100 * time.Millisecond) // Refresh now waits on the first load
+	l.gate <- struct{}{}
+	l.gate <- struct{}{}
+	s1, s2 := <-first, <-refreshed
+	wantLoads(t, l, 2)
+	if s1 == nil || s2 == nil || s1 == s2 {
+		t.Fatalf("Refresh returned the older load's snapshot (%p, %p)", s1, s2)
+	}
+}
+
+func TestCacheFailureKeepsPreviousSnapshot(t *testing.T) {
+	srv, db := freshDB(t, "CREATE TABLE t (a int)")
+	l := newCountingLoader(srv)
+	c := catalog.NewCache(l.load, time.Hour)
+	good := get(t, c, db)
+	l.fail.Store(true)
+	c.Invalidate(db)
+	s, err := c.Get(context.Background(), db)
+	if err == nil || s != good {
+		t.Fatalf("failed reload: got %p, %v; want the previous %p and an error", s, err, good)
+	}
+	// Still stale: the next call tries again rather than serving it as current.
+	if _, err := c.Get(context.Background(), db); err == nil {
+		t.Fatal("stale snapshot served as current after a failed reload")
+	}
+	l.fail.Store(false)
+	if s := get(t, c, db); s == good {
+		t.Error("recovered load returned the old snapshot")
+	}
+	wantLoads(t, l, 4)
+}
+
+func TestCacheFailureWithoutSnapshot(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	l.fail.Store(true)
+	c := catalog.NewCache(l.load, time.Hour)
+	if s, err := c.Get(context.Background(), db); err == nil || s != nil {
+		t.Fatalf("got %p, %v; want nil and an error", s, err)
+	}
+	if s, err := c.Refresh(context.Background(), db); err == nil || s != nil {
+		t.Fatalf("Refresh: got %p, %v; want nil and an error", s, err)
+	}
+}
+
+// TestCacheCallerGivesUp: a caller whose context ends stops waiting, but the
+// load goes on for the others and lands in the cache.
+func TestCacheCallerGivesUp(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	l.gate = make(chan struct{})
+	c := catalog.NewCache(l.load, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(ctx, db); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want deadline exceeded", err)
+	}
+	close(l.gate)
+	get(t, c, db)
+	wantLoads(t, l, 1)
+}
+
+func TestDialerErrors(t *testing.T) {
+	srv := pgtest.Shared(t)
+	ctx := context.Background()
+	if _, err := catalog.Dialer("postgres://%zz")(ctx, "postgres"); err == nil {
+		t.Error("bad URL accepted")
+	}
+	if _, err := catalog.Dialer(srv.URL(pgtest.Superuser, "", "postgres"))(ctx, "no_such_database"); err == nil {
+		t.Error("missing database loaded")
+	}
+	s, err := catalog.Dialer(srv.URL(pgtest.Superuser, "", "postgres"))(ctx, "template1")
+	if err != nil || s.Database != "template1" || !slices.Contains(s.Schemas(), "public") {
+		t.Errorf("template1: %v", err)
+	}
+}
