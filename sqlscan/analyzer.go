@@ -1,0 +1,197 @@
+package sqlscan
+
+import (
+	"fmt"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgguard/pgguard/catalog"
+)
+
+// Limits that bound the work one input can cause. Past them the statement is
+// denied rather than analysed partially.
+const (
+	// maxNodes bounds the expression and FROM nodes visited per input,
+	// view expansions included.
+	maxNodes = 500_000
+	// maxViewDepth bounds views nested in views.
+	maxViewDepth = 16
+	// maxViews bounds the distinct views expanded per input.
+	maxViews = 512
+	// maxExprDepth bounds expression nesting.
+	maxExprDepth = 3000
+)
+
+// session is what the statements of one input share: the catalog, the
+// session context, temporary tables created earlier in the same input and
+// the views already expanded.
+type session struct {
+	cat      *catalog.Snapshot
+	ctx      Context
+	database string
+	path     searchPath
+	temps    map[string]*tempTable
+	views    map[*catalog.Relation]*viewResult
+	children map[catalog.QualifiedName][]*catalog.Relation
+	budget   int
+}
+
+// tempTable is a temporary table created in the same input. cols is nil
+// when its columns are not known.
+type tempTable struct {
+	name string
+	cols []string
+}
+
+func newSession(sql string, cat *catalog.Snapshot, ctx Context, raws []*pg.RawStmt) *session {
+	s := &session{cat: cat, ctx: ctx, database: ctx.Database, budget: maxNodes}
+	if s.database == "" {
+		s.database = cat.Database
+	}
+	s.path = relationPath(cat, ctx.SearchPath, ctx.User)
+	s.temps = collectTemps(raws)
+	return s
+}
+
+// analyzer walks one statement. Its fields that change while walking
+// (sink, clause, view state) are saved and restored around nested parts.
+type analyzer struct {
+	s *session
+	// sink receives accesses; select-list items of views collect into their
+	// output column's lineage instead of the statement's list.
+	sink *[]Access
+	// clause names the part of the statement being walked.
+	clause string
+	// viewClause, inside a view's definition, overrides clause.
+	viewClause string
+	viewDepth  int
+	// path resolves unqualified names: the session's, or a view
+	// definition's own.
+	path   searchPath
+	denial *Denial
+	effect *Effect
+	ddl    bool
+	// setConfig is the one set_config call recognised as a session effect.
+	setConfig *pg.FuncCall
+	depth     int
+}
+
+// statement analyses one top-level statement.
+func (s *session) statement(n *pg.Node) Statement {
+	var acc []Access
+	a := &analyzer{s: s, sink: &acc, path: s.path}
+	kind := a.topLevel(n)
+	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl}
+	if a.denial == nil {
+		a.checkSensitiveColumns(acc)
+	}
+	if a.denial != nil {
+		st.Denial = a.denial
+		return st
+	}
+	st.Accesses = dedup(acc)
+	return st
+}
+
+// deny records the first reason the statement cannot be analysed.
+func (a *analyzer) deny(code, format string, args ...any) {
+	if a.denial == nil {
+		a.denial = &Denial{Code: code, Reason: fmt.Sprintf(format, args...)}
+	}
+}
+
+// failed reports whether analysis already ended in a denial; walkers stop
+// early then.
+func (a *analyzer) failed() bool { return a.denial != nil }
+
+// tick spends one unit of the node budget.
+func (a *analyzer) tick() bool {
+	if a.denial != nil {
+		return false
+	}
+	a.s.budget--
+	if a.s.budget < 0 {
+		a.deny(CodeUnsupported, "the statement is too complex to analyse")
+		return false
+	}
+	return true
+}
+
+// curClause is the clause an access made now is attributed to.
+func (a *analyzer) curClause() string {
+	if a.viewClause != "" {
+		return a.viewClause
+	}
+	return a.clause
+}
+
+// withClause runs f with the clause set to c.
+func (a *analyzer) withClause(c string, f func()) {
+	saved := a.clause
+	a.clause = c
+	f()
+	a.clause = saved
+}
+
+// collect runs f with a fresh sink and returns what it emitted.
+func (a *analyzer) collect(f func()) []Access {
+	var out []Access
+	saved := a.sink
+	a.sink = &out
+	f()
+	a.sink = saved
+	return out
+}
+
+func (a *analyzer) emit(acc Access) { *a.sink = append(*a.sink, acc) }
+
+// emitAll emits accesses already attributed to a clause (as collected).
+func (a *analyzer) emitAll(accs []Access) { *a.sink = append(*a.sink, accs...) }
+
+// readColumn emits the reads a reference to c makes here.
+func (a *analyzer) readColumn(c *column) { a.useColumn(c, Read) }
+
+// writeColumn emits the writes an assignment to c makes here: the column
+// itself and, through a view, the stored columns behind it.
+func (a *analyzer) writeColumn(c *column) { a.useColumn(c, Write) }
+
+func (a *analyzer) useColumn(c *column, act Act) {
+	cl := a.curClause()
+	for _, l := range c.lineage {
+		l.Act = act
+		if !strings.HasPrefix(l.Clause, "view:") {
+			l.Clause = cl
+		}
+		a.emit(l)
+	}
+}
+
+// readWholeRow emits reads of every column of r.
+func (a *analyzer) readWholeRow(r *rel) {
+	saved := a.clause
+	a.clause = "whole_row"
+	for _, c := range r.cols {
+		a.readColumn(c)
+	}
+	if r.anyCols || r.unknownSelf != nil {
+		a.readColumn(&column{lineage: r.anyLineage})
+	}
+	a.clause = saved
+}
+
+// dedup keeps the first of equal accesses, in order.
+func dedup(in []Access) []Access {
+	if len(in) == 0 {
+		return nil
+	}
+	seen := make(map[Access]bool, len(in))
+	out := in[:0:0]
+	for _, x := range in {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}

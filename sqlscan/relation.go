@@ -1,0 +1,286 @@
+package sqlscan
+
+import (
+	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgguard/pgguard/catalog"
+)
+
+// viewResult is a view's definition, analysed once per input: the
+// lineage of each of its columns, and the reads its definition makes
+// whatever columns are used (WHERE, JOIN, GROUP BY, ...).
+type viewResult struct {
+	cols   []*column
+	always []Access
+	denial *Denial
+	busy   bool
+}
+
+// rangeVarRel turns a relation name in FROM or a DML target into a range
+// entry, expanding views. It returns nil after a denial.
+func (a *analyzer) rangeVarRel(rv *pg.RangeVar, sc *scope) *rel {
+	if rv.GetCatalogname() == "" && rv.GetSchemaname() == "" && sc != nil {
+		if c := sc.findCTE(rv.GetRelname()); c != nil {
+			return a.cteRel(c, rv.GetAlias())
+		}
+	}
+	res, ok := a.resolveRelation(rv.GetCatalogname(), rv.GetSchemaname(), rv.GetRelname())
+	if !ok {
+		return nil
+	}
+	r := a.relationRel(res, rv.GetInh())
+	if r == nil {
+		return nil
+	}
+	r.refname = rv.GetRelname()
+	if len(res.rels) == 1 && res.temp == nil {
+		r.schema = res.rels[0].Schema
+	} else if res.builtin != nil {
+		r.schema = res.builtin.Schema
+	}
+	applyAlias(r, rv.GetAlias())
+	return r
+}
+
+func (a *analyzer) cteRel(c *cte, alias *pg.Alias) *rel {
+	r := &rel{refname: c.name, cols: c.cols}
+	if c.pending && len(c.cols) == 0 {
+		// A recursive reference before the non-recursive term is known.
+		r.anyCols = true
+	}
+	applyAlias(r, alias)
+	return r
+}
+
+// applyAlias renames the entry and, positionally, its columns.
+func applyAlias(r *rel, alias *pg.Alias) {
+	if alias == nil {
+		return
+	}
+	r.refname = alias.GetAliasname()
+	r.schema = ""
+	names := stringList(alias.GetColnames())
+	if len(names) == 0 {
+		return
+	}
+	cols := make([]*column, len(r.cols))
+	copy(cols, r.cols)
+	for i, n := range names {
+		if i < len(cols) {
+			cols[i] = &column{name: n, lineage: cols[i].lineage}
+		}
+	}
+	r.cols = cols
+}
+
+// relationRel builds the entry for resolved catalog relations: one column
+// per distinct column name across the candidates, each carrying the
+// lineage of every candidate that has it.
+func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
+	r := &rel{rels: res.rels, systemCols: len(res.rels) > 0}
+	if res.builtin != nil {
+		if a.checkSensitiveRelation(res.builtin.Schema, res.builtin.Name) {
+			return nil
+		}
+		r.unknownSelf = res.builtin
+		r.systemCols = false
+		return r
+	}
+	byName := map[string]*column{}
+	for _, cr := range res.rels {
+		if a.checkSensitiveRelation(cr.Schema, cr.Name) {
+			return nil
+		}
+		for _, c := range a.catalogColumns(cr, inh) {
+			if prev, ok := byName[c.name]; ok {
+				prev.lineage = append(prev.lineage, c.lineage...)
+				continue
+			}
+			cp := &column{name: c.name, lineage: append([]Access(nil), c.lineage...)}
+			byName[c.name] = cp
+			r.cols = append(r.cols, cp)
+		}
+		if a.failed() {
+			return nil
+		}
+	}
+	if t := res.temp; t != nil {
+		if t.cols == nil {
+			r.anyCols = true
+		}
+		for _, name := range t.cols {
+			if _, ok := byName[name]; !ok {
+				c := &column{name: name}
+				byName[name] = c
+				r.cols = append(r.cols, c)
+			}
+		}
+	}
+	return r
+}
+
+// catalogColumns gives a catalog relation's columns with their lineage: a
+// stored relation's column is itself, its parents' column of the same
+// name (so policies on a parent cover its partitions and children) and,
+// when read through a partitioned table, its partitions' column; a view's
+// column is itself plus what its definition computes it from.
+func (a *analyzer) catalogColumns(cr *catalog.Relation, inh bool) []*column {
+	if cr.Kind == catalog.View || (cr.Kind == catalog.MaterializedView && cr.ViewDefinition != "") {
+		return a.viewColumns(cr)
+	}
+	cols := make([]*column, len(cr.Columns))
+	for i, name := range cr.Columns {
+		lin := []Access{{Schema: cr.Schema, Table: cr.Name, Column: name, Act: Read}}
+		lin = a.ancestorColumns(cr, name, lin, 0)
+		if inh && cr.Kind == catalog.PartitionedTable {
+			lin = a.descendantColumns(cr, name, lin, 0)
+		}
+		cols[i] = &column{name: name, lineage: lin}
+	}
+	return cols
+}
+
+func (a *analyzer) ancestorColumns(cr *catalog.Relation, name string, lin []Access, depth int) []Access {
+	if depth > maxViewDepth {
+		return lin
+	}
+	for _, p := range cr.Parents {
+		pr, ok := a.s.cat.Relation(p.Schema, p.Name)
+		if !ok {
+			// The parent is named but not described: still report it, so a
+			// policy on it applies.
+			lin = append(lin, Access{Schema: p.Schema, Table: p.Name, Column: name, Act: Read})
+			continue
+		}
+		if hasColumn(pr, name) {
+			lin = append(lin, Access{Schema: pr.Schema, Table: pr.Name, Column: name, Act: Read})
+		}
+		lin = a.ancestorColumns(pr, name, lin, depth+1)
+	}
+	return lin
+}
+
+func (a *analyzer) descendantColumns(cr *catalog.Relation, name string, lin []Access, depth int) []Access {
+	if depth > maxViewDepth {
+		return lin
+	}
+	for _, ch := range a.s.childrenOf(cr) {
+		if hasColumn(ch, name) {
+			lin = append(lin, Access{Schema: ch.Schema, Table: ch.Name, Column: name, Act: Read})
+		}
+		lin = a.descendantColumns(ch, name, lin, depth+1)
+	}
+	return lin
+}
+
+// childrenOf lists the relations that name cr as a parent. The snapshot
+// has no reverse index, so it is built once per input, and only when a
+// partitioned table is read.
+func (s *session) childrenOf(cr *catalog.Relation) []*catalog.Relation {
+	if s.children == nil {
+		s.children = map[catalog.QualifiedName][]*catalog.Relation{}
+		for _, r := range s.cat.Relations() {
+			for _, p := range r.Parents {
+				s.children[p] = append(s.children[p], r)
+			}
+		}
+	}
+	return s.children[catalog.QualifiedName{Schema: cr.Schema, Name: cr.Name}]
+}
+
+func hasColumn(r *catalog.Relation, name string) bool {
+	for _, c := range r.Columns {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// viewColumns expands a view: each of its columns is the view's own column
+// (so a policy can classify the view) plus the lineage its definition
+// gives it; the reads the definition makes regardless are emitted now.
+func (a *analyzer) viewColumns(cr *catalog.Relation) []*column {
+	vr := a.expandView(cr)
+	if vr == nil {
+		return nil
+	}
+	a.emitAll(vr.always)
+	cols := make([]*column, len(cr.Columns))
+	for i, name := range cr.Columns {
+		lin := []Access{{Schema: cr.Schema, Table: cr.Name, Column: name, Act: Read}}
+		if i < len(vr.cols) {
+			lin = append(lin, vr.cols[i].lineage...)
+		}
+		cols[i] = &column{name: name, lineage: lin}
+	}
+	return cols
+}
+
+// expandView analyses a view's definition once per input. Views nest up
+// to maxViewDepth; a view reached again while being expanded is a cycle.
+func (a *analyzer) expandView(cr *catalog.Relation) *viewResult {
+	if vr, ok := a.s.views[cr]; ok {
+		if vr.busy {
+			a.deny(CodeUnsupported, "view %s.%s refers to itself", cr.Schema, cr.Name)
+			return nil
+		}
+		if vr.denial != nil {
+			a.deny(vr.denial.Code, "%s", vr.denial.Reason)
+			return nil
+		}
+		return vr
+	}
+	if a.viewDepth >= maxViewDepth || len(a.s.views) >= maxViews {
+		a.deny(CodeUnsupported, "views nest too deeply to analyse (at %s.%s)", cr.Schema, cr.Name)
+		return nil
+	}
+	sel := parseViewDefinition(cr.ViewDefinition)
+	if sel == nil {
+		a.deny(CodeUnsupported, "the definition of view %s.%s cannot be analysed", cr.Schema, cr.Name)
+		return nil
+	}
+	if a.s.views == nil {
+		a.s.views = map[*catalog.Relation]*viewResult{}
+	}
+	vr := &viewResult{busy: true}
+	a.s.views[cr] = vr
+	a.inView(cr, func() {
+		var outs []*column
+		vr.always = a.collect(func() { outs = a.selectStmt(sel, nil) })
+		vr.cols = outs
+	})
+	vr.busy = false
+	if a.denial != nil {
+		vr.denial = a.denial
+		return nil
+	}
+	if len(vr.cols) < len(cr.Columns) {
+		a.deny(CodeUnsupported, "the definition of view %s.%s does not match its columns", cr.Schema, cr.Name)
+		vr.denial = a.denial
+		return nil
+	}
+	return vr
+}
+
+// inView runs f in the name space and attribution of view cr's definition.
+func (a *analyzer) inView(cr *catalog.Relation, f func()) {
+	savedPath, savedClause, savedView := a.path, a.clause, a.viewClause
+	a.path = relationPath(a.s.cat, cr.DefinitionSearchPath, "")
+	a.viewClause = "view:" + cr.Schema + "." + cr.Name
+	a.clause = "select"
+	a.viewDepth++
+	f()
+	a.viewDepth--
+	a.path, a.clause, a.viewClause = savedPath, savedClause, savedView
+}
+
+// parseViewDefinition parses a stored view definition, which must be a
+// single query.
+func parseViewDefinition(def string) *pg.SelectStmt {
+	tree, err := pg.Parse(def)
+	if err != nil || len(tree.GetStmts()) != 1 {
+		return nil
+	}
+	return tree.GetStmts()[0].GetStmt().GetSelectStmt()
+}

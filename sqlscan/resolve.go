@@ -1,0 +1,272 @@
+package sqlscan
+
+import (
+	"strings"
+
+	"github.com/pgguard/pgguard/catalog"
+)
+
+// Built-in schemas: their functions are PostgreSQL's own.
+const (
+	pgCatalog  = "pg_catalog"
+	infoSchema = "information_schema"
+)
+
+func isBuiltinSchema(s string) bool { return s == pgCatalog || s == infoSchema }
+
+// searchPath is the list of schemas unqualified names resolve through.
+type searchPath struct {
+	// schemas in search order, pg_catalog included where PostgreSQL
+	// searches it. Schemas the catalog does not know are kept: a relation
+	// found after one of them might be shadowed by a relation created since
+	// the snapshot.
+	schemas []string
+	// unknown is true when the session's path is not known: then every
+	// relation or function of the name is a candidate.
+	unknown bool
+}
+
+// relationPath builds the effective path from a search_path list as
+// PostgreSQL does: "$user" becomes the user's own schema (skipped silently
+// when there is none, as PostgreSQL does), temporary schemas are left to the
+// temp-table logic, and pg_catalog is searched first unless listed.
+func relationPath(cat *catalog.Snapshot, list []string, user string) searchPath {
+	if list == nil {
+		return searchPath{unknown: true}
+	}
+	out := make([]string, 0, len(list)+1)
+	listed := false
+	for _, s := range list {
+		if s == pgCatalog {
+			listed = true
+		}
+	}
+	if !listed {
+		out = append(out, pgCatalog)
+	}
+	for _, s := range list {
+		switch {
+		case s == "$user":
+			if user == "" || !cat.HasSchema(user) {
+				continue
+			}
+			s = user
+		case s == "pg_temp" || strings.HasPrefix(s, "pg_temp_"):
+			continue
+		}
+		out = append(out, s)
+	}
+	return searchPath{schemas: out}
+}
+
+// resolvedRelation is what a relation name in FROM or a DML target means.
+type resolvedRelation struct {
+	rels []*catalog.Relation
+	temp *tempTable
+	// builtin is set for a pg_catalog or information_schema relation an
+	// incomplete (DDL file) snapshot does not describe.
+	builtin *catalog.QualifiedName
+}
+
+// resolveRelation finds the catalog relations a (possibly qualified) name
+// may denote. It denies cross-database names and unknown relations.
+func (a *analyzer) resolveRelation(catalogName, schema, name string) (resolvedRelation, bool) {
+	if catalogName != "" && catalogName != a.s.database {
+		a.deny(CodeUnsupported, "cross-database reference to %s.%s.%s", catalogName, schema, name)
+		return resolvedRelation{}, false
+	}
+	if schema != "" {
+		return a.resolveQualified(schema, name)
+	}
+	var res resolvedRelation
+	res.temp = a.s.temps[name]
+	res.rels = a.searchRelation(name)
+	if len(res.rels) == 0 && res.temp == nil {
+		if !a.s.cat.Complete && strings.HasPrefix(name, "pg_") {
+			res.builtin = &catalog.QualifiedName{Schema: pgCatalog, Name: name}
+			return res, true
+		}
+		a.deny(CodeUnknownRelation, "relation %s is not in the catalog", name)
+		return res, false
+	}
+	return res, true
+}
+
+func (a *analyzer) resolveQualified(schema, name string) (resolvedRelation, bool) {
+	var res resolvedRelation
+	if schema == "pg_temp" || strings.HasPrefix(schema, "pg_temp_") {
+		if t := a.s.temps[name]; t != nil {
+			res.temp = t
+			return res, true
+		}
+		a.deny(CodeUnknownRelation, "temporary relation %s is not known", name)
+		return res, false
+	}
+	if r, ok := a.s.cat.Relation(schema, name); ok {
+		res.rels = []*catalog.Relation{r}
+		return res, true
+	}
+	if !a.s.cat.Complete && isBuiltinSchema(schema) {
+		res.builtin = &catalog.QualifiedName{Schema: schema, Name: name}
+		return res, true
+	}
+	a.deny(CodeUnknownRelation, "relation %s.%s is not in the catalog", schema, name)
+	return res, false
+}
+
+// searchRelation resolves an unqualified name through the path. When the
+// path is unknown, or a schema before the match is missing from the
+// catalog, every relation of that name is a candidate.
+func (a *analyzer) searchRelation(name string) []*catalog.Relation {
+	all := a.s.cat.RelationsNamed(name)
+	if a.path.unknown {
+		return all
+	}
+	shaky := false
+	for _, s := range a.path.schemas {
+		if !a.s.cat.HasSchema(s) {
+			shaky = true
+			continue
+		}
+		if r, ok := a.s.cat.Relation(s, name); ok {
+			if shaky {
+				return all
+			}
+			return []*catalog.Relation{r}
+		}
+	}
+	if shaky {
+		return all
+	}
+	return nil
+}
+
+// functionCandidates lists the functions an unqualified call may run:
+// those of that name in schemas on the path, or anywhere when the path is
+// unknown.
+func (a *analyzer) functionCandidates(name string) []*catalog.Function {
+	all := a.s.cat.FunctionsNamed(name)
+	if a.path.unknown || len(all) == 0 {
+		return all
+	}
+	var out []*catalog.Function
+	for _, f := range all {
+		for _, s := range a.path.schemas {
+			if f.Schema == s {
+				out = append(out, f)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// checkFunction denies a call that may run something we cannot see into:
+// a deny-listed built-in, or a function outside the built-in schemas that
+// the context does not allow. names is the call's name as written.
+func (a *analyzer) checkFunction(names []string, nargs int) {
+	if len(names) == 0 || a.failed() {
+		return
+	}
+	name := names[len(names)-1]
+	schema := ""
+	if len(names) >= 2 {
+		schema = names[len(names)-2]
+	}
+	if len(names) >= 3 && names[len(names)-3] != a.s.database {
+		a.deny(CodeUnsupported, "cross-database function reference %s", strings.Join(names, "."))
+		return
+	}
+	if reason, bad := unsafeFunction(name, nargs); bad {
+		a.deny(CodeUnsafeFunction, "%s %s", qualify(schema, name), reason)
+		return
+	}
+	if schema != "" {
+		a.checkQualifiedFunction(schema, name)
+		return
+	}
+	cands := a.functionCandidates(name)
+	if len(cands) == 0 {
+		if a.s.cat.Complete {
+			a.deny(CodeFunction, "function %s is not in the catalog", name)
+		}
+		// An incomplete snapshot knows no built-ins: the name is assumed to
+		// be one of pg_catalog's, and the deny list above applied to it.
+		return
+	}
+	for _, f := range cands {
+		if !a.functionMayRun(f.Schema, f.Name, f.BuiltIn) {
+			a.deny(CodeFunction, "function %s.%s is not a built-in and is not allowed", f.Schema, f.Name)
+			return
+		}
+	}
+}
+
+func (a *analyzer) checkQualifiedFunction(schema, name string) {
+	f, ok := a.s.cat.Function(schema, name)
+	switch {
+	case isBuiltinSchema(schema):
+		if !ok && a.s.cat.Complete {
+			a.deny(CodeFunction, "function %s.%s is not in the catalog", schema, name)
+		}
+	case ok && f.BuiltIn:
+	case !a.functionMayRun(schema, name, false):
+		a.deny(CodeFunction, "function %s.%s is not a built-in and is not allowed", schema, name)
+	}
+}
+
+// functionMayRun: built-ins may; others when the context allows them, or
+// inside a view definition, which the database owner wrote and which the
+// analysis expands rather than trusts.
+func (a *analyzer) functionMayRun(schema, name string, builtin bool) bool {
+	if builtin || isBuiltinSchema(schema) || a.viewDepth > 0 {
+		return true
+	}
+	return a.s.ctx.FunctionAllowed != nil && a.s.ctx.FunctionAllowed(schema, name)
+}
+
+// checkOperator denies operators that may be user-defined: an explicitly
+// qualified one outside pg_catalog, or a symbol some schema on the path
+// defines (operator resolution picks by argument types, so any of them may
+// be the one that runs).
+func (a *analyzer) checkOperator(names []string) {
+	if len(names) == 0 || a.failed() {
+		return
+	}
+	sym := names[len(names)-1]
+	if len(names) >= 2 {
+		schema := names[len(names)-2]
+		if schema != pgCatalog && !a.functionMayRun(schema, sym, false) {
+			a.deny(CodeFunction, "operator %s.%s is not a built-in and is not allowed", schema, sym)
+		}
+		return
+	}
+	for _, op := range a.s.cat.UserOperators(sym) {
+		if !a.onPath(op.Schema) {
+			continue
+		}
+		if !a.functionMayRun(op.Schema, op.Name, false) {
+			a.deny(CodeFunction, "operator %s may run %s.%s, which is not a built-in and is not allowed", sym, op.Schema, op.Name)
+			return
+		}
+	}
+}
+
+func (a *analyzer) onPath(schema string) bool {
+	if a.path.unknown {
+		return true
+	}
+	for _, s := range a.path.schemas {
+		if s == schema {
+			return true
+		}
+	}
+	return false
+}
+
+func qualify(schema, name string) string {
+	if schema == "" {
+		return name
+	}
+	return schema + "." + name
+}

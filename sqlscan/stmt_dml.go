@@ -1,0 +1,230 @@
+package sqlscan
+
+import (
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// dataModifying analyses a query that may change data: INSERT, UPDATE,
+// DELETE, MERGE (or a plain SELECT), wherever it stands (top level, WITH,
+// COPY, EXPLAIN, PREPARE). It returns the statement kind and the RETURNING
+// (or select list) columns.
+func (a *analyzer) dataModifying(n *pg.Node, parent *scope) (string, []*column) {
+	switch x := n.GetNode().(type) {
+	case *pg.Node_SelectStmt:
+		return "select", a.selectStmt(x.SelectStmt, parent)
+	case *pg.Node_InsertStmt:
+		return "insert", a.insert(x.InsertStmt, parent)
+	case *pg.Node_UpdateStmt:
+		return "update", a.update(x.UpdateStmt, parent)
+	case *pg.Node_DeleteStmt:
+		return "delete", a.delete(x.DeleteStmt, parent)
+	case *pg.Node_MergeStmt:
+		return "merge", a.merge(x.MergeStmt, parent)
+	}
+	a.deny(CodeUnsupported, "%s cannot be analysed here", nodeName(n))
+	return "", nil
+}
+
+// targetRel resolves the relation a DML statement changes. Target names
+// never refer to CTEs.
+func (a *analyzer) targetRel(rv *pg.RangeVar) *rel {
+	if rv == nil {
+		a.deny(CodeUnsupported, "statement without a target relation")
+		return nil
+	}
+	return a.rangeVarRel(rv, nil)
+}
+
+// insert: the listed columns (or all) are written; the source query is
+// read; ON CONFLICT reads the conflict columns and may update.
+func (a *analyzer) insert(s *pg.InsertStmt, parent *scope) []*column {
+	sc := &scope{parent: parent}
+	a.withCTEs(s.GetWithClause(), sc)
+	target := a.targetRel(s.GetRelation())
+	if target == nil {
+		return nil
+	}
+	cols := a.insertColumns(target, s.GetCols())
+	a.withClause("insert", func() {
+		for _, c := range cols {
+			a.writeColumn(c)
+		}
+	})
+	var src []*column
+	if sel := s.GetSelectStmt().GetSelectStmt(); sel != nil {
+		src = a.selectStmt(sel, sc)
+	}
+	if oc := s.GetOnConflictClause(); oc != nil {
+		a.onConflict(oc, target, cols, src, sc)
+	}
+	rsc := &scope{parent: parent, ctes: sc.ctes, items: []*rel{target}}
+	return a.targetList(s.GetReturningList(), rsc, "returning", true)
+}
+
+// insertColumns maps an INSERT column list (or none: every column) to the
+// target's columns.
+func (a *analyzer) insertColumns(target *rel, list []*pg.Node) []*column {
+	if len(list) == 0 {
+		return target.cols
+	}
+	var out []*column
+	for _, n := range list {
+		rt := n.GetResTarget()
+		if rt == nil {
+			continue
+		}
+		out = append(out, a.targetColumn(target, rt.GetName()))
+	}
+	return out
+}
+
+// targetColumn finds a column the statement assigns to.
+func (a *analyzer) targetColumn(target *rel, name string) *column {
+	cols, strong := target.lookup(name)
+	if len(cols) == 0 || (!strong && !target.anyCols) {
+		a.deny(CodeUnknownColumn, "column %s of relation %s does not exist", name, target.refname)
+		return &column{name: name}
+	}
+	if len(cols) == 1 {
+		return cols[0]
+	}
+	merged := &column{name: name}
+	for _, c := range cols {
+		merged.lineage = append(merged.lineage, c.lineage...)
+	}
+	return merged
+}
+
+// onConflict: the arbiter columns are read (whether a row conflicts tells
+// about the stored values); EXCLUDED.c reads what the source put into c;
+// DO UPDATE writes its SET columns and reads its expressions.
+func (a *analyzer) onConflict(oc *pg.OnConflictClause, target *rel, cols, src []*column, sc *scope) {
+	excluded := &rel{refname: "excluded"}
+	for _, c := range target.cols {
+		ex := &column{name: c.name}
+		for i, ins := range cols {
+			if ins.name == c.name && i < len(src) {
+				ex.lineage = append(ex.lineage, src[i].lineage...)
+			}
+		}
+		excluded.cols = append(excluded.cols, ex)
+	}
+	tsc := &scope{parent: sc.parent, ctes: sc.ctes, items: []*rel{target}}
+	isc := &scope{parent: sc.parent, ctes: sc.ctes, items: []*rel{target, excluded}}
+	a.withClause("on_conflict", func() {
+		if inf := oc.GetInfer(); inf != nil {
+			if inf.GetConname() != "" {
+				// The constraint's columns are not in the catalog: count all.
+				for _, c := range target.cols {
+					a.readColumn(c)
+				}
+			}
+			for _, e := range inf.GetIndexElems() {
+				ie := e.GetIndexElem()
+				if ie.GetName() != "" {
+					a.readColumn(a.targetColumn(target, ie.GetName()))
+				}
+				a.expr(ie.GetExpr(), tsc)
+			}
+			a.expr(inf.GetWhereClause(), tsc)
+		}
+		a.setList(oc.GetTargetList(), target, isc)
+		a.expr(oc.GetWhereClause(), isc)
+	})
+}
+
+// setList walks SET assignments: each column is written, each expression
+// read. A multi-column assignment's source is walked once.
+func (a *analyzer) setList(items []*pg.Node, target *rel, sc *scope) {
+	for _, n := range items {
+		rt := n.GetResTarget()
+		if rt == nil || a.failed() {
+			continue
+		}
+		a.writeColumn(a.targetColumn(target, rt.GetName()))
+		a.exprs(rt.GetIndirection(), sc)
+		val := rt.GetVal()
+		if m := val.GetMultiAssignRef(); m != nil {
+			if m.GetColno() == 1 {
+				a.expr(m.GetSource(), sc)
+			}
+			continue
+		}
+		a.expr(val, sc)
+	}
+}
+
+// update: SET columns are written; their expressions, FROM and WHERE read.
+func (a *analyzer) update(s *pg.UpdateStmt, parent *scope) []*column {
+	sc := &scope{parent: parent}
+	a.withCTEs(s.GetWithClause(), sc)
+	target := a.targetRel(s.GetRelation())
+	if target == nil {
+		return nil
+	}
+	sc.items = []*rel{target}
+	a.fromClause(s.GetFromClause(), sc)
+	a.withClause("set", func() { a.setList(s.GetTargetList(), target, sc) })
+	a.withClause("where", func() { a.expr(s.GetWhereClause(), sc) })
+	return a.targetList(s.GetReturningList(), sc, "returning", true)
+}
+
+// delete writes every column of the target: the rows are gone.
+func (a *analyzer) delete(s *pg.DeleteStmt, parent *scope) []*column {
+	sc := &scope{parent: parent}
+	a.withCTEs(s.GetWithClause(), sc)
+	target := a.targetRel(s.GetRelation())
+	if target == nil {
+		return nil
+	}
+	a.writeAll(target, "delete")
+	sc.items = []*rel{target}
+	a.fromClause(s.GetUsingClause(), sc)
+	a.withClause("where", func() { a.expr(s.GetWhereClause(), sc) })
+	return a.targetList(s.GetReturningList(), sc, "returning", true)
+}
+
+func (a *analyzer) writeAll(target *rel, clause string) {
+	a.withClause(clause, func() {
+		for _, c := range target.cols {
+			a.writeColumn(c)
+		}
+	})
+}
+
+// merge: the source and the ON condition are read; WHEN conditions are
+// read; each action writes what it assigns (DELETE: every column).
+func (a *analyzer) merge(s *pg.MergeStmt, parent *scope) []*column {
+	sc := &scope{parent: parent}
+	a.withCTEs(s.GetWithClause(), sc)
+	target := a.targetRel(s.GetRelation())
+	if target == nil {
+		return nil
+	}
+	src := a.fromItem(s.GetSourceRelation(), sc, nil)
+	sc.items = append([]*rel{target}, src...)
+	a.withClause("join", func() { a.expr(s.GetJoinCondition(), sc) })
+	srcOnly := &scope{parent: parent, ctes: sc.ctes, items: src}
+	for _, n := range s.GetMergeWhenClauses() {
+		w := n.GetMergeWhenClause()
+		if w == nil || a.failed() {
+			continue
+		}
+		a.withClause("where", func() { a.expr(w.GetCondition(), sc) })
+		switch w.GetCommandType() {
+		case pg.CmdType_CMD_UPDATE:
+			a.withClause("set", func() { a.setList(w.GetTargetList(), target, sc) })
+		case pg.CmdType_CMD_INSERT:
+			cols := a.insertColumns(target, w.GetTargetList())
+			a.withClause("insert", func() {
+				for _, c := range cols {
+					a.writeColumn(c)
+				}
+			})
+			a.withClause("values", func() { a.exprs(w.GetValues(), srcOnly) })
+		case pg.CmdType_CMD_DELETE:
+			a.writeAll(target, "delete")
+		}
+	}
+	return a.targetList(s.GetReturningList(), sc, "returning", true)
+}
