@@ -137,11 +137,15 @@ func (c *conn) deny(typ byte, e *pgproto3.ErrorResponse) error {
 		e = &pgproto3.ErrorResponse{Severity: "ERROR", Code: "42501", Message: "pgguard: permission denied"}
 	}
 	if e.SeverityUnlocalized == "" {
-		e.SeverityUnlocalized = e.Severity
+		// The interceptor's value may be shared between sessions: copy it
+		// rather than write to it.
+		cp := *e
+		cp.SeverityUnlocalized = cp.Severity
+		e = &cp
 	}
 	c.swapSeq++
 	marker := c.swaps.prefix + strconv.FormatUint(c.swapSeq, 10)
-	c.swaps.push(swap{marker: marker, body: encode(e)[5:], after: c.readySent})
+	c.swaps.push(swap{seq: c.swapSeq, body: encode(e)[5:], after: c.readySent})
 	switch typ {
 	case 'Q', 'F':
 		c.readySent++
@@ -196,7 +200,7 @@ func (c *conn) serverStateMessage(typ byte, n int) error {
 		c.trackParameter(body)
 	case 'E':
 		c.sawFatal = bytes.HasPrefix(body, []byte("SFATAL\x00")) || bytes.HasPrefix(body, []byte("SPANIC\x00"))
-		if swapped, ok := c.swaps.match(body, c.readySeen); ok {
+		if swapped, ok := c.swaps.match(body); ok {
 			c.si.ServerMessage(typ, body)
 			return writeFrame(c.cw, typ, swapped)
 		}
@@ -246,12 +250,16 @@ func (c *conn) upstreamEnded(err error) error {
 	return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
 }
 
-// swap is a pending denial: the server's error that carries marker becomes
-// body, the interceptor's error.
+// swap is a pending denial: the server's error that carries its marker
+// (prefix and seq) becomes body, the interceptor's error.
 type swap struct {
-	marker string
-	body   []byte
-	// after is how many ReadyForQuery messages precede the marker error.
+	seq  uint64
+	body []byte
+	// after is how many ReadyForQuery messages the client pump had counted
+	// before the denial; once more have arrived, the marker error cannot
+	// come any more. The count can run ahead of the server (a Sync sent in
+	// copy-in mode gets no ReadyForQuery), never behind it, so it only
+	// serves expiry; matching goes by seq.
 	after uint64
 }
 
@@ -268,21 +276,38 @@ func (s *swapQueue) push(w swap) {
 	s.mu.Unlock()
 }
 
-// match returns the interceptor's error if body is the marker error of the
-// oldest pending denial.
-func (s *swapQueue) match(body []byte, readySeen uint64) ([]byte, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.q) == 0 || s.q[0].after != readySeen {
+// match returns the interceptor's error if body is the marker error of a
+// pending denial, and drops that denial and all older ones: PostgreSQL
+// answers in order, so their errors can no longer come.
+func (s *swapQueue) match(body []byte) ([]byte, bool) {
+	if !bytes.Contains(body, []byte(s.prefix)) {
 		return nil, false
 	}
 	e := &pgproto3.ErrorResponse{}
-	if e.Decode(body) != nil || !strings.Contains(e.Message, s.q[0].marker) {
+	if e.Decode(body) != nil {
 		return nil, false
 	}
-	out := s.q[0].body
-	s.q = s.q[1:]
-	return out, true
+	i := strings.Index(e.Message, s.prefix)
+	if i < 0 {
+		return nil, false
+	}
+	digits := e.Message[i+len(s.prefix):]
+	if end := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); end >= 0 {
+		digits = digits[:end]
+	}
+	seq, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for j, w := range s.q {
+		if w.seq == seq {
+			s.q = s.q[j+1:]
+			return w.body, true
+		}
+	}
+	return nil, false
 }
 
 // expire drops denials whose marker error can no longer come: the server was
