@@ -42,7 +42,9 @@ func companyContents() catalog.Contents {
 			Columns: strings.Fields(cols), ViewDefinition: def,
 			DefinitionSearchPath: []string{"pg_catalog"}}
 	}
-	q := func(schema, name string) catalog.QualifiedName { return catalog.QualifiedName{Schema: schema, Name: name} }
+	q := func(schema, name string) catalog.QualifiedName {
+		return catalog.QualifiedName{Schema: schema, Name: name}
+	}
 	invCols := "id customer_id issued_on amount vat_number"
 
 	rels := []catalog.Relation{
@@ -87,8 +89,8 @@ func companyContents() catalog.Contents {
 			  GROUP BY c.city;`},
 	}
 	return catalog.Contents{
-		Database: "shop",
-		Schemas:  []string{"crm", "hr", "sales", "marketing", "public", "alice"},
+		Database:  "shop",
+		Schemas:   []string{"crm", "hr", "sales", "marketing", "public", "alice"},
 		Relations: rels,
 		Functions: []catalog.Function{
 			{Schema: "crm", Name: "mask_email", Language: "sql"},

@@ -39,10 +39,12 @@ func purposesBySpan(sql string, spans []span) ([]purposeDecl, *Denial) {
 		switch {
 		case bad:
 			d.denial = &Denial{CodePurpose, "a purpose comment is malformed"}
+			d.name = ""
 		case !found:
 		case d.name != "" && d.name != name:
 			d.denial = &Denial{CodePurpose, "the statement declares more than one purpose"}
-		default:
+			d.name = ""
+		case d.denial == nil:
 			d.name = name
 		}
 	}

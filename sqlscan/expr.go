@@ -62,8 +62,7 @@ func (a *analyzer) expr(n *pg.Node, sc *scope) {
 	case *pg.Node_NamedArgExpr:
 		a.expr(x.NamedArgExpr.GetArg(), sc)
 	case *pg.Node_AIndirection:
-		a.expr(x.AIndirection.GetArg(), sc)
-		a.exprs(x.AIndirection.GetIndirection(), sc)
+		a.indirection(x.AIndirection, sc)
 	case *pg.Node_AIndices:
 		a.expr(x.AIndices.GetLidx(), sc)
 		a.expr(x.AIndices.GetUidx(), sc)
@@ -154,6 +153,31 @@ func (a *analyzer) projection(fc *pg.FuncCall, names []string, sc *scope) bool {
 		a.readColumn(c)
 	}
 	return true
+}
+
+// indirection walks subscripts and field selections. (t).c on a whole row
+// reads column c only, as PostgreSQL projects it.
+func (a *analyzer) indirection(x *pg.A_Indirection, sc *scope) {
+	ind := x.GetIndirection()
+	if len(ind) > 0 && ind[0].GetString_() != nil {
+		if rels := a.wholeRowRel(sc, x.GetArg()); len(rels) > 0 {
+			var found []*column
+			for _, r := range rels {
+				if cols, strong := r.lookup(ind[0].GetString_().GetSval()); strong {
+					found = append(found, cols...)
+				}
+			}
+			if len(found) > 0 {
+				for _, c := range found {
+					a.readColumn(c)
+				}
+				a.exprs(ind[1:], sc)
+				return
+			}
+		}
+	}
+	a.expr(x.GetArg(), sc)
+	a.exprs(ind, sc)
 }
 
 // windowDef walks a window's PARTITION BY, ORDER BY and frame offsets.

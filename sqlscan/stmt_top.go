@@ -40,9 +40,7 @@ func (a *analyzer) topLevel(n *pg.Node) string {
 		a.truncate(x.TruncateStmt)
 		return "truncate"
 	case *pg.Node_RefreshMatViewStmt:
-		if r := a.targetRel(x.RefreshMatViewStmt.GetRelation()); r != nil {
-			a.writeAll(r, "refresh")
-		}
+		a.refresh(x.RefreshMatViewStmt.GetRelation())
 		return "refresh"
 	}
 	if kind, ok := a.sessionStmt(n); ok {
@@ -127,6 +125,24 @@ func (a *analyzer) copyStmt(s *pg.CopyStmt) {
 	a.withClause("where", func() {
 		a.expr(s.GetWhereClause(), &scope{items: []*rel{target}})
 	})
+}
+
+// refresh rewrites a materialized view's stored rows: its own columns are
+// written. The query it runs hands nothing to the client, so its
+// definition is not expanded here; reading the view later expands it.
+func (a *analyzer) refresh(rv *pg.RangeVar) {
+	if rv == nil {
+		return
+	}
+	res, ok := a.resolveRelation(rv.GetCatalogname(), rv.GetSchemaname(), rv.GetRelname())
+	if !ok {
+		return
+	}
+	for _, cr := range res.rels {
+		for _, c := range cr.Columns {
+			a.emit(Access{Schema: cr.Schema, Table: cr.Name, Column: c, Act: Write, Clause: "refresh"})
+		}
+	}
 }
 
 // truncate empties tables: every column is written. CASCADE also empties
