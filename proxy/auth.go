@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -79,6 +80,12 @@ func (c *conn) authenticate() error {
 	for {
 		typ, body, err := c.sr.next()
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.sendFatal("08006", fmt.Sprintf("pgguard: upstream %s did not complete authentication within %s",
+					c.srv.upstream.addr, c.srv.cfg.StartupTimeout))
+				return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+			}
 			return c.upstreamLost(err)
 		}
 		done, err := c.authMessage(typ, body)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,7 +200,8 @@ func TestStartupBlackholeUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := rc.recvError(t)
-	if e.Severity != "FATAL" || e.Code != "08006" {
+	if e.Severity != "FATAL" || e.Code != "08006" ||
+		e.Message != "pgguard: upstream "+hole.Addr()+" did not complete authentication within 300ms" {
 		t.Fatalf("got %s %s %q, want FATAL 08006", e.Severity, e.Code, e.Message)
 	}
 	expectClosed(t, rc)
@@ -212,7 +214,7 @@ func TestStartupBlackholeUpstream(t *testing.T) {
 	if _, err := rc.Write(superStartup(pgproto3.ProtocolVersion30)); err != nil {
 		t.Fatal(err)
 	}
-	if e := rc.recvError(t); e.Code != "08006" {
+	if e := rc.recvError(t); e.Code != "08006" || !strings.Contains(e.Message, "could not connect to upstream "+hole.Addr()) {
 		t.Fatalf("got %s %q, want 08006", e.Code, e.Message)
 	}
 	expectClosed(t, rc)
