@@ -215,6 +215,9 @@ func Dialer(baseURL string) func(ctx context.Context, database string) (*Snapsho
 			return nil, fmt.Errorf("parse catalog connection URL: %w", err)
 		}
 		cfg.Database = database
+		// A connection used once gains nothing from prepared statements,
+		// which would cost Load a round trip to prepare them.
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 		if cfg.RuntimeParams == nil {
 			cfg.RuntimeParams = map[string]string{}
 		}

@@ -263,3 +263,40 @@ func TestLoadVersion(t *testing.T) {
 	}
 	wantColumns(t, relation(t, third, "public", "plain"), "id", "name", "CamelCol", "added")
 }
+
+// TestLoadInEveryQueryMode: the caller picks how its connection talks, and
+// poolers may force the simple protocol; the snapshot must not depend on it.
+func TestLoadInEveryQueryMode(t *testing.T) {
+	srv, db := freshDB(t, liveSchema)
+	want := load(t, srv.URL(pgtest.Superuser, "", db)).Version()
+	for _, mode := range []pgx.QueryExecMode{
+		pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol,
+	} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := pgx.ParseConfig(srv.URL(pgtest.Superuser, "", db))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.DefaultQueryExecMode = mode
+			ctx := context.Background()
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			s, err := catalog.Load(ctx, conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Version() != want {
+				t.Errorf("version %s, want %s", s.Version(), want)
+			}
+			// The connection is usable afterwards, outside any transaction.
+			var one int
+			if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || conn.PgConn().TxStatus() != 'I' {
+				t.Errorf("connection after Load: %v, tx status %c", err, conn.PgConn().TxStatus())
+			}
+		})
+	}
+}

@@ -65,10 +65,11 @@ WHERE s.setdatabase = 0 OR s.setdatabase =
 	(SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())`
 
 // Load reads a complete Snapshot of the database conn is connected to. It
-// needs no privileges beyond those every role has on pg_catalog, and takes
-// two round trips: one pipelined batch of one query per kind of object
-// inside a read-only repeatable-read transaction (so all queries see the
-// same catalog state), and its rollback.
+// needs no privileges beyond those every role has on pg_catalog. It sends
+// one pipelined batch, one query per kind of object inside a read-only
+// repeatable-read transaction (so all of them see the same catalog state),
+// then ends the transaction; pgx adds a round trip to prepare the queries
+// unless conn runs in QueryExecModeExec, as Dialer's connections do.
 func Load(ctx context.Context, conn *pgx.Conn) (*Snapshot, error) {
 	c := Contents{Complete: true}
 	b := &pgx.Batch{}
