@@ -38,6 +38,8 @@ type Relation struct {
 	// file keeps the text as written, under the path in force where it stood.
 	// Resolving a definition with the querying session's path instead would
 	// let a same-named relation earlier on that path stand in for the real one.
+	// As everywhere in PostgreSQL, pg_catalog is searched first when the path
+	// does not list it.
 	DefinitionSearchPath []string
 }
 

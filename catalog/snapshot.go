@@ -159,6 +159,22 @@ func (s *Snapshot) Schemas() []string {
 	return out
 }
 
+// Operators returns every operator defined outside pg_catalog, sorted by
+// schema and symbol.
+func (s *Snapshot) Operators() []QualifiedName {
+	var out []QualifiedName
+	for _, ops := range s.operators {
+		out = append(out, ops...)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Schema != out[j].Schema {
+			return out[i].Schema < out[j].Schema
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
 // Columns lists every column as schema.table.column, sorted; policy lint
 // matches patterns against it.
 func (s *Snapshot) Columns() []string {
