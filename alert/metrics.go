@@ -1,0 +1,169 @@
+package alert
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Statement verdicts, the `verdict` label of pgguard_statements_total.
+const (
+	VerdictAllowed = "allowed"
+	VerdictDenied  = "denied"
+	// VerdictFlagged: monitor mode forwarded a statement it would deny.
+	VerdictFlagged = "flagged"
+	// VerdictError: the statement could not be judged (and was refused).
+	VerdictError = "error"
+)
+
+// Policy reload outcomes, the `outcome` label of pgguard_policy_reloads_total.
+const (
+	ReloadSuccess = "success"
+	ReloadFailure = "failure"
+)
+
+// latencyBuckets span 1µs to 100ms: analysis and decisions are in-memory
+// and usually take microseconds, so the default buckets (5ms and up) would
+// put everything in the first one. A function, not a var, so no package
+// state can be changed under a running histogram.
+func latencyBuckets() []float64 {
+	return []float64{
+		1e-6, 2.5e-6, 5e-6,
+		1e-5, 2.5e-5, 5e-5,
+		1e-4, 2.5e-4, 5e-4,
+		1e-3, 2.5e-3, 5e-3,
+		1e-2, 2.5e-2, 5e-2,
+		1e-1,
+	}
+}
+
+// Metrics are the pgguard-wide metrics the proxy, the analyser and the
+// policy loader update. The fields are ready to use; all are safe for
+// concurrent use.
+type Metrics struct {
+	// ConnectionsOpen is the number of client connections open now.
+	ConnectionsOpen prometheus.Gauge
+	// ConnectionsTotal counts client connections accepted.
+	ConnectionsTotal prometheus.Counter
+	// Statements counts statements by verdict (Verdict* constants).
+	Statements *prometheus.CounterVec
+	// Denials counts denied column accesses by role and data category.
+	// Label it with policy roles and categories, never free-form values,
+	// to keep the series count bounded.
+	Denials *prometheus.CounterVec
+	// VerdictCacheHits counts decisions answered from the verdict cache.
+	VerdictCacheHits prometheus.Counter
+	// VerdictCacheMisses counts decisions that had to be computed.
+	VerdictCacheMisses prometheus.Counter
+	// AnalysisDuration observes, in seconds, how long finding the columns
+	// a statement touches took.
+	AnalysisDuration prometheus.Histogram
+	// DecisionDuration observes, in seconds, how long the policy decision
+	// for a statement took.
+	DecisionDuration prometheus.Histogram
+	// PolicyReloads counts policy reloads by outcome (Reload* constants).
+	PolicyReloads *prometheus.CounterVec
+
+	policyVersion *prometheus.GaugeVec
+	mu            sync.Mutex // makes SetPolicyVersion's reset-then-set atomic
+}
+
+// NewMetrics creates the metrics and registers them on reg; a nil reg
+// leaves them unregistered, which suits tests of other packages. Like
+// promauto it panics if they are already registered there, since that is
+// a wiring bug found at start-up.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ConnectionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgguard_connections_open", Help: "Client connections open now.",
+		}),
+		ConnectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgguard_connections_total", Help: "Client connections accepted.",
+		}),
+		Statements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgguard_statements_total", Help: "Statements judged, by verdict.",
+		}, []string{"verdict"}),
+		Denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgguard_denials_total", Help: "Denied column accesses, by role and data category.",
+		}, []string{"role", "category"}),
+		VerdictCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgguard_verdict_cache_hits_total", Help: "Decisions answered from the verdict cache.",
+		}),
+		VerdictCacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgguard_verdict_cache_misses_total", Help: "Decisions not found in the verdict cache.",
+		}),
+		AnalysisDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pgguard_analysis_duration_seconds", Help: "Time to find the columns a statement touches.",
+			Buckets: latencyBuckets(),
+		}),
+		DecisionDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pgguard_decision_duration_seconds", Help: "Time to decide a statement against the policy.",
+			Buckets: latencyBuckets(),
+		}),
+		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgguard_policy_reloads_total", Help: "Policy reloads, by outcome.",
+		}, []string{"outcome"}),
+		policyVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgguard_policy_version", Help: "The policy version in force (value 1; the version is the label).",
+		}, []string{"version"}),
+	}
+	m.preinit()
+	if reg != nil {
+		reg.MustRegister(m.collectors()...)
+	}
+	return m
+}
+
+// preinit makes the fixed label values visible as zero from the start, so
+// rate() and absent() work before the first event.
+func (m *Metrics) preinit() {
+	for _, v := range []string{VerdictAllowed, VerdictDenied, VerdictFlagged, VerdictError} {
+		m.Statements.WithLabelValues(v)
+	}
+	for _, o := range []string{ReloadSuccess, ReloadFailure} {
+		m.PolicyReloads.WithLabelValues(o)
+	}
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
+		m.VerdictCacheHits, m.VerdictCacheMisses, m.AnalysisDuration,
+		m.DecisionDuration, m.PolicyReloads, m.policyVersion,
+	}
+}
+
+// SetPolicyVersion makes v the only version reported, so a dashboard sees
+// exactly one series with value 1 after every reload.
+func (m *Metrics) SetPolicyVersion(v string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.policyVersion.Reset()
+	m.policyVersion.WithLabelValues(v).Set(1)
+}
+
+// Handler serves /metrics from reg and /healthz from healthy: 200 "ok", or
+// 503 with the error text. A nil healthy means always healthy; a nil reg
+// serves no metrics. It never logs: scrape errors go to the scraper.
+func Handler(reg prometheus.Gatherer, healthy func() error) http.Handler {
+	if reg == nil {
+		reg = prometheus.Gatherers{}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if healthy != nil {
+			if err := healthy(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte(err.Error()))
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	return mux
+}

@@ -1,0 +1,140 @@
+package alert
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestHandlerExposesMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	hook := newHookServer(t, func(int, http.ResponseWriter) {})
+	d, err := New(Config{WebhookURL: hook.URL}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeNow(t, d)
+	m.SetPolicyVersion("v1")
+	m.SetPolicyVersion("v2")
+	m.Denials.WithLabelValues("marketing", "customer_contact").Inc()
+	m.AnalysisDuration.Observe(3e-6)
+	m.ConnectionsOpen.Inc()
+
+	srv := httptest.NewServer(Handler(reg, nil))
+	defer srv.Close()
+	code, body := get(t, srv.URL+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	want := []string{
+		"pgguard_connections_open 1",
+		"pgguard_connections_total 0",
+		`pgguard_statements_total{verdict="allowed"} 0`,
+		`pgguard_statements_total{verdict="error"} 0`,
+		`pgguard_denials_total{category="customer_contact",role="marketing"} 1`,
+		"pgguard_verdict_cache_hits_total 0",
+		"pgguard_verdict_cache_misses_total 0",
+		`pgguard_analysis_duration_seconds_bucket{le="1e-06"} 0`,
+		`pgguard_analysis_duration_seconds_bucket{le="5e-06"} 1`,
+		`pgguard_decision_duration_seconds_bucket{le="0.1"} 0`,
+		`pgguard_policy_version{version="v2"} 1`,
+		`pgguard_policy_reloads_total{outcome="failure"} 0`,
+		`pgguard_alerts_emitted_total{event="query_blocked"} 0`,
+		"pgguard_alerts_dedup_suppressed_total 0",
+		`pgguard_alerts_queue_length{queue="dispatcher"} 0`,
+		`pgguard_alerts_queue_length{queue="webhook"} 0`,
+		`pgguard_alerts_dropped_total{sink="webhook"} 0`,
+		`pgguard_alerts_webhook_deliveries_total{outcome="success"} 0`,
+		"pgguard_alerts_webhook_retries_total 0",
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("/metrics lacks %q", w)
+		}
+	}
+	if strings.Contains(body, `version="v1"`) {
+		t.Error("old policy version still exposed")
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	tests := []struct {
+		name     string
+		healthy  func() error
+		wantCode int
+		wantBody string
+	}{
+		{"no check", nil, http.StatusOK, "ok"},
+		{"healthy", func() error { return nil }, http.StatusOK, "ok"},
+		{"unhealthy", func() error { return errString("policy not loaded") }, http.StatusServiceUnavailable, "policy not loaded"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), tc.healthy))
+			defer srv.Close()
+			code, body := get(t, srv.URL+"/healthz")
+			if code != tc.wantCode || body != tc.wantBody {
+				t.Errorf("/healthz = %d %q, want %d %q", code, body, tc.wantCode, tc.wantBody)
+			}
+		})
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func TestHandlerRejectsOtherMethodsAndPaths(t *testing.T) {
+	srv := httptest.NewServer(Handler(nil, nil))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/healthz", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /healthz = %d, want 405", resp.StatusCode)
+	}
+	if code, _ := get(t, srv.URL+"/"); code != http.StatusNotFound {
+		t.Errorf("GET / = %d, want 404", code)
+	}
+	if code, _ := get(t, srv.URL+"/metrics"); code != http.StatusOK {
+		t.Errorf("GET /metrics with nil gatherer = %d, want 200", code)
+	}
+}
+
+func TestNewMetricsRegistration(t *testing.T) {
+	m := NewMetrics(nil)
+	m.Statements.WithLabelValues(VerdictDenied).Inc()
+	if got := value(t, m.Statements.WithLabelValues(VerdictDenied)); got != 1 {
+		t.Errorf("unregistered metrics do not count: %v", got)
+	}
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg)
+	defer func() {
+		if recover() == nil {
+			t.Error("second NewMetrics on one registry did not panic")
+		}
+	}()
+	NewMetrics(reg)
+}
