@@ -226,7 +226,15 @@ func Dialer(baseURL string) func(ctx context.Context, database string) (*Snapsho
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", database, err)
 		}
-		defer conn.Close(context.WithoutCancel(ctx))
+		defer closeConn(ctx, conn)
 		return Load(ctx, conn)
 	}
+}
+
+// closeConn says goodbye to the server even when ctx has ended, but does
+// not wait long for a peer that stopped answering.
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
 }

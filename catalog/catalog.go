@@ -3,6 +3,9 @@
 // analysis needs to resolve names. Snapshots come from a live database through
 // pg_catalog or from a DDL file, and carry a version that changes whenever
 // their content does.
+//
+// Load reads a live database, FromDDL replays a schema file, and Cache keeps
+// the current snapshot of each database a proxy serves.
 package catalog
 
 // RelKind is the kind of a relation, as pg_class.relkind says.

@@ -23,13 +23,12 @@ import (
 //   - SET search_path and pg_dump's set_config('search_path', ...), which
 //     decide where unqualified names go (public by default); ALTER DATABASE
 //     and ALTER ROLE ... SET search_path, which become the snapshot's
-//     configured paths.
+//     configured paths when they concern database (any, if it is empty).
 //
 // Other statements (data, grants, indexes, comments, ...) are skipped, and
-// so are psql backslash commands.
-// Errors name the line of the statement that caused them. The snapshot is
-// not Complete: it knows nothing the file does not declare, built-ins
-// included.
+// so are psql backslash commands. Errors name the line of the statement
+// that caused them. The snapshot is not Complete: it knows nothing the file
+// does not declare, built-ins included.
 func FromDDL(database, sql string) (*Snapshot, error) {
 	sql = blankMetaCommands(sql)
 	tree, err := pg_query.Parse(sql)
