@@ -1,0 +1,101 @@
+package guard
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/proxy"
+	"github.com/rs/zerolog"
+)
+
+// benchSession is a session over the shipped policy and the demo schema,
+// without a network: what the client pump calls per message.
+func benchSession(b *testing.B, user, purpose string) *session {
+	b.Helper()
+	engine, err := authz.NewEngine("../model.conf", "../policy.csv", authz.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ddl, err := os.ReadFile("../demo/schema.sql")
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, err := catalog.FromDDL("postgres", string(ddl))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cats := catalog.NewCache(func(context.Context, string) (*catalog.Snapshot, error) { return snap, nil }, 0)
+	g, err := New(Config{Policy: engine, Catalogs: cats, Logger: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := &proxy.Session{User: user, Database: "postgres", ClientAddr: &net.TCPAddr{},
+		StartupParameters: map[string]string{"options": "-c pgguard.purpose=" + purpose}}
+	ps.SetParameter("standard_conforming_strings", "on")
+	ps.SetParameter("client_encoding", "UTF8")
+	return newSession(g, ps)
+}
+
+func queryBody(sql string) []byte { return append([]byte(sql), 0) }
+
+// BenchmarkQueryCached is the hot path: a statement text seen before.
+func BenchmarkQueryCached(b *testing.B) {
+	s := benchSession(b, "sales_app", "order_fulfilment")
+	msg := proxy.ClientMessage{Type: 'Q', Body: queryBody("SELECT email, phone FROM crm.customers WHERE id = 42")}
+	if v := s.ClientMessage(msg); v.Action != proxy.Forward {
+		b.Fatalf("not allowed: %+v", v.Error)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.ClientMessage(msg)
+	}
+}
+
+// BenchmarkQueryCold analyses and decides a new text every time.
+func BenchmarkQueryCold(b *testing.B) {
+	s := benchSession(b, "sales_app", "order_fulfilment")
+	texts := make([][]byte, 1024)
+	for i := range texts {
+		texts[i] = queryBody("SELECT c.email, o.status FROM crm.customers c JOIN crm.orders o ON o.customer_id = c.id WHERE o.id = " + itoa(i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.g.cache = newVerdictCache(1 << 20) // forget, so every text is new
+		s.table = nil
+		s.ClientMessage(proxy.ClientMessage{Type: 'Q', Body: texts[i%len(texts)]})
+	}
+}
+
+// BenchmarkBindPrepared is Bind of a statement prepared once.
+func BenchmarkBindPrepared(b *testing.B) {
+	s := benchSession(b, "sales_app", "order_fulfilment")
+	parse := append([]byte("s1\x00SELECT status FROM crm.orders WHERE id = $1\x00"), 0, 0)
+	if v := s.ClientMessage(proxy.ClientMessage{Type: 'P', Body: parse}); v.Action != proxy.Forward {
+		b.Fatalf("parse not allowed: %+v", v.Error)
+	}
+	bind := []byte("\x00s1\x00\x00\x00\x00\x01\x00\x00\x00\x0242\x00\x00")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if v := s.ClientMessage(proxy.ClientMessage{Type: 'B', Body: bind}); v.Action != proxy.Forward {
+			b.Fatal("bind denied")
+		}
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}

@@ -1,0 +1,82 @@
+package guard
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// contextKey is everything a verdict depends on besides the statement text.
+type contextKey struct {
+	user, purpose, searchPath string
+	catalogVersion            string
+	policyVersion             string
+	lexical                   string // standard_conforming_strings and client_encoding
+}
+
+// verdictCache maps (context, exact text) to a verdict. It is two-level so
+// that a lookup on the hot path costs one map access by text and allocates
+// nothing: a session holds the inner map of its current context.
+type verdictCache struct {
+	max     int64
+	entries atomic.Int64
+
+	mu        sync.Mutex
+	byContext map[contextKey]*textVerdicts
+}
+
+// textVerdicts are the verdicts of one context.
+type textVerdicts struct {
+	mu sync.RWMutex
+	m  map[string]*verdict
+	// dropped is set when the cache let go of this table; sessions holding
+	// it fetch a fresh one before their next lookup.
+	dropped atomic.Bool
+}
+
+func newVerdictCache(max int) *verdictCache {
+	return &verdictCache{max: int64(max), byContext: make(map[contextKey]*textVerdicts)}
+}
+
+// forContext returns the verdicts of k, creating the table on first use.
+func (c *verdictCache) forContext(k contextKey) *textVerdicts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.byContext[k]
+	if t == nil {
+		t = &textVerdicts{m: make(map[string]*verdict)}
+		c.byContext[k] = t
+	}
+	return t
+}
+
+func (t *textVerdicts) get(text []byte) *verdict {
+	t.mu.RLock()
+	v := t.m[string(text)]
+	t.mu.RUnlock()
+	return v
+}
+
+// put stores v; when the cache is full it is emptied whole, which is cheap,
+// keeps memory bounded, and costs only re-analysis of the texts in use.
+func (c *verdictCache) put(t *textVerdicts, text string, v *verdict) {
+	if c.entries.Add(1) > c.max {
+		c.clear()
+		c.entries.Store(0)
+		return // t was just dropped with the rest
+	}
+	t.mu.Lock()
+	t.m[text] = v
+	t.mu.Unlock()
+}
+
+func (c *verdictCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, t := range c.byContext {
+		t.dropped.Store(true)
+		t.mu.Lock()
+		t.m = make(map[string]*verdict)
+		t.mu.Unlock()
+		delete(c.byContext, k)
+	}
+}

@@ -1,0 +1,387 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/proxy"
+	"github.com/pgguard/pgguard/sqlscan"
+)
+
+// verdict is the cached outcome of one statement text in one context.
+// It is immutable once cached.
+type verdict struct {
+	denied *denial // nil when every statement is allowed
+	// effects are replayed on the session when the text is forwarded.
+	effects []effect
+	// For a text of exactly one statement (what Parse carries): what it
+	// accesses and the purpose its comment declares, bound to the statement
+	// name at Parse.
+	single   bool
+	accesses []authz.Access
+	purpose  string
+	text     string // raw: normalized only if a Bind is ever denied
+	// cacheable is false when the verdict depends on session state outside
+	// the cache key (EXECUTE of a prepared statement).
+	cacheable bool
+}
+
+// effect is a session change a statement makes.
+type effect struct {
+	sqlscan.Effect
+	ddl      bool
+	accesses []authz.Access // of PREPARE
+	purpose  string
+	text     string // raw, as verdict.text
+}
+
+// denial is why a text is refused, with what its alert needs.
+type denial struct {
+	err         *pgproto3.ErrorResponse
+	denied      []alert.Denial
+	roles       []string
+	purpose     string
+	statement   string // normalized
+	fingerprint string
+	policy      string
+}
+
+// verdictFor answers from the cache or analyses and decides. s.mu is held.
+func (s *session) verdictFor(text []byte) *verdict {
+	ctx := context.Background()
+	snap, pol := s.refreshContext(ctx)
+	if v := s.table.get(text); v != nil {
+		s.count(func(m *alert.Metrics) { m.VerdictCacheHits.Inc() })
+		return v
+	}
+	s.count(func(m *alert.Metrics) { m.VerdictCacheMisses.Inc() })
+	str := string(text)
+	v := s.evaluate(ctx, str, snap, pol)
+	if v.cacheable {
+		s.g.cache.put(s.table, str, v)
+	}
+	return v
+}
+
+// evaluate analyses text and decides on each of its statements in order,
+// following the purpose and search_path changes the text itself makes.
+func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snapshot, pol *authz.Policy) *verdict {
+	if d := sqlscan.CheckLexical(text, s.ps.Parameter("standard_conforming_strings"), s.ps.Parameter("client_encoding")); d != nil {
+		return &verdict{denied: s.unanalysable(text, d.Reason), cacheable: true}
+	}
+	if snap == nil {
+		var err error
+		if snap, err = s.g.cfg.Catalogs.Get(ctx, s.ps.Database); err != nil || snap == nil {
+			return &verdict{denied: s.unanalysable(text, "the database's catalog could not be loaded")}
+		}
+	}
+	res, refreshed := s.analyse(ctx, text, snap, pol)
+	v := &verdict{cacheable: !refreshed, single: len(res.Statements) == 1}
+	sim := simState{purpose: s.effectivePurpose(""), path: s.currentPath(snap)}
+	for i := range res.Statements {
+		st := &res.Statements[i]
+		if sim.pathChanged && i > 0 {
+			// An earlier statement of this text moved search_path: resolve
+			// this one's names against the new path.
+			st = s.reanalyse(st, snap, pol, sim.path)
+		}
+		if d := s.decideStatement(st, pol, &sim, v); d != nil {
+			v.denied = d
+			return v
+		}
+	}
+	return v
+}
+
+// simState is the session state as it evolves through one text.
+type simState struct {
+	purpose     string
+	path        []string
+	pathChanged bool
+}
+
+// decideStatement decides one statement and records its effect; it returns
+// the denial, if any.
+func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim *simState, v *verdict) *denial {
+	if st.Denial != nil {
+		return s.unanalysable(st.Text, st.Denial.Reason)
+	}
+	purpose := sim.purpose
+	if st.Purpose != "" {
+		purpose = st.Purpose
+	}
+	accesses := toAuthz(st.Accesses)
+	if st.Effect != nil && st.Effect.Kind == "execute" {
+		v.cacheable = false
+		if p := s.prepared[st.Effect.Name]; p != nil {
+			accesses = p.accesses
+			if p.purpose != "" && st.Purpose == "" {
+				purpose = p.purpose
+			}
+		}
+	}
+	start := time.Now()
+	d := pol.Decide(s.ps.User, purpose, accesses)
+	s.count(func(m *alert.Metrics) { m.DecisionDuration.Observe(time.Since(start).Seconds()) })
+	if !d.Allowed {
+		return s.policyDenial(d, purpose, st.Text)
+	}
+	if v.single {
+		v.accesses, v.purpose, v.text = accesses, st.Purpose, st.Text
+	}
+	if st.Effect != nil || st.DDL {
+		e := effect{ddl: st.DDL, accesses: accesses, purpose: st.Purpose}
+		if st.Effect != nil {
+			e.Effect = *st.Effect
+			sim.apply(st.Effect, s)
+		}
+		if e.Kind == "prepare" {
+			e.text = st.Text
+		}
+		v.effects = append(v.effects, e)
+	}
+	return nil
+}
+
+// apply changes the simulated state like the effect will change the
+// session's.
+func (sim *simState) apply(e *sqlscan.Effect, s *session) {
+	switch {
+	case e.Kind == "set" && e.Name == PurposeParameter:
+		sim.purpose = e.Value
+	case e.Kind == "set" && e.Name == "search_path":
+		sim.path, sim.pathChanged = sqlscan.ParseSearchPath(e.Value), true
+	case e.Kind == "reset" && e.Name == PurposeParameter, e.Kind == "reset_all", e.Kind == "discard_all":
+		sim.purpose = s.purpose.resetValue
+		if e.Kind != "reset" {
+			sim.path, sim.pathChanged = nil, true
+		}
+	case e.Kind == "reset" && e.Name == "search_path":
+		sim.path, sim.pathChanged = nil, true
+	}
+}
+
+// analyse runs the analysis, refreshing the catalog once when the text
+// names a relation the catalog does not know.
+func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapshot, pol *authz.Policy) (*sqlscan.Result, bool) {
+	start := time.Now()
+	defer s.count(func(m *alert.Metrics) { m.AnalysisDuration.Observe(time.Since(start).Seconds()) })
+	res := sqlscan.Analyze(text, snap, s.scanContext(snap, pol, s.currentPath(snap)))
+	if d := res.Denial(); d == nil || d.Code != sqlscan.CodeUnknownRelation {
+		return res, false
+	}
+	fresh, err := s.g.cfg.Catalogs.Refresh(ctx, s.ps.Database)
+	if err != nil || fresh == nil || fresh.Version() == snap.Version() {
+		return res, false
+	}
+	return sqlscan.Analyze(text, fresh, s.scanContext(fresh, pol, s.currentPath(fresh))), true
+}
+
+func (s *session) reanalyse(st *sqlscan.Statement, snap *catalog.Snapshot, pol *authz.Policy, path []string) *sqlscan.Statement {
+	res := sqlscan.Analyze(st.Text, snap, s.scanContext(snap, pol, path))
+	if len(res.Statements) != 1 {
+		return &sqlscan.Statement{Text: st.Text, Denial: &sqlscan.Denial{Code: sqlscan.CodeUnsupported, Reason: "statement could not be re-analysed after a search_path change"}}
+	}
+	return &res.Statements[0]
+}
+
+func (s *session) scanContext(snap *catalog.Snapshot, pol *authz.Policy, path []string) sqlscan.Context {
+	user, purpose := s.ps.User, s.effectivePurpose("")
+	return sqlscan.Context{
+		Database:   s.ps.Database,
+		User:       user,
+		SearchPath: path,
+		FunctionAllowed: func(schema, name string) bool {
+			return pol.FunctionAllowed(user, purpose, schema, name)
+		},
+	}
+}
+
+func toAuthz(in []sqlscan.Access) []authz.Access {
+	out := make([]authz.Access, len(in))
+	for i, a := range in {
+		out[i] = authz.Access{Column: a.Schema + "." + a.Table + "." + a.Column, Act: authz.Act(a.Act)}
+	}
+	return out
+}
+
+// policyDenial turns a policy decision into the client's error and the
+// alert's content.
+func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
+	first := d.Denied[0]
+	what := "without a declared purpose"
+	if purpose != "" {
+		what = fmt.Sprintf("for purpose %q", purpose)
+	}
+	category := first.Category
+	if category == "" {
+		category = "unclassified"
+	}
+	detail := first.Reason
+	if n := len(d.Denied) - 1; n > 0 {
+		detail += fmt.Sprintf(" (and %d more denied column access%s)", n, plural(n))
+	}
+	out := &denial{
+		err: &pgproto3.ErrorResponse{
+			Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501",
+			Message: fmt.Sprintf("pgguard: %s access to column %s (%s) is not allowed %s", first.Act, first.Column, category, what),
+			Detail:  detail,
+			Hint:    purposeHint,
+		},
+		roles: d.Roles, purpose: purpose, policy: d.PolicyVersion,
+		statement: sqlscan.Normalize(text), fingerprint: sqlscan.Fingerprint(text),
+	}
+	for _, x := range d.Denied {
+		out.denied = append(out.denied, alert.Denial{Column: x.Column, Category: x.Category, Act: string(x.Act), Reason: x.Reason})
+	}
+	return out
+}
+
+// unanalysable refuses what pgguard cannot analyse with certainty.
+func (s *session) unanalysable(text, reason string) *denial {
+	purpose := s.effectivePurpose("")
+	pol := s.g.cfg.Policy.Policy()
+	return &denial{
+		err: &pgproto3.ErrorResponse{
+			Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501",
+			Message: "pgguard: statement refused because it cannot be analysed with certainty: " + reason,
+			Hint:    "pgguard refuses what it cannot analyse; rewrite the statement with plain table and column references.",
+		},
+		denied:  []alert.Denial{{Reason: reason}},
+		roles:   pol.Roles(s.ps.User),
+		purpose: purpose, policy: pol.Version(),
+		statement: sqlscan.Normalize(text), fingerprint: sqlscan.Fingerprint(text),
+	}
+}
+
+const purposeHint = "Declare a purpose that allows this data: SET pgguard.purpose = 'name'; " +
+	"or a comment /*purpose='name'*/ in the statement; or the connection option -c pgguard.purpose=name."
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "es"
+}
+
+// apply carries out a verdict: alert and refuse (or, in monitor mode, flag
+// and forward), or forward and replay the text's session effects.
+func (s *session) apply(v *verdict) proxy.Verdict {
+	out := s.decide(v)
+	if out.Action == proxy.Forward {
+		for i := range v.effects {
+			s.replay(&v.effects[i])
+		}
+	}
+	return out
+}
+
+// decide alerts and counts a verdict and says whether to forward, without
+// touching session state.
+func (s *session) decide(v *verdict) proxy.Verdict {
+	if v.denied != nil {
+		s.raise(v.denied)
+		if s.g.cfg.Mode != alert.ModeMonitor {
+			s.count(func(m *alert.Metrics) { m.Statements.WithLabelValues(alert.VerdictDenied).Inc() })
+			return proxy.Verdict{Action: proxy.Deny, Error: v.denied.err}
+		}
+		s.count(func(m *alert.Metrics) { m.Statements.WithLabelValues(alert.VerdictFlagged).Inc() })
+	} else {
+		s.count(func(m *alert.Metrics) { m.Statements.WithLabelValues(alert.VerdictAllowed).Inc() })
+	}
+	return proxy.Allow
+}
+
+// replay applies one effect to the session state.
+func (s *session) replay(e *effect) {
+	if e.ddl {
+		s.ddlPending = true
+	}
+	switch e.Kind {
+	case "set":
+		s.setVar(e.Name, e.Value, e.Local)
+	case "reset":
+		s.resetVar(e.Name)
+	case "reset_all":
+		s.resetVar(PurposeParameter)
+		s.resetVar("search_path")
+	case "discard_all":
+		s.resetVar(PurposeParameter)
+		s.resetVar("search_path")
+		s.prepared = make(map[string]*prepared)
+	case "prepare":
+		s.prepared[e.Name] = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text}
+	case "deallocate":
+		delete(s.prepared, e.Name)
+	case "deallocate_all":
+		s.prepared = make(map[string]*prepared)
+	}
+}
+
+func (s *session) setVar(name, value string, local bool) {
+	switch name {
+	case PurposeParameter:
+		s.purpose.set(value, local)
+	case "search_path":
+		s.searchPath.set(joinPath(sqlscan.ParseSearchPath(value)), local)
+	default:
+		return
+	}
+	s.stateGen++
+}
+
+func (s *session) resetVar(name string) {
+	switch name {
+	case PurposeParameter:
+		s.purpose.reset()
+	case "search_path":
+		s.searchPath.reset()
+	default:
+		return
+	}
+	s.stateGen++
+}
+
+// raise sends the alert of a denial and counts it.
+func (s *session) raise(d *denial) {
+	s.count(func(m *alert.Metrics) {
+		roles := d.roles
+		if len(roles) == 0 {
+			roles = []string{"none"}
+		}
+		for _, role := range roles {
+			for _, x := range d.denied {
+				m.Denials.WithLabelValues(role, x.Category).Inc()
+			}
+		}
+	})
+	ev := alert.Event{
+		Kind:            alert.KindForMode(s.g.cfg.Mode),
+		User:            s.ps.User,
+		Roles:           d.roles,
+		Purpose:         d.purpose,
+		Database:        s.ps.Database,
+		ClientAddr:      s.ps.ClientAddr.String(),
+		ApplicationName: s.ps.Parameter("application_name"),
+		Statement:       d.statement,
+		Fingerprint:     d.fingerprint,
+		Denied:          d.denied,
+		PolicyVersion:   d.policy,
+		Mode:            s.g.cfg.Mode,
+		SessionID:       fmt.Sprint(s.ps.ID),
+	}
+	if s.g.cfg.Alerts != nil {
+		s.g.cfg.Alerts.Emit(ev)
+	}
+}
+
+func (s *session) count(f func(*alert.Metrics)) {
+	if m := s.g.cfg.Metrics; m != nil {
+		f(m)
+	}
+}

@@ -1,0 +1,386 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/authz"
+	"github.com/rs/zerolog"
+)
+
+func pgErr(t *testing.T, err error) *pgconn.PgError {
+	t.Helper()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		t.Fatalf("want a PostgreSQL error, got %v", err)
+	}
+	return pe
+}
+
+// expectDenied checks the contract's error: 42501, ERROR, a message that
+// starts with pgguard: and names the column, and a hint about purposes.
+func expectDenied(t *testing.T, err error, column string) {
+	t.Helper()
+	pe := pgErr(t, err)
+	if pe.Code != "42501" || pe.Severity != "ERROR" || !strings.HasPrefix(pe.Message, "pgguard:") {
+		t.Fatalf("want 42501 ERROR pgguard:..., got %s %s %q", pe.Severity, pe.Code, pe.Message)
+	}
+	if column != "" && !strings.Contains(pe.Message, column) {
+		t.Fatalf("message %q does not name %s", pe.Message, column)
+	}
+}
+
+func TestDepartmentsSeeTheirOwnData(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	ctx := context.Background()
+	cases := []struct {
+		name, user, options, sql string
+		deniedColumn             string // "" when allowed
+	}{
+		{"sales reads contact for order fulfilment", "sales_app", "-c pgguard.purpose=order_fulfilment",
+			"SELECT email FROM crm.customers ORDER BY id", ""},
+		{"sales, child purpose shipping", "sales_app", "-c pgguard.purpose=shipping",
+			"SELECT c.email, o.status FROM crm.customers c JOIN crm.orders o ON o.customer_id = c.id", ""},
+		{"sales without purpose", "sales_app", "", "SELECT email FROM crm.customers", "crm.customers.email"},
+		{"sales into hr", "sales_app", "-c pgguard.purpose=order_fulfilment",
+			"SELECT gross_monthly FROM hr.salaries", "hr.salaries.gross_monthly"},
+		{"sales reads bsn", "sales_app", "-c pgguard.purpose=order_fulfilment",
+			"SELECT id FROM crm.customers WHERE bsn = '111222333'", "crm.customers.bsn"},
+		{"payroll reads salaries", "payroll_app", "-c pgguard.purpose=payroll", "SELECT gross_monthly FROM hr.salaries", ""},
+		{"payroll denied health", "payroll_app", "-c pgguard.purpose=sick_leave_admin",
+			"SELECT diagnosis_note FROM hr.sick_leave", "hr.sick_leave.diagnosis_note"},
+		{"hr reads health for sick leave admin", "hr_app", "-c pgguard.purpose=sick_leave_admin",
+			"SELECT diagnosis_note FROM hr.sick_leave", ""},
+		{"marketing newsletter contact", "marketing_app", "-c pgguard.purpose=newsletter", "SELECT email FROM crm.customers", ""},
+		{"marketing phone denied by parent deny", "marketing_app", "-c pgguard.purpose=newsletter",
+			"SELECT phone FROM crm.customers", "crm.customers.phone"},
+		{"marketing star reads identity", "marketing_app", "-c pgguard.purpose=newsletter",
+			"SELECT * FROM crm.customers", "crm.customers."},
+		{"finance iban invoicing", "finance_app", "-c pgguard.purpose=invoicing", "SELECT iban FROM crm.customers", ""},
+		{"support must not read iban", "support_app", "-c pgguard.purpose=customer_support",
+			"SELECT iban FROM crm.customers", "crm.customers.iban"},
+		{"unclassified column allowed", "marketing_app", "", "SELECT count(id) FROM crm.customers", ""},
+		{"unanalysable DO block", "hr_app", "-c pgguard.purpose=personnel_admin",
+			"DO $$BEGIN PERFORM 1; END$$", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := w.connect(t, tc.user, tc.options)
+			_, err := conn.Exec(ctx, tc.sql)
+			switch {
+			case strings.HasPrefix(tc.sql, "DO"):
+				expectDenied(t, err, "")
+			case tc.deniedColumn == "":
+				if err != nil {
+					t.Fatalf("want allowed, got %v", err)
+				}
+			default:
+				expectDenied(t, err, tc.deniedColumn)
+				if pe := pgErr(t, err); !strings.Contains(pe.Hint, "pgguard.purpose") {
+					t.Fatalf("hint %q does not say how to declare a purpose", pe.Hint)
+				}
+			}
+		})
+	}
+}
+
+func TestAllowedQueryReturnsRows(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	rows, err := conn.Query(context.Background(), "SELECT email FROM crm.customers WHERE id = $1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emails, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(emails) != 1 || emails[0] != "bram@example.nl" {
+		t.Fatalf("got %v, %v", emails, err)
+	}
+}
+
+func TestPurposeDeclarations(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	ctx := context.Background()
+	conn := w.connect(t, "payroll_app", "")
+	q := "SELECT gross_monthly FROM hr.salaries"
+	expectDenied(t, execSQL(conn, q), "hr.salaries.gross_monthly")
+	// A comment declares the purpose for its statement alone.
+	if err := execSQL(conn, q+" /*purpose='payroll'*/"); err != nil {
+		t.Fatalf("comment purpose: %v", err)
+	}
+	expectDenied(t, execSQL(conn, q), "hr.salaries.gross_monthly")
+	// SET lasts for the session, RESET clears it.
+	mustExec(t, conn, "SET pgguard.purpose = 'payroll'")
+	mustExec(t, conn, q)
+	mustExec(t, conn, "RESET pgguard.purpose")
+	expectDenied(t, execSQL(conn, q), "hr.salaries.gross_monthly")
+	// SET LOCAL lasts to the end of the transaction.
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, "SET LOCAL pgguard.purpose = 'payroll'")
+	mustExec(t, conn, q)
+	mustExec(t, conn, "COMMIT")
+	expectDenied(t, execSQL(conn, q), "hr.salaries.gross_monthly")
+	// A SET rolled back is undone, as PostgreSQL undoes it.
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, "SET pgguard.purpose = 'payroll'")
+	mustExec(t, conn, "ROLLBACK")
+	expectDenied(t, execSQL(conn, q), "hr.salaries.gross_monthly")
+	// DISCARD ALL clears it.
+	mustExec(t, conn, "SET pgguard.purpose = 'payroll'")
+	mustExec(t, conn, "DISCARD ALL")
+	expectDenied(t, execSQL(conn, q), "hr.salaries.gross_monthly")
+	// Through the extended protocol, a SET takes effect when it runs, not
+	// when it is prepared.
+	mustExec(t, conn, "RESET pgguard.purpose")
+	if _, err := conn.PgConn().Prepare(ctx, "later", "SET pgguard.purpose = 'payroll'", nil); err != nil {
+		t.Fatal(err)
+	}
+	expectDenied(t, execSQL(conn, q), "hr.salaries.gross_monthly")
+	if err := conn.PgConn().ExecPrepared(ctx, "later", nil, nil, nil).Read().Err; err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, q)
+	mustExec(t, conn, "RESET pgguard.purpose")
+	// In one query string, a SET applies to the statements after it.
+	if _, err := conn.PgConn().Exec(ctx, "SET pgguard.purpose = 'payroll'; "+q).ReadAll(); err != nil {
+		t.Fatalf("set then select in one string: %v", err)
+	}
+}
+
+func TestTransactionFailsLikePostgreSQL(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, "INSERT INTO public.notes VALUES (1, 'inside')")
+	expectDenied(t, execSQL(conn, "SELECT gross_monthly FROM hr.salaries"), "hr.salaries.gross_monthly")
+	if tx := conn.PgConn().TxStatus(); tx != 'E' {
+		t.Fatalf("transaction status %q, want E", tx)
+	}
+	if pe := pgErr(t, execSQL(conn, "SELECT 1")); pe.Code != "25P02" {
+		t.Fatalf("after a denial in a transaction: %s, want 25P02", pe.Code)
+	}
+	mustExec(t, conn, "ROLLBACK")
+	var n int
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM public.notes WHERE body = 'inside'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rolled-back insert visible: n=%d err=%v", n, err)
+	}
+}
+
+func TestDeniedStatementNeverReachesTheDatabase(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	expectDenied(t, execSQL(conn, "UPDATE hr.salaries SET gross_monthly = 1"), "hr.salaries.gross_monthly")
+	admin := w.connect(t, "payroll_app", "-c pgguard.purpose=payroll")
+	var salary float64
+	if err := admin.QueryRow(context.Background(), "SELECT gross_monthly FROM hr.salaries WHERE employee_id = 100").Scan(&salary); err != nil || salary != 4200 {
+		t.Fatalf("salary changed or unreadable: %v %v", salary, err)
+	}
+}
+
+func TestPipelineMixesVerdicts(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	ctx := context.Background()
+	p := conn.PgConn().StartPipeline(ctx)
+	p.SendQueryParams("SELECT email FROM crm.customers WHERE id = $1", [][]byte{[]byte("1")}, nil, nil, nil)
+	_ = p.Sync()
+	p.SendQueryParams("SELECT gross_monthly FROM hr.salaries", nil, nil, nil, nil)
+	_ = p.Sync()
+	p.SendQueryParams("SELECT status FROM crm.orders WHERE id = $1", [][]byte{[]byte("10")}, nil, nil, nil)
+	_ = p.Sync()
+	want := []string{"anna@example.nl", "denied", "shipped"}
+	for i, w := range want {
+		res, err := p.GetResults()
+		if w == "denied" && err != nil {
+			expectDenied(t, err, "hr.salaries.gross_monthly")
+			if res, err := p.GetResults(); err != nil {
+				t.Fatalf("sync after the denial: %T %v", res, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("result %d: %v", i, err)
+		}
+		rr, ok := res.(*pgconn.ResultReader)
+		if !ok {
+			t.Fatalf("result %d: %T", i, res)
+		}
+		r := rr.Read()
+		if w == "denied" {
+			expectDenied(t, r.Err, "hr.salaries.gross_monthly")
+		} else if r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != w {
+			t.Fatalf("result %d: rows %q err %v", i, r.Rows, r.Err)
+		}
+		if res, err := p.GetResults(); err != nil || res != nil {
+			if _, sync := res.(*pgconn.PipelineSync); !sync {
+				t.Fatalf("after result %d: %T %v, want sync", i, res, err)
+			}
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, "SELECT 1")
+}
+
+func TestPreparedStatementDecidedAgainAtBind(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "payroll_app", "-c pgguard.purpose=payroll")
+	ctx := context.Background()
+	if _, err := conn.Prepare(ctx, "salaries", "SELECT gross_monthly FROM hr.salaries WHERE employee_id = $1"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		var s float64
+		if err := conn.QueryRow(ctx, "salaries", 100).Scan(&s); err != nil || s != 4200 {
+			t.Fatalf("execution %d: %v %v", i, s, err)
+		}
+	}
+	mustExec(t, conn, "SET pgguard.purpose = 'newsletter'")
+	var s float64
+	expectDenied(t, conn.QueryRow(ctx, "salaries", 100).Scan(&s), "hr.salaries.")
+	// SQL-level PREPARE is analysed at PREPARE and bound to its name.
+	mustExec(t, conn, "SET pgguard.purpose = 'payroll'")
+	mustExec(t, conn, "PREPARE p1 AS SELECT gross_monthly FROM hr.salaries")
+	mustExec(t, conn, "EXECUTE p1")
+	mustExec(t, conn, "SET pgguard.purpose = 'newsletter'")
+	expectDenied(t, execSQL(conn, "EXECUTE p1"), "hr.salaries.gross_monthly")
+	mustExec(t, conn, "DEALLOCATE p1")
+	if pe := pgErr(t, execSQL(conn, "EXECUTE p1")); pe.Code != "26000" {
+		t.Fatalf("EXECUTE after DEALLOCATE: %s, want PostgreSQL's 26000", pe.Code)
+	}
+}
+
+func TestMonitorModeForwardsAndFlags(t *testing.T) {
+	w := newWorld(t, alert.ModeMonitor)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	var s float64
+	if err := conn.QueryRow(context.Background(), "SELECT gross_monthly FROM hr.salaries WHERE employee_id = 100").Scan(&s); err != nil || s != 4200 {
+		t.Fatalf("monitor mode must forward: %v %v", s, err)
+	}
+	events, _ := w.hook.waitFor(t, 1)
+	if events[0]["event"] != "query_flagged" || events[0]["mode"] != "monitor" {
+		t.Fatalf("alert %v", events[0])
+	}
+}
+
+func TestAlertsCarryNoLiterals(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "marketing_app", "-c pgguard.purpose=newsletter -c application_name=mailer")
+	err := execSQL(conn, "SELECT email FROM crm.customers WHERE bsn = '987654321' AND last_name = 'Verhoeven' AND id > 31337")
+	expectDenied(t, err, "crm.customers.bsn")
+	events, raw := w.hook.waitFor(t, 1)
+	ev := events[0]
+	for field, want := range map[string]string{"event": "query_blocked", "user": "marketing_app", "purpose": "newsletter", "database": "postgres", "mode": "enforce"} {
+		if ev[field] != want {
+			t.Errorf("alert %s = %v, want %s", field, ev[field], want)
+		}
+	}
+	for _, field := range []string{"time", "roles", "client_addr", "application_name", "statement", "fingerprint", "denied", "policy_version"} {
+		if _, ok := ev[field]; !ok {
+			t.Errorf("alert lacks %s: %s", field, raw[0])
+		}
+	}
+	denied, _ := ev["denied"].([]any)
+	if len(denied) == 0 {
+		t.Fatalf("no denied columns in %s", raw[0])
+	}
+	time.Sleep(100 * time.Millisecond) // let the log sink write too
+	for _, literal := range []string{"987654321", "Verhoeven", "31337"} {
+		if strings.Contains(raw[0], literal) {
+			t.Errorf("alert contains literal %q: %s", literal, raw[0])
+		}
+		if strings.Contains(w.logs.String(), literal) {
+			t.Errorf("log contains literal %q", literal)
+		}
+	}
+}
+
+func TestPolicyEditChangesVerdictsLive(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "marketing_app", "-c pgguard.purpose=campaign_analysis")
+	q := "SELECT total_amount FROM crm.orders"
+	mustExec(t, conn, q)
+	policy, err := os.ReadFile(w.policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(policy), "p, marketing, campaign_analysis, customer_orders, read, allow\n", "", 1)
+	if edited == string(policy) {
+		t.Fatal("policy.csv no longer has the rule this test removes")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reloaded := make(chan struct{}, 1)
+	go func() {
+		_ = w.engine.Watch(ctx, zerolog.Nop(), 100*time.Millisecond, func(r authz.ReloadResult) {
+			if r.Swapped {
+				reloaded <- struct{}{}
+			}
+		})
+	}()
+	time.Sleep(200 * time.Millisecond) // let the watcher start watching
+	// Editors save by writing a new file and renaming it over the old one.
+	tmp := w.policyFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, w.policyFile); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reloaded:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the edited policy was not picked up")
+	}
+	// The same session, still open, now gets the new verdict.
+	expectDenied(t, execSQL(conn, q), "crm.orders.total_amount")
+}
+
+func TestCatalogFollowsDDL(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", "GRANT CREATE ON SCHEMA public TO hr_app")
+	conn := w.connect(t, "hr_app", "-c pgguard.purpose=personnel_admin")
+	// A table created through pgguard is known to the next statement.
+	mustExec(t, conn, "CREATE TABLE public.hr_scratch (id int, note text)")
+	mustExec(t, conn, "INSERT INTO public.hr_scratch VALUES (1, 'x')")
+	mustExec(t, conn, "SELECT note FROM public.hr_scratch")
+	// A table created around pgguard is found by the refresh before refusal.
+	w.pg.MustExec(t, "postgres", "CREATE TABLE public.made_elsewhere (id int); GRANT ALL ON public.made_elsewhere TO hr_app")
+	mustExec(t, conn, "SELECT id FROM public.made_elsewhere")
+	// A relation that exists nowhere is refused by pgguard, not forwarded.
+	expectDenied(t, execSQL(conn, "SELECT * FROM public.no_such_table"), "")
+}
+
+func TestToolsCatalogQueriesPass(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "marketing_app", "")
+	for _, q := range []string{
+		"SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'",
+		"SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'crm'",
+		"SELECT datname FROM pg_catalog.pg_database",
+	} {
+		if err := execSQL(conn, q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	expectDenied(t, execSQL(conn, "SELECT * FROM pg_catalog.pg_stats"), "")
+}
+
+func execSQL(conn *pgx.Conn, sql string) error {
+	_, err := conn.Exec(context.Background(), sql)
+	return err
+}
+
+func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
+	t.Helper()
+	if err := execSQL(conn, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}

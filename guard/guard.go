@@ -1,0 +1,98 @@
+// Package guard enforces pgguard's policy on the wire: it implements
+// proxy.Interceptor with the statement analysis of sqlscan, the schema of
+// catalog, the decisions of authz, and raises alerts through alert.
+//
+// For each statement a client sends, the guard
+//
+//  1. checks that the session's encoding settings let the analysis read the
+//     text as PostgreSQL will (standard_conforming_strings, client_encoding);
+//  2. looks the exact text up in the verdict cache, keyed by everything the
+//     verdict depends on (user, purpose, search_path, catalog and policy
+//     versions, lexical settings) — never by a fingerprint;
+//  3. on a miss, analyses which columns the statement reads and writes,
+//     refreshing the catalog once when it names an unknown relation, and asks
+//     the policy about them, statement by statement, following the purpose
+//     and search_path changes the text itself makes;
+//  4. forwards the statement, or answers with a 42501 error and raises an
+//     alert (monitor mode forwards and flags instead).
+//
+// Session state it follows: the declared purpose (startup option, SET,
+// SET LOCAL, RESET, DISCARD ALL), the search_path, prepared statements (by
+// protocol Parse or SQL PREPARE) with the accesses bound to their names, and
+// transaction boundaries from the server's ReadyForQuery, so that SET LOCAL
+// ends with its transaction and a rollback undoes a SET.
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/proxy"
+	"github.com/rs/zerolog"
+)
+
+// Config wires the guard to its collaborators.
+type Config struct {
+	// Policy holds the current policy; required.
+	Policy *authz.Engine
+	// Catalogs gives each database's schema snapshot; required.
+	Catalogs *catalog.Cache
+	// Alerts receives one event per denied (or flagged) statement; nil
+	// drops them (tests of other concerns).
+	Alerts *alert.Dispatcher
+	// Metrics, when set, are updated on the data path.
+	Metrics *alert.Metrics
+	// Mode is alert.ModeEnforce (default) or alert.ModeMonitor.
+	Mode alert.Mode
+	// Logger is the parent of every session's logger.
+	Logger zerolog.Logger
+	// CacheEntries bounds the verdict cache (default 100,000 texts).
+	CacheEntries int
+}
+
+// Guard is the policy-enforcing proxy.Interceptor.
+type Guard struct {
+	cfg   Config
+	cache *verdictCache
+}
+
+// New checks cfg and returns a Guard.
+func New(cfg Config) (*Guard, error) {
+	switch {
+	case cfg.Policy == nil:
+		return nil, errors.New("guard: no policy")
+	case cfg.Catalogs == nil:
+		return nil, errors.New("guard: no catalog cache")
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = alert.ModeEnforce
+	case alert.ModeEnforce, alert.ModeMonitor:
+	default:
+		return nil, fmt.Errorf("guard: mode %q: must be enforce or monitor", cfg.Mode)
+	}
+	if cfg.CacheEntries <= 0 {
+		cfg.CacheEntries = 100_000
+	}
+	return &Guard{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries)}, nil
+}
+
+// OpenSession implements proxy.Interceptor.
+func (g *Guard) OpenSession(ctx context.Context, ps *proxy.Session) (proxy.SessionInterceptor, error) {
+	s := newSession(g, ps)
+	if g.cfg.Metrics != nil {
+		g.cfg.Metrics.ConnectionsOpen.Inc()
+		g.cfg.Metrics.ConnectionsTotal.Inc()
+	}
+	// Load the database's catalog now, so the first statement does not pay
+	// for it; a failure is not fatal here: statements will be refused until
+	// a load succeeds.
+	if _, err := g.cfg.Catalogs.Get(ctx, ps.Database); err != nil {
+		s.log.Warn().Err(err).Msg("catalog not available; statements that touch relations will be refused")
+	}
+	return s, nil
+}

@@ -1,0 +1,278 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/proxy"
+	"github.com/pgguard/pgguard/sqlscan"
+	"github.com/rs/zerolog"
+)
+
+// session is the guard's view of one client session. The client pump calls
+// ClientMessage and the server pump ServerMessage, so state sits behind mu.
+type session struct {
+	g   *Guard
+	ps  *proxy.Session
+	log zerolog.Logger
+
+	mu         sync.Mutex
+	purpose    setting
+	searchPath setting // comma-joined schema list
+	// prepared maps statement names (protocol Parse and SQL PREPARE share
+	// one namespace in PostgreSQL) to what they access.
+	prepared map[string]*prepared
+	// Transaction outcome, from the server's messages.
+	lastTagCommit bool
+	sawError      bool
+	ddlPending    bool
+
+	// stateGen counts changes of purpose and search_path.
+	stateGen uint64
+
+	// The verdict table of the current context, and the inputs it was
+	// built from.
+	table       *textVerdicts
+	ctxPolicy   *authz.Policy
+	ctxSnap     *catalog.Snapshot
+	ctxGen      uint64
+	ctxSCS      string
+	ctxEncoding string
+}
+
+// prepared is a statement analysed once, at Parse or PREPARE time.
+type prepared struct {
+	accesses []authz.Access
+	purpose  string // from a purpose comment in its text
+	text     string // raw; normalized only for an alert
+	effects  []effect
+	// The last decision, reused while the policy and purpose stay the same.
+	policy  *authz.Policy
+	decided string
+	allowed bool
+}
+
+func newSession(g *Guard, ps *proxy.Session) *session {
+	s := &session{g: g, ps: ps, log: ps.Logger, prepared: make(map[string]*prepared)}
+	options := ps.StartupParameters["options"]
+	p, _ := startupOption(options, PurposeParameter)
+	s.purpose = newSetting(p, true)
+	if path, ok := startupOption(options, "search_path"); ok {
+		s.searchPath = newSetting(joinPath(sqlscan.ParseSearchPath(path)), true)
+	} else {
+		s.searchPath = newSetting("", false) // resolved from the catalog per role
+	}
+	return s
+}
+
+// ClientMessage implements proxy.SessionInterceptor.
+func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
+	switch m.Type {
+	case 'Q':
+		return s.query(cstring(m.Body))
+	case 'P':
+		return s.parse(m.Body)
+	case 'B':
+		return s.bind(m.Body)
+	case 'C':
+		s.close(m.Body)
+	case 'F':
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.apply(&verdict{denied: s.unanalysable("fast-path function call", "function calls through the fast-path interface are not allowed")})
+	}
+	return proxy.Allow
+}
+
+// ServerMessage implements proxy.SessionInterceptor: it follows transaction
+// boundaries so that SET LOCAL ends and rolled-back SETs are undone.
+func (s *session) ServerMessage(typ byte, body []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch typ {
+	case 'C':
+		s.lastTagCommit = bytes.HasPrefix(body, []byte("COMMIT"))
+		if bytes.HasPrefix(body, []byte("ROLLBACK")) {
+			s.sawError = true
+		}
+	case 'E':
+		s.sawError = true
+	case 'Z':
+		if len(body) == 1 && body[0] == 'I' {
+			committed := !s.sawError || s.lastTagCommit
+			purposeChanged := s.purpose.end(committed)
+			if s.searchPath.end(committed) || purposeChanged {
+				s.stateGen++
+			}
+			s.sawError, s.lastTagCommit = false, false
+			if s.ddlPending {
+				s.ddlPending = false
+				s.g.cfg.Catalogs.Invalidate(s.ps.Database)
+			}
+		}
+	}
+}
+
+// Close implements proxy.SessionInterceptor.
+func (s *session) Close() {
+	if m := s.g.cfg.Metrics; m != nil {
+		m.ConnectionsOpen.Dec()
+	}
+}
+
+// query decides on a simple-protocol Query: every statement in it.
+func (s *session) query(text []byte) proxy.Verdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beginTx()
+	return s.apply(s.verdictFor(text))
+}
+
+// parse decides on a Parse and binds what its statement accesses to the
+// statement's name, so Bind need not analyse again.
+func (s *session) parse(body []byte) proxy.Verdict {
+	msg := &pgproto3.Parse{}
+	if err := msg.Decode(body); err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beginTx()
+	v := s.verdictFor([]byte(msg.Query))
+	// The statement runs at Execute, perhaps many times, perhaps never: its
+	// session effects wait for Bind.
+	out := s.decide(v)
+	if out.Action == proxy.Forward && v.single {
+		s.prepared[msg.Name] = &prepared{accesses: v.accesses, purpose: v.purpose, text: v.text, effects: v.effects}
+	} else {
+		delete(s.prepared, msg.Name)
+	}
+	return out
+}
+
+// bind re-decides a prepared statement under the purpose in force now.
+func (s *session) bind(body []byte) proxy.Verdict {
+	_, rest, ok := bytes.Cut(body, []byte{0}) // portal name
+	if !ok {
+		return proxy.Allow // malformed: PostgreSQL itself refuses it
+	}
+	name, _, _ := bytes.Cut(rest, []byte{0})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beginTx()
+	p := s.prepared[string(name)]
+	if p == nil {
+		// Not a statement this session prepared through pgguard, so not one
+		// the server has: PostgreSQL answers with its own error.
+		return proxy.Allow
+	}
+	purpose := s.effectivePurpose(p.purpose)
+	pol := s.g.cfg.Policy.Policy()
+	if p.policy != pol || p.decided != purpose || !p.allowed {
+		d := pol.Decide(s.ps.User, purpose, p.accesses)
+		p.policy, p.decided, p.allowed = pol, purpose, d.Allowed
+		if !d.Allowed {
+			return s.apply(&verdict{denied: s.policyDenial(d, purpose, p.text), effects: p.effects})
+		}
+	}
+	for i := range p.effects {
+		s.replay(&p.effects[i])
+	}
+	return proxy.Allow
+}
+
+// close forgets a statement the client closes.
+func (s *session) close(body []byte) {
+	if len(body) < 2 || body[0] != 'S' {
+		return
+	}
+	s.mu.Lock()
+	delete(s.prepared, string(cstring(body[1:])))
+	s.mu.Unlock()
+}
+
+// beginTx marks that statements run from here on belong to a transaction
+// (implicit, if no BEGIN), whose outcome ServerMessage will learn.
+func (s *session) beginTx() {
+	s.purpose.begin()
+	s.searchPath.begin()
+}
+
+func (s *session) effectivePurpose(comment string) string {
+	if comment != "" {
+		return comment
+	}
+	p, _ := s.purpose.current()
+	return p
+}
+
+// currentPath is the search_path in force, nil when pgguard cannot be sure
+// of it (then analysis counts a name against every candidate).
+func (s *session) currentPath(snap *catalog.Snapshot) []string {
+	v, known := s.searchPath.current()
+	if !known {
+		if s.searchPath.value == "" && s.searchPath.resetValue == "" && snap != nil {
+			return snap.SearchPath(s.ps.User)
+		}
+		return nil
+	}
+	return splitPath(v)
+}
+
+// refreshContext points the session at the verdict table of its current
+// context. The key is rebuilt only when an input changed, so the hot path
+// compares a few pointers and strings and allocates nothing.
+func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz.Policy) {
+	pol := s.g.cfg.Policy.Policy()
+	snap, _ := s.g.cfg.Catalogs.Get(ctx, s.ps.Database)
+	scs, enc := s.ps.Parameter("standard_conforming_strings"), s.ps.Parameter("client_encoding")
+	if s.table != nil && !s.table.dropped.Load() && pol == s.ctxPolicy && snap == s.ctxSnap && s.stateGen == s.ctxGen &&
+		scs == s.ctxSCS && enc == s.ctxEncoding {
+		return snap, pol
+	}
+	purpose, _ := s.purpose.current()
+	k := contextKey{
+		user:          s.ps.User,
+		purpose:       purpose,
+		searchPath:    pathKey(s.currentPath(snap)),
+		policyVersion: pol.Version(),
+		lexical:       scs + "/" + enc,
+	}
+	if snap != nil {
+		k.catalogVersion = snap.Version()
+	}
+	s.table = s.g.cache.forContext(k)
+	s.ctxPolicy, s.ctxSnap, s.ctxGen, s.ctxSCS, s.ctxEncoding = pol, snap, s.stateGen, scs, enc
+	return snap, pol
+}
+
+func cstring(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+func joinPath(p []string) string { return strings.Join(p, ",") }
+
+func splitPath(v string) []string {
+	if v == "" {
+		return []string{}
+	}
+	return strings.Split(v, ",")
+}
+
+// pathKey distinguishes an unknown path (nil) from an empty one.
+func pathKey(p []string) string {
+	if p == nil {
+		return "\x00unknown"
+	}
+	return joinPath(p)
+}
