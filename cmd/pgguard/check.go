@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/guard"
+	"github.com/rs/zerolog"
+)
+
+// offline is what check and policy test share: a policy and a catalog from
+// a live database or a DDL file.
+type offline struct {
+	model, policy, upstream, schema, database, unclassified string
+}
+
+func (o *offline) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.model, "model", "model.conf", "Casbin model file")
+	fs.StringVar(&o.policy, "policy", "policy.csv", "Casbin policy file")
+	fs.StringVar(&o.upstream, "upstream", "", "read the catalog from this PostgreSQL (a URL with credentials)")
+	fs.StringVar(&o.schema, "schema", "", "read the catalog from this DDL file instead")
+	fs.StringVar(&o.database, "database", "postgres", "database the statement runs in")
+	fs.StringVar(&o.unclassified, "unclassified", "allow", "allow|deny: columns no g2 rule classifies")
+}
+
+// catalogs returns the catalog source the flags name.
+func (o *offline) catalogs() (*catalog.Cache, error) {
+	switch {
+	case o.upstream != "" && o.schema != "":
+		return nil, usageError("give --upstream or --schema, not both")
+	case o.upstream != "":
+		return catalog.NewCache(catalog.Dialer(o.upstream), time.Hour), nil
+	case o.schema != "":
+		ddl, err := os.ReadFile(o.schema)
+		if err != nil {
+			return nil, fmt.Errorf("read schema: %w", err)
+		}
+		snap, err := catalog.FromDDL(o.database, string(ddl))
+		if err != nil {
+			return nil, fmt.Errorf("schema %s: %w", o.schema, err)
+		}
+		return catalog.NewCache(func(context.Context, string) (*catalog.Snapshot, error) { return snap, nil }, 0), nil
+	}
+	return nil, usageError("give --upstream URL or --schema FILE.sql for the catalog")
+}
+
+// guard builds the enforcement logic exactly as serve uses it.
+func (o *offline) guard() (*guard.Guard, error) {
+	engine, err := authz.NewEngine(o.model, o.policy, authz.Options{Unclassified: o.unclassified})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	cats, err := o.catalogs()
+	if err != nil {
+		return nil, err
+	}
+	return guard.New(guard.Config{Policy: engine, Catalogs: cats, Logger: zerolog.Nop()})
+}
+
+// check decides on one statement: exit 0 allowed, 1 denied, 2 error.
+func check(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	var o offline
+	var user, purpose string
+	var asJSON bool
+	fs := newFlagSet("check")
+	o.register(fs)
+	fs.StringVar(&user, "user", "", "the user the statement runs as")
+	fs.StringVar(&purpose, "purpose", "", "the declared purpose")
+	fs.BoolVar(&asJSON, "json", false, "print the decision as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return exitError, err
+	}
+	if user == "" || fs.NArg() != 1 {
+		return exitError, usageError(`check needs --user and one "SQL" argument`)
+	}
+	g, err := o.guard()
+	if err != nil {
+		return exitError, err
+	}
+	ex := g.Explain(ctx, user, o.database, purpose, fs.Arg(0))
+	if ex.CatalogVersion == "" {
+		return exitError, fmt.Errorf("catalog of database %q could not be loaded", o.database)
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(ex); err != nil {
+			return exitError, err
+		}
+	} else {
+		printExplanation(stdout, ex)
+	}
+	if ex.Allowed {
+		return exitOK, nil
+	}
+	return exitDenied, nil
+}
+
+func printExplanation(w io.Writer, ex guard.Explanation) {
+	if ex.Allowed {
+		fmt.Fprintln(w, "ALLOWED")
+	} else {
+		fmt.Fprintln(w, "DENIED:", ex.Message)
+		if ex.Detail != "" {
+			fmt.Fprintln(w, "  why: ", ex.Detail)
+		}
+		for _, d := range ex.Denied {
+			if d.Column != "" {
+				fmt.Fprintf(w, "  denied: %s %s (%s): %s\n", d.Act, d.Column, orNone(d.Category), d.Reason)
+			}
+		}
+		if ex.Hint != "" {
+			fmt.Fprintln(w, "  hint: ", ex.Hint)
+		}
+	}
+	for i, st := range ex.Statements {
+		fmt.Fprintf(w, "statement %d (purpose %s): %s\n", i+1, orNone(st.Purpose), st.Statement)
+		if st.Refused != "" {
+			fmt.Fprintln(w, "  cannot be analysed:", st.Refused)
+		}
+		for _, a := range st.Accesses {
+			fmt.Fprintf(w, "  %-5s %s [%s] in %s\n", a.Act, a.Column, orNone(strings.Join(a.Categories, ",")), a.Clause)
+		}
+	}
+	fmt.Fprintf(w, "policy %s, catalog %s\n", ex.PolicyVersion, ex.CatalogVersion)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/demo"
+	"github.com/pgguard/pgguard/internal/pgtest"
+)
+
+// demoStep is one narrated step of the scenario and the outcome it must have.
+type demoStep struct {
+	say, user, purpose, sql string
+	allow                   bool
+}
+
+var demoScenario = []demoStep{
+	{"Sales reads customer contact details to ship an order.",
+		"sales_app", "order_fulfilment", "SELECT first_name, last_name, email FROM crm.customers ORDER BY id LIMIT 3", true},
+	{"Sales tries to look at salaries: another department's personal data.",
+		"sales_app", "order_fulfilment", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id WHERE s.gross_monthly > 5000", false},
+	{"Payroll may, for payroll.",
+		"payroll_app", "payroll", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id ORDER BY e.id LIMIT 3", true},
+	{"Marketing reads e-mail addresses for the newsletter.",
+		"marketing_app", "newsletter", "SELECT email FROM crm.customers ORDER BY id LIMIT 3", true},
+	{"Marketing switches purpose to campaign analysis: the same query is now refused.",
+		"marketing_app", "campaign_analysis", "SELECT email FROM crm.customers ORDER BY id LIMIT 3", false},
+	{"Payroll may not read sick-leave diagnoses (health data, GDPR art. 9).",
+		"payroll_app", "payroll", "SELECT diagnosis_note FROM hr.sick_leave", false},
+}
+
+// demoEditRule is the rule the live policy edit removes.
+const demoEditRule = "p, marketing, newsletter, customer_contact, read, allow\n"
+
+// runDemo starts a throwaway PostgreSQL with the demo data and a pgguard in
+// front of it, prints how to connect, and plays the scenario.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var interactive bool
+	var listen, model, policyFile string
+	fs := newFlagSet("demo")
+	fs.BoolVar(&interactive, "interactive", false, "skip the scenario and wait for Ctrl-C")
+	fs.StringVar(&listen, "listen", "127.0.0.1:6432", "address pgguard listens on")
+	fs.StringVar(&model, "model", "model.conf", "Casbin model to start from")
+	fs.StringVar(&policyFile, "policy", "policy.csv", "policy to start from (the demo edits a copy)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Starting a throwaway PostgreSQL ...")
+	pg, err := pgtest.Launch(pgtest.Options{})
+	if err != nil {
+		if errors.Is(err, pgtest.ErrNoPostgres) {
+			return errors.New("the demo needs the PostgreSQL server binaries: apt-get install -y postgresql")
+		}
+		return err
+	}
+	defer pg.Close()
+	if err := pg.Exec(ctx, "postgres", demo.Schema+demo.SetupSQL()); err != nil {
+		return fmt.Errorf("load demo data: %w", err)
+	}
+	d, err := startDemoProxy(ctx, pg, listen, model, policyFile, stderr)
+	if err != nil {
+		return err
+	}
+	defer d.stop()
+	d.printLogins(stdout)
+	if interactive {
+		fmt.Fprintln(stdout, "\nEdit", d.policy, "to see verdicts change live. Ctrl-C removes everything.")
+		<-ctx.Done()
+		return nil
+	}
+	return d.play(ctx, stdout)
+}
+
+// demoProxy is a pgguard serving the demo database.
+type demoProxy struct {
+	addr, policy string
+	app          *app
+	alerts       *alertRecorder
+	stop         func()
+}
+
+func startDemoProxy(ctx context.Context, pg *pgtest.Server, listen, model, policyFile string, stderr io.Writer) (*demoProxy, error) {
+	dir, err := os.MkdirTemp("", "pgguard-demo-")
+	if err != nil {
+		return nil, err
+	}
+	d := &demoProxy{policy: filepath.Join(dir, "policy.csv"), alerts: newAlertRecorder()}
+	for from, to := range map[string]string{model: filepath.Join(dir, "model.conf"), policyFile: d.policy} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("%w (run the demo from the repository root, or pass --model and --policy)", err)
+		}
+		if err := os.WriteFile(to, b, 0o644); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	c := serveConfig{
+		upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", catalogURL: pg.URL(pgtest.Superuser, "", "postgres"),
+		model: filepath.Join(dir, "model.conf"), policy: d.policy, mode: "enforce", unclassified: "allow",
+		alertWebhook: d.alerts.srv.URL, maxMessageSize: 64 << 20, shutdownGrace: time.Second,
+		catalogMaxAge: time.Minute, reloadInterval: time.Second,
+	}
+	log, _ := newLogger("error", "console", stderr)
+	if d.app, err = build(&c, log); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	d.addr = ln.Addr().String()
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = d.app.serveOn(runCtx, ln, &c); close(done) }()
+	d.stop = func() {
+		cancel()
+		<-done
+		d.app.close()
+		d.alerts.srv.Close()
+		os.RemoveAll(dir)
+	}
+	return d, nil
+}
+
+func (d *demoProxy) url(user, purpose string) string {
+	host, port, _ := net.SplitHostPort(d.addr)
+	return fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable options='-c pgguard.purpose=%s'",
+		host, port, user, demo.Password, purpose)
+}
+
+func (d *demoProxy) printLogins(w io.Writer) {
+	fmt.Fprintf(w, "\npgguard listens on %s in front of PostgreSQL. One login per department:\n\n", d.addr)
+	for _, l := range demo.Logins {
+		fmt.Fprintf(w, "  %-20s psql \"%s\"\n", l.Department+":", d.url(l.User, l.Purpose))
+	}
+}
+
+// play runs the scenario and fails if any step's outcome is not the one it
+// must have.
+func (d *demoProxy) play(ctx context.Context, w io.Writer) error {
+	fmt.Fprintln(w, "\nScenario")
+	failed := 0
+	for i, st := range demoScenario {
+		if !d.step(ctx, w, i+1, st) {
+			failed++
+		}
+	}
+	if !d.liveEdit(ctx, w, len(demoScenario)+1) {
+		failed++
+	}
+	if failed > 0 {
+		return fmt.Errorf("demo: %d step(s) did not turn out as expected", failed)
+	}
+	fmt.Fprintln(w, "\nAll steps turned out as expected. Run `pgguard demo --interactive` to try it yourself.")
+	return nil
+}
+
+// step runs one statement and reports whether the outcome was as expected.
+func (d *demoProxy) step(ctx context.Context, w io.Writer, n int, st demoStep) bool {
+	fmt.Fprintf(w, "\n%d. %s\n   %s (purpose %s): %s\n", n, st.say, st.user, st.purpose, st.sql)
+	before := d.alerts.count()
+	rows, err := d.query(ctx, st.user, st.purpose, st.sql)
+	var pe *pgconn.PgError
+	switch {
+	case err == nil:
+		fmt.Fprintf(w, "   allowed: %d row(s), first: %s\n", len(rows), strings.Join(first(rows), " | "))
+	case errors.As(err, &pe) && pe.Code == "42501":
+		fmt.Fprintf(w, "   refused: ERROR %s %s\n", pe.Code, pe.Message)
+		if ev, ok := d.alerts.waitAfter(before, 10*time.Second); ok {
+			fmt.Fprintf(w, "   alert:   %s\n", ev)
+		} else {
+			fmt.Fprintln(w, "   alert:   none arrived (unexpected)")
+			return false
+		}
+	default:
+		fmt.Fprintf(w, "   error: %v (unexpected)\n", err)
+		return false
+	}
+	ok := (err == nil) == st.allow
+	if !ok {
+		fmt.Fprintln(w, "   UNEXPECTED outcome")
+	}
+	return ok
+}
+
+// liveEdit removes a rule from the policy file and waits for the running
+// pgguard to pick it up.
+func (d *demoProxy) liveEdit(ctx context.Context, w io.Writer, n int) bool {
+	fmt.Fprintf(w, "\n%d. The security team removes a rule from policy.csv while pgguard runs:\n   - %s", n, demoEditRule)
+	b, err := os.ReadFile(d.policy)
+	if err != nil || !strings.Contains(string(b), demoEditRule) {
+		fmt.Fprintln(w, "   the policy does not contain the rule (unexpected)")
+		return false
+	}
+	old := d.app.engine.Policy().Version()
+	if err := os.WriteFile(d.policy, []byte(strings.Replace(string(b), demoEditRule, "", 1)), 0o644); err != nil {
+		fmt.Fprintln(w, "   cannot write the policy:", err)
+		return false
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for d.app.engine.Policy().Version() == old && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := d.app.engine.Policy().Version(); v == old {
+		fmt.Fprintln(w, "   pgguard did not reload the policy (unexpected)")
+		return false
+	} else {
+		fmt.Fprintf(w, "   pgguard reloaded: policy %s -> %s\n", old, v)
+	}
+	return d.step(ctx, w, n+1, demoStep{"Marketing's newsletter query, once allowed, is now refused.",
+		"marketing_app", "newsletter", "SELECT first_name, email FROM crm.customers ORDER BY id LIMIT 3", false})
+}
+
+// query runs sql in a fresh session. The simple protocol returns every
+// value as text, which is what the narration prints.
+func (d *demoProxy) query(ctx context.Context, user, purpose, sql string) ([][]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d.url(user, purpose))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) ([]string, error) {
+		var out []string
+		for _, v := range r.RawValues() {
+			out = append(out, string(v))
+		}
+		return out, nil
+	})
+}
+
+func first(rows [][]string) []string {
+	if len(rows) == 0 {
+		return nil
+	}
+	return rows[0]
+}
+
+// alertRecorder is the demo's webhook receiver: it shows the security
+// team's view.
+type alertRecorder struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	events []string
+}
+
+func newAlertRecorder() *alertRecorder {
+	a := &alertRecorder{}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var ev map[string]any
+		if json.Unmarshal(b, &ev) == nil {
+			brief, _ := json.Marshal(map[string]any{"event": ev["event"], "user": ev["user"], "purpose": ev["purpose"],
+				"statement": ev["statement"], "denied": ev["denied"]})
+			a.mu.Lock()
+			a.events = append(a.events, string(brief))
+			a.mu.Unlock()
+		}
+	}))
+	return a
+}
+
+func (a *alertRecorder) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.events)
+}
+
+func (a *alertRecorder) waitAfter(n int, timeout time.Duration) (string, bool) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		a.mu.Lock()
+		if len(a.events) > n {
+			ev := a.events[n]
+			a.mu.Unlock()
+			return ev, true
+		}
+		a.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "", false
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pgguard/pgguard/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	// The subcommands read model.conf and policy.csv from the repository
+	// root by default, as a user running from a checkout would.
+	if err := os.Chdir("../.."); err != nil {
+		panic(err)
+	}
+	os.Exit(pgtest.RunMain(m))
+}
+
+func runCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
+func TestEnvironmentFillsFlagsAndFlagsWin(t *testing.T) {
+	if envName("alert-webhook") != "PGGUARD_ALERT_WEBHOOK" {
+		t.Fatalf("envName = %s", envName("alert-webhook"))
+	}
+	var c serveConfig
+	fs := serveFlags(&c)
+	t.Setenv("PGGUARD_MODE", "monitor")
+	t.Setenv("PGGUARD_LISTEN", "127.0.0.1:7000")
+	if err := parseFlags(fs.FlagSet, []string{"--listen", "127.0.0.1:7001"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.mode != "monitor" || c.listen != "127.0.0.1:7001" {
+		t.Fatalf("mode %q listen %q", c.mode, c.listen)
+	}
+	t.Setenv("PGGUARD_MAX_MESSAGE_SIZE", "lots")
+	if err := parseFlags(serveFlags(&c).FlagSet, nil); err == nil || !strings.Contains(err.Error(), "PGGUARD_MAX_MESSAGE_SIZE") {
+		t.Fatalf("bad environment value: %v", err)
+	}
+}
+
+func TestServeRejectsBadConfig(t *testing.T) {
+	for _, args := range [][]string{
+		{"serve"},
+		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--mode", "block"},
+		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--tls-cert", "x.pem"},
+		{"bogus"},
+	} {
+		if code, out := runCmd(t, args...); code != exitError {
+			t.Errorf("%v: exit %d, want %d\n%s", args, code, exitError, out)
+		}
+	}
+}
+
+func TestCheckExitCodes(t *testing.T) {
+	base := []string{"check", "--schema", "demo/schema.sql", "--user", "sales_app"}
+	cases := []struct {
+		purpose, sql string
+		code         int
+		says         string
+	}{
+		{"order_fulfilment", "SELECT email FROM crm.customers", exitOK, "ALLOWED"},
+		{"order_fulfilment", "SELECT bsn FROM crm.customers", exitDenied, "crm.customers.bsn"},
+		{"", "SELECT gross_monthly FROM hr.salaries", exitDenied, "hr.salaries.gross_monthly"},
+		{"order_fulfilment", "SELEC nonsense", exitDenied, "cannot be analysed"},
+	}
+	for _, tc := range cases {
+		args := append(append([]string{}, base...), "--purpose", tc.purpose, tc.sql)
+		code, out := runCmd(t, args...)
+		if code != tc.code || !strings.Contains(out, tc.says) {
+			t.Errorf("%q: exit %d, want %d; output:\n%s", tc.sql, code, tc.code, out)
+		}
+	}
+	if code, _ := runCmd(t, "check", "--user", "x", "SELECT 1"); code != exitError {
+		t.Errorf("check without a catalog: exit %d, want %d", code, exitError)
+	}
+}
+
+func TestShippedPolicyTestsHold(t *testing.T) {
+	code, out := runCmd(t, "policy", "test", "--schema", "demo/schema.sql", "policy_tests.txt")
+	if code != exitOK || !strings.Contains(out, " 0 failed") {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+func TestShippedPolicyLintsClean(t *testing.T) {
+	code, out := runCmd(t, "policy", "lint", "--schema", "demo/schema.sql")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	code, out = runCmd(t, "policy", "lint", "--policy", "authz/testdata/lint/bad_effect_case.csv")
+	if code != exitDenied || !strings.Contains(out, "bad_effect_case.csv:") {
+		t.Fatalf("bad policy: exit %d:\n%s", code, out)
+	}
+}
+
+func TestDemoScenarioEndToEnd(t *testing.T) {
+	code, out := runCmd(t, "demo", "--listen", "127.0.0.1:0")
+	if code != exitOK {
+		t.Fatalf("demo exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"psql \"host=127.0.0.1",
+		"allowed: 3 row(s)",
+		"refused: ERROR 42501 pgguard:",
+		`"event":"query_blocked"`,
+		"pgguard reloaded: policy",
+		"All steps turned out as expected",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "UNEXPECTED") || strings.Contains(out, "unexpected") {
+		t.Errorf("demo reported an unexpected outcome:\n%s", out)
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/authz"
+)
+
+// policy runs `pgguard policy lint|test`.
+func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	if len(args) == 0 {
+		return exitError, usageError("policy needs lint or test")
+	}
+	switch args[0] {
+	case "lint":
+		return lint(ctx, args[1:], stdout)
+	case "test":
+		return policyTest(ctx, args[1:], stdout)
+	}
+	return exitError, usageError(fmt.Sprintf("unknown policy command %q", args[0]))
+}
+
+// lint prints each finding as FILE:LINE: severity: message; exit 1 on any.
+func lint(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	var o offline
+	fs := newFlagSet("policy lint")
+	o.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return exitError, err
+	}
+	var columns []string
+	if o.upstream != "" || o.schema != "" {
+		cats, err := o.catalogs()
+		if err != nil {
+			return exitError, err
+		}
+		snap, err := cats.Get(ctx, o.database)
+		if err != nil {
+			return exitError, fmt.Errorf("catalog: %w", err)
+		}
+		columns = userColumns(snap.Columns())
+	}
+	findings, err := authz.Lint(o.model, o.policy, columns)
+	if err != nil {
+		return exitError, err
+	}
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f.String())
+	}
+	if len(findings) > 0 {
+		fmt.Fprintf(stdout, "%d finding(s)\n", len(findings))
+		return exitDenied, nil
+	}
+	fmt.Fprintln(stdout, "policy is clean")
+	return exitOK, nil
+}
+
+// userColumns leaves out the system catalogs, which hold no personal data
+// and would drown the discovery findings.
+func userColumns(all []string) []string {
+	var out []string
+	for _, c := range all {
+		if !strings.HasPrefix(c, "pg_catalog.") && !strings.HasPrefix(c, "information_schema.") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// policyTest checks every expectation of a test file against the policy
+// and the catalog, exactly as the proxy would decide.
+func policyTest(ctx context.Context, args []string, stdout io.Writer) (int, error) {
+	var o offline
+	fs := newFlagSet("policy test")
+	o.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return exitError, err
+	}
+	if fs.NArg() != 1 {
+		return exitError, usageError("policy test needs one test file")
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return exitError, err
+	}
+	defer f.Close()
+	exps, err := authz.ParseExpectations(f)
+	if err != nil {
+		return exitError, fmt.Errorf("%s: %w", fs.Arg(0), err)
+	}
+	g, err := o.guard()
+	if err != nil {
+		return exitError, err
+	}
+	failed := 0
+	for _, e := range exps {
+		ex := g.Explain(ctx, e.User, o.database, e.Purpose, e.SQL)
+		if msg := unmet(e, ex.Allowed, ex.Denied, ex.Message); msg != "" {
+			failed++
+			fmt.Fprintf(stdout, "FAIL %s:%d: %s\n", fs.Arg(0), e.Line, msg)
+		}
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", len(exps)-failed, failed)
+	if failed > 0 {
+		return exitDenied, nil
+	}
+	return exitOK, nil
+}
+
+// unmet says how an outcome misses an expectation, or "" when it holds.
+func unmet(e authz.Expectation, allowed bool, denied []alert.Denial, message string) string {
+	switch {
+	case e.Allow && !allowed:
+		return fmt.Sprintf("expected allow for %s (purpose %s), got: %s", e.User, orNone(e.Purpose), message)
+	case !e.Allow && allowed:
+		return fmt.Sprintf("expected deny for %s (purpose %s), but it was allowed", e.User, orNone(e.Purpose))
+	case !e.Allow && e.Column != "":
+		for _, d := range denied {
+			if d.Column == e.Column {
+				return ""
+			}
+		}
+		return fmt.Sprintf("expected %s among the denied columns, got: %s", e.Column, message)
+	}
+	return ""
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/guard"
+	"github.com/pgguard/pgguard/proxy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+)
+
+// serveConfig is everything `pgguard serve` is configured with.
+type serveConfig struct {
+	listen, upstream, catalogURL string
+	model, policy                string
+	mode, unclassified           string
+	tlsCert, tlsKey              string
+	metrics, alertWebhook        string
+	logLevel, logFormat          string
+	maxMessageSize               int
+	shutdownGrace, catalogMaxAge time.Duration
+	reloadInterval               time.Duration
+}
+
+func serveFlags(c *serveConfig) *flagSetWithConfig {
+	fs := newFlagSet("serve")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:6432", "address to accept clients on")
+	fs.StringVar(&c.upstream, "upstream", "", "PostgreSQL server: postgres://HOST:PORT[/?sslmode=...&sslrootcert=FILE]")
+	fs.StringVar(&c.catalogURL, "catalog-url", "", "connection URL pgguard reads pg_catalog with (default: --upstream, whose user and password serve only this)")
+	fs.StringVar(&c.model, "model", "model.conf", "Casbin model file")
+	fs.StringVar(&c.policy, "policy", "policy.csv", "Casbin policy file")
+	fs.StringVar(&c.mode, "mode", "enforce", "enforce: refuse denied statements; monitor: forward them and alert")
+	fs.StringVar(&c.unclassified, "unclassified", "allow", "allow|deny: columns no g2 rule classifies")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate for TLS towards clients")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "key for TLS towards clients")
+	fs.StringVar(&c.metrics, "metrics", "", "address for /metrics and /healthz (off when empty)")
+	fs.StringVar(&c.alertWebhook, "alert-webhook", "", "URL to POST each alert to as JSON (off when empty)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
+	fs.StringVar(&c.logFormat, "log-format", "json", "json|console")
+	fs.IntVar(&c.maxMessageSize, "max-message-size", proxy.DefaultMaxMessageSize, "largest client message accepted, in bytes")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
+	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "how often a database's catalog is read again")
+	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
+	return &flagSetWithConfig{fs}
+}
+
+// validate checks the values that the packages do not.
+func (c *serveConfig) validate() error {
+	if c.upstream == "" {
+		return usageError("--upstream is required (or PGGUARD_UPSTREAM)")
+	}
+	if c.mode != "enforce" && c.mode != "monitor" {
+		return usageError(fmt.Sprintf("--mode %q: must be enforce or monitor", c.mode))
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return usageError("--tls-cert and --tls-key go together")
+	}
+	return nil
+}
+
+// serve runs the proxy until ctx ends (SIGINT/SIGTERM), then drains.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	var c serveConfig
+	if err := parseFlags(serveFlags(&c).FlagSet, args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(c.logLevel, c.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	app, err := build(&c, log)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+	return app.run(ctx, &c)
+}
+
+// app is a wired pgguard.
+type app struct {
+	log     zerolog.Logger
+	reg     *prometheus.Registry
+	metrics *alert.Metrics
+	alerts  *alert.Dispatcher
+	engine  *authz.Engine
+	proxy   *proxy.Server
+}
+
+func build(c *serveConfig, log zerolog.Logger) (*app, error) {
+	a := &app{log: log, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.metrics = alert.NewMetrics(a.reg)
+	engine, err := authz.NewEngine(c.model, c.policy, authz.Options{Unclassified: c.unclassified})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	a.engine = engine
+	a.metrics.SetPolicyVersion(engine.Policy().Version())
+	if a.alerts, err = alert.New(alert.Config{WebhookURL: c.alertWebhook}, log, a.reg); err != nil {
+		return nil, fmt.Errorf("alerts: %w", err)
+	}
+	catalogURL := c.catalogURL
+	if catalogURL == "" {
+		catalogURL = c.upstream
+	}
+	g, err := guard.New(guard.Config{
+		Policy: engine, Catalogs: catalog.NewCache(catalog.Dialer(catalogURL), c.catalogMaxAge),
+		Alerts: a.alerts, Metrics: a.metrics, Mode: alert.Mode(c.mode), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := clientTLS(c.tlsCert, c.tlsKey)
+	if err != nil {
+		return nil, err
+	}
+	a.proxy, err = proxy.New(proxy.Config{
+		Upstream: c.upstream, TLS: tlsCfg, Interceptor: g, Logger: log, MaxMessageSize: c.maxMessageSize,
+	})
+	return a, err
+}
+
+func (a *app) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.alerts.Close(ctx)
+}
+
+// run serves until ctx ends, reloading the policy on file changes and SIGHUP.
+func (a *app) run(ctx context.Context, c *serveConfig) error {
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return a.serveOn(ctx, ln, c)
+}
+
+// serveOn is run on a listener the caller opened.
+func (a *app) serveOn(ctx context.Context, ln net.Listener, c *serveConfig) error {
+	a.log.Info().Str("listen", ln.Addr().String()).Str("mode", c.mode).
+		Str("policy_version", a.engine.Policy().Version()).Msg("pgguard serving")
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	go func() { _ = a.engine.Watch(bg, a.log, c.reloadInterval, a.onReload) }()
+	go a.reloadOnSIGHUP(bg)
+	if c.metrics != "" {
+		stopMetrics, err := a.serveMetrics(c.metrics)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.proxy.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info().Dur("grace", c.shutdownGrace).Msg("shutting down: waiting for sessions to end")
+	drain, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
+	defer cancel()
+	if err := a.proxy.Shutdown(drain); err != nil {
+		a.log.Warn().Msg("grace period over: remaining sessions closed")
+	}
+	return nil
+}
+
+func (a *app) reloadOnSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			res, _ := a.engine.Reload()
+			a.onReload(res)
+		}
+	}
+}
+
+// onReload logs, counts and alerts one reload attempt.
+func (a *app) onReload(res authz.ReloadResult) {
+	if res.Err != nil {
+		a.metrics.PolicyReloads.WithLabelValues(alert.ReloadFailure).Inc()
+		a.log.Error().Err(res.Err).Str("policy_version", res.OldVersion).Msg("policy reload failed; previous policy stays in force")
+		a.alerts.Emit(alert.Event{Kind: alert.KindPolicyReloadFailed, PolicyVersion: res.OldVersion, Error: res.Err.Error()})
+		return
+	}
+	if !res.Swapped {
+		return
+	}
+	a.metrics.PolicyReloads.WithLabelValues(alert.ReloadSuccess).Inc()
+	a.metrics.SetPolicyVersion(res.NewVersion)
+	a.log.Info().Str("old_version", res.OldVersion).Str("policy_version", res.NewVersion).
+		Strs("added", res.Added).Strs("removed", res.Removed).Msg("policy reloaded")
+}
+
+func (a *app) serveMetrics(addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen: %w", err)
+	}
+	srv := &http.Server{Handler: alert.Handler(a.reg, nil), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error().Err(err).Msg("metrics server stopped")
+		}
+	}()
+	return func() { _ = srv.Close() }, nil
+}
+
+func clientTLS(cert, key string) (*tls.Config, error) {
+	if cert == "" {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(level))
+	if err != nil {
+		return zerolog.Logger{}, usageError(fmt.Sprintf("--log-level %q: %v", level, err))
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	default:
+		return zerolog.Logger{}, usageError(fmt.Sprintf("--log-format %q: must be json or console", format))
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
