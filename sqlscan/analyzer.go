@@ -35,6 +35,11 @@ type session struct {
 	views    map[*catalog.Relation]*viewResult
 	children map[catalog.QualifiedName][]*catalog.Relation
 	budget   int
+	// pathList, role and pathChanged follow SET search_path and SET ROLE
+	// made earlier in the same input.
+	pathList    []string
+	role        string
+	pathChanged bool
 }
 
 // tempTable is a temporary table created in the same input. cols is nil
@@ -45,13 +50,60 @@ type tempTable struct {
 }
 
 func newSession(sql string, cat *catalog.Snapshot, ctx Context, raws []*pg.RawStmt) *session {
-	s := &session{cat: cat, ctx: ctx, database: ctx.Database, budget: maxNodes}
+	s := &session{cat: cat, ctx: ctx, database: ctx.Database, budget: maxNodes, pathList: ctx.SearchPath}
 	if s.database == "" {
 		s.database = cat.Database
 	}
 	s.path = relationPath(cat, ctx.SearchPath, ctx.User)
 	s.temps = collectTemps(raws)
 	return s
+}
+
+// follow applies a statement's effect on name resolution to the statements
+// after it in the same input, which the proxy cannot re-analyse in
+// between. A new search_path or role is followed when its value is known;
+// anything that restores an earlier value the analysis cannot see (RESET,
+// DISCARD ALL, the end of a transaction or a rollback to a savepoint after
+// such a change) makes the path unknown, so every candidate counts.
+func (s *session) follow(e *Effect) {
+	if e == nil {
+		return
+	}
+	switch {
+	case e.Kind == "set" && e.Name == "search_path":
+		s.pathChanged = true
+		// "" is SET ... TO DEFAULT: the session default, not known here.
+		if list := ParseSearchPath(e.Value); list != nil && e.Value != "" {
+			s.pathList = list
+			s.path = relationPath(s.cat, list, s.user())
+			return
+		}
+		s.path = searchPath{unknown: true}
+	case e.Kind == "set" && (e.Name == "role" || e.Name == "session_authorization"):
+		s.pathChanged = true
+		s.role = e.Value
+		if e.Value == "" || e.Value == "none" || e.Value == "default" {
+			s.path = searchPath{unknown: true}
+			return
+		}
+		s.path = relationPath(s.cat, s.pathList, s.user())
+	case e.Kind == "reset" && (e.Name == "search_path" || e.Name == "role" || e.Name == "session_authorization"),
+		e.Kind == "reset_all", e.Kind == "discard_all":
+		s.pathChanged = true
+		s.path = searchPath{unknown: true}
+	case s.pathChanged && (e.Kind == "commit" || e.Kind == "rollback" || e.Kind == "rollback_to" ||
+		e.Kind == "prepare_transaction"):
+		s.path = searchPath{unknown: true}
+	}
+}
+
+// user is the name "$user" stands for: the role set in this input, or the
+// session's.
+func (s *session) user() string {
+	if s.role != "" {
+		return s.role
+	}
+	return s.ctx.User
 }
 
 // analyzer walks one statement. Its fields that change while walking
@@ -74,6 +126,9 @@ type analyzer struct {
 	ddl    bool
 	// setConfig is the one set_config call recognised as a session effect.
 	setConfig *pg.FuncCall
+	// noEffects is set under EXPLAIN, where a session change may or may
+	// not happen.
+	noEffects bool
 	depth     int
 }
 

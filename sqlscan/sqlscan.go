@@ -177,6 +177,7 @@ func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 			st.Denial = pd
 		}
 		res.Statements = append(res.Statements, st)
+		sess.follow(st.Effect)
 	}
 	return res
 }

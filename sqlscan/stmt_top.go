@@ -22,6 +22,9 @@ func (a *analyzer) topLevel(n *pg.Node) string {
 	case *pg.Node_VariableShowStmt:
 		return "show"
 	case *pg.Node_ExplainStmt:
+		// Without ANALYZE nothing runs, with it everything does: a
+		// set_config inside is refused rather than followed either way.
+		a.noEffects = true
 		a.topLevel(x.ExplainStmt.GetQuery())
 		return "explain"
 	case *pg.Node_CreateTableAsStmt:
@@ -57,7 +60,9 @@ func (a *analyzer) topSelect(s *pg.SelectStmt) string {
 		a.selectStmt(s, nil)
 		return "create_table_as"
 	}
-	a.recognizeSetConfig(s)
+	if !a.noEffects {
+		a.recognizeSetConfig(s)
+	}
 	if !a.failed() {
 		a.selectStmt(s, nil)
 	}
@@ -190,6 +195,10 @@ func (a *analyzer) recognizeSetConfig(s *pg.SelectStmt) {
 	if strings.HasPrefix(name, "pgguard.") {
 		a.deny(CodePurpose, "pgguard settings can be changed only with SET, not set_config")
 		return
+	}
+	if value == "" && listQuoted[name] {
+		// An empty list shows as "" (and Value "" means DEFAULT).
+		value = `""`
 	}
 	a.setConfig = fc
 	a.effect = &Effect{Kind: "set", Name: name, Value: value, Local: local}
