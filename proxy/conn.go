@@ -126,7 +126,12 @@ func (c *conn) hardStop() {
 	}
 	if !c.relaying.Load() {
 		c.rawClient.Close()
+		return
 	}
+	// The server pump may be blocked writing to a client that does not
+	// read; it would never see the upstream close. Give the write a moment,
+	// then fail it, so the pump can end the session.
+	_ = c.rawClient.SetWriteDeadline(time.Now().Add(time.Second))
 }
 
 // end logs why the session ended.

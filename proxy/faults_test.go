@@ -329,6 +329,40 @@ func TestFaultGracefulShutdown(t *testing.T) {
 	})
 }
 
+// TestFaultShutdownWithStalledClient: a client that stopped reading in the
+// middle of a large result does not keep Shutdown from returning once its
+// context ends.
+func TestFaultShutdownWithStalledClient(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	stalled := rawStartup(t, p.Addr, pgtest.Superuser)
+	stalled.send(t, &pgproto3.Query{String: "SELECT repeat('x', 1000) FROM generate_series(1, 1000000)"})
+	if msg := stalled.recv(t); describe(msg) != "T" {
+		t.Fatalf("first reply %s", describe(msg))
+	}
+	// Let the buffers between PostgreSQL and the client fill up.
+	eventually(t, "the result to back up", func() bool {
+		var n int
+		err := superConn(t, sharedPG(t)).QueryRow(testCtx(t), `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event = 'ClientWrite' AND query LIKE 'SELECT repeat(''x'', 1000)%'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Srv.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(ioTimeout):
+		t.Fatal("Shutdown hangs on a client that does not read")
+	}
+	if n := p.Srv.ActiveConnections(); n != 0 {
+		t.Fatalf("%d connections after Shutdown returned", n)
+	}
+}
+
 // TestFaultNoGoroutineLeaks: every path a session can take gives back its
 // goroutines, and every interceptor session is closed.
 func TestFaultNoGoroutineLeaks(t *testing.T) {
