@@ -2,6 +2,8 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -139,4 +141,34 @@ func TestAuthSessionIdentity(t *testing.T) {
 	if s.ClientAddr == nil || !strings.HasPrefix(s.ClientAddr.String(), "127.0.0.1:") {
 		t.Fatalf("client addr = %v", s.ClientAddr)
 	}
+}
+
+// failingInterceptor refuses every session.
+type failingInterceptor struct{}
+
+func (failingInterceptor) OpenSession(context.Context, *proxy.Session) (proxy.SessionInterceptor, error) {
+	return nil, errors.New("policy not loaded")
+}
+
+// TestAuthOpenSessionError: an interceptor that cannot open a session ends
+// it with FATAL XX000, and the upstream session is closed with it.
+func TestAuthOpenSessionError(t *testing.T) {
+	pg := sharedPG(t)
+	super := superConn(t, pg)
+	p := startProxy(t, proxy.Config{Interceptor: failingInterceptor{}})
+	app := uniqueName("refused")
+	rc := rawDial(t, p.Addr)
+	rc.send(t, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+		Parameters: map[string]string{"user": pgtest.Superuser, "database": "postgres", "application_name": app}})
+	rc.readStartupReply(t) // authentication succeeded upstream
+	e := rc.recvError(t)
+	if e.Severity != "FATAL" || e.Code != "XX000" || e.Message != "pgguard: cannot open session: policy not loaded" {
+		t.Fatalf("got %s %s %q", e.Severity, e.Code, e.Message)
+	}
+	expectClosed(t, rc)
+	eventually(t, "the upstream session to end", func() bool {
+		var n int
+		err := super.QueryRow(testCtx(t), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&n)
+		return err == nil && n == 0
+	})
 }

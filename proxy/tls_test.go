@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -73,6 +74,20 @@ func TestTLSBothLegs(t *testing.T) {
 			}
 		})
 	}
+
+	// Cancel requests travel both legs in TLS too: pgx encrypts its cancel
+	// connection, pgguard negotiates TLS on its own to PostgreSQL.
+	t.Run("cancel", func(t *testing.T) {
+		super := connect(t, pg.URL(pgtest.Superuser, "", "postgres"))
+		conn := connectWith(t, p.URL("md5_user", "md5_pw", "postgres", verifyFull(proxyCA)), cancelOnContext)
+		marker := "SELECT pg_sleep(30) -- " + uniqueName("tls_cancel")
+		ctx, cancel := context.WithCancel(testCtx(t))
+		done := make(chan error, 1)
+		go func() { _, err := conn.Exec(ctx, marker); done <- err }()
+		eventually(t, "the statement to run", func() bool { return activeQueries(t, super, marker) == 1 })
+		cancel()
+		wantPgError(t, <-done, "57014")
+	})
 }
 
 // TestTLSChannelBindingStripped: pgx supports SCRAM-SHA-256-PLUS (it binds
