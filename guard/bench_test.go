@@ -14,7 +14,7 @@ import (
 
 // benchSession is a session over the shipped policy and the demo schema,
 // without a network: what the client pump calls per message.
-func benchSession(b *testing.B, user, purpose string) *session {
+func benchSession(b testing.TB, user, purpose string) *session {
 	b.Helper()
 	engine, err := authz.NewEngine("../model.conf", "../policy.csv", authz.Options{})
 	if err != nil {
@@ -99,3 +99,6 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// benchSessionT is a sales session for fuzzing.
+func benchSessionT(t testing.TB) *session { return benchSession(t, "sales_app", "order_fulfilment") }

@@ -81,7 +81,10 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 		}
 	}
 	res, refreshed := s.analyse(ctx, text, snap, pol)
-	v := &verdict{cacheable: !refreshed, single: len(res.Statements) == 1}
+	// An unknown relation may exist by the next statement: such a refusal
+	// is not cached, so the next attempt looks again.
+	unknown := res.Denial() != nil && res.Denial().Code == sqlscan.CodeUnknownRelation
+	v := &verdict{cacheable: !refreshed && !unknown, single: len(res.Statements) == 1}
 	sim := simState{purpose: s.effectivePurpose(""), path: s.currentPath(snap)}
 	for i := range res.Statements {
 		st := &res.Statements[i]
@@ -173,6 +176,9 @@ func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapsh
 	defer s.count(func(m *alert.Metrics) { m.AnalysisDuration.Observe(time.Since(start).Seconds()) })
 	res := sqlscan.Analyze(text, snap, s.scanContext(snap, pol, s.currentPath(snap)))
 	if d := res.Denial(); d == nil || d.Code != sqlscan.CodeUnknownRelation {
+		return res, false
+	}
+	if !s.g.mayRefresh(s.ps.Database) {
 		return res, false
 	}
 	fresh, err := s.g.cfg.Catalogs.Refresh(ctx, s.ps.Database)

@@ -354,8 +354,12 @@ func TestCatalogFollowsDDL(t *testing.T) {
 	// A table created around pgguard is found by the refresh before refusal.
 	w.pg.MustExec(t, "postgres", "CREATE TABLE public.made_elsewhere (id int); GRANT ALL ON public.made_elsewhere TO hr_app")
 	mustExec(t, conn, "SELECT id FROM public.made_elsewhere")
-	// A relation that exists nowhere is refused by pgguard, not forwarded.
-	expectDenied(t, execSQL(conn, "SELECT * FROM public.no_such_table"), "")
+	// A relation that exists nowhere is refused by pgguard, not forwarded;
+	// the refusal is not remembered, so once the table exists it is found.
+	expectDenied(t, execSQL(conn, "SELECT id FROM public.later_table"), "")
+	w.pg.MustExec(t, "postgres", "CREATE TABLE public.later_table (id int); GRANT ALL ON public.later_table TO hr_app")
+	time.Sleep(1100 * time.Millisecond) // past the refresh throttle
+	mustExec(t, conn, "SELECT id FROM public.later_table")
 }
 
 func TestToolsCatalogQueriesPass(t *testing.T) {

@@ -27,6 +27,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
@@ -58,6 +60,26 @@ type Config struct {
 type Guard struct {
 	cfg   Config
 	cache *verdictCache
+
+	refreshMu   sync.Mutex
+	lastRefresh map[string]time.Time // by database
+}
+
+// minRefreshGap keeps clients that name unknown relations in a loop from
+// turning every statement into a catalog load.
+const minRefreshGap = time.Second
+
+// mayRefresh reports whether an unknown relation may trigger a catalog
+// refresh of database now.
+func (g *Guard) mayRefresh(database string) bool {
+	g.refreshMu.Lock()
+	defer g.refreshMu.Unlock()
+	now := time.Now()
+	if now.Sub(g.lastRefresh[database]) < minRefreshGap {
+		return false
+	}
+	g.lastRefresh[database] = now
+	return true
 }
 
 // New checks cfg and returns a Guard.
@@ -78,7 +100,7 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.CacheEntries <= 0 {
 		cfg.CacheEntries = 100_000
 	}
-	return &Guard{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries)}, nil
+	return &Guard{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries), lastRefresh: make(map[string]time.Time)}, nil
 }
 
 // OpenSession implements proxy.Interceptor.

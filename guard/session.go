@@ -231,7 +231,12 @@ func (s *session) currentPath(snap *catalog.Snapshot) []string {
 // compares a few pointers and strings and allocates nothing.
 func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz.Policy) {
 	pol := s.g.cfg.Policy.Policy()
-	snap, _ := s.g.cfg.Catalogs.Get(ctx, s.ps.Database)
+	snap, err := s.g.cfg.Catalogs.Get(ctx, s.ps.Database)
+	if err != nil {
+		// A failed reload leaves the previous snapshot, which may lack what
+		// DDL since added: deciding on it could let data out.
+		snap = nil
+	}
 	scs, enc := s.ps.Parameter("standard_conforming_strings"), s.ps.Parameter("client_encoding")
 	if s.table != nil && !s.table.dropped.Load() && pol == s.ctxPolicy && snap == s.ctxSnap && s.stateGen == s.ctxGen &&
 		scs == s.ctxSCS && enc == s.ctxEncoding {
