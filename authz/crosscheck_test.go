@@ -37,7 +37,11 @@ func TestMatchesCasbinOnShippedPolicy(t *testing.T) {
 }
 
 func TestMatchesCasbinOnRandomPolicies(t *testing.T) {
-	for seed := uint64(1); seed <= 4; seed++ {
+	// Casbin's own Enforce costs about a millisecond per request on these
+	// policies (ten times that under -race): a few thousand requests over
+	// varied policies cover the rule shapes without dominating CI.
+	const requests = 1000
+	for seed := uint64(1); seed <= 3; seed++ {
 		rnd := rand.New(rand.NewPCG(seed, 42))
 		g := genPolicy(rnd, 300)
 		dir := t.TempDir()
@@ -50,7 +54,7 @@ func TestMatchesCasbinOnRandomPolicies(t *testing.T) {
 		purposes := append(g.purposes, "", "unknown")
 		columns := append(g.columns, "zz.t0.c0")
 		allowed := 0
-		for i := 0; i < 3000; i++ {
+		for i := 0; i < requests; i++ {
 			act := ActRead
 			if rnd.IntN(2) == 0 {
 				act = ActWrite
@@ -59,10 +63,10 @@ func TestMatchesCasbinOnRandomPolicies(t *testing.T) {
 				allowed++
 			}
 		}
-		t.Logf("seed %d: %d rules, %d of 3000 requests allowed", seed, g.rules, allowed)
+		t.Logf("seed %d: %d rules, %d of %d requests allowed", seed, g.rules, allowed, requests)
 		// Both outcomes must occur, or the comparison proves little.
-		if allowed < 30 || allowed > 2970 {
-			t.Errorf("seed %d: %d of 3000 requests allowed; generator too one-sided", seed, allowed)
+		if allowed < requests/100 || allowed > requests-requests/100 {
+			t.Errorf("seed %d: %d of %d requests allowed; generator too one-sided", seed, allowed, requests)
 		}
 	}
 }
