@@ -141,7 +141,7 @@ func TestDenyInTransaction(t *testing.T) {
 		wantPgError(t, exec("SELECT '"+denyMarker+"'"), "25P02")
 		agree('E', "idle in transaction (aborted)")
 		res, err := pc.Exec(ctx, end).ReadAll()
-		if err != nil || string(res[0].CommandTag.String()) != "ROLLBACK" {
+		if err != nil || res[0].CommandTag.String() != "ROLLBACK" {
 			t.Fatalf("%s of a failed block: %v %v", end, res, err)
 		}
 		agree('I', "idle")

@@ -425,7 +425,6 @@ func requestPacket(code uint32) []byte {
 const (
 	sslRequestCode    = 80877103
 	gssEncRequestCode = 80877104
-	cancelRequestCode = 80877102
 )
 
 // cancelPacket encodes a CancelRequest.
