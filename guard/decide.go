@@ -157,6 +157,8 @@ func (sim *simState) apply(e *sqlscan.Effect, s *session) {
 	switch {
 	case e.Kind == "set" && e.Name == PurposeParameter:
 		sim.purpose = e.Value
+	case e.Kind == "set" && e.Name == "search_path" && e.Value == "":
+		sim.path, sim.pathChanged = nil, true // DEFAULT: count every candidate
 	case e.Kind == "set" && e.Name == "search_path":
 		sim.path, sim.pathChanged = sqlscan.ParseSearchPath(e.Value), true
 	case e.Kind == "reset" && e.Name == PurposeParameter, e.Kind == "reset_all", e.Kind == "discard_all":
@@ -330,13 +332,22 @@ func (s *session) replay(e *effect) {
 }
 
 func (s *session) setVar(name, value string, local bool) {
+	var st *setting
 	switch name {
 	case PurposeParameter:
-		s.purpose.set(value, local)
+		st = &s.purpose
 	case "search_path":
-		s.searchPath.set(joinPath(sqlscan.ParseSearchPath(value)), local)
+		st, value = &s.searchPath, joinPath(sqlscan.ParseSearchPath(value))
 	default:
 		return
+	}
+	switch {
+	case value == "" && !local:
+		st.reset() // SET ... TO DEFAULT
+	case value == "" && name == "search_path":
+		st.local = nil // SET LOCAL search_path TO DEFAULT: the session value
+	default:
+		st.set(value, local)
 	}
 	s.stateGen++
 }

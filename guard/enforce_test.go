@@ -388,3 +388,25 @@ func mustExec(t *testing.T, conn *pgx.Conn, sql string) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+func TestSearchPathIsFollowed(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "marketing_app", "-c pgguard.purpose=newsletter")
+	mustExec(t, conn, "SET search_path = crm")
+	mustExec(t, conn, "SELECT email FROM customers")
+	expectDenied(t, execSQL(conn, "SELECT phone FROM customers"), "crm.customers.phone")
+	// Back to the default path ("$user", public): no customers there, and
+	// pgguard refuses what it cannot resolve rather than guess.
+	mustExec(t, conn, "RESET search_path")
+	expectDenied(t, execSQL(conn, "SELECT email FROM customers"), "")
+	// set_config is followed too.
+	mustExec(t, conn, "SELECT set_config('search_path', 'crm', false)")
+	expectDenied(t, execSQL(conn, "SELECT bsn FROM customers"), "crm.customers.bsn")
+	// SET LOCAL ends with the transaction.
+	mustExec(t, conn, "RESET search_path")
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, "SET LOCAL search_path = crm")
+	mustExec(t, conn, "SELECT email FROM customers")
+	mustExec(t, conn, "COMMIT")
+	expectDenied(t, execSQL(conn, "SELECT email FROM customers"), "")
+}

@@ -217,13 +217,13 @@ func (s *session) effectivePurpose(comment string) string {
 // of it (then analysis counts a name against every candidate).
 func (s *session) currentPath(snap *catalog.Snapshot) []string {
 	v, known := s.searchPath.current()
-	if !known {
-		if s.searchPath.value == "" && s.searchPath.resetValue == "" && snap != nil {
-			return snap.SearchPath(s.ps.User)
-		}
-		return nil
+	switch {
+	case known:
+		return splitPath(v)
+	case snap != nil:
+		return snap.SearchPath(s.ps.User)
 	}
-	return splitPath(v)
+	return nil
 }
 
 // refreshContext points the session at the verdict table of its current

@@ -13,23 +13,26 @@ const PurposeParameter = "pgguard.purpose"
 // transaction, and the value at the start of the transaction, to come back to
 // when the transaction rolls back.
 type setting struct {
-	value      string // session value
-	known      bool   // false when pgguard could not follow the value
+	value string
+	// known is false while the value is the server's default, which
+	// pgguard learns elsewhere (search_path: from the catalog, per role).
+	known      bool
 	local      *string
 	atTxStart  string
 	knownAtTx  bool
 	inTx       bool
-	resetValue string // what RESET returns to: the value at session start
+	resetValue string // what RESET and SET ... TO DEFAULT return to: the value at session start
+	resetKnown bool
 }
 
 func newSetting(initial string, known bool) setting {
-	return setting{value: initial, known: known, resetValue: initial}
+	return setting{value: initial, known: known, resetValue: initial, resetKnown: known}
 }
 
 // current is the value in force now.
 func (s *setting) current() (string, bool) {
 	if s.local != nil {
-		return *s.local, s.known
+		return *s.local, true
 	}
 	return s.value, s.known
 }
@@ -61,12 +64,10 @@ func (s *setting) set(v string, local bool) {
 	s.value, s.known, s.local = v, true, nil
 }
 
+// reset is RESET, and SET ... TO DEFAULT outside a transaction's LOCAL.
 func (s *setting) reset() {
-	s.value, s.known, s.local = s.resetValue, true, nil
+	s.value, s.known, s.local = s.resetValue, s.resetKnown, nil
 }
-
-// unknown records a change pgguard could not follow.
-func (s *setting) unknown() { s.known = false }
 
 // startupOption returns the value of `-c name=value` (or `--name=value`) in a
 // libpq options string, PostgreSQL's own parsing rules: words split on
