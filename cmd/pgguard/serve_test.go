@@ -58,7 +58,9 @@ func TestServeEnforcesAndServesMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--listen", listen, "--metrics", metrics}, io.Discard, logs) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", listen, "--metrics", metrics}, io.Discard, logs)
+	}()
 	defer func() {
 		cancel()
 		if code := <-done; code != exitOK {
