@@ -13,10 +13,10 @@ SET password_encryption = 'scram-sha-256';
 CREATE ROLE pgguard_catalog LOGIN PASSWORD 'demo';
 
 -- One login per department application (the g rules of policy.csv), all
--- with the password demo. The database grants each of them every table, so
--- that what keeps the departments apart here is pgguard alone; in
--- production, also grant each role only what its department needs (see
--- docs/operations.md).
+-- with the password demo. The database lets each of them read and write
+-- every table, so that what keeps the departments apart here is pgguard
+-- alone; in production, also grant each role only what its department needs
+-- (see docs/operations.md). No TRIGGER or REFERENCES privilege, no CREATE.
 CREATE ROLE hr_app LOGIN PASSWORD 'demo';
 CREATE ROLE payroll_app LOGIN PASSWORD 'demo';
 CREATE ROLE sales_app LOGIN PASSWORD 'demo';
@@ -25,7 +25,8 @@ CREATE ROLE marketing_app LOGIN PASSWORD 'demo';
 CREATE ROLE support_app LOGIN PASSWORD 'demo';
 
 GRANT USAGE ON SCHEMA crm, hr TO hr_app, payroll_app, sales_app, finance_app, marketing_app, support_app;
-GRANT ALL ON ALL TABLES IN SCHEMA crm, hr TO hr_app, payroll_app, sales_app, finance_app, marketing_app, support_app;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA crm, hr
+    TO hr_app, payroll_app, sales_app, finance_app, marketing_app, support_app;
 
 INSERT INTO crm.customers
     (id, first_name, last_name, email, phone, street, postal_code, city, birth_date, bsn, iban)

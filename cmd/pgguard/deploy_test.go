@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,8 +26,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/demo"
 	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -673,5 +677,107 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %s, body lacks %q", p, resp.Status, want)
 		}
+	}
+}
+
+// TestDeployDocsNameRealMetricsAndFlags keeps the documentation and the
+// Grafana dashboard honest: every pgguard metric, flag and PGGUARD_
+// variable they name exists.
+func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := alert.NewMetrics(reg)
+	m.Denials.WithLabelValues("role", "category").Inc() // vectors without preset labels
+	m.SetPolicyVersion("version")
+	d, err := alert.New(alert.Config{WebhookURL: "http://127.0.0.1:1/"}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := map[string]bool{}
+	for _, mf := range families {
+		metrics[mf.GetName()] = true
+		if mf.GetType().String() == "HISTOGRAM" {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				metrics[mf.GetName()+suffix] = true
+			}
+		}
+	}
+	notMetrics := map[string]bool{"pgguard_catalog": true} // the catalog role of the examples
+
+	flags := map[string]bool{}
+	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }
+	add(serveFlags(&serveConfig{}).FlagSet)
+	var o offline
+	offlineFlags := newFlagSet("offline")
+	o.register(offlineFlags)
+	add(offlineFlags)
+	for _, f := range []string{"user", "purpose", "json", "interactive"} { // check and demo
+		flags[f] = true
+	}
+	otherTools := map[string]bool{"build": true, "schema-only": true} // docker compose, pg_dump
+	env := map[string]bool{}
+	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) { env[envName(f.Name)] = true })
+
+	files := []string{"README.md", "docs/policy-guide.md", "docs/operations.md", "docs/security-model.md", "docs/grafana-dashboard.json"}
+	metricRe := regexp.MustCompile(`\bpgguard_[a-z_]+`)
+	flagRe := regexp.MustCompile(`(?:^|[^A-Za-z0-9-])--([a-z][a-z0-9-]*)`)
+	envRe := regexp.MustCompile(`PGGUARD_[A-Z0-9_]+`)
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		for _, name := range metricRe.FindAllString(text, -1) {
+			if !metrics[name] && !notMetrics[name] {
+				t.Errorf("%s names metric %s, which pgguard does not export", file, name)
+			}
+		}
+		for _, m := range flagRe.FindAllStringSubmatch(text, -1) {
+			if !flags[m[1]] && !otherTools[m[1]] {
+				t.Errorf("%s names flag --%s, which no pgguard command has", file, m[1])
+			}
+		}
+		for _, name := range envRe.FindAllString(text, -1) {
+			if !env[name] {
+				t.Errorf("%s names %s, which is no flag of pgguard serve", file, name)
+			}
+		}
+	}
+
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Type    string `json:"type"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	b, err := os.ReadFile("docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("docs/grafana-dashboard.json: %v", err)
+	}
+	queries := 0
+	for _, p := range dash.Panels {
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("dashboard panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			if !metricRe.MatchString(q.Expr) {
+				t.Errorf("dashboard panel %q queries no pgguard metric: %s", p.Title, q.Expr)
+			}
+			queries++
+		}
+	}
+	if queries == 0 {
+		t.Error("the dashboard has no queries")
 	}
 }
