@@ -199,10 +199,26 @@ func (a *analyzer) collect(f func()) []Access {
 	return out
 }
 
-func (a *analyzer) emit(acc Access) { *a.sink = append(*a.sink, acc) }
+// emit records an access. Each one spends budget, so a statement that
+// repeats wide references cannot grow the list without bound.
+func (a *analyzer) emit(acc Access) {
+	a.s.budget--
+	if a.s.budget < 0 {
+		a.deny(CodeUnsupported, "the statement is too complex to analyse")
+		return
+	}
+	*a.sink = append(*a.sink, acc)
+}
 
 // emitAll emits accesses already attributed to a clause (as collected).
-func (a *analyzer) emitAll(accs []Access) { *a.sink = append(*a.sink, accs...) }
+func (a *analyzer) emitAll(accs []Access) {
+	a.s.budget -= len(accs)
+	if a.s.budget < 0 {
+		a.deny(CodeUnsupported, "the statement is too complex to analyse")
+		return
+	}
+	*a.sink = append(*a.sink, accs...)
+}
 
 // readColumn emits the reads a reference to c makes here.
 func (a *analyzer) readColumn(c *column) { a.useColumn(c, Read) }
@@ -235,10 +251,25 @@ func (a *analyzer) readWholeRow(r *rel) {
 	a.clause = saved
 }
 
-// dedup keeps the first of equal accesses, in order.
+// dedup keeps the first of equal accesses, in order. Lineage lists are
+// deduplicated wherever they merge, so they stay as small as the set of
+// distinct columns behind them however often a query repeats a reference.
 func dedup(in []Access) []Access {
-	if len(in) == 0 {
-		return nil
+	if len(in) < 2 {
+		return in
+	}
+	if len(in) <= 16 {
+		out := in[:0:0]
+	next:
+		for _, x := range in {
+			for _, y := range out {
+				if x == y {
+					continue next
+				}
+			}
+			out = append(out, x)
+		}
+		return out
 	}
 	seen := make(map[Access]bool, len(in))
 	out := in[:0:0]

@@ -73,7 +73,7 @@ func relFromOutputs(name string, outs []*column) *rel {
 	for _, c := range outs {
 		if c.name == "" {
 			r.anyCols = true
-			r.anyLineage = append(r.anyLineage, c.lineage...)
+			r.anyLineage = dedup(append(r.anyLineage, c.lineage...))
 		}
 	}
 	return r
@@ -105,7 +105,7 @@ func (a *analyzer) rangeFunction(x *pg.RangeFunction, sc *scope, left []*rel) []
 		})
 	})
 	a.emitAll(lineage)
-	r := &rel{refname: refname, anyCols: true, anyLineage: lineage}
+	r := &rel{refname: refname, anyCols: true, anyLineage: dedup(lineage)}
 	applyAlias(r, x.GetAlias())
 	return []*rel{r}
 }
@@ -116,7 +116,7 @@ func (a *analyzer) tableFunction(n *pg.Node, sc *scope, left []*rel) *rel {
 		lineage = a.collect(func() { a.generic(n, sc.lateral(left)) })
 	})
 	a.emitAll(lineage)
-	r := &rel{anyCols: true, anyLineage: lineage}
+	r := &rel{anyCols: true, anyLineage: dedup(lineage)}
 	var alias *pg.Alias
 	if t := n.GetRangeTableFunc(); t != nil {
 		alias = t.GetAlias()
@@ -210,7 +210,7 @@ func mergeJoin(using []string, l, r []*rel) *rel {
 		for _, x := range append(append([]*rel(nil), l...), r...) {
 			cols, _ := x.lookup(name)
 			for _, cc := range cols {
-				c.lineage = append(c.lineage, cc.lineage...)
+				c.lineage = dedup(append(c.lineage, cc.lineage...))
 			}
 		}
 		m.cols = append(m.cols, c)
@@ -223,7 +223,7 @@ func mergeJoin(using []string, l, r []*rel) *rel {
 		}
 		if x.anyCols {
 			m.anyCols = true
-			m.anyLineage = append(m.anyLineage, x.anyLineage...)
+			m.anyLineage = dedup(append(m.anyLineage, x.anyLineage...))
 		}
 	}
 	return m

@@ -93,7 +93,7 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 		}
 		for _, c := range a.catalogColumns(cr, inh) {
 			if prev, ok := byName[c.name]; ok {
-				prev.lineage = append(prev.lineage, c.lineage...)
+				prev.lineage = dedup(append(prev.lineage, c.lineage...))
 				continue
 			}
 			cp := &column{name: c.name, lineage: append([]Access(nil), c.lineage...)}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 
@@ -194,5 +195,24 @@ func TestHugeStatementsAreBounded(t *testing.T) {
 	r = Analyze("SELECT "+deep, complete, defaultContext())
 	if d := r.Denial(); d == nil {
 		t.Log("deep nesting analysed within bounds")
+	}
+}
+
+func TestRepeatedReferencesDoNotMultiplyLineage(t *testing.T) {
+	complete, _ := fixtures(t)
+	q := "SELECT email AS x FROM crm.customers"
+	for i := 0; i < 40; i++ {
+		q = "SELECT s.x || s.x || s.x AS x FROM (" + q + ") s"
+	}
+	start := time.Now()
+	r := Analyze(q, complete, defaultContext())
+	if d := r.Denial(); d != nil {
+		t.Fatalf("denied: %v", d)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("took %v", el)
+	}
+	if n := len(r.Statements[0].Accesses); n != 1 {
+		t.Errorf("got %d accesses, want 1 (read crm.customers.email select): %v", n, r.Statements[0].Accesses)
 	}
 }

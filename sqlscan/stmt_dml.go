@@ -90,7 +90,7 @@ func (a *analyzer) targetColumn(target *rel, name string) *column {
 	}
 	merged := &column{name: name}
 	for _, c := range cols {
-		merged.lineage = append(merged.lineage, c.lineage...)
+		merged.lineage = dedup(append(merged.lineage, c.lineage...))
 	}
 	return merged
 }
@@ -104,7 +104,7 @@ func (a *analyzer) onConflict(oc *pg.OnConflictClause, target *rel, cols, src []
 		ex := &column{name: c.name}
 		for i, ins := range cols {
 			if ins.name == c.name && i < len(src) {
-				ex.lineage = append(ex.lineage, src[i].lineage...)
+				ex.lineage = dedup(append(ex.lineage, src[i].lineage...))
 			}
 		}
 		excluded.cols = append(excluded.cols, ex)

@@ -155,7 +155,7 @@ func (a *analyzer) targetList(items []*pg.Node, sc *scope, clause string, emit b
 			if name == "" {
 				name = figureColname(rt.GetVal())
 			}
-			outs = append(outs, &column{name: name, lineage: lin})
+			outs = append(outs, &column{name: name, lineage: dedup(lin)})
 		}
 	})
 	return outs
@@ -181,14 +181,14 @@ func (a *analyzer) expandStar(sc *scope, qual []string, emit bool) []*column {
 			if emit {
 				a.emitAll(lin)
 			}
-			outs = append(outs, &column{name: c.name, lineage: lin})
+			outs = append(outs, &column{name: c.name, lineage: dedup(lin)})
 		}
 		if r.anyCols || r.unknownSelf != nil {
 			lin := a.collect(func() { a.readColumn(&column{lineage: r.anyLineage}) })
 			if emit {
 				a.emitAll(lin)
 			}
-			outs = append(outs, &column{lineage: lin})
+			outs = append(outs, &column{lineage: dedup(lin)})
 		}
 	}
 	return outs
@@ -206,7 +206,7 @@ func (a *analyzer) valuesLists(rows []*pg.Node, sc *scope) []*column {
 				}
 				lin := a.collect(func() { a.expr(e, sc) })
 				a.emitAll(lin)
-				outs[i].lineage = append(outs[i].lineage, lin...)
+				outs[i].lineage = dedup(append(outs[i].lineage, lin...))
 			}
 		}
 	})
@@ -228,7 +228,7 @@ func (a *analyzer) setOperation(s *pg.SelectStmt, sc *scope, afterLeft func([]*c
 		if i < len(right) {
 			lin = append(lin, right[i].lineage...)
 		}
-		outs[i] = &column{name: c.name, lineage: lin}
+		outs[i] = &column{name: c.name, lineage: dedup(lin)}
 	}
 	if a.viewDepth > 0 {
 		// Set operations compare whole rows: every output shapes the result.
