@@ -81,17 +81,26 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 		}
 	}
 	res, refreshed := s.analyse(ctx, text, snap, pol)
-	// An unknown relation may exist by the next statement: such a refusal
-	// is not cached, so the next attempt looks again.
-	unknown := res.Denial() != nil && res.Denial().Code == sqlscan.CodeUnknownRelation
-	v := &verdict{cacheable: !refreshed && !unknown, single: len(res.Statements) == 1}
-	sim := simState{purpose: s.effectivePurpose(""), path: s.currentPath(snap)}
+	// An unknown relation or column may exist by the next statement: such a
+	// refusal is not cached, so the next attempt looks again.
+	v := &verdict{cacheable: !refreshed && !unknownName(res.Denial()), single: len(res.Statements) == 1}
+	analysed := s.effectivePurpose("")
+	sim := simState{purpose: analysed, path: s.currentPath(snap)}
 	for i := range res.Statements {
 		st := &res.Statements[i]
-		if sim.pathChanged && i > 0 {
+		purpose := sim.purpose
+		if st.Purpose != "" {
+			purpose = st.Purpose
+		}
+		switch {
+		case sim.pathChanged && i > 0:
 			// An earlier statement of this text moved search_path: resolve
 			// this one's names against the new path.
-			st = s.reanalyse(st, snap, pol, sim.path)
+			st = s.reanalyse(st, snap, pol, sim.path, purpose)
+		case st.Denial != nil && st.Denial.Code == sqlscan.CodeFunction && purpose != analysed:
+			// Function rules depend on the purpose, and this statement
+			// declares its own.
+			st = s.reanalyse(st, snap, pol, sim.path, purpose)
 		}
 		if d := s.decideStatement(st, pol, &sim, v); d != nil {
 			v.denied = d
@@ -176,8 +185,8 @@ func (sim *simState) apply(e *sqlscan.Effect, s *session) {
 func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapshot, pol *authz.Policy) (*sqlscan.Result, bool) {
 	start := time.Now()
 	defer s.count(func(m *alert.Metrics) { m.AnalysisDuration.Observe(time.Since(start).Seconds()) })
-	res := sqlscan.Analyze(text, snap, s.scanContext(snap, pol, s.currentPath(snap)))
-	if d := res.Denial(); d == nil || d.Code != sqlscan.CodeUnknownRelation {
+	res := sqlscan.Analyze(text, snap, s.scanContext(pol, s.currentPath(snap), s.effectivePurpose("")))
+	if !unknownName(res.Denial()) {
 		return res, false
 	}
 	if !s.g.mayRefresh(s.ps.Database) {
@@ -187,19 +196,27 @@ func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapsh
 	if err != nil || fresh == nil || fresh.Version() == snap.Version() {
 		return res, false
 	}
-	return sqlscan.Analyze(text, fresh, s.scanContext(fresh, pol, s.currentPath(fresh))), true
+	return sqlscan.Analyze(text, fresh, s.scanContext(pol, s.currentPath(fresh), s.effectivePurpose(""))), true
 }
 
-func (s *session) reanalyse(st *sqlscan.Statement, snap *catalog.Snapshot, pol *authz.Policy, path []string) *sqlscan.Statement {
-	res := sqlscan.Analyze(st.Text, snap, s.scanContext(snap, pol, path))
+// unknownName reports a refusal for a name the catalog does not know, which
+// a catalog refresh may resolve.
+func unknownName(d *sqlscan.Denial) bool {
+	return d != nil && (d.Code == sqlscan.CodeUnknownRelation || d.Code == sqlscan.CodeUnknownColumn)
+}
+
+func (s *session) reanalyse(st *sqlscan.Statement, snap *catalog.Snapshot, pol *authz.Policy, path []string, purpose string) *sqlscan.Statement {
+	res := sqlscan.Analyze(st.Text, snap, s.scanContext(pol, path, purpose))
 	if len(res.Statements) != 1 {
 		return &sqlscan.Statement{Text: st.Text, Denial: &sqlscan.Denial{Code: sqlscan.CodeUnsupported, Reason: "statement could not be re-analysed after a search_path change"}}
 	}
 	return &res.Statements[0]
 }
 
-func (s *session) scanContext(snap *catalog.Snapshot, pol *authz.Policy, path []string) sqlscan.Context {
-	user, purpose := s.ps.User, s.effectivePurpose("")
+// scanContext is what the analysis needs of the session; which functions
+// may run depends on the purpose the statement runs under.
+func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) sqlscan.Context {
+	user := s.ps.User
 	return sqlscan.Context{
 		Database:   s.ps.Database,
 		User:       user,
@@ -336,6 +353,7 @@ func (s *session) setVar(name, value string, local bool) {
 	switch name {
 	case PurposeParameter:
 		st = &s.purpose
+		s.warnUnknownPurpose(value)
 	case "search_path":
 		st, value = &s.searchPath, joinPath(sqlscan.ParseSearchPath(value))
 	default:
@@ -400,5 +418,14 @@ func (s *session) raise(d *denial) {
 func (s *session) count(f func(*alert.Metrics)) {
 	if m := s.g.cfg.Metrics; m != nil {
 		f(m)
+	}
+}
+
+// warnUnknownPurpose logs a purpose the policy never names: every
+// statement that needs one will be refused, and the cause is most likely a
+// typo in the application's configuration.
+func (s *session) warnUnknownPurpose(purpose string) {
+	if purpose != "" && !s.g.cfg.Policy.Policy().KnownPurpose(purpose) {
+		s.log.Warn().Str("purpose", purpose).Msg("client declared a purpose the policy does not know")
 	}
 }

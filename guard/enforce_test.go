@@ -147,6 +147,12 @@ func TestPurposeDeclarations(t *testing.T) {
 	}
 	mustExec(t, conn, q)
 	mustExec(t, conn, "RESET pgguard.purpose")
+	// A purpose the policy never names is most likely a typo: it is logged.
+	mustExec(t, conn, "SET pgguard.purpose = 'payrol'")
+	if !strings.Contains(w.logs.String(), `"purpose":"payrol"`) {
+		t.Errorf("no warning about the unknown purpose in the log:\n%s", w.logs.String())
+	}
+	mustExec(t, conn, "RESET pgguard.purpose")
 	// In one query string, a SET applies to the statements after it.
 	if _, err := conn.PgConn().Exec(ctx, "SET pgguard.purpose = 'payroll'; "+q).ReadAll(); err != nil {
 		t.Fatalf("set then select in one string: %v", err)
@@ -409,4 +415,17 @@ func TestSearchPathIsFollowed(t *testing.T) {
 	mustExec(t, conn, "SELECT email FROM customers")
 	mustExec(t, conn, "COMMIT")
 	expectDenied(t, execSQL(conn, "SELECT email FROM customers"), "")
+}
+
+func TestFunctionRulesFollowTheStatementsPurpose(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "support_app", "")
+	q := "SELECT public.unaccent(email) FROM crm.customers"
+	expectDenied(t, execSQL(conn, q), "")
+	mustExec(t, conn, q+" /*purpose='customer_support'*/")
+	mustExec(t, conn, "SET pgguard.purpose = 'customer_support'")
+	mustExec(t, conn, q)
+	// Another department has no execute rule for the function.
+	sales := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	expectDenied(t, execSQL(sales, "SELECT public.unaccent(status) FROM crm.orders"), "")
 }

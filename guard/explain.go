@@ -74,7 +74,7 @@ func (g *Guard) Explain(ctx context.Context, user, database, purpose, sql string
 		return out
 	}
 	out.CatalogVersion = snap.Version()
-	res := sqlscan.Analyze(sql, snap, s.scanContext(snap, pol, s.currentPath(snap)))
+	res := sqlscan.Analyze(sql, snap, s.scanContext(pol, s.currentPath(snap), s.effectivePurpose("")))
 	for _, st := range res.Statements {
 		es := ExplainedStatement{Statement: sqlscan.Normalize(st.Text), Purpose: s.effectivePurpose(st.Purpose)}
 		if st.Denial != nil {

@@ -101,7 +101,8 @@ func loadSchema(t *testing.T, pg *pgtest.Server) {
 		INSERT INTO hr.employees VALUES (100, 'Carla', 'Bakker', 'carla@corp.nl', '0611111111', '777888999', 'NL00BANK1111111111', '1990-01-01', '2020-01-01', 'sales');
 		INSERT INTO hr.salaries VALUES (100, 4200.00, 'NL00BANK1111111111');
 		INSERT INTO hr.sick_leave VALUES (100, '2024-03-01', '2024-03-05', 'flu');
-		CREATE TABLE public.notes (id int, body text);`)
+		CREATE TABLE public.notes (id int, body text);
+		CREATE FUNCTION public.unaccent(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1';`)
 	for _, u := range departmentUsers {
 		pg.MustCreateRole(t, u, password, pgtest.SCRAM)
 		// The database lets every department see everything: pgguard is

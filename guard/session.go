@@ -62,6 +62,7 @@ func newSession(g *Guard, ps *proxy.Session) *session {
 	options := ps.StartupParameters["options"]
 	p, _ := startupOption(options, PurposeParameter)
 	s.purpose = newSetting(p, true)
+	s.warnUnknownPurpose(p)
 	if path, ok := startupOption(options, "search_path"); ok {
 		s.searchPath = newSetting(joinPath(sqlscan.ParseSearchPath(path)), true)
 	} else {
