@@ -68,6 +68,25 @@
 // the name would otherwise resolve to: which of them the server uses cannot
 // be known. The analysis cannot see other sessions' or earlier inputs'
 // temporary tables; a name that resolves to none in the catalog is denied.
+// Within one input, SET search_path, set_config('search_path', ...) and SET
+// ROLE (which changes what "$user" means) apply to the statements after
+// them; RESET, DISCARD ALL, or a transaction end after such a change make
+// the path unknown for the rest of the input. Across inputs the proxy
+// follows the Effects and passes the result in Context.
+//
+// # Known limits
+//
+// The analysis trusts the schema the catalog describes: code the database
+// owner attached to it runs without being seen here — triggers (INSTEAD OF
+// triggers on views too), rules, row-level security policies, column
+// defaults and generated columns, domain checks, and casts to user-defined
+// types. DDL sent through the proxy has its function calls checked, so a
+// client cannot attach a disallowed function that way. Reading a plain
+// inheritance parent does not count its children's columns (the snapshot
+// keeps parents only; partitioned tables do count their partitions). A
+// statement that reads no column, such as SELECT count(*) FROM t, has no
+// accesses. Sequences are not in the catalog, so selecting from one is
+// unknown_relation.
 //
 // # Lexical safety
 //
