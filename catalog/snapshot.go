@@ -22,6 +22,7 @@ type Snapshot struct {
 	schemas   map[string]bool
 	relations map[QualifiedName]*Relation
 	byName    map[string][]*Relation
+	children  map[QualifiedName][]*Relation
 	functions map[QualifiedName]*Function
 	funcNames map[string][]*Function
 	operators map[string][]QualifiedName
@@ -52,6 +53,7 @@ func New(c Contents) *Snapshot {
 		schemas:   make(map[string]bool, len(c.Schemas)),
 		relations: make(map[QualifiedName]*Relation, len(c.Relations)),
 		byName:    make(map[string][]*Relation, len(c.Relations)),
+		children:  make(map[QualifiedName][]*Relation),
 		functions: make(map[QualifiedName]*Function, len(c.Functions)),
 		funcNames: make(map[string][]*Function, len(c.Functions)),
 		operators: make(map[string][]QualifiedName, len(c.Operators)),
@@ -65,6 +67,9 @@ func New(c Contents) *Snapshot {
 		s.schemas[r.Schema] = true
 		s.relations[QualifiedName{r.Schema, r.Name}] = r
 		s.byName[r.Name] = append(s.byName[r.Name], r)
+		for _, p := range r.Parents {
+			s.children[p] = append(s.children[p], r)
+		}
 	}
 	for i := range c.Functions {
 		f := &c.Functions[i]
@@ -93,6 +98,13 @@ func (s *Snapshot) Relation(schema, name string) (*Relation, bool) {
 // RelationsNamed lists the relations called name in any schema: the
 // candidates for an unqualified name whose search_path is uncertain.
 func (s *Snapshot) RelationsNamed(name string) []*Relation { return s.byName[name] }
+
+// Children lists the relations that inherit from schema.name or are its
+// partitions (direct children only): reading a table without ONLY reads
+// their rows too.
+func (s *Snapshot) Children(schema, name string) []*Relation {
+	return s.children[QualifiedName{schema, name}]
+}
 
 // Function looks up schema.name (any overload).
 func (s *Snapshot) Function(schema, name string) (*Function, bool) {

@@ -33,7 +33,6 @@ type session struct {
 	path     searchPath
 	temps    map[string]*tempTable
 	views    map[*catalog.Relation]*viewResult
-	children map[catalog.QualifiedName][]*catalog.Relation
 	budget   int
 	// pathList, role and pathChanged follow SET search_path and SET ROLE
 	// made earlier in the same input.

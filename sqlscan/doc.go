@@ -22,7 +22,8 @@
 // and COPY ... FROM; DELETE and TRUNCATE write every column. Reading a
 // partition or inheritance child's column also counts as reading the same
 // column of each parent, recursively, so a policy on a parent covers its
-// children; reading a partitioned table counts its partitions' columns too.
+// children; reading a table without ONLY counts its partitions' and
+// inheritance children's columns too.
 //
 // Every select-list item of a query the client wrote counts, even in a
 // sub-query whose output the outer query ignores: an ignored item can still
@@ -81,9 +82,7 @@
 // triggers on views too), rules, row-level security policies, column
 // defaults and generated columns, domain checks, and casts to user-defined
 // types. DDL sent through the proxy has its function calls checked, so a
-// client cannot attach a disallowed function that way. Reading a plain
-// inheritance parent does not count its children's columns (the snapshot
-// keeps parents only; partitioned tables do count their partitions). A
+// client cannot attach a disallowed function that way. A
 // statement that reads no column, such as SELECT count(*) FROM t, has no
 // accesses. Sequences are not in the catalog, so selecting from one is
 // unknown_relation.

@@ -122,7 +122,7 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 // catalogColumns gives a catalog relation's columns with their lineage: a
 // stored relation's column is itself, its parents' column of the same
 // name (so policies on a parent cover its partitions and children) and,
-// when read through a partitioned table, its partitions' column; a view's
+// when read without ONLY, its partitions' and children's column; a view's
 // column is itself plus what its definition computes it from.
 func (a *analyzer) catalogColumns(cr *catalog.Relation, inh bool) []*column {
 	if cr.Kind == catalog.View || (cr.Kind == catalog.MaterializedView && cr.ViewDefinition != "") {
@@ -132,7 +132,9 @@ func (a *analyzer) catalogColumns(cr *catalog.Relation, inh bool) []*column {
 	for i, name := range cr.Columns {
 		lin := []Access{{Schema: cr.Schema, Table: cr.Name, Column: name, Act: Read}}
 		lin = a.ancestorColumns(cr, name, lin, 0)
-		if inh && cr.Kind == catalog.PartitionedTable {
+		if inh {
+			// Without ONLY, the rows of partitions and inheritance children
+			// are read too: policies on them apply.
 			lin = a.descendantColumns(cr, name, lin, 0)
 		}
 		cols[i] = &column{name: name, lineage: lin}
@@ -164,28 +166,13 @@ func (a *analyzer) descendantColumns(cr *catalog.Relation, name string, lin []Ac
 	if depth > maxViewDepth {
 		return lin
 	}
-	for _, ch := range a.s.childrenOf(cr) {
+	for _, ch := range a.s.cat.Children(cr.Schema, cr.Name) {
 		if hasColumn(ch, name) {
 			lin = append(lin, Access{Schema: ch.Schema, Table: ch.Name, Column: name, Act: Read})
 		}
 		lin = a.descendantColumns(ch, name, lin, depth+1)
 	}
 	return lin
-}
-
-// childrenOf lists the relations that name cr as a parent. The snapshot
-// has no reverse index, so it is built once per input, and only when a
-// partitioned table is read.
-func (s *session) childrenOf(cr *catalog.Relation) []*catalog.Relation {
-	if s.children == nil {
-		s.children = map[catalog.QualifiedName][]*catalog.Relation{}
-		for _, r := range s.cat.Relations() {
-			for _, p := range r.Parents {
-				s.children[p] = append(s.children[p], r)
-			}
-		}
-	}
-	return s.children[catalog.QualifiedName{Schema: cr.Schema, Name: cr.Name}]
 }
 
 func hasColumn(r *catalog.Relation, name string) bool {
