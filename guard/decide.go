@@ -329,6 +329,12 @@ func (s *session) replay(e *effect) {
 	}
 	switch e.Kind {
 	case "set":
+		if e.Name == "role" || e.Name == "session_authorization" {
+			// "$user" in search_path now names someone pgguard does not
+			// track: count unqualified names against every candidate.
+			s.roleChanged = true
+			s.stateGen++
+		}
 		s.setVar(e.Name, e.Value, e.Local)
 	case "reset":
 		s.resetVar(e.Name)
@@ -338,6 +344,7 @@ func (s *session) replay(e *effect) {
 	case "discard_all":
 		s.resetVar(PurposeParameter)
 		s.resetVar("search_path")
+		s.roleChanged = false
 		s.prepared = make(map[string]*prepared)
 	case "prepare":
 		s.prepared[e.Name] = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text}

@@ -429,3 +429,18 @@ func TestFunctionRulesFollowTheStatementsPurpose(t *testing.T) {
 	sales := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
 	expectDenied(t, execSQL(sales, "SELECT public.unaccent(status) FROM crm.orders"), "")
 }
+
+func TestSetRoleMakesUserSchemaUncertain(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `DO $$BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'crm') THEN CREATE ROLE crm; END IF;
+		END$$; GRANT crm TO marketing_app`)
+	conn := w.connect(t, "marketing_app", "-c pgguard.purpose=newsletter")
+	// As marketing_app, "$user" names no schema: customers resolves nowhere.
+	expectDenied(t, execSQL(conn, "SELECT email FROM customers"), "")
+	// After SET ROLE crm, "$user" is the crm schema, which pgguard does not
+	// follow: it counts the name against every candidate, so the phone
+	// column of crm.customers is refused.
+	mustExec(t, conn, "SET ROLE crm")
+	expectDenied(t, execSQL(conn, "SELECT phone FROM customers"), "crm.customers.phone")
+}

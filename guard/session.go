@@ -3,6 +3,7 @@ package guard
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"sync"
 
@@ -31,6 +32,8 @@ type session struct {
 	lastTagCommit bool
 	sawError      bool
 	ddlPending    bool
+	// roleChanged is set after SET ROLE or SET SESSION AUTHORIZATION.
+	roleChanged bool
 
 	// stateGen counts changes of purpose and search_path.
 	stateGen uint64
@@ -218,13 +221,19 @@ func (s *session) effectivePurpose(comment string) string {
 // of it (then analysis counts a name against every candidate).
 func (s *session) currentPath(snap *catalog.Snapshot) []string {
 	v, known := s.searchPath.current()
+	var path []string
 	switch {
 	case known:
-		return splitPath(v)
+		path = splitPath(v)
 	case snap != nil:
-		return snap.SearchPath(s.ps.User)
+		path = snap.SearchPath(s.ps.User)
+	default:
+		return nil
 	}
-	return nil
+	if s.roleChanged && slices.Contains(path, "$user") {
+		return nil
+	}
+	return path
 }
 
 // refreshContext points the session at the verdict table of its current
