@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 // serve runs the connection's life: startup and TLS, upstream, auth, relay.
 func (c *conn) serve(stop context.Context) {
 	defer c.finish()
+	// A bug reached through one session must not take down the others.
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
+		}
+	}()
 	unhook := context.AfterFunc(stop, c.hardStop)
 	defer unhook()
 	// StartupTimeout bounds both legs until the session is established.

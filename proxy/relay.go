@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +26,16 @@ func (c *conn) relay() error {
 	c.swaps.prefix = "pgguard_denied_" + hex.EncodeToString(marker[:]) + "_"
 
 	serverDone := make(chan error, 1)
-	go func() { serverDone <- c.serverPump() }()
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("server pump ended by an internal error")
+				c.client.Close() // unblock the client pump
+				serverDone <- fmt.Errorf("internal error: %v", p)
+			}
+		}()
+		serverDone <- c.serverPump()
+	}()
 
 	clientErr := c.clientPump()
 	c.clientEnded.Store(true)
