@@ -31,6 +31,40 @@ type textVerdicts struct {
 	// dropped is set when the cache let go of this table; sessions holding
 	// it fetch a fresh one before their next lookup.
 	dropped atomic.Bool
+	// inflight holds the analyses under way, so that sessions sending the
+	// same new text at once analyse it once.
+	inflight map[string]*flight
+}
+
+// flight is one analysis under way.
+type flight struct {
+	done chan struct{}
+	v    *verdict
+}
+
+// join returns the flight for text and whether the caller leads it (and so
+// must analyse and then call land).
+func (t *textVerdicts) join(text []byte) (*flight, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if f := t.inflight[string(text)]; f != nil {
+		return f, false
+	}
+	if t.inflight == nil {
+		t.inflight = make(map[string]*flight)
+	}
+	f := &flight{done: make(chan struct{})}
+	t.inflight[string(text)] = f
+	return f, true
+}
+
+// land ends the flight for text with v.
+func (t *textVerdicts) land(text string, f *flight, v *verdict) {
+	f.v = v
+	t.mu.Lock()
+	delete(t.inflight, text)
+	t.mu.Unlock()
+	close(f.done)
 }
 
 func newVerdictCache(max int) *verdictCache {

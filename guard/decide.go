@@ -60,10 +60,27 @@ func (s *session) verdictFor(text []byte) *verdict {
 		return v
 	}
 	s.count(func(m *alert.Metrics) { m.VerdictCacheMisses.Inc() })
+	table := s.table
+	f, leader := table.join(text)
+	if !leader {
+		<-f.done
+		if f.v.cacheable {
+			return f.v
+		}
+		// The leader's verdict depended on its own session: decide anew.
+		return s.evaluate(ctx, string(text), snap, pol)
+	}
 	str := string(text)
-	v := s.evaluate(ctx, str, snap, pol)
+	var v *verdict
+	defer func() {
+		if v == nil { // evaluate panicked: followers must not wait forever
+			v = &verdict{denied: s.unanalysable(str, "internal error")}
+		}
+		table.land(str, f, v)
+	}()
+	v = s.evaluate(ctx, str, snap, pol)
 	if v.cacheable {
-		s.g.cache.put(s.table, str, v)
+		s.g.cache.put(table, str, v)
 	}
 	return v
 }

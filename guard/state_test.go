@@ -92,3 +92,24 @@ func TestVerdictCacheStaysBounded(t *testing.T) {
 		t.Fatalf("%d entries kept (bound 10); first table len %d dropped %v", total, len(first.m), first.dropped.Load())
 	}
 }
+
+func TestConcurrentSessionsAnalyseANewTextOnce(t *testing.T) {
+	tbl := &textVerdicts{m: make(map[string]*verdict)}
+	f, leader := tbl.join([]byte("SELECT 1"))
+	if !leader {
+		t.Fatal("first caller does not lead")
+	}
+	f2, leader2 := tbl.join([]byte("SELECT 1"))
+	if leader2 || f2 != f {
+		t.Fatal("second caller started its own analysis")
+	}
+	v := &verdict{cacheable: true}
+	go tbl.land("SELECT 1", f, v)
+	<-f2.done
+	if f2.v != v {
+		t.Fatal("follower did not get the leader's verdict")
+	}
+	if _, leader3 := tbl.join([]byte("SELECT 1")); !leader3 {
+		t.Fatal("a landed flight still blocks new analyses")
+	}
+}
