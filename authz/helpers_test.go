@@ -1,12 +1,11 @@
 package authz
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
+
+	"github.com/pgguard/pgguard/catalog"
 )
 
 // Paths of the shipped example, relative to this package.
@@ -25,39 +24,21 @@ func loadShipped(t testing.TB, opts Options) *Policy {
 	return p
 }
 
-var (
-	createTable = regexp.MustCompile(`(?i)^CREATE TABLE ([a-z_]+)\.([a-z_]+)`)
-	columnLine  = regexp.MustCompile(`^\s+([a-z_]+)\s+[a-z]`)
-)
-
-// schemaColumns reads the column names of testdata/schema.sql; a small
-// line-based reader is enough for the plain DDL kept there.
+// schemaColumns lists the columns of the demo schema, the one the shipped
+// policy is written for, as PostgreSQL's parser reads it.
 func schemaColumns(t testing.TB) []string {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "schema.sql"))
+	ddl, err := os.ReadFile(filepath.Join("..", "demo", "schema.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var cols []string
-	table := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if m := createTable.FindStringSubmatch(line); m != nil {
-			table = m[1] + "." + m[2]
-			continue
-		}
-		if strings.HasPrefix(line, ")") {
-			table = ""
-			continue
-		}
-		if m := columnLine.FindStringSubmatch(line); m != nil && table != "" && m[1] != "primary" {
-			cols = append(cols, table+"."+m[1])
-		}
+	snap, err := catalog.FromDDL("postgres", string(ddl))
+	if err != nil {
+		t.Fatal(err)
 	}
+	cols := snap.Columns()
 	if len(cols) == 0 {
-		t.Fatal("no columns in testdata/schema.sql")
+		t.Fatal("no columns in demo/schema.sql")
 	}
 	return cols
 }
