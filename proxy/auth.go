@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -59,9 +58,9 @@ func (c *conn) connectUpstream(ctx context.Context, startup *pgproto3.StartupMes
 		return c.upstreamLost(err)
 	}
 	c.cr = newFrameReader(c.client, c.srv.cfg.MaxMessageSize)
-	c.cw = bufio.NewWriterSize(c.client, bufferSize)
+	c.cw = &bufWriter{dst: c.client}
 	c.sr = newFrameReader(nc, maxServerMessage)
-	c.sw = bufio.NewWriterSize(nc, bufferSize)
+	c.sw = &bufWriter{dst: nc}
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -42,10 +41,10 @@ type conn struct {
 	bytesOut atomic.Int64 // pgguard to client
 
 	// Relay state, after authentication.
-	cr *frameReader  // client reads: client pump only
-	cw *bufio.Writer // client writes: server pump only, once relaying
-	sr *frameReader  // server reads: server pump only
-	sw *bufio.Writer // server writes: client pump only, once relaying
+	cr *frameReader // client reads: client pump only
+	cw *bufWriter   // client writes: server pump only, once relaying
+	sr *frameReader // server reads: server pump only
+	sw *bufWriter   // server writes: client pump only, once relaying
 
 	swaps swapQueue
 	// Owned by the client pump.

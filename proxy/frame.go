@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -15,13 +14,13 @@ const bufferSize = 32 << 10
 
 // frameReader reads typed, length-prefixed protocol messages.
 type frameReader struct {
-	r   *bufio.Reader
+	r   bufReader
 	buf []byte // reused for bodies read whole
 	max int
 }
 
 func newFrameReader(r io.Reader, max int) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, bufferSize), max: max}
+	return &frameReader{r: bufReader{src: r}, max: max}
 }
 
 // MessageTooLargeError reports a message over the configured limit.
@@ -43,9 +42,7 @@ func (f *frameReader) header() (typ byte, n int, err error) {
 	}
 	typ = hdr[0]
 	size := int(binary.BigEndian.Uint32(hdr[1:5]))
-	if _, err := f.r.Discard(5); err != nil {
-		return 0, 0, err
-	}
+	f.r.Discard(5)
 	if size < 4 {
 		return typ, 0, fmt.Errorf("invalid length %d in message %q", size, typ)
 	}
@@ -61,7 +58,7 @@ func (f *frameReader) body(typ byte, n int) ([]byte, error) {
 		f.buf = make([]byte, n)
 	}
 	b := f.buf[:n]
-	if _, err := io.ReadFull(f.r, b); err != nil {
+	if _, err := io.ReadFull(&f.r, b); err != nil {
 		return nil, err
 	}
 	// Let one huge message not pin its buffer for the rest of the session.
@@ -82,7 +79,7 @@ func (f *frameReader) next() (byte, []byte, error) {
 }
 
 // writeFrame appends one message to w.
-func writeFrame(w *bufio.Writer, typ byte, body []byte) error {
+func writeFrame(w *bufWriter, typ byte, body []byte) error {
 	var hdr [5]byte
 	hdr[0] = typ
 	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))

@@ -238,7 +238,7 @@ func (c *conn) streamMessage(typ byte, n int) error {
 		if _, err := c.cw.Write(chunk); err != nil {
 			return err
 		}
-		_, _ = c.sr.r.Discard(len(chunk))
+		c.sr.r.Discard(len(chunk))
 		n -= len(chunk)
 	}
 	return nil
