@@ -72,6 +72,23 @@ func BenchmarkQueryCold(b *testing.B) {
 	}
 }
 
+// BenchmarkQueryNewLiterals is the simple protocol with a new value in
+// every statement: the exact text is new each time, its shape is not.
+func BenchmarkQueryNewLiterals(b *testing.B) {
+	s := benchSession(b, "sales_app", "order_fulfilment")
+	texts := make([][]byte, 4096)
+	for i := range texts {
+		texts[i] = queryBody("SELECT email, phone FROM crm.customers WHERE id = " + itoa(i+1))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if v := s.ClientMessage(proxy.ClientMessage{Type: 'Q', Body: texts[i%len(texts)]}); v.Action != proxy.Forward {
+			b.Fatal("denied")
+		}
+	}
+}
+
 // BenchmarkBindPrepared is Bind of a statement prepared once.
 func BenchmarkBindPrepared(b *testing.B) {
 	s := benchSession(b, "sales_app", "order_fulfilment")

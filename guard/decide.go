@@ -25,7 +25,6 @@ type verdict struct {
 	single   bool
 	accesses []authz.Access
 	purpose  string
-	text     string // raw: normalized only if a Bind is ever denied
 	// cacheable is false when the verdict depends on session state outside
 	// the cache key (EXECUTE of a prepared statement).
 	cacheable bool
@@ -59,6 +58,13 @@ func (s *session) verdictFor(text []byte) *verdict {
 		s.count(func(m *alert.Metrics) { m.VerdictCacheHits.Inc() })
 		return v
 	}
+	shape := s.shape(text)
+	if shape != nil {
+		if v := s.table.get(shape); v != nil {
+			s.count(func(m *alert.Metrics) { m.VerdictCacheHits.Inc() })
+			return v
+		}
+	}
 	s.count(func(m *alert.Metrics) { m.VerdictCacheMisses.Inc() })
 	table := s.table
 	f, leader := table.join(text)
@@ -81,8 +87,29 @@ func (s *session) verdictFor(text []byte) *verdict {
 	v = s.evaluate(ctx, str, snap, pol)
 	if v.cacheable {
 		s.g.cache.put(table, str, v)
+		// Only an allowed verdict without session effects holds for every
+		// text of the shape (see shape.go).
+		if shape != nil && v.denied == nil && len(v.effects) == 0 {
+			s.g.cache.put(table, string(shape), v)
+		}
 	}
 	return v
+}
+
+// shape returns text's shape key when it has literals and the session's
+// settings let it be cut with certainty, else nil. The key lives in a
+// buffer of the session's, valid until the next call.
+func (s *session) shape(text []byte) []byte {
+	if s.ctxSCS != "on" || s.ctxEncoding != "UTF8" {
+		return nil
+	}
+	spans, ok := literalSpans(text, s.spans[:0])
+	if !ok || len(spans) == 0 {
+		return nil
+	}
+	s.spans = spans
+	s.shapeBuf = shapeKey(text, spans, s.shapeBuf[:0])
+	return s.shapeBuf
 }
 
 // evaluate analyses text and decides on each of its statements in order,
@@ -161,7 +188,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		return s.policyDenial(d, purpose, st.Text)
 	}
 	if v.single {
-		v.accesses, v.purpose, v.text = accesses, st.Purpose, st.Text
+		v.accesses, v.purpose = accesses, st.Purpose
 	}
 	if st.Effect != nil || st.DDL {
 		e := effect{ddl: st.DDL, accesses: accesses, purpose: st.Purpose}

@@ -46,6 +46,10 @@ type session struct {
 	ctxGen      uint64
 	ctxSCS      string
 	ctxEncoding string
+
+	// Scratch space for shape keys, reused from statement to statement.
+	spans    []span
+	shapeBuf []byte
 }
 
 // prepared is a statement analysed once, at Parse or PREPARE time.
@@ -154,7 +158,7 @@ func (s *session) parse(body []byte) proxy.Verdict {
 	// session effects wait for Bind.
 	out := s.decide(v)
 	if out.Action == proxy.Forward && v.single {
-		s.prepared[msg.Name] = &prepared{accesses: v.accesses, purpose: v.purpose, text: v.text, effects: v.effects}
+		s.prepared[msg.Name] = &prepared{accesses: v.accesses, purpose: v.purpose, text: msg.Query, effects: v.effects}
 	} else {
 		delete(s.prepared, msg.Name)
 	}
