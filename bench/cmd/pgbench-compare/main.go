@@ -1,0 +1,279 @@
+// Command pgbench-compare measures what pgguard costs: pgbench throughput,
+// latency and proxy CPU through pgguard, through PgBouncer (session mode) and
+// directly against PostgreSQL, interleaved and repeated; memory per idle
+// client connection; and a large COPY ... TO STDOUT.
+//
+// Run it from the repository root (bench/run.sh does):
+//
+//	go run ./bench/cmd/pgbench-compare -T 10 -rounds 3
+//
+// It starts a throwaway PostgreSQL (internal/pgtest), PgBouncer and a freshly
+// built pgguard, and writes bench/results/latest.{md,png,json}.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	seconds   int
+	rounds    int
+	scale     int
+	threads   int
+	out       string
+	targets   []string
+	scripts   []string
+	modes     []string
+	clients   []int
+	idleConns int
+	copyMiB   int
+	perf      bool
+	pgguard   string
+	guardEnv  []string
+	keep      bool
+}
+
+func parseOptions(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("pgbench-compare", flag.ContinueOnError)
+	fs.IntVar(&o.seconds, "T", 10, "seconds per pgbench run")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; every round runs every target once per configuration")
+	fs.IntVar(&o.scale, "scale", 10, "pgbench -i scale factor")
+	fs.IntVar(&o.threads, "j", 2, "pgbench threads (-j) for runs with more than one client")
+	fs.StringVar(&o.out, "out", "bench/results", "folder for latest.md, latest.png, latest.json and profiles")
+	targets := fs.String("targets", "direct,pgbouncer,pgguard", "targets, comma-separated: direct, pgbouncer, pgguard")
+	scripts := fs.String("scripts", "select-only,tpcb", "pgbench scripts: select-only (-S), tpcb (the default script)")
+	modes := fs.String("modes", "simple,extended,prepared", "pgbench query modes (-M)")
+	clients := fs.String("clients", "1,8", "client counts (-c)")
+	fs.IntVar(&o.idleConns, "idle", 2000, "idle client connections for the memory measurement (0 skips it)")
+	fs.IntVar(&o.copyMiB, "copy-mib", 1024, "size of the COPY TO STDOUT measurement in MiB (0 skips it)")
+	fs.BoolVar(&o.perf, "perf", false, "also profile pgguard (and PgBouncer once) with perf during extra runs (needs perf; writes perf-*.txt)")
+	fs.StringVar(&o.pgguard, "pgguard", "", "pgguard binary to use instead of building ./cmd/pgguard")
+	guardEnv := fs.String("pgguard-env", "", "extra environment for pgguard, space-separated NAME=VALUE (e.g. GOMAXPROCS=1)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, configuration) for inspection")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	o.guardEnv = strings.Fields(*guardEnv)
+	o.targets = splitList(*targets)
+	o.scripts = splitList(*scripts)
+	o.modes = splitList(*modes)
+	for _, c := range splitList(*clients) {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-clients: %q is not a client count", c)
+		}
+		o.clients = append(o.clients, n)
+	}
+	for _, t := range o.targets {
+		if t != "direct" && t != "pgbouncer" && t != "pgguard" {
+			return nil, fmt.Errorf("-targets: unknown target %q", t)
+		}
+	}
+	for _, s := range o.scripts {
+		if s != "select-only" && s != "tpcb" {
+			return nil, fmt.Errorf("-scripts: unknown script %q", s)
+		}
+	}
+	for _, m := range o.modes {
+		if m != "simple" && m != "extended" && m != "prepared" {
+			return nil, fmt.Errorf("-modes: unknown mode %q", m)
+		}
+	}
+	if o.seconds < 1 || o.rounds < 1 {
+		return nil, errors.New("-T and -rounds must be at least 1")
+	}
+	return o, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func main() {
+	o, err := parseOptions(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "pgbench-compare:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "pgbench-compare:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// run is the whole measurement.
+func run(ctx context.Context, o *options) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	if err := checkTools(o); err != nil {
+		return err
+	}
+	raiseFileLimit(o.idleConns)
+
+	work, err := os.MkdirTemp("", "pgbench-compare-")
+	if err != nil {
+		return err
+	}
+	// Readable by the postgres user, who runs PgBouncer when we are root.
+	_ = os.Chmod(work, 0o755)
+	if o.keep {
+		logf("work folder: %s", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+
+	env, err := setUp(ctx, o, root, work)
+	if err != nil {
+		if env != nil {
+			env.close()
+		}
+		return err
+	}
+	defer env.close()
+
+	res := &results{Started: time.Now(), Options: *o, Machine: machineInfo(root, env)}
+	if err := runMatrix(ctx, o, env, res); err != nil {
+		return err
+	}
+	if o.copyMiB > 0 {
+		if err := measureCopy(ctx, o, env, res); err != nil {
+			logf("COPY measurement failed: %v", err)
+			res.Notes = append(res.Notes, "COPY measurement failed: "+err.Error())
+		}
+	}
+	if o.idleConns > 0 {
+		if err := measureIdle(ctx, o, env, res); err != nil {
+			logf("idle-connection measurement failed: %v", err)
+			res.Notes = append(res.Notes, "idle-connection measurement failed: "+err.Error())
+		}
+	}
+	if o.perf && has(o.targets, "pgguard") {
+		if err := profileProxies(ctx, o, env, res); err != nil {
+			logf("perf profile failed: %v", err)
+			res.Notes = append(res.Notes, "perf profile failed: "+err.Error())
+		}
+	}
+	res.Finished = time.Now()
+	return writeResults(o, res)
+}
+
+// repoRoot finds the module root from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/pgguard/pgguard\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run from inside the pgguard repository")
+		}
+		dir = parent
+	}
+}
+
+// checkTools makes sure pgbench and (when measured) pgbouncer and perf exist;
+// as root it installs PgBouncer, otherwise it says how.
+func checkTools(o *options) error {
+	if _, err := exec.LookPath("pgbench"); err != nil {
+		return errors.New("pgbench not found: apt-get install -y postgresql-client (or postgresql)")
+	}
+	if has(o.targets, "pgbouncer") {
+		if _, err := exec.LookPath("pgbouncer"); err != nil {
+			if os.Geteuid() != 0 {
+				return errors.New("pgbouncer not found: run `sudo apt-get install -y pgbouncer`, " +
+					"or leave it out with -targets direct,pgguard")
+			}
+			logf("installing pgbouncer: apt-get install -y pgbouncer")
+			cmd := exec.Command("apt-get", "install", "-y", "pgbouncer")
+			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("apt-get install -y pgbouncer: %v\n%s", err, tail(string(out), 2000))
+			}
+		}
+	}
+	if o.perf {
+		if _, err := exec.LookPath("perf"); err != nil {
+			return errors.New("-perf needs perf: apt-get install -y linux-perf")
+		}
+	}
+	return nil
+}
+
+// raiseFileLimit lifts the open-file limit for us and our children (pgguard
+// holds two sockets per client session, PgBouncer too).
+func raiseFileLimit(idle int) {
+	want := uint64(2*idle + 1024)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Max < want && os.Geteuid() == 0 {
+		lim.Max = want
+	}
+	lim.Cur = lim.Max
+	// Setting it explicitly also makes Go pass it on to child processes.
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		logf("cannot raise the open-file limit: %v", err)
+	}
+	if lim.Cur < want {
+		logf("open-file limit %d is below the %d the idle test needs: raise it with ulimit -n (as root) or use -idle %d",
+			lim.Cur, want, (lim.Cur-1024)/2)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// config is one pgbench configuration of the matrix.
+type config struct {
+	Script  string `json:"script"`
+	Mode    string `json:"mode"`
+	Clients int    `json:"clients"`
+}
+
+func (c config) String() string { return fmt.Sprintf("%s %s c%d", c.Script, c.Mode, c.Clients) }
+
+// runResult is one pgbench run against one target.
+type runResult struct {
+	Config    config  `json:"config"`
+	Target    string  `json:"target"`
+	Round     int     `json:"round"`
+	TPS       float64 `json:"tps"`
+	Tx        int64   `json:"transactions"`
+	Failed    int64   `json:"failed"`
+	P50ms     float64 `json:"p50_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	ProxyCPU  float64 `json:"proxy_cpu_seconds"`
+	CPUPer10k float64 `json:"proxy_cpu_seconds_per_10k_tx"`
+	CSPerTx   float64 `json:"proxy_context_switches_per_tx"`
+	Err       string  `json:"error,omitempty"`
+}
+
+func (o *options) configs() []config {
+	var out []config
+	for _, s := range o.scripts {
+		for _, m := range o.modes {
+			for _, c := range o.clients {
+				out = append(out, config{Script: s, Mode: m, Clients: c})
+			}
+		}
+	}
+	return out
+}
+
+// rotate returns list starting at its k-th element, so that no target
+// always runs first (or right after the same neighbour).
+func rotate(list []string, k int) []string {
+	k %= len(list)
+	return append(append([]string{}, list[k:]...), list[:k]...)
+}
+
+// runMatrix runs every configuration against every target, round after
+// round, interleaving the targets within each round.
+func runMatrix(ctx context.Context, o *options, e *env, res *results) error {
+	reset, err := pgx.Connect(ctx, e.superURL())
+	if err != nil {
+		return err
+	}
+	defer reset.Close(context.Background())
+
+	configs := o.configs()
+	total := len(configs) * len(o.targets) * o.rounds
+	logf("matrix: %d configurations x %d targets x %d rounds = %d runs of %d s (about %s)",
+		len(configs), len(o.targets), o.rounds, total, o.seconds,
+		(time.Duration(total) * (time.Duration(o.seconds)*time.Second + 1500*time.Millisecond)).Round(time.Minute))
+
+	// Warm-up: connections, caches, the verdict cache, CPU frequency.
+	for _, t := range o.targets {
+		for _, m := range o.modes {
+			if _, err := e.pgbench(ctx, config{Script: "select-only", Mode: m, Clients: 2}, t, 2, "warmup"); err != nil {
+				// A slow machine may finish no transaction in 2 s; the
+				// measured runs will tell whether the target works.
+				logf("warm-up through %s (%s): %v", t, m, firstLine(err.Error()))
+			}
+		}
+	}
+
+	n := 0
+	for r := 0; r < o.rounds; r++ {
+		for ci, c := range configs {
+			for _, t := range rotate(o.targets, r+ci) {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				n++
+				if err := resetTables(ctx, reset); err != nil {
+					return err
+				}
+				rr, err := e.measure(ctx, c, t, r)
+				if err != nil {
+					rr.Err = err.Error()
+					logf("[%d/%d] round %d %-26s %-9s ERROR %v", n, total, r+1, c, t, err)
+				} else {
+					logf("[%d/%d] round %d %-26s %-9s %8.0f tps  p50 %.3f ms  p99 %.3f ms  cpu/10k %.3f s",
+						n, total, r+1, c, t, rr.TPS, rr.P50ms, rr.P99ms, rr.CPUPer10k)
+				}
+				res.Runs = append(res.Runs, rr)
+			}
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// resetTables does what pgbench does before a run without -n, as the
+// superuser and outside the measured targets, and then a checkpoint so that
+// none lands in the middle of a run.
+func resetTables(ctx context.Context, c *pgx.Conn) error {
+	for _, sql := range []string{"VACUUM pgbench_branches", "VACUUM pgbench_tellers", "TRUNCATE pgbench_history", "CHECKPOINT"} {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+	}
+	return nil
+}
+
+// measure runs pgbench once and reads the proxy's CPU time around it.
+func (e *env) measure(ctx context.Context, c config, target string, round int) (runResult, error) {
+	rr := runResult{Config: c, Target: target, Round: round + 1}
+	p := e.proxyProc(target)
+	cpu0, cs0 := cpuSeconds(p), ctxSwitches(p)
+	out, err := e.pgbench(ctx, c, target, e.o.seconds, fmt.Sprintf("r%d", round))
+	cpu1, cs1 := cpuSeconds(p), ctxSwitches(p)
+	if err != nil {
+		return rr, err
+	}
+	rr.TPS, rr.Tx, rr.Failed, rr.P50ms, rr.P99ms = out.tps, out.tx, out.failed, out.p50, out.p99
+	if p != nil {
+		rr.ProxyCPU = cpu1 - cpu0
+		if rr.Tx > 0 {
+			rr.CPUPer10k = rr.ProxyCPU / float64(rr.Tx) * 10000
+			rr.CSPerTx = float64(cs1-cs0) / float64(rr.Tx)
+		}
+	}
+	return rr, nil
+}
+
+// pgbenchOut is what one pgbench run reported.
+type pgbenchOut struct {
+	tps       float64
+	tx        int64
+	failed    int64
+	p50, p99  float64 // ms, from the per-transaction log
+	latencies int
+}
+
+var (
+	reTPS    = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
+	reTx     = regexp.MustCompile(`(?m)^number of transactions actually processed: (\d+)`)
+	reFailed = regexp.MustCompile(`(?m)^number of failed transactions: (\d+)`)
+)
+
+// pgbench runs one pgbench against target for seconds and reads its
+// summary and per-transaction log.
+func (e *env) pgbench(ctx context.Context, c config, target string, seconds int, tag string) (*pgbenchOut, error) {
+	logDir, err := os.MkdirTemp(e.work, "pgbench-log-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(logDir)
+	prefix := filepath.Join(logDir, "tx")
+	threads := 1
+	if c.Clients > 1 {
+		threads = min(e.o.threads, c.Clients)
+	}
+	args := []string{"-n", "-T", strconv.Itoa(seconds), "-c", strconv.Itoa(c.Clients), "-j", strconv.Itoa(threads),
+		"-M", c.Mode, "-l", "--log-prefix=" + prefix,
+		"-h", "127.0.0.1", "-p", strconv.Itoa(e.port(target)), "-U", benchUser}
+	if c.Script == "select-only" {
+		args = append(args, "-S")
+	}
+	args = append(args, benchDB)
+	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+benchPassword, "PGSSLMODE=disable", "PGAPPNAME=pgbench-compare-"+tag)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("pgbench %s: %v: %s", strings.Join(args, " "), err, tail(stderr.String(), 1500))
+	}
+	s := stdout.String()
+	out := &pgbenchOut{}
+	m := reTPS.FindStringSubmatch(s)
+	if m == nil {
+		return nil, fmt.Errorf("no tps in pgbench output:\n%s\n%s", s, tail(stderr.String(), 1500))
+	}
+	out.tps, _ = strconv.ParseFloat(m[1], 64)
+	if m := reTx.FindStringSubmatch(s); m != nil {
+		out.tx, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := reFailed.FindStringSubmatch(s); m != nil {
+		out.failed, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if out.failed > 0 || strings.Contains(stderr.String(), "error") {
+		return nil, fmt.Errorf("pgbench reported failures (%d failed transactions): %s", out.failed, tail(stderr.String(), 1500))
+	}
+	lat, err := readLatencies(prefix)
+	if err != nil {
+		return nil, err
+	}
+	out.latencies = len(lat)
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		out.p50 = float64(lat[len(lat)*50/100]) / 1000
+		out.p99 = float64(lat[min(len(lat)-1, len(lat)*99/100)]) / 1000
+	}
+	return out, nil
+}
+
+// readLatencies reads the per-transaction latencies (microseconds) of every
+// log file pgbench wrote under prefix (one per thread).
+func readLatencies(prefix string) ([]int64, error) {
+	files, err := filepath.Glob(prefix + ".*")
+	if err != nil {
+		return nil, err
+	}
+	var lat []int64
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			// client_id transaction_no time script_no time_epoch time_us ...
+			fields := bytes.Fields(sc.Bytes())
+			if len(fields) < 3 {
+				continue
+			}
+			if us, err := strconv.ParseInt(string(fields[2]), 10, 64); err == nil {
+				lat = append(lat, us)
+			}
+		}
+		fh.Close()
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return lat, nil
+}
