@@ -122,13 +122,13 @@ func panel(img *image.RGBA, r image.Rectangle, title string, sums []summary, pro
 	}
 }
 
-// niceMax rounds v up to 1, 2 or 5 times a power of ten.
+// niceMax rounds v up to a round number that divides into five round steps.
 func niceMax(v float64) float64 {
 	if v <= 0 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
+	for _, m := range []float64{1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5, 8, 10} {
 		if m*p >= v {
 			return m * p
 		}

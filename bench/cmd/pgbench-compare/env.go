@@ -31,6 +31,7 @@ type env struct {
 	bouncer  *proc
 	guard    *proc
 	guardBin string
+	commit   string              // of the tree pgguard was built from
 	runAs    *syscall.Credential // PgBouncer's identity when we are root
 	o        *options
 }
@@ -112,6 +113,10 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 		e.runAs = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 
+	e.commit = commitOf(root)
+	if o.pgguard != "" {
+		e.commit = "prebuilt " + o.pgguard
+	}
 	if has(o.targets, "pgguard") {
 		e.guardBin = o.pgguard
 		if e.guardBin == "" {

@@ -40,6 +40,7 @@ type options struct {
 	idleConns int
 	copyMiB   int
 	perf      bool
+	perfC     int
 	pgguard   string
 	guardEnv  []string
 	keep      bool
@@ -60,6 +61,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.IntVar(&o.idleConns, "idle", 2000, "idle client connections for the memory measurement (0 skips it)")
 	fs.IntVar(&o.copyMiB, "copy-mib", 1024, "size of the COPY TO STDOUT measurement in MiB (0 skips it)")
 	fs.BoolVar(&o.perf, "perf", false, "also profile pgguard (and PgBouncer once) with perf during extra runs (needs perf; writes perf-*.txt)")
+	fs.IntVar(&o.perfC, "perf-clients", 8, "client count of the -perf runs")
 	fs.StringVar(&o.pgguard, "pgguard", "", "pgguard binary to use instead of building ./cmd/pgguard")
 	guardEnv := fs.String("pgguard-env", "", "extra environment for pgguard, space-separated NAME=VALUE (e.g. GOMAXPROCS=1)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, configuration) for inspection")
@@ -176,7 +178,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer env.close()
 
-	res := &results{Started: time.Now(), Options: *o, Machine: machineInfo(root, env)}
+	res := &results{Started: time.Now(), Options: *o, Machine: machineInfo(env)}
 	if err := runMatrix(ctx, o, env, res); err != nil {
 		return err
 	}

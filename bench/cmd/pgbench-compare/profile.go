@@ -75,13 +75,13 @@ func perfStat(ctx context.Context, pid int) (stop func() map[string]float64, err
 }
 
 // profiled are the configurations profiled with -perf: select-only in
-// every mode, and the TPC-B-like script in simple mode, at 8 clients.
+// every mode, and the TPC-B-like script in simple mode, at -perf-clients.
 func profiled(o *options) []config {
 	var out []config
 	for _, m := range o.modes {
-		out = append(out, config{Script: "select-only", Mode: m, Clients: 8})
+		out = append(out, config{Script: "select-only", Mode: m, Clients: o.perfC})
 	}
-	return append(out, config{Script: "tpcb", Mode: "simple", Clients: 8})
+	return append(out, config{Script: "tpcb", Mode: "simple", Clients: o.perfC})
 }
 
 // profileProxies samples pgguard's stacks with perf while pgbench runs
@@ -100,7 +100,7 @@ func profileProxies(ctx context.Context, o *options, e *env, res *results) error
 		// The relay alone, and the relay with a new statement text each time.
 		for _, m := range []string{"prepared", "simple"} {
 			if has(o.modes, m) {
-				jobs = append(jobs, job{"pgbouncer", config{Script: "select-only", Mode: m, Clients: 8}})
+				jobs = append(jobs, job{"pgbouncer", config{Script: "select-only", Mode: m, Clients: o.perfC}})
 			}
 		}
 	}

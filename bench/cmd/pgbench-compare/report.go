@@ -30,7 +30,21 @@ type results struct {
 	Notes    []string          `json:"notes,omitempty"`
 }
 
-func machineInfo(root string, e *env) map[string]string {
+// commitOf names the commit of the tree pgguard is built from, and says
+// when the tree (outside bench/) has uncommitted changes.
+func commitOf(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if out, err := exec.Command("git", "-C", root, "status", "--porcelain", "--", ".", ":!bench").Output(); err == nil && len(out) > 0 {
+		c += " + uncommitted changes"
+	}
+	return c
+}
+
+func machineInfo(e *env) map[string]string {
 	m := map[string]string{
 		"cpus": fmt.Sprint(runtime.NumCPU()),
 		"go":   runtime.Version(),
@@ -46,12 +60,7 @@ func machineInfo(root string, e *env) map[string]string {
 	if out, err := exec.Command("uname", "-r").Output(); err == nil {
 		m["kernel"] = strings.TrimSpace(string(out))
 	}
-	if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m["commit"] = strings.TrimSpace(string(out))
-	}
-	if out, err := exec.Command("git", "-C", root, "status", "--porcelain", "--", ".", ":!bench").Output(); err == nil && len(out) > 0 {
-		m["commit"] += " + uncommitted changes"
-	}
+	m["commit"] = e.commit
 	if out, err := exec.Command("pgbouncer", "--version").Output(); err == nil {
 		m["pgbouncer"] = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 	}
