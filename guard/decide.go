@@ -174,11 +174,15 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	accesses := toAuthz(st.Accesses)
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
-		if p := s.prepared[st.Effect.Name]; p != nil {
-			accesses = p.accesses
-			if p.purpose != "" && st.Purpose == "" {
-				purpose = p.purpose
-			}
+		p := s.prepared[st.Effect.Name]
+		if p == nil {
+			// As at Bind: a statement pgguard does not know may still exist
+			// on the server after a DEALLOCATE the server refused.
+			return s.unanalysable(st.Text, "the prepared statement is unknown to pgguard")
+		}
+		accesses = p.accesses
+		if p.purpose != "" && st.Purpose == "" {
+			purpose = p.purpose
 		}
 	}
 	start := time.Now()
@@ -391,7 +395,10 @@ func (s *session) replay(e *effect) {
 		s.roleChanged = false
 		s.prepared = make(map[string]*prepared)
 	case "prepare":
-		s.prepared[e.Name] = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text}
+		// PostgreSQL refuses to redefine a name: the existing statement stands.
+		if s.prepared[e.Name] == nil {
+			s.prepared[e.Name] = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text}
+		}
 	case "deallocate":
 		delete(s.prepared, e.Name)
 	case "deallocate_all":

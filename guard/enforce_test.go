@@ -258,9 +258,58 @@ func TestPreparedStatementDecidedAgainAtBind(t *testing.T) {
 	mustExec(t, conn, "SET pgguard.purpose = 'newsletter'")
 	expectDenied(t, execSQL(conn, "EXECUTE p1"), "hr.salaries.gross_monthly")
 	mustExec(t, conn, "DEALLOCATE p1")
-	if pe := pgErr(t, execSQL(conn, "EXECUTE p1")); pe.Code != "26000" {
-		t.Fatalf("EXECUTE after DEALLOCATE: %s, want PostgreSQL's 26000", pe.Code)
+	// pgguard no longer knows p1, so it refuses to run it.
+	expectDenied(t, execSQL(conn, "EXECUTE p1"), "")
+}
+
+// TestPreparedNamesCannotBeRedefinedAroundPgguard: PostgreSQL keeps the
+// first statement under a name, so pgguard must keep deciding on that one,
+// whatever a later Parse, PREPARE or refused Close says.
+func TestPreparedNamesCannotBeRedefinedAroundPgguard(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	ctx := context.Background()
+	conn := w.connect(t, "payroll_app", "-c pgguard.purpose=payroll")
+	pc := conn.PgConn()
+	salaries := "SELECT gross_monthly FROM hr.salaries"
+	if _, err := pc.Prepare(ctx, "s1", salaries, nil); err != nil {
+		t.Fatal(err)
 	}
+	mustExec(t, conn, "PREPARE p1 AS "+salaries)
+	mustExec(t, conn, "SET pgguard.purpose = 'newsletter'")
+	// A harmless redefinition: PostgreSQL refuses it and keeps s1 and p1.
+	if _, err := pc.Prepare(ctx, "s1", "SELECT 1", nil); pgErr(t, err).Code != "42P05" {
+		t.Fatalf("redefining s1: %v", err)
+	}
+	if pe := pgErr(t, execSQL(conn, "PREPARE p1 AS SELECT 1")); pe.Code != "42P05" {
+		t.Fatalf("redefining p1: %v", pe)
+	}
+	expectDenied(t, pc.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err, "hr.salaries.gross_monthly")
+	expectDenied(t, execSQL(conn, "EXECUTE p1"), "hr.salaries.gross_monthly")
+	// A denied Parse under the same name changes nothing either.
+	if _, err := pc.Prepare(ctx, "s1", "SELECT bsn FROM crm.customers", nil); err == nil {
+		t.Fatal("denied Parse accepted")
+	}
+	expectDenied(t, pc.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err, "hr.salaries.gross_monthly")
+	// A Close the server ignores (its batch already failed) must not make
+	// pgguard forget a statement the server still holds.
+	p := pc.StartPipeline(ctx)
+	p.SendQueryParams("SELECT 1/0", nil, nil, nil, nil)
+	p.SendDeallocate("s1")
+	_ = p.Sync()
+	for {
+		res, err := p.GetResults()
+		if res == nil && err == nil {
+			break
+		}
+		if _, ok := res.(*pgconn.PipelineSync); ok {
+			break
+		}
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			rr.Close()
+		}
+	}
+	_ = p.Close()
+	expectDenied(t, pc.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err, "")
 }
 
 func TestMonitorModeForwardsAndFlags(t *testing.T) {

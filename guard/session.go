@@ -157,10 +157,15 @@ func (s *session) parse(body []byte) proxy.Verdict {
 	// The statement runs at Execute, perhaps many times, perhaps never: its
 	// session effects wait for Bind.
 	out := s.decide(v)
-	if out.Action == proxy.Forward && v.single {
-		s.prepared[msg.Name] = &prepared{accesses: v.accesses, purpose: v.purpose, text: msg.Query, effects: v.effects}
-	} else {
-		delete(s.prepared, msg.Name)
+	// A denied Parse never reaches the server, and PostgreSQL refuses to
+	// redefine a named statement: in both cases the statement the server
+	// holds under that name, and what pgguard knows of it, stand.
+	if out.Action == proxy.Forward && (msg.Name == "" || s.prepared[msg.Name] == nil) {
+		p := &prepared{purpose: v.purpose, text: msg.Query, effects: v.effects}
+		if v.single {
+			p.accesses = v.accesses
+		}
+		s.prepared[msg.Name] = p
 	}
 	return out
 }
@@ -177,9 +182,10 @@ func (s *session) bind(body []byte) proxy.Verdict {
 	s.beginTx()
 	p := s.prepared[string(name)]
 	if p == nil {
-		// Not a statement this session prepared through pgguard, so not one
-		// the server has: PostgreSQL answers with its own error.
-		return proxy.Allow
+		// pgguard forgets a statement when the client closes it; had the
+		// server ignored that Close (inside a failed batch), it would still
+		// run the statement. Unknown names are therefore refused.
+		return s.apply(&verdict{denied: s.unanalysable("Bind", "the prepared statement is unknown to pgguard")})
 	}
 	purpose := s.effectivePurpose(p.purpose)
 	pol := s.g.cfg.Policy.Policy()
