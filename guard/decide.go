@@ -414,6 +414,7 @@ func (s *session) setVar(name, value string, local bool) {
 		s.warnUnknownPurpose(value)
 	case "search_path":
 		st, value = &s.searchPath, joinPath(sqlscan.ParseSearchPath(value))
+		s.pathChangeSent()
 	default:
 		return
 	}
@@ -434,6 +435,7 @@ func (s *session) resetVar(name string) {
 		s.purpose.reset()
 	case "search_path":
 		s.searchPath.reset()
+		s.pathChangeSent()
 	default:
 		return
 	}
@@ -485,5 +487,15 @@ func (s *session) count(f func(*alert.Metrics)) {
 func (s *session) warnUnknownPurpose(purpose string) {
 	if purpose != "" && !s.g.cfg.Policy.Policy().KnownPurpose(purpose) {
 		s.log.Warn().Str("purpose", purpose).Msg("client declared a purpose the policy does not know")
+	}
+}
+
+// pathChangeSent records a search_path change on its way to the server: it
+// replaces whatever pgguard was unsure of, until an error may undo it.
+func (s *session) pathChangeSent() {
+	s.pathPending, s.pathUncertain = true, false
+	s.pathPendingUntil = s.readyOwed
+	if s.replayingBind {
+		s.pathPendingUntil++ // its Sync is still to come
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/rs/zerolog"
@@ -492,4 +493,58 @@ func TestSetRoleMakesUserSchemaUncertain(t *testing.T) {
 	// column of crm.customers is refused.
 	mustExec(t, conn, "SET ROLE crm")
 	expectDenied(t, execSQL(conn, "SELECT phone FROM customers"), "crm.customers.phone")
+}
+
+// TestSearchPathChangeUndoneByTheServer: pipelined so that an earlier
+// statement's ReadyForQuery arrives in between, a search_path change that
+// the server then never runs (an error before it) or rolls back must not
+// leave pgguard resolving names against a path the server does not use.
+func TestSearchPathChangeUndoneByTheServer(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE TABLE IF NOT EXISTS public.salaries (gross_monthly numeric);
+		GRANT ALL ON public.salaries TO marketing_app`)
+	for name, pipeline := range map[string][]string{
+		"error before the SET": {"SELECT 1", "SELECT 1/0; SET search_path = public"},
+		"rolled back":          {"SELECT 1", "BEGIN; SET search_path = public", "ROLLBACK"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn := w.connect(t, "marketing_app", "-c pgguard.purpose=newsletter")
+			mustExec(t, conn, "SET search_path = hr")
+			expectDenied(t, execSQL(conn, "SELECT gross_monthly FROM salaries"), "hr.salaries.gross_monthly")
+			sendPipelined(t, conn, pipeline)
+			// The server's path is still hr: reading salaries reads
+			// hr.salaries, which must stay refused.
+			var path string
+			if err := conn.QueryRow(context.Background(), "SHOW search_path").Scan(&path); err != nil || path != "hr" {
+				t.Fatalf("server search_path %q (%v), want hr", path, err)
+			}
+			expectDenied(t, execSQL(conn, "SELECT gross_monthly FROM salaries"), "hr.salaries.gross_monthly")
+			// A change that commits makes the path certain again.
+			mustExec(t, conn, "SET search_path = public")
+			mustExec(t, conn, "SELECT gross_monthly FROM salaries")
+		})
+	}
+}
+
+// sendPipelined sends simple queries back to back, then reads every answer.
+func sendPipelined(t *testing.T, conn *pgx.Conn, queries []string) {
+	t.Helper()
+	pc := conn.PgConn()
+	for _, q := range queries {
+		pc.Frontend().Send(&pgproto3.Query{String: q})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pc.Frontend().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for ready := 0; ready < len(queries); {
+		msg, err := pc.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			ready++
+		}
+	}
 }

@@ -34,6 +34,15 @@ type session struct {
 	ddlPending    bool
 	// roleChanged is set after SET ROLE or SET SESSION AUTHORIZATION.
 	roleChanged bool
+	// The search_path pgguard follows is applied when a statement is sent.
+	// Until every ReadyForQuery owed up to that point has come, an error
+	// may mean the server never ran the change: then pgguard cannot know
+	// the path, and counts unqualified names against every candidate.
+	readyOwed, readySeen uint64 // Query, Sync and FunctionCall sent; ReadyForQuery received
+	pathPending          bool   // a path change not yet known to have committed
+	pathPendingUntil     uint64 // the ReadyForQuery that ends its statement
+	pathUncertain        bool
+	replayingBind        bool // effects being replayed come from a Bind, before its Sync
 
 	// stateGen counts changes of purpose and search_path.
 	stateGen uint64
@@ -89,9 +98,14 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 		return s.bind(m.Body)
 	case 'C':
 		s.close(m.Body)
+	case 'S':
+		s.mu.Lock()
+		s.readyOwed++
+		s.mu.Unlock()
 	case 'F':
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.readyOwed++
 		return s.apply(&verdict{denied: s.unanalysable("fast-path function call", "function calls through the fast-path interface are not allowed")})
 	}
 	return proxy.Allow
@@ -105,12 +119,18 @@ func (s *session) ServerMessage(typ byte, body []byte) {
 	switch typ {
 	case 'C':
 		s.lastTagCommit = bytes.HasPrefix(body, []byte("COMMIT"))
-		if bytes.HasPrefix(body, []byte("ROLLBACK")) {
+		if bytes.HasPrefix(body, []byte("ROLLBACK")) { // also ROLLBACK TO SAVEPOINT
 			s.sawError = true
+			s.pathMayBeUndone()
 		}
 	case 'E':
 		s.sawError = true
+		s.pathMayBeUndone()
 	case 'Z':
+		s.readySeen++
+		if s.pathPending && len(body) == 1 && body[0] == 'I' && s.readySeen >= s.pathPendingUntil {
+			s.pathPending = false // its transaction committed without an error
+		}
 		if len(body) == 1 && body[0] == 'I' {
 			committed := !s.sawError || s.lastTagCommit
 			purposeChanged := s.purpose.end(committed)
@@ -137,6 +157,7 @@ func (s *session) Close() {
 func (s *session) query(text []byte) proxy.Verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.readyOwed++ // denied or not, a ReadyForQuery comes for it
 	s.beginTx()
 	return s.apply(s.verdictFor(text))
 }
@@ -196,10 +217,21 @@ func (s *session) bind(body []byte) proxy.Verdict {
 			return s.apply(&verdict{denied: s.policyDenial(d, purpose, p.text), effects: p.effects})
 		}
 	}
+	s.replayingBind = true
 	for i := range p.effects {
 		s.replay(&p.effects[i])
 	}
+	s.replayingBind = false
 	return proxy.Allow
+}
+
+// pathMayBeUndone: an error or a rollback while a search_path change is
+// not known to have committed leaves pgguard unsure of the path.
+func (s *session) pathMayBeUndone() {
+	if s.pathPending && !s.pathUncertain {
+		s.pathUncertain = true
+		s.stateGen++
+	}
 }
 
 // close forgets a statement the client closes.
@@ -240,7 +272,7 @@ func (s *session) currentPath(snap *catalog.Snapshot) []string {
 	default:
 		return nil
 	}
-	if s.roleChanged && slices.Contains(path, "$user") {
+	if s.pathUncertain || (s.roleChanged && slices.Contains(path, "$user")) {
 		return nil
 	}
 	return path

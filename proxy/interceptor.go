@@ -25,6 +25,9 @@ type Interceptor interface {
 type SessionInterceptor interface {
 	// ClientMessage decides on one client message before anything of it
 	// reaches the server. The message's body is only valid during the call.
+	// It sees every message the proxy forwards: after a denial in the
+	// extended protocol the proxy skips the client's messages up to Sync
+	// without asking, and shows it that Sync (whose verdict it ignores).
 	ClientMessage(m ClientMessage) Verdict
 	// ServerMessage observes the server messages that mark statement and
 	// transaction boundaries: CommandComplete ('C'), ErrorResponse ('E') and

@@ -123,11 +123,14 @@ func (c *conn) clientPump() error {
 func (c *conn) clientMessage(typ byte, body []byte) error {
 	if c.discarding {
 		// After a denial in the extended protocol, PostgreSQL would ignore
-		// everything up to Sync; so do we, without asking.
+		// everything up to Sync; so do we, without asking. The Sync itself
+		// goes on, and the interceptor sees it: it counts the
+		// ReadyForQuery messages to come.
 		if typ != 'S' {
 			return nil
 		}
 		c.discarding = false
+		c.si.ClientMessage(ClientMessage{Type: typ, Body: body})
 	} else {
 		v := c.si.ClientMessage(ClientMessage{Type: typ, Body: body})
 		if v.Action == Deny && typ != 'S' && typ != 'H' {
