@@ -9,7 +9,8 @@ import (
 
 // TestIdleSessionsHoldLittleMemory opens many idle sessions and checks what
 // the heap grew by per session: pooled buffers go back while a session
-// waits, so an idle session must not hold its four 32 KiB buffers.
+// waits, so an idle session must not hold its four 32 KiB buffers (it holds
+// about 10 KiB; the bound is issue 7's budget for a whole idle connection).
 func TestIdleSessionsHoldLittleMemory(t *testing.T) {
 	p := startProxy(t, proxy.Config{})
 	warm := rawStartup(t, p.Addr, "postgres") // first-use allocations
@@ -27,7 +28,7 @@ func TestIdleSessionsHoldLittleMemory(t *testing.T) {
 	// The heap also holds this test's own client side of each session.
 	perSession := (int64(after.HeapInuse) - int64(before.HeapInuse)) / sessions
 	t.Logf("heap per idle session, both ends: %d bytes", perSession)
-	if perSession > 48<<10 {
+	if perSession > 64<<10 {
 		t.Fatalf("heap per idle session is %d bytes; buffers are not returned while idle", perSession)
 	}
 }
