@@ -548,3 +548,38 @@ func sendPipelined(t *testing.T, conn *pgx.Conn, queries []string) {
 		}
 	}
 }
+
+// TestSchemaChangesAroundPgguardReachVerdicts: a column added directly on
+// the database, not through pgguard, is counted by SELECT * once the
+// background refresh has read the catalog again.
+func TestSchemaChangesAroundPgguardReachVerdicts(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	policy, err := os.ReadFile(w.policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// crm.orders.* already makes it customer_orders, which sales may read:
+	// a deny rule is what keeps the new column out.
+	rule := "p, sales, *, crm.orders.courier_bsn, read, deny\n"
+	if err := os.WriteFile(w.policyFile, append(policy, rule...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := w.engine.Reload(); err != nil || !res.Swapped {
+		t.Fatalf("reload: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.guard.RefreshCatalogs(ctx, 100*time.Millisecond)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	mustExec(t, conn, "SELECT * FROM crm.orders")
+	w.pg.MustExec(t, "postgres", "ALTER TABLE crm.orders ADD COLUMN courier_bsn text")
+	t.Cleanup(func() { w.pg.MustExec(t, "postgres", "ALTER TABLE crm.orders DROP COLUMN courier_bsn") })
+	deadline := time.Now().Add(15 * time.Second)
+	for execSQL(conn, "SELECT * FROM crm.orders") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("SELECT * still allowed: the new column never reached the catalog")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	expectDenied(t, execSQL(conn, "SELECT * FROM crm.orders"), "crm.orders.courier_bsn")
+}

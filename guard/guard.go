@@ -63,6 +63,7 @@ type Guard struct {
 
 	refreshMu   sync.Mutex
 	lastRefresh map[string]time.Time // by database
+	databases   map[string]bool      // every database a session used
 }
 
 // minRefreshGap keeps clients that name unknown relations in a loop from
@@ -100,12 +101,16 @@ func New(cfg Config) (*Guard, error) {
 	if cfg.CacheEntries <= 0 {
 		cfg.CacheEntries = 100_000
 	}
-	return &Guard{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries), lastRefresh: make(map[string]time.Time)}, nil
+	return &Guard{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries),
+		lastRefresh: make(map[string]time.Time), databases: make(map[string]bool)}, nil
 }
 
 // OpenSession implements proxy.Interceptor.
 func (g *Guard) OpenSession(ctx context.Context, ps *proxy.Session) (proxy.SessionInterceptor, error) {
 	s := newSession(g, ps)
+	g.refreshMu.Lock()
+	g.databases[ps.Database] = true
+	g.refreshMu.Unlock()
 	if g.cfg.Metrics != nil {
 		g.cfg.Metrics.ConnectionsOpen.Inc()
 		g.cfg.Metrics.ConnectionsTotal.Inc()
@@ -117,4 +122,36 @@ func (g *Guard) OpenSession(ctx context.Context, ps *proxy.Session) (proxy.Sessi
 		s.log.Warn().Err(err).Msg("catalog not available; statements that touch relations will be refused")
 	}
 	return s, nil
+}
+
+// RefreshCatalogs reloads, every interval until ctx ends, the catalog of
+// each database sessions have used. Schema changes made around pgguard
+// (a migration run directly against the database) thereby reach the
+// verdicts within an interval, and no statement waits for the load: an
+// unchanged schema keeps its version, and so its cached verdicts.
+func (g *Guard) RefreshCatalogs(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, db := range g.usedDatabases() {
+			if _, err := g.cfg.Catalogs.Refresh(ctx, db); err != nil && ctx.Err() == nil {
+				g.cfg.Logger.Warn().Err(err).Str("database", db).Msg("catalog refresh failed; statements are refused until a load succeeds")
+			}
+		}
+	}
+}
+
+func (g *Guard) usedDatabases() []string {
+	g.refreshMu.Lock()
+	defer g.refreshMu.Unlock()
+	out := make([]string, 0, len(g.databases))
+	for db := range g.databases {
+		out = append(out, db)
+	}
+	return out
 }

@@ -40,6 +40,7 @@ type world struct {
 	addr       string
 	policyFile string
 	engine     *authz.Engine
+	guard      *guard.Guard
 	hook       *webhook
 	logs       *syncBuffer
 }
@@ -73,6 +74,7 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.guard = g
 	srv, err := proxy.New(proxy.Config{Upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", Interceptor: g, Logger: log})
 	if err != nil {
 		t.Fatal(err)

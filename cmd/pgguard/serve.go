@@ -34,6 +34,7 @@ type serveConfig struct {
 	logLevel, logFormat          string
 	maxMessageSize               int
 	shutdownGrace, catalogMaxAge time.Duration
+	catalogRefresh               time.Duration
 	reloadInterval               time.Duration
 }
 
@@ -54,7 +55,8 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.StringVar(&c.logFormat, "log-format", "json", "json|console")
 	fs.IntVar(&c.maxMessageSize, "max-message-size", proxy.DefaultMaxMessageSize, "largest client message accepted, in bytes")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
-	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "how often a database's catalog is read again")
+	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "oldest catalog a statement may be decided on; older ones are read again first")
+	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
 	return &flagSetWithConfig{fs}
 }
@@ -102,6 +104,7 @@ type app struct {
 	alerts  *alert.Dispatcher
 	engine  *authz.Engine
 	proxy   *proxy.Server
+	guard   *guard.Guard
 }
 
 func build(c *serveConfig, log zerolog.Logger) (*app, error) {
@@ -121,7 +124,7 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	if catalogURL == "" {
 		catalogURL = c.upstream
 	}
-	g, err := guard.New(guard.Config{
+	a.guard, err = guard.New(guard.Config{
 		Policy: engine, Catalogs: catalog.NewCache(catalog.Dialer(catalogURL), c.catalogMaxAge),
 		Alerts: a.alerts, Metrics: a.metrics, Mode: alert.Mode(c.mode), Logger: log,
 	})
@@ -133,7 +136,7 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.proxy, err = proxy.New(proxy.Config{
-		Upstream: c.upstream, TLS: tlsCfg, Interceptor: g, Logger: log, MaxMessageSize: c.maxMessageSize,
+		Upstream: c.upstream, TLS: tlsCfg, Interceptor: a.guard, Logger: log, MaxMessageSize: c.maxMessageSize,
 	})
 	return a, err
 }
@@ -161,6 +164,9 @@ func (a *app) serveOn(ctx context.Context, ln net.Listener, c *serveConfig) erro
 	defer stopBG()
 	go func() { _ = a.engine.Watch(bg, a.log, c.reloadInterval, a.onReload) }()
 	go a.reloadOnSIGHUP(bg)
+	if c.catalogRefresh > 0 {
+		go a.guard.RefreshCatalogs(bg, c.catalogRefresh)
+	}
 	if c.metrics != "" {
 		stopMetrics, err := a.serveMetrics(c.metrics)
 		if err != nil {
