@@ -10,7 +10,8 @@ import (
 type encodingClass int
 
 const (
-	encUnknown encodingClass = iota
+	// The zero class is an encoding the table below does not name.
+	_ encodingClass = iota
 	// encUTF8: read as is; the text must be valid UTF-8.
 	encUTF8
 	// encASCIISafe: single-byte or EUC-style encodings whose non-ASCII

@@ -84,12 +84,6 @@ type scope struct {
 	items []*rel
 	// ctes are the WITH queries visible from this level down.
 	ctes []*cte
-	// outputs, when set, are the select list that ORDER BY / GROUP BY /
-	// DISTINCT ON may reference by output name or position.
-	outputs []*column
-	// outputsFirst is true for ORDER BY, where an output name wins over an
-	// input column; GROUP BY prefers the input column.
-	outputsFirst bool
 }
 
 // cte is one WITH query.
