@@ -92,7 +92,7 @@ func (c *conn) authenticate() error {
 			return err
 		}
 		if done {
-			return c.cw.Flush()
+			return nil
 		}
 	}
 }
@@ -108,10 +108,13 @@ func (c *conn) authMessage(typ byte, body []byte) (bool, error) {
 	case 'S':
 		c.trackParameter(body)
 	case 'Z':
-		if len(body) == 1 {
-			c.session.txStatus.Store(uint32(body[0]))
+		// Held back until the interceptor has opened the session: a client
+		// that sees ReadyForQuery may rely on being guarded.
+		if len(body) != 1 {
+			return false, c.refuseRelay("08P01", "invalid ReadyForQuery from upstream")
 		}
-		return true, writeFrame(c.cw, typ, body)
+		c.session.txStatus.Store(uint32(body[0]))
+		return true, nil
 	case 'E':
 		// Wrong password, unknown database, too many connections: the
 		// client sees PostgreSQL's own error.

@@ -160,8 +160,18 @@ func TestAuthOpenSessionError(t *testing.T) {
 	rc := rawDial(t, p.Addr)
 	rc.send(t, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
 		Parameters: map[string]string{"user": pgtest.Superuser, "database": "postgres", "application_name": app}})
-	rc.readStartupReply(t) // authentication succeeded upstream
-	e := rc.recvError(t)
+	// Authentication succeeded upstream, but the client never sees
+	// ReadyForQuery: the session fails before it could start.
+	var e *pgproto3.ErrorResponse
+	for e == nil {
+		switch m := rc.recv(t).(type) {
+		case *pgproto3.AuthenticationOk, *pgproto3.ParameterStatus, *pgproto3.BackendKeyData, *pgproto3.NoticeResponse:
+		case *pgproto3.ErrorResponse:
+			e = m
+		default:
+			t.Fatalf("unexpected startup reply %s", describe(m))
+		}
+	}
 	if e.Severity != "FATAL" || e.Code != "XX000" || e.Message != "pgguard: cannot open session: policy not loaded" {
 		t.Fatalf("got %s %s %q", e.Severity, e.Code, e.Message)
 	}

@@ -111,6 +111,11 @@ func (c *conn) serve(stop context.Context) {
 	}
 	c.si = si
 	defer si.Close()
+	// The session is open: now the client may start.
+	if err := c.readyForQuery(); err != nil {
+		c.end(err)
+		return
+	}
 	c.relaying.Store(true)
 	if c.stopping.Load() {
 		c.end(errors.New("server stopping"))
@@ -198,4 +203,13 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))
 	return n, err
+}
+
+// readyForQuery sends the startup's final ReadyForQuery, held back by
+// authenticate, with everything buffered before it.
+func (c *conn) readyForQuery() error {
+	if err := writeFrame(c.cw, 'Z', []byte{c.session.TxStatus()}); err != nil {
+		return err
+	}
+	return c.cw.Flush()
 }

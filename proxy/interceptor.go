@@ -13,8 +13,9 @@ import (
 // Interceptor decides on the client traffic of every session.
 type Interceptor interface {
 	// OpenSession is called once the upstream accepted the client's
-	// credentials and reported ReadyForQuery. An error ends the session with a
-	// FATAL error to the client.
+	// credentials and reported ReadyForQuery, before the client sees that
+	// ReadyForQuery: a client that may start is always guarded. An error
+	// ends the session with a FATAL error to the client instead.
 	OpenSession(ctx context.Context, s *Session) (SessionInterceptor, error)
 }
 
