@@ -583,3 +583,30 @@ func TestSchemaChangesAroundPgguardReachVerdicts(t *testing.T) {
 	}
 	expectDenied(t, execSQL(conn, "SELECT * FROM crm.orders"), "crm.orders.courier_bsn")
 }
+
+// TestStartupPacketSettingsAreFollowed: any StartupMessage parameter is a
+// setting for PostgreSQL, so a raw client can set search_path or role
+// there; pgguard must resolve names as the server will.
+func TestStartupPacketSettingsAreFollowed(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE TABLE IF NOT EXISTS public.salaries (gross_monthly numeric);
+		GRANT ALL ON public.salaries TO marketing_app`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := pgx.ParseConfig("postgres://marketing_app:" + password + "@" + w.addr + "/postgres?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["search_path"] = "hr"
+	cfg.RuntimeParams["options"] = "-c search_path=public -c pgguard.purpose=newsletter"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var path string
+	if err := conn.QueryRow(ctx, "SHOW search_path").Scan(&path); err != nil || path != "hr" {
+		t.Fatalf("server search_path %q (%v): the packet parameter should win", path, err)
+	}
+	expectDenied(t, execSQL(conn, "SELECT gross_monthly FROM salaries"), "hr.salaries.gross_monthly")
+}

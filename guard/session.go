@@ -75,16 +75,44 @@ type prepared struct {
 
 func newSession(g *Guard, ps *proxy.Session) *session {
 	s := &session{g: g, ps: ps, log: ps.Logger, prepared: make(map[string]*prepared)}
-	options := ps.StartupParameters["options"]
-	p, _ := startupOption(options, PurposeParameter)
+	p, _ := startupSetting(ps.StartupParameters, PurposeParameter)
 	s.purpose = newSetting(p, true)
 	s.warnUnknownPurpose(p)
-	if path, ok := startupOption(options, "search_path"); ok {
+	if path, ok := startupSetting(ps.StartupParameters, "search_path"); ok {
 		s.searchPath = newSetting(joinPath(sqlscan.ParseSearchPath(path)), true)
 	} else {
 		s.searchPath = newSetting("", false) // resolved from the catalog per role
 	}
+	// Differently cased copies of one parameter: which one the server
+	// applied is lost with the packet's order.
+	s.pathUncertain = countSetting(ps.StartupParameters, "search_path") > 1
+	_, role := startupSetting(ps.StartupParameters, "role")
+	_, auth := startupSetting(ps.StartupParameters, "session_authorization")
+	s.roleChanged = role || auth
 	return s
+}
+
+func countSetting(params map[string]string, name string) int {
+	n := 0
+	for k := range params {
+		if strings.EqualFold(k, name) {
+			n++
+		}
+	}
+	return n
+}
+
+// startupSetting is the value a run-time parameter starts the session
+// with: PostgreSQL takes any StartupMessage parameter besides user,
+// database, options and replication as a setting, applied after those in
+// options, so it wins over `-c name=value` there.
+func startupSetting(params map[string]string, name string) (string, bool) {
+	for k, v := range params {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return startupOption(params["options"], name)
 }
 
 // ClientMessage implements proxy.SessionInterceptor.

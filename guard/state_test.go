@@ -113,3 +113,24 @@ func TestConcurrentSessionsAnalyseANewTextOnce(t *testing.T) {
 		t.Fatal("a landed flight still blocks new analyses")
 	}
 }
+
+func TestStartupSettingPrefersPacketParameters(t *testing.T) {
+	params := map[string]string{
+		"user": "u", "options": "-c search_path=crm -c pgguard.purpose=payroll",
+		"search_path": "hr", "Role": "hr_admin",
+	}
+	for _, tc := range []struct {
+		name, want string
+		found      bool
+	}{
+		{"search_path", "hr", true},         // the packet parameter wins
+		{PurposeParameter, "payroll", true}, // from options
+		{"role", "hr_admin", true},
+		{"session_authorization", "", false},
+	} {
+		got, found := startupSetting(params, tc.name)
+		if got != tc.want || found != tc.found {
+			t.Errorf("startupSetting(%s) = %q, %v; want %q, %v", tc.name, got, found, tc.want, tc.found)
+		}
+	}
+}
