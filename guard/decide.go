@@ -128,23 +128,26 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 	// An unknown relation or column may exist by the next statement: such a
 	// refusal is not cached, so the next attempt looks again.
 	v := &verdict{cacheable: !refreshed && !unknownName(res.Denial()), single: len(res.Statements) == 1}
+	// The analysis itself follows search_path and role changes from one
+	// statement of the text to the next; the guard follows the purpose.
 	analysed := s.effectivePurpose("")
-	sim := simState{purpose: analysed, path: s.currentPath(snap)}
+	sim := simState{purpose: analysed}
 	for i := range res.Statements {
 		st := &res.Statements[i]
 		purpose := sim.purpose
 		if st.Purpose != "" {
 			purpose = st.Purpose
 		}
-		switch {
-		case sim.pathChanged && i > 0:
-			// An earlier statement of this text moved search_path: resolve
-			// this one's names against the new path.
-			st = s.reanalyse(st, snap, pol, sim.path, purpose)
-		case st.Denial != nil && st.Denial.Code == sqlscan.CodeFunction && purpose != analysed:
+		if st.Denial != nil && st.Denial.Code == sqlscan.CodeFunction && purpose != analysed {
 			// Function rules depend on the purpose, and this statement
-			// declares its own.
-			st = s.reanalyse(st, snap, pol, sim.path, purpose)
+			// runs under another one than the text was analysed with.
+			// Analysed alone, it cannot see path changes made before it
+			// in the text: then every candidate counts.
+			path := s.currentPath(snap)
+			if sim.pathMoved {
+				path = nil
+			}
+			st = s.reanalyse(st, snap, pol, path, purpose)
 		}
 		if d := s.decideStatement(st, pol, &sim, v); d != nil {
 			v.denied = d
@@ -156,9 +159,8 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 
 // simState is the session state as it evolves through one text.
 type simState struct {
-	purpose     string
-	path        []string
-	pathChanged bool
+	purpose   string
+	pathMoved bool // an earlier statement changed search_path or role
 }
 
 // decideStatement decides one statement and records its effect; it returns
@@ -214,17 +216,15 @@ func (sim *simState) apply(e *sqlscan.Effect, s *session) {
 	switch {
 	case e.Kind == "set" && e.Name == PurposeParameter:
 		sim.purpose = e.Value
-	case e.Kind == "set" && e.Name == "search_path" && e.Value == "":
-		sim.path, sim.pathChanged = nil, true // DEFAULT: count every candidate
-	case e.Kind == "set" && e.Name == "search_path":
-		sim.path, sim.pathChanged = sqlscan.ParseSearchPath(e.Value), true
 	case e.Kind == "reset" && e.Name == PurposeParameter, e.Kind == "reset_all", e.Kind == "discard_all":
 		sim.purpose = s.purpose.resetValue
-		if e.Kind != "reset" {
-			sim.path, sim.pathChanged = nil, true
-		}
-	case e.Kind == "reset" && e.Name == "search_path":
-		sim.path, sim.pathChanged = nil, true
+	}
+	switch e.Name {
+	case "search_path", "role", "session_authorization":
+		sim.pathMoved = true
+	}
+	if e.Kind == "reset_all" || e.Kind == "discard_all" {
+		sim.pathMoved = true
 	}
 }
 

@@ -458,6 +458,13 @@ func TestSearchPathIsFollowed(t *testing.T) {
 	// set_config is followed too.
 	mustExec(t, conn, "SELECT set_config('search_path', 'crm', false)")
 	expectDenied(t, execSQL(conn, "SELECT bsn FROM customers"), "crm.customers.bsn")
+	// Within one query string, a path change applies to what follows it.
+	mustExec(t, conn, "RESET search_path")
+	if _, err := conn.PgConn().Exec(context.Background(), "SET search_path = crm; SELECT email FROM customers").ReadAll(); err != nil {
+		t.Fatalf("set then select in one string: %v", err)
+	}
+	_, err := conn.PgConn().Exec(context.Background(), "SET search_path = crm; SELECT bsn FROM customers").ReadAll()
+	expectDenied(t, err, "crm.customers.bsn")
 	// SET LOCAL ends with the transaction.
 	mustExec(t, conn, "RESET search_path")
 	mustExec(t, conn, "BEGIN")
