@@ -82,6 +82,18 @@ func (c *Cache) Get(ctx context.Context, database string) (*Snapshot, error) {
 	return c.await(ctx, database, after, begun)
 }
 
+// Current returns database's snapshot if it is current, without loading or
+// waiting: for callers that must not block and turn to Get when it is not.
+func (c *Cache) Current(database string) (*Snapshot, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[database]
+	if e == nil || !c.current(e) {
+		return nil, false
+	}
+	return e.snap, true
+}
+
 // Invalidate marks database's snapshot stale, as after DDL went through:
 // the next Get loads again, and so does one that is already waiting for a
 // load that began before this call.

@@ -96,6 +96,26 @@ func (s *session) verdictFor(text []byte) *verdict {
 	return v
 }
 
+// cachedVerdict answers from the cache under the current catalog snapshot,
+// without loading, analysing or waiting; nil when it cannot. s.mu is held.
+func (s *session) cachedVerdict(text []byte) *verdict {
+	snap, ok := s.g.cfg.Catalogs.Current(s.ps.Database)
+	if !ok {
+		return nil
+	}
+	s.useContext(snap, s.g.cfg.Policy.Policy())
+	v := s.table.get(text)
+	if v == nil {
+		if shape := s.shape(text); shape != nil {
+			v = s.table.get(shape)
+		}
+	}
+	if v != nil {
+		s.count(func(m *alert.Metrics) { m.VerdictCacheHits.Inc() })
+	}
+	return v
+}
+
 // shape returns text's shape key when it has literals and the session's
 // settings let it be cut with certainty, else nil. The key lives in a
 // buffer of the session's, valid until the next call.

@@ -119,9 +119,11 @@ func startupSetting(params map[string]string, name string) (string, bool) {
 func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 	switch m.Type {
 	case 'Q':
-		return s.query(cstring(m.Body))
+		v, _ := s.query(cstring(m.Body), false)
+		return v
 	case 'P':
-		return s.parse(m.Body)
+		v, _ := s.parse(m.Body, false)
+		return v
 	case 'B':
 		return s.bind(m.Body)
 	case 'C':
@@ -137,6 +139,19 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 		return s.apply(&verdict{denied: s.unanalysable("fast-path function call", "function calls through the fast-path interface are not allowed")})
 	}
 	return proxy.Allow
+}
+
+// TryClientMessage implements proxy.QuickSessionInterceptor: a Query or
+// Parse whose verdict is cached under the current catalog snapshot is
+// decided at once; so is every other message, which needs no analysis.
+func (s *session) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) {
+	switch m.Type {
+	case 'Q':
+		return s.query(cstring(m.Body), true)
+	case 'P':
+		return s.parse(m.Body, true)
+	}
+	return s.ClientMessage(m), true
 }
 
 // ServerMessage implements proxy.SessionInterceptor: it follows transaction
@@ -181,28 +196,48 @@ func (s *session) Close() {
 	}
 }
 
-// query decides on a simple-protocol Query: every statement in it.
-func (s *session) query(text []byte) proxy.Verdict {
+// query decides on a simple-protocol Query: every statement in it. With
+// quick, it answers only from the verdict cache and otherwise declines
+// (false) before changing anything.
+func (s *session) query(text []byte, quick bool) (proxy.Verdict, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var v *verdict
+	if quick {
+		if v = s.cachedVerdict(text); v == nil {
+			return proxy.Verdict{}, false
+		}
+	}
 	s.readyOwed++ // denied or not, a ReadyForQuery comes for it
 	s.beginTx()
-	return s.apply(s.verdictFor(text))
+	if v == nil {
+		v = s.verdictFor(text)
+	}
+	return s.apply(v), true
 }
 
 // parse decides on a Parse and binds what its statement accesses to the
-// statement's name, so Bind need not analyse again.
-func (s *session) parse(body []byte) proxy.Verdict {
+// statement's name, so Bind need not analyse again. quick is as for query.
+func (s *session) parse(body []byte, quick bool) (proxy.Verdict, bool) {
 	msg := &pgproto3.Parse{}
 	if err := msg.Decode(body); err != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")})
+		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}), true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	text := []byte(msg.Query)
+	var v *verdict
+	if quick {
+		if v = s.cachedVerdict(text); v == nil {
+			return proxy.Verdict{}, false
+		}
+	}
 	s.beginTx()
-	v := s.verdictFor([]byte(msg.Query))
+	if v == nil {
+		v = s.verdictFor(text)
+	}
 	// The statement runs at Execute, perhaps many times, perhaps never: its
 	// session effects wait for Bind.
 	out := s.decide(v)
@@ -216,7 +251,7 @@ func (s *session) parse(body []byte) proxy.Verdict {
 		}
 		s.prepared[msg.Name] = p
 	}
-	return out
+	return out, true
 }
 
 // bind re-decides a prepared statement under the purpose in force now.
@@ -307,20 +342,28 @@ func (s *session) currentPath(snap *catalog.Snapshot) []string {
 }
 
 // refreshContext points the session at the verdict table of its current
-// context. The key is rebuilt only when an input changed, so the hot path
-// compares a few pointers and strings and allocates nothing.
+// context, loading the catalog snapshot if it is not current.
 func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz.Policy) {
-	pol := s.g.cfg.Policy.Policy()
 	snap, err := s.g.cfg.Catalogs.Get(ctx, s.ps.Database)
 	if err != nil {
 		// A failed reload leaves the previous snapshot, which may lack what
 		// DDL since added: deciding on it could let data out.
 		snap = nil
 	}
+	pol := s.g.cfg.Policy.Policy()
+	s.useContext(snap, pol)
+	return snap, pol
+}
+
+// useContext points the session at the verdict table of the context made
+// of snap, pol and its own state. The key is rebuilt only when an input
+// changed, so the hot path compares a few pointers and strings and
+// allocates nothing.
+func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 	scs, enc := s.ps.Parameter("standard_conforming_strings"), s.ps.Parameter("client_encoding")
 	if s.table != nil && !s.table.dropped.Load() && pol == s.ctxPolicy && snap == s.ctxSnap && s.stateGen == s.ctxGen &&
 		scs == s.ctxSCS && enc == s.ctxEncoding {
-		return snap, pol
+		return
 	}
 	purpose, _ := s.purpose.current()
 	k := contextKey{
@@ -335,7 +378,6 @@ func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz
 	}
 	s.table = s.g.cache.forContext(k)
 	s.ctxPolicy, s.ctxSnap, s.ctxGen, s.ctxSCS, s.ctxEncoding = pol, snap, s.stateGen, scs, enc
-	return snap, pol
 }
 
 func cstring(b []byte) []byte {

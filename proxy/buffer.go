@@ -79,6 +79,17 @@ func readErr(err error) error {
 	return err
 }
 
+// take returns a copy of the buffered bytes and empties the reader.
+func (b *bufReader) take() []byte {
+	if b.r == b.w {
+		b.release()
+		return nil
+	}
+	out := append([]byte(nil), (*b.buf)[b.r:b.w]...)
+	b.release()
+	return out
+}
+
 // Peek returns the next n bytes without consuming them; n is at most
 // bufferSize.
 func (b *bufReader) Peek(n int) ([]byte, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -33,6 +34,13 @@ type Config struct {
 	StartupTimeout time.Duration
 	// DialTimeout bounds connecting to the upstream (default 10s).
 	DialTimeout time.Duration
+	// EventLoops is how many event loops relay established sessions whose
+	// both legs are plain TCP or Unix sockets, on Linux (default: half of
+	// GOMAXPROCS, at least one; the other threads are left to PostgreSQL
+	// clients on the same machine and to pgguard's analysis). -1 relays every
+	// session on two goroutines of its own instead, as TLS sessions always
+	// are.
+	EventLoops int
 }
 
 // Defaults.
@@ -61,6 +69,9 @@ func (c *Config) withDefaults() Config {
 	if out.DialTimeout == 0 {
 		out.DialTimeout = DefaultDialTimeout
 	}
+	if out.EventLoops == 0 {
+		out.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	if out.Interceptor == nil {
 		out.Interceptor = AllowAll{}
 	}
@@ -77,6 +88,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max message size %d: must not be negative", c.MaxMessageSize)
 	case c.MaxMessageSize > 0 && c.MaxMessageSize < 1024:
 		return fmt.Errorf("max message size %d: must be at least 1024 bytes", c.MaxMessageSize)
+	case c.EventLoops < -1:
+		return fmt.Errorf("event loops %d: must be -1 (none), 0 (default) or a positive number", c.EventLoops)
 	case c.StartupTimeout < 0, c.DialTimeout < 0:
 		return errors.New("timeouts must not be negative")
 	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil:

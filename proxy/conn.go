@@ -57,6 +57,8 @@ type conn struct {
 
 	clientEnded atomic.Bool
 	relaying    atomic.Bool
+	// looped is set once an event loop relays the session.
+	looped atomic.Pointer[loopSession]
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -129,6 +131,10 @@ func (c *conn) serve(stop context.Context) {
 // the client, and the client pump unblocks when that socket closes.
 func (c *conn) hardStop() {
 	c.stopping.Store(true)
+	if s := c.looped.Load(); s != nil {
+		s.stop()
+		return
+	}
 	c.sockMu.Lock()
 	server := c.server
 	c.sockMu.Unlock()

@@ -9,11 +9,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +30,41 @@ import (
 	"github.com/pgguard/pgguard/proxy"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
+// relayEnv selects the relay under test. TestMain runs the package's tests
+// on the event loops, then once more in a child process on per-session
+// goroutines (the relay of TLS sessions and of other systems), so every
+// test covers both.
+const relayEnv = "PGGUARD_TEST_RELAY"
+
+func TestMain(m *testing.M) {
+	code := pgtest.RunMain(m)
+	if code != 0 || os.Getenv(relayEnv) != "" || runtime.GOOS != "linux" || !rerunnable() {
+		os.Exit(code)
+	}
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	cmd.Env = append(os.Environ(), relayEnv+"=goroutines")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	fmt.Println("proxy tests again, relaying on goroutines:")
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "proxy tests on goroutines: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// rerunnable is false for fuzzing, benchmarks and listings, which one run
+// serves.
+func rerunnable() bool {
+	for _, name := range []string{"test.fuzz", "test.bench", "test.list"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// onGoroutines reports whether this run relays on per-session goroutines.
+func onGoroutines() bool { return os.Getenv(relayEnv) == "goroutines" || runtime.GOOS != "linux" }
 
 // Generous bounds that only keep a broken build from hanging; no test asserts
 // on how long anything takes.
@@ -73,6 +110,9 @@ func startProxy(t testing.TB, cfg proxy.Config) *testProxy {
 	t.Helper()
 	if cfg.Upstream == "" {
 		cfg.Upstream = plainUpstream(sharedPG(t))
+	}
+	if cfg.EventLoops == 0 && onGoroutines() {
+		cfg.EventLoops = -1
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {

@@ -38,6 +38,22 @@ type SessionInterceptor interface {
 	Close()
 }
 
+// QuickSessionInterceptor is a SessionInterceptor that can decide most
+// messages without waiting. On Linux the proxy relays sessions on a few event
+// loops shared by all sessions; a call that waits there (a catalog load, a
+// cold analysis, a lock held by another session) would hold up every session
+// of that loop. The loop therefore asks TryClientMessage first and, when it
+// declines, calls ClientMessage on the session's own goroutine while the
+// session's client side pauses.
+type QuickSessionInterceptor interface {
+	SessionInterceptor
+	// TryClientMessage returns ClientMessage's verdict when it can reach it
+	// from what it already holds, in microseconds and without blocking;
+	// otherwise it returns false and has changed nothing, and ClientMessage
+	// follows for the same message. The body is only valid during the call.
+	TryClientMessage(m ClientMessage) (Verdict, bool)
+}
+
 // ClientMessage is one framed message from the client, after startup.
 type ClientMessage struct {
 	// Type is the message type byte: 'Q', 'P', 'B', 'D', 'E', 'C', 'S', 'H',
@@ -80,8 +96,11 @@ func (AllowAll) OpenSession(context.Context, *Session) (SessionInterceptor, erro
 type allowSession struct{}
 
 func (allowSession) ClientMessage(ClientMessage) Verdict { return Allow }
-func (allowSession) ServerMessage(byte, []byte)          {}
-func (allowSession) Close()                              {}
+func (allowSession) TryClientMessage(ClientMessage) (Verdict, bool) {
+	return Allow, true
+}
+func (allowSession) ServerMessage(byte, []byte) {}
+func (allowSession) Close()                     {}
 
 // Session describes one client session to the interceptor.
 type Session struct {

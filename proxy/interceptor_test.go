@@ -41,7 +41,21 @@ func (ti *testInterceptor) OpenSession(_ context.Context, s *proxy.Session) (pro
 	return &testSession{ti: ti}, nil
 }
 
-type testSession struct{ ti *testInterceptor }
+type testSession struct {
+	ti    *testInterceptor
+	tries int
+}
+
+// TryClientMessage declines every other message, so that tests through an
+// event loop cover decisions on the loop and on the session's goroutine,
+// and the hand-over between the two inside one pipeline.
+func (ts *testSession) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) {
+	ts.tries++
+	if ts.tries%2 == 0 {
+		return proxy.Verdict{}, false
+	}
+	return ts.ClientMessage(m), true
+}
 
 func (ts *testSession) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 	ts.ti.mu.Lock()

@@ -18,12 +18,16 @@ import (
 // errTerminated marks a session the client ended with Terminate.
 var errTerminated = errors.New("client terminated the session")
 
-// relay runs the two pumps: client to server on this goroutine, server to
-// client on another, until either side ends.
+// relay relays the session until either side ends: on an event loop where
+// it can (see loop_linux.go), else with two pumps, client to server on this
+// goroutine and server to client on another.
 func (c *conn) relay() error {
 	var marker [8]byte
 	_, _ = rand.Read(marker[:])
 	c.swaps.prefix = "pgguard_denied_" + hex.EncodeToString(marker[:]) + "_"
+	if ok, err := c.relayOnLoop(); ok {
+		return err
+	}
 
 	serverDone := make(chan error, 1)
 	go func() {
@@ -121,21 +125,25 @@ func (c *conn) clientPump() error {
 
 // clientMessage decides on and forwards one client message.
 func (c *conn) clientMessage(typ byte, body []byte) error {
+	if c.discarding && typ != 'S' {
+		return nil
+	}
+	return c.act(typ, body, c.si.ClientMessage(ClientMessage{Type: typ, Body: body}))
+}
+
+// act forwards or denies a client message on the interceptor's verdict.
+func (c *conn) act(typ byte, body []byte, v Verdict) error {
 	if c.discarding {
 		// After a denial in the extended protocol, PostgreSQL would ignore
 		// everything up to Sync; so do we, without asking. The Sync itself
-		// goes on, and the interceptor sees it: it counts the
-		// ReadyForQuery messages to come.
+		// goes on, and the interceptor saw it: it counts the ReadyForQuery
+		// messages to come.
 		if typ != 'S' {
 			return nil
 		}
 		c.discarding = false
-		c.si.ClientMessage(ClientMessage{Type: typ, Body: body})
-	} else {
-		v := c.si.ClientMessage(ClientMessage{Type: typ, Body: body})
-		if v.Action == Deny && typ != 'S' && typ != 'H' {
-			return c.deny(typ, v.Error)
-		}
+	} else if v.Action == Deny && typ != 'S' && typ != 'H' {
+		return c.deny(typ, v.Error)
 	}
 	if typ == 'Q' || typ == 'S' || typ == 'F' {
 		c.readySent++
@@ -202,6 +210,12 @@ func (c *conn) serverStateMessage(typ byte, n int) error {
 	if err != nil {
 		return err
 	}
+	return c.serverState(typ, body)
+}
+
+// serverState observes one state message and forwards it, or the
+// interceptor's error in place of a denial's marker error.
+func (c *conn) serverState(typ byte, body []byte) error {
 	switch typ {
 	case 'Z':
 		if len(body) == 1 {

@@ -426,3 +426,36 @@ loop:
 	}
 	t.Logf("streamed %d MB; heap in use peaked at %d MB", dataBytes>>20, peak.Load()>>20)
 }
+
+// TestRelayChoice: plain sessions go to the event loops unless they are
+// switched off; a TLS session always relays on its own goroutines.
+func TestRelayChoice(t *testing.T) {
+	serverTLS, _ := proxyTLS(t)
+	cases := []struct {
+		name    string
+		cfg     proxy.Config
+		sslmode string
+		want    int64
+	}{
+		{"plain", proxy.Config{}, "disable", 1},
+		{"plain_loops_off", proxy.Config{EventLoops: -1}, "disable", 0},
+		{"tls_client", proxy.Config{TLS: serverTLS}, "require", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProxy(t, tc.cfg)
+			conn := connect(t, p.URL(appUser, appPassword, "postgres", "sslmode="+tc.sslmode))
+			var n int
+			if err := conn.QueryRow(testCtx(t), "SELECT 41 + 1").Scan(&n); err != nil || n != 42 {
+				t.Fatalf("SELECT 41 + 1 = %d, %v", n, err)
+			}
+			want := tc.want
+			if onGoroutines() {
+				want = 0
+			}
+			if got := proxy.LoopedSessions(p.Srv); got != want {
+				t.Fatalf("sessions on an event loop: %d, want %d", got, want)
+			}
+		})
+	}
+}

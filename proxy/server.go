@@ -16,6 +16,8 @@ type Server struct {
 	cfg      Config
 	upstream upstream
 	cancels  cancelMap
+	loops    *loopGroup // nil: sessions relay on their own goroutines
+	looped   atomic.Int64 // sessions handed to a loop, for tests
 
 	nextID atomic.Uint64
 	wg     sync.WaitGroup
@@ -47,6 +49,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:        cfg,
 		upstream:   up,
 		cancels:    cancelMap{m: make(map[cancelKey]*conn)},
+		loops:      newLoopGroup(cfg.EventLoops),
 		listeners:  make(map[net.Listener]struct{}),
 		conns:      make(map[*conn]struct{}),
 		stop:       stop,
@@ -111,7 +114,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.loops.close(); close(done) }()
 	select {
 	case <-done:
 		return nil
