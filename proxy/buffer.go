@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"sync"
@@ -161,6 +162,25 @@ func (w *bufWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return written, nil
+}
+
+// writeHeader appends a message header for a body of n bytes. It writes
+// into the buffer itself: a header passed to Write would escape to the heap
+// through the destination's interface, one allocation per message.
+func (w *bufWriter) writeHeader(typ byte, n int) error {
+	if w.buf != nil && len(*w.buf)-w.n < 5 {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if w.buf == nil {
+		w.buf = bufferPool.Get().(*[]byte)
+	}
+	b := (*w.buf)[w.n : w.n+5]
+	b[0] = typ
+	binary.BigEndian.PutUint32(b[1:], uint32(n+4))
+	w.n += 5
+	return nil
 }
 
 // Flush writes what is buffered and returns the buffer.

@@ -80,10 +80,7 @@ func (f *frameReader) next() (byte, []byte, error) {
 
 // writeFrame appends one message to w.
 func writeFrame(w *bufWriter, typ byte, body []byte) error {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(body)+4))
-	if _, err := w.Write(hdr[:]); err != nil {
+	if err := w.writeHeader(typ, len(body)); err != nil {
 		return err
 	}
 	_, err := w.Write(body)

@@ -21,8 +21,12 @@ type Interceptor interface {
 
 // SessionInterceptor sees one session's messages.
 //
-// ClientMessage is called from the client pump, ServerMessage from the server
-// pump: an implementation shared between the two must synchronise.
+// ClientMessage and ServerMessage may be called from different goroutines
+// (the two pumps, or an event loop and the session's goroutine): an
+// implementation must synchronise its state. On an event loop, ServerMessage
+// runs on the loop's thread, shared with other sessions, and must not block;
+// it is never called while the session's goroutine runs a ClientMessage of
+// the same session.
 type SessionInterceptor interface {
 	// ClientMessage decides on one client message before anything of it
 	// reaches the server. The message's body is only valid during the call.

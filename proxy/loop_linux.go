@@ -467,7 +467,7 @@ func finalWrite(fd int, p []byte) {
 
 // stop ends the session as pgguard shuts down; any goroutine may call it.
 func (s *loopSession) stop() {
-	s.l.post(func() { s.finish(nil, errors.New("pgguard is shutting down")) })
+	s.l.post(func() { s.guard(func() { s.finish(nil, errors.New("pgguard is shutting down")) }) })
 }
 
 // start registers the session and handles what the startup left buffered.

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -241,10 +240,7 @@ func (c *conn) serverState(typ byte, body []byte) error {
 // streamMessage copies one message to the client through the buffers,
 // without holding it whole.
 func (c *conn) streamMessage(typ byte, n int) error {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(n+4))
-	if _, err := c.cw.Write(hdr[:]); err != nil {
+	if err := c.cw.writeHeader(typ, n); err != nil {
 		return err
 	}
 	for n > 0 {

@@ -16,7 +16,7 @@ type Server struct {
 	cfg      Config
 	upstream upstream
 	cancels  cancelMap
-	loops    *loopGroup // nil: sessions relay on their own goroutines
+	loops    *loopGroup   // nil: sessions relay on their own goroutines
 	looped   atomic.Int64 // sessions handed to a loop, for tests
 
 	nextID atomic.Uint64

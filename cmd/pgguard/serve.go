@@ -32,7 +32,7 @@ type serveConfig struct {
 	tlsCert, tlsKey              string
 	metrics, alertWebhook        string
 	logLevel, logFormat          string
-	maxMessageSize               int
+	maxMessageSize, eventLoops   int
 	shutdownGrace, catalogMaxAge time.Duration
 	catalogRefresh               time.Duration
 	reloadInterval               time.Duration
@@ -54,6 +54,7 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json|console")
 	fs.IntVar(&c.maxMessageSize, "max-message-size", proxy.DefaultMaxMessageSize, "largest client message accepted, in bytes")
+	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops relaying plain TCP and Unix sessions (0: half the CPUs, at least one; -1: a goroutine pair per session, as for TLS)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
 	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "oldest catalog a statement may be decided on; older ones are read again first")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
@@ -137,6 +138,7 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	}
 	a.proxy, err = proxy.New(proxy.Config{
 		Upstream: c.upstream, TLS: tlsCfg, Interceptor: a.guard, Logger: log, MaxMessageSize: c.maxMessageSize,
+		EventLoops: c.eventLoops,
 	})
 	return a, err
 }
