@@ -106,6 +106,28 @@ func BenchmarkBindPrepared(b *testing.B) {
 	}
 }
 
+// BenchmarkParseBindUnnamed is the extended protocol as pgx and pgbench -M
+// extended speak it: the same text parsed as the unnamed statement, then
+// bound, for every execution; decided on the event loop.
+func BenchmarkParseBindUnnamed(b *testing.B) {
+	s := benchSession(b, "sales_app", "order_fulfilment")
+	parse := proxy.ClientMessage{Type: 'P', Body: append([]byte("\x00SELECT status FROM crm.orders WHERE id = $1\x00"), 0, 0)}
+	bind := proxy.ClientMessage{Type: 'B', Body: []byte("\x00\x00\x00\x00\x00\x01\x00\x00\x00\x0242\x00\x00")}
+	if v := s.ClientMessage(parse); v.Action != proxy.Forward {
+		b.Fatalf("parse not allowed: %+v", v.Error)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if v, ok := s.TryClientMessage(parse); !ok || v.Action != proxy.Forward {
+			b.Fatal("parse not decided on the loop, or denied")
+		}
+		if v, ok := s.TryClientMessage(bind); !ok || v.Action != proxy.Forward {
+			b.Fatal("bind not decided on the loop, or denied")
+		}
+	}
+}
+
 func itoa(i int) string {
 	if i == 0 {
 		return "0"

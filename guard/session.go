@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
@@ -67,6 +66,7 @@ type prepared struct {
 	purpose  string // from a purpose comment in its text
 	text     string // raw; normalized only for an alert
 	effects  []effect
+	from     *verdict // the verdict it was recorded from
 	// The last decision, reused while the policy and purpose stay the same.
 	policy  *authz.Policy
 	decided string
@@ -219,15 +219,12 @@ func (s *session) query(text []byte, quick bool) (proxy.Verdict, bool) {
 // parse decides on a Parse and binds what its statement accesses to the
 // statement's name, so Bind need not analyse again. quick is as for query.
 func (s *session) parse(body []byte, quick bool) (proxy.Verdict, bool) {
-	msg := &pgproto3.Parse{}
-	if err := msg.Decode(body); err != nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}), true
-	}
+	name, text, ok := parseMessage(body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	text := []byte(msg.Query)
+	if !ok {
+		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}), true
+	}
 	var v *verdict
 	if quick {
 		if v = s.cachedVerdict(text); v == nil {
@@ -244,14 +241,46 @@ func (s *session) parse(body []byte, quick bool) (proxy.Verdict, bool) {
 	// A denied Parse never reaches the server, and PostgreSQL refuses to
 	// redefine a named statement: in both cases the statement the server
 	// holds under that name, and what pgguard knows of it, stand.
-	if out.Action == proxy.Forward && (msg.Name == "" || s.prepared[msg.Name] == nil) {
-		p := &prepared{purpose: v.purpose, text: msg.Query, effects: v.effects}
-		if v.single {
-			p.accesses = v.accesses
-		}
-		s.prepared[msg.Name] = p
+	if out.Action == proxy.Forward {
+		s.record(name, text, v)
 	}
 	return out, true
+}
+
+// record binds a forwarded Parse's statement to its name. A driver that
+// sends the same text as the unnamed statement over and over (pgx, JDBC,
+// pgbench -M extended) finds its record in place and allocates nothing.
+func (s *session) record(name, text []byte, v *verdict) {
+	old := s.prepared[string(name)]
+	switch {
+	case old != nil && len(name) > 0:
+		return
+	case old != nil && old.from == v && old.text == string(text):
+		return
+	}
+	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v}
+	if v.single {
+		p.accesses = v.accesses
+	}
+	s.prepared[string(name)] = p
+}
+
+// parseMessage splits a Parse message into statement name and text,
+// without copying.
+func parseMessage(body []byte) (name, text []byte, ok bool) {
+	name, rest, ok := bytes.Cut(body, []byte{0})
+	if !ok {
+		return nil, nil, false
+	}
+	text, rest, ok = bytes.Cut(rest, []byte{0})
+	if !ok || len(rest) < 2 {
+		return nil, nil, false
+	}
+	oids := int(rest[0])<<8 | int(rest[1])
+	if len(rest)-2 < 4*oids {
+		return nil, nil, false
+	}
+	return name, text, true
 }
 
 // bind re-decides a prepared statement under the purpose in force now.

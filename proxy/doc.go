@@ -10,17 +10,19 @@
 //  3. authentication: passed through to PostgreSQL untouched, except that
 //     SCRAM-SHA-256-PLUS is never offered (channel binding cannot span two TLS
 //     sessions) and BackendKeyData is replaced by a key of our own;
-//  4. relay: two pumps. The client pump hands every message to the
-//     Interceptor before it may reach the server; the server pump forwards
-//     framed bytes, decoding only the few message types that carry session
-//     state.
+//  4. relay: every client message goes to the Interceptor before it may
+//     reach the server; server output is forwarded as framed bytes, decoding
+//     only the few message types that carry session state. On Linux a
+//     session with plain sockets on both legs is relayed by an event loop
+//     shared with other sessions (loop_linux.go); any other by two pumps of
+//     its own (relay.go).
 //
 // The package knows no SQL and no policy: those live behind Interceptor.
 //
 // A denied message never reaches the server. To keep the server's transaction
 // state and the client's view in step, the proxy sends instead a harmless
 // message that fails with a known marker (EXECUTE or Bind of a prepared
-// statement that cannot exist), and the server pump swaps that error for the
+// statement that cannot exist), and the relay swaps that error for the
 // interceptor's. PostgreSQL thereby fails the transaction, discards the rest
 // of an extended-protocol batch up to Sync and reports the right status in
 // ReadyForQuery, exactly as it would for an error of its own.

@@ -459,3 +459,38 @@ func TestRelayChoice(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayBackPressure: a client that stops reading a large result makes
+// pgguard stop reading the server, instead of buffering the result; once the
+// client reads again, every row arrives.
+func TestRelayBackPressure(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	rc := rawStartup(t, p.Addr, pgtest.Superuser)
+	_ = rc.SetDeadline(time.Now().Add(3 * testTimeout))
+	const rows, width = 64000, 1000 // about 64 MiB
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rc.send(t, &pgproto3.Query{String: fmt.Sprintf("SELECT repeat('y', %d) FROM generate_series(1, %d)", width, rows)})
+	// Long enough for PostgreSQL to produce the whole result, had pgguard
+	// kept reading it.
+	time.Sleep(time.Second)
+	var during runtime.MemStats
+	runtime.ReadMemStats(&during)
+	if grew := int64(during.HeapInuse) - int64(before.HeapInuse); grew > 16<<20 {
+		t.Fatalf("heap grew by %d bytes while the client did not read: the result is being buffered", grew)
+	}
+	var got int
+	for {
+		msg := rc.recv(t)
+		if _, ok := msg.(*pgproto3.DataRow); ok {
+			got++
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	if got != rows {
+		t.Fatalf("received %d rows, want %d", got, rows)
+	}
+}
