@@ -105,6 +105,7 @@ type eventLoop struct {
 	events []unix.EpollEvent
 	spare  []func()
 	exit   bool
+	busy   bool // the last wait found several events: poll before blocking
 }
 
 // loopReadSize is what the loop reads at once; one buffer serves all of its
@@ -174,18 +175,23 @@ func (l *eventLoop) run() {
 	}
 }
 
-// wait returns the number of ready events. It first polls without the
-// scheduler's system-call bookkeeping, which a busy loop mostly needs, and
-// blocks only when nothing is ready.
+// wait returns the number of ready events. While the loop is busy it polls
+// first, without the scheduler's system-call bookkeeping; a poll that finds
+// nothing would only add a system call to the blocking wait that follows, so
+// after one the loop blocks at once until a wait finds several events ready.
 func (l *eventLoop) wait() int {
 	for {
-		r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep),
-			uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-		if errno == 0 && r > 0 {
-			return int(r)
+		if l.busy {
+			r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep),
+				uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+			if errno == 0 && r > 0 {
+				return int(r)
+			}
+			l.busy = false
 		}
 		n, err := unix.EpollWait(l.ep, l.events, -1)
 		if err == nil {
+			l.busy = n > 1
 			return n
 		}
 		if !errors.Is(err, unix.EINTR) {
