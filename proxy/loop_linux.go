@@ -9,9 +9,9 @@ package proxy
 // futex wake of another thread. With pgbench's tiny transactions on two
 // cores that runtime work, not the relaying itself, is most of the proxy's
 // CPU per transaction. An established session over plain TCP or a Unix
-// socket is therefore handed to an event loop: a goroutine locked to its
-// thread, with its own epoll set, that reads and writes the non-blocking
-// sockets directly and makes about the system calls PgBouncer makes.
+// socket is therefore handed to an event loop: a goroutine with its own
+// epoll set that reads and writes the non-blocking sockets directly and
+// makes about the system calls PgBouncer makes.
 //
 // The loop runs the pumps' per-message code (act, deny, serverState) and
 // never waits:
@@ -156,11 +156,26 @@ func (l *eventLoop) post(f func()) bool {
 	return true
 }
 
+// yieldEvery is how often a loop yields to the scheduler. A goroutine that
+// never does looks stuck to the runtime's monitor thread (sysmon): after
+// 10 ms it preempts the loop and takes its P away in the middle of a wait,
+// and polls every 20 µs for a while after each time, which with one busy
+// client cost a tenth of pgguard's CPU. Each yield wakes another thread
+// for a moment, so it happens no more often than needed to stay under the
+// 10 ms.
+const yieldEvery = 5 * time.Millisecond
+
+// run serves events until the loop is closed. It is not locked to its
+// thread: a goroutine in a system call keeps its thread anyway, and a
+// locked one would make every yield a hand-over between threads.
 func (l *eventLoop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer l.shut()
+	lastYield := time.Now()
 	for !l.exit {
+		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+			runtime.Gosched()
+			lastYield = now
+		}
 		n := l.wait()
 		for _, ev := range l.events[:n] {
 			if int(ev.Fd) == l.wake {
@@ -391,6 +406,12 @@ func dupSocket(nc net.Conn) (int, bool) {
 	fd := -1
 	var dupErr error
 	if err := raw.Control(func(s uintptr) { fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil || dupErr != nil {
+		return -1, false
+	}
+	// Go's sockets are non-blocking already, and the copy shares that flag;
+	// the loop must never block on a read or write, so it does not rely on it.
+	if unix.SetNonblock(fd, true) != nil {
+		unix.Close(fd)
 		return -1, false
 	}
 	return fd, true
