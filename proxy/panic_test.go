@@ -9,7 +9,8 @@ import (
 	"github.com/pgguard/pgguard/proxy"
 )
 
-// panicky panics on statements that contain a marker, on either pump.
+// panicky panics on statements that contain a marker, on either side of
+// the relay.
 type panicky struct{}
 
 func (panicky) OpenSession(context.Context, *proxy.Session) (proxy.SessionInterceptor, error) {
@@ -19,10 +20,23 @@ func (panicky) OpenSession(context.Context, *proxy.Session) (proxy.SessionInterc
 type panickySession struct{}
 
 func (panickySession) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
-	if bytes.Contains(m.Body, []byte("panic_client")) {
+	if bytes.Contains(m.Body, []byte("panic_client")) || bytes.Contains(m.Body, []byte("panic_quick")) {
 		panic("interceptor bug")
 	}
 	return proxy.Allow
+}
+
+// TryClientMessage panics on the event loop itself for one marker and
+// leaves the other to ClientMessage, on the session's goroutine. Relayed by
+// goroutines, a session meets both panics in ClientMessage.
+func (ps panickySession) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) {
+	switch {
+	case bytes.Contains(m.Body, []byte("panic_quick")):
+		panic("interceptor bug on the loop")
+	case bytes.Contains(m.Body, []byte("panic_client")):
+		return proxy.Verdict{}, false
+	}
+	return ps.ClientMessage(m), true
 }
 
 func (panickySession) ServerMessage(typ byte, body []byte) {
@@ -38,7 +52,7 @@ func (panickySession) Close() {}
 func TestInterceptorPanicEndsOnlyItsSession(t *testing.T) {
 	p := startProxy(t, proxy.Config{Interceptor: panicky{}})
 	bystander := connect(t, p.AppURL())
-	for _, sql := range []string{"SELECT 'panic_client'", "SELECT generate_series(1, 7)"} {
+	for _, sql := range []string{"SELECT 'panic_client'", "SELECT 'panic_quick'", "SELECT generate_series(1, 7)"} {
 		victim := connect(t, p.AppURL())
 		_, err := victim.Exec(testCtx(t), sql)
 		if err == nil {
