@@ -23,16 +23,7 @@ func BenchmarkLoopExchange(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.shut()
-	cfd, sfd := drainedSocket(b), drainedSocket(b)
-	srv := &Server{cfg: Config{MaxMessageSize: DefaultMaxMessageSize}}
-	c := &conn{srv: srv, session: &Session{}, si: allowSession{}}
-	c.swaps.prefix = "pgguard_denied_bench_"
-	s := &loopSession{c: c, l: l, quick: allowSession{}, slow: make(chan ClientMessage, 1), done: make(chan loopEnd, 1)}
-	s.client = loopSide{s: s, fd: cfd, client: true, out: loopSink{fd: cfd, count: &c.bytesOut}}
-	s.server = loopSide{s: s, fd: sfd, out: loopSink{fd: sfd}}
-	c.cr, c.sr = &frameReader{}, &frameReader{}
-	c.cw = &bufWriter{dst: &s.client.out}
-	c.sw = &bufWriter{dst: &s.server.out}
+	s := testLoopSession(l, drainedSocket(b), drainedSocket(b))
 
 	query := encode(&pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = $1"})
 	var answer []byte
@@ -71,6 +62,15 @@ func settle(b *testing.B, side *loopSide) {
 			b.Fatal(side.out.err)
 		}
 	}
+}
+
+// testLoopSession is a loop session over the given sockets (-1: none) for
+// an interceptor that allows everything, without a startup before it.
+func testLoopSession(l *eventLoop, cfd, sfd int) *loopSession {
+	c := &conn{srv: &Server{cfg: Config{MaxMessageSize: DefaultMaxMessageSize}}, session: &Session{}, si: allowSession{}}
+	c.swaps.prefix = "pgguard_denied_test_"
+	c.cr, c.sr = &frameReader{}, &frameReader{}
+	return c.newLoopSession(l, cfd, sfd)
 }
 
 // drainedSocket returns one end of a socket pair whose other end a goroutine

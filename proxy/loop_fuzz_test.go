@@ -91,16 +91,14 @@ func relayInChunks(t *testing.T, stream []byte, sizes []int, toServer bool) []by
 		received <- b
 	}()
 
-	c := &conn{srv: &Server{cfg: Config{MaxMessageSize: DefaultMaxMessageSize}}, session: &Session{}, si: allowSession{}}
-	c.swaps.prefix = "pgguard_denied_fuzz_"
-	s := &loopSession{c: c, l: l, quick: allowSession{}, slow: make(chan ClientMessage, 1), done: make(chan loopEnd, 1)}
-	out := &s.client
+	// The side that must stay silent has no socket: a write there fails.
+	s := testLoopSession(l, fds[0], -1)
+	side := &s.client
 	if toServer {
-		out = &s.server
+		s = testLoopSession(l, -1, fds[0])
+		side = &s.server
 	}
-	out.fd, out.out.fd = fds[0], fds[0]
-	c.cw = &bufWriter{dst: &s.client.out}
-	c.sw = &bufWriter{dst: &s.server.out}
+	c := s.c
 
 	for i := 0; len(stream) > 0; i++ {
 		n := min(sizes[i%len(sizes)], len(stream))
@@ -121,14 +119,14 @@ func relayInChunks(t *testing.T, stream []byte, sizes []int, toServer bool) []by
 			t.Fatal(err)
 		}
 	}
-	for len(out.out.pending) > 0 {
-		pfd := []unix.PollFd{{Fd: int32(out.fd), Events: unix.POLLOUT}}
+	for len(side.out.pending) > 0 {
+		pfd := []unix.PollFd{{Fd: int32(side.fd), Events: unix.POLLOUT}}
 		if _, err := unix.Poll(pfd, -1); err != nil && err != unix.EINTR {
 			t.Fatal(err)
 		}
-		out.out.drain()
-		if out.out.err != nil {
-			t.Fatal(out.out.err)
+		side.out.drain()
+		if side.out.err != nil {
+			t.Fatal(side.out.err)
 		}
 	}
 	unix.Close(fds[0])
