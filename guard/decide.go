@@ -54,16 +54,9 @@ type denial struct {
 func (s *session) verdictFor(text []byte) *verdict {
 	ctx := context.Background()
 	snap, pol := s.refreshContext(ctx)
-	if v := s.table.get(text); v != nil {
-		s.count(func(m *alert.Metrics) { m.VerdictCacheHits.Inc() })
+	v, shape := s.lookup(text)
+	if v != nil {
 		return v
-	}
-	shape := s.shape(text)
-	if shape != nil {
-		if v := s.table.get(shape); v != nil {
-			s.count(func(m *alert.Metrics) { m.VerdictCacheHits.Inc() })
-			return v
-		}
 	}
 	s.count(func(m *alert.Metrics) { m.VerdictCacheMisses.Inc() })
 	table := s.table
@@ -77,7 +70,6 @@ func (s *session) verdictFor(text []byte) *verdict {
 		return s.evaluate(ctx, string(text), snap, pol)
 	}
 	str := string(text)
-	var v *verdict
 	defer func() {
 		if v == nil { // evaluate panicked: followers must not wait forever
 			v = &verdict{denied: s.unanalysable(str, "internal error")}
@@ -104,16 +96,25 @@ func (s *session) cachedVerdict(text []byte) *verdict {
 		return nil
 	}
 	s.useContext(snap, s.g.cfg.Policy.Policy())
+	v, _ := s.lookup(text)
+	return v
+}
+
+// lookup finds text's verdict in the table of the session's context: by
+// the exact text, then by its shape, which it also returns (nil when the
+// text has none).
+func (s *session) lookup(text []byte) (*verdict, []byte) {
 	v := s.table.get(text)
+	var shape []byte
 	if v == nil {
-		if shape := s.shape(text); shape != nil {
+		if shape = s.shape(text); shape != nil {
 			v = s.table.get(shape)
 		}
 	}
 	if v != nil {
 		s.count(func(m *alert.Metrics) { m.VerdictCacheHits.Inc() })
 	}
-	return v
+	return v, shape
 }
 
 // shape returns text's shape key when it has literals and the session's
