@@ -40,19 +40,33 @@ func (f *frameReader) header() (typ byte, n int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	f.r.Discard(5)
+	return decodeHeader(hdr)
+}
+
+// decodeHeader reads a message's type and body length from its first five
+// bytes.
+func decodeHeader(hdr []byte) (typ byte, n int, err error) {
 	typ = hdr[0]
 	size := int(binary.BigEndian.Uint32(hdr[1:5]))
-	f.r.Discard(5)
 	if size < 4 {
 		return typ, 0, fmt.Errorf("invalid length %d in message %q", size, typ)
 	}
 	return typ, size - 4, nil
 }
 
+// checkSize refuses a body of n bytes over max, for messages read whole.
+func checkSize(typ byte, n, max int) error {
+	if n > max {
+		return &MessageTooLargeError{Type: typ, Size: n, Limit: max}
+	}
+	return nil
+}
+
 // body reads n bytes into the reusable buffer, within the size limit.
 func (f *frameReader) body(typ byte, n int) ([]byte, error) {
-	if n > f.max {
-		return nil, &MessageTooLargeError{Type: typ, Size: n, Limit: f.max}
+	if err := checkSize(typ, n, f.max); err != nil {
+		return nil, err
 	}
 	if cap(f.buf) < n {
 		f.buf = make([]byte, n)

@@ -7,7 +7,6 @@ package proxy
 // loop_linux.go for the loop itself.
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -374,23 +373,23 @@ func (s *loopSession) clientBytes(p []byte) {
 	}
 	c := s.c
 	for len(data) >= 5 {
-		typ := data[0]
-		size := int(binary.BigEndian.Uint32(data[1:5]))
-		switch {
-		case !clientMessageTypes[typ]:
-			s.finish(&protocolViolation{typ: typ}, nil)
+		typ, n, err := decodeHeader(data)
+		if err == nil && !clientMessageTypes[typ] {
+			err = &protocolViolation{typ: typ}
+		}
+		if err == nil {
+			err = checkSize(typ, n, c.srv.cfg.MaxMessageSize)
+		}
+		if err != nil {
+			s.finish(err, nil)
 			return
-		case size < 4:
-			s.finish(fmt.Errorf("invalid length %d in message %q", size, typ), nil)
-			return
-		case size-4 > c.srv.cfg.MaxMessageSize:
-			s.finish(&MessageTooLargeError{Type: typ, Size: size - 4, Limit: c.srv.cfg.MaxMessageSize}, nil)
-			return
-		case len(data) < 1+size:
+		}
+		size := 5 + n
+		if len(data) < size {
 			s.cin = keep(s.cin, data)
 			return
 		}
-		body := data[5 : 1+size]
+		body := data[5:size]
 		if typ == 'X' {
 			_ = writeFrame(c.sw, 'X', nil)
 			s.finish(errTerminated, nil)
@@ -400,7 +399,7 @@ func (s *loopSession) clientBytes(p []byte) {
 			v, ok := s.try(typ, body)
 			if !ok {
 				s.cin = keep(s.cin, data)
-				s.pause(typ, s.cin[5:1+size])
+				s.pause(typ, s.cin[5:size])
 				return
 			}
 			if err := c.act(typ, body, v); err != nil {
@@ -408,7 +407,7 @@ func (s *loopSession) clientBytes(p []byte) {
 				return
 			}
 		}
-		data = data[1+size:]
+		data = data[size:]
 	}
 	s.cin = keep(s.cin, data)
 }
@@ -451,12 +450,13 @@ func (s *loopSession) resume(v Verdict, err error) {
 			s.finish(err, nil)
 			return
 		}
-		size := int(binary.BigEndian.Uint32(s.cin[1:5]))
-		if err := s.c.act(s.cin[0], s.cin[5:1+size], v); err != nil {
+		_, n, _ := decodeHeader(s.cin) // checked before the pause
+		size := 5 + n
+		if err := s.c.act(s.cin[0], s.cin[5:size], v); err != nil {
 			s.finish(nil, err)
 			return
 		}
-		s.cin = append(s.cin[:0], s.cin[1+size:]...)
+		s.cin = append(s.cin[:0], s.cin[size:]...)
 		s.clientBytes(nil)
 	})
 }
@@ -480,34 +480,34 @@ func (s *loopSession) serverBytes(p []byte) {
 		data = s.sin
 	}
 	for len(data) >= 5 {
-		typ := data[0]
-		size := int(binary.BigEndian.Uint32(data[1:5]))
-		if size < 4 {
-			s.finish(nil, fmt.Errorf("invalid length %d in message %q", size, typ))
+		typ, n, err := decodeHeader(data)
+		if err != nil {
+			s.finish(nil, err)
 			return
 		}
+		size := 5 + n
 		switch typ {
 		case 'Z', 'S', 'E', 'C':
-			if size-4 > maxServerMessage {
-				s.finish(nil, &MessageTooLargeError{Type: typ, Size: size - 4, Limit: maxServerMessage})
+			if err := checkSize(typ, n, maxServerMessage); err != nil {
+				s.finish(nil, err)
 				return
 			}
-			if len(data) < 1+size {
+			if len(data) < size {
 				s.sin = keep(s.sin, data)
 				return
 			}
-			if err := c.serverState(typ, data[5:1+size]); err != nil {
+			if err := c.serverState(typ, data[5:size]); err != nil {
 				s.finish(err, nil)
 				return
 			}
-			data = data[1+size:]
+			data = data[size:]
 		default:
-			k := min(1+size, len(data))
+			k := min(size, len(data))
 			if _, err := c.cw.Write(data[:k]); err != nil {
 				s.finish(err, nil)
 				return
 			}
-			s.stream = 1 + size - k
+			s.stream = size - k
 			data = data[k:]
 		}
 	}
@@ -575,20 +575,12 @@ func (s *loopSession) finish(clientErr, serverErr error) {
 		if !errors.Is(clientErr, errTerminated) {
 			_ = writeFrame(c.sw, 'X', nil)
 		}
-		var tooLarge *MessageTooLargeError
-		var violation *protocolViolation
-		switch {
-		case errors.As(clientErr, &tooLarge):
-			_ = writeFrame(c.cw, 'E', fatal("54000", "pgguard: "+tooLarge.Error())[5:])
-		case errors.As(clientErr, &violation):
-			_ = writeFrame(c.cw, 'E', fatal("08P01", "pgguard: "+violation.Error())[5:])
+		if code, msg, ok := clientFault(clientErr); ok {
+			_ = writeFrame(c.cw, 'E', fatal(code, msg)[5:])
 		}
 	} else {
-		switch {
-		case c.stopping.Load():
-			_ = writeFrame(c.cw, 'E', fatal("57P01", "pgguard: terminating connection because pgguard is shutting down")[5:])
-		case !c.sawFatal:
-			_ = writeFrame(c.cw, 'E', fatal("08006", fmt.Sprintf("pgguard: lost connection to upstream %s", c.srv.upstream.addr))[5:])
+		if code, msg, ok := c.upstreamFault(); ok {
+			_ = writeFrame(c.cw, 'E', fatal(code, msg)[5:])
 		}
 		serverErr = &UpstreamError{Addr: c.srv.upstream.addr, Err: serverErr}
 	}

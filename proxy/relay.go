@@ -46,13 +46,8 @@ func (c *conn) relay() error {
 	serverErr := <-serverDone
 
 	// The client writer is ours again: report a client-side protocol fault.
-	var tooLarge *MessageTooLargeError
-	var violation *protocolViolation
-	switch {
-	case errors.As(clientErr, &tooLarge):
-		c.sendFatal("54000", "pgguard: "+tooLarge.Error())
-	case errors.As(clientErr, &violation):
-		c.sendFatal("08P01", "pgguard: "+violation.Error())
+	if code, msg, ok := clientFault(clientErr); ok {
+		c.sendFatal(code, msg)
 	}
 	var upErr *UpstreamError
 	if errors.As(serverErr, &upErr) {
@@ -62,6 +57,32 @@ func (c *conn) relay() error {
 		return nil
 	}
 	return clientErr
+}
+
+// clientFault is the FATAL error a client gets for ending its session with
+// a message pgguard cannot accept; ok is false for any other end.
+func clientFault(err error) (code, msg string, ok bool) {
+	var tooLarge *MessageTooLargeError
+	var violation *protocolViolation
+	switch {
+	case errors.As(err, &tooLarge):
+		return "54000", "pgguard: " + tooLarge.Error(), true
+	case errors.As(err, &violation):
+		return "08P01", "pgguard: " + violation.Error(), true
+	}
+	return "", "", false
+}
+
+// upstreamFault is the FATAL error a client gets when the server side of
+// its session ends under it; ok is false when PostgreSQL already said why.
+func (c *conn) upstreamFault() (code, msg string, ok bool) {
+	switch {
+	case c.stopping.Load():
+		return "57P01", "pgguard: terminating connection because pgguard is shutting down", true
+	case !c.sawFatal:
+		return "08006", fmt.Sprintf("pgguard: lost connection to upstream %s", c.srv.upstream.addr), true
+	}
+	return "", "", false
 }
 
 // closeServer ends the upstream session, politely when the client left on
@@ -263,11 +284,8 @@ func (c *conn) upstreamEnded(err error) error {
 	if c.clientEnded.Load() {
 		return err
 	}
-	switch {
-	case c.stopping.Load():
-		c.sendFatal("57P01", "pgguard: terminating connection because pgguard is shutting down")
-	case !c.sawFatal:
-		c.sendFatal("08006", fmt.Sprintf("pgguard: lost connection to upstream %s", c.srv.upstream.addr))
+	if code, msg, ok := c.upstreamFault(); ok {
+		c.sendFatal(code, msg)
 	}
 	c.client.Close()
 	return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
