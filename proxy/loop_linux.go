@@ -85,7 +85,7 @@ func (g *loopGroup) close() {
 	}
 }
 
-// eventLoop relays the sessions registered with it, on one thread.
+// eventLoop relays the sessions registered with it, on one goroutine.
 type eventLoop struct {
 	ep   int // epoll set
 	wake int // eventfd: tasks are queued
