@@ -16,6 +16,22 @@ var bufferPool = sync.Pool{New: func() any {
 	return &b
 }}
 
+// poisonReleased makes putBuffer overwrite every buffer it returns. Tests
+// set it, so that a slice still used after its buffer went back to the pool
+// reads garbage at once instead of passing until another session reuses
+// the buffer.
+var poisonReleased bool
+
+// putBuffer returns b to the pool; no slice of it may be used afterwards.
+func putBuffer(b *[]byte) {
+	if poisonReleased {
+		for i := range *b {
+			(*b)[i] = 0xff
+		}
+	}
+	bufferPool.Put(b)
+}
+
 // idleReadSize is what a reader keeps for the read it blocks in while idle.
 const idleReadSize = 512
 
@@ -67,7 +83,7 @@ func (b *bufReader) fillIdle() error {
 
 func (b *bufReader) release() {
 	if b.buf != nil {
-		bufferPool.Put(b.buf)
+		putBuffer(b.buf)
 		b.buf = nil
 	}
 	b.r, b.w = 0, 0
@@ -105,7 +121,8 @@ func (b *bufReader) Peek(n int) ([]byte, error) {
 	return (*b.buf)[b.r : b.r+n], nil
 }
 
-// Discard skips n buffered bytes; n must not exceed Buffered.
+// Discard skips n buffered bytes; n must not exceed Buffered. Slices from
+// Peek are invalid afterwards: the buffer goes back to the pool once empty.
 func (b *bufReader) Discard(n int) {
 	b.r += n
 	if b.r == b.w {
@@ -193,7 +210,7 @@ func (w *bufWriter) Flush() error {
 			return err
 		}
 	}
-	bufferPool.Put(w.buf)
+	putBuffer(w.buf)
 	w.buf, w.n = nil, 0
 	return nil
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"testing"
 	"testing/iotest"
@@ -106,5 +107,34 @@ func TestBufWriterBuffersAndReturnsItsBuffer(t *testing.T) {
 	out.Reset()
 	if _, err := w.Write(big); err != nil || w.buf != nil || out.Len() != len(big) {
 		t.Fatalf("direct write: err %v, buffered %v, wrote %d", err, w.buf != nil, out.Len())
+	}
+}
+
+// TestFrameReaderHeaderEmptiesItsBuffer reads frames whose header is the
+// last buffered data, so consuming it returns the buffer to the pool: the
+// header must be decoded first. Released buffers are poisoned here, so a
+// header decoded after its release reads 0xff bytes and fails.
+func TestFrameReaderHeaderEmptiesItsBuffer(t *testing.T) {
+	defer func(was bool) { poisonReleased = was }(poisonReleased)
+	poisonReleased = true
+
+	var stream []byte
+	bodies := [][]byte{[]byte("SELECT 1\x00"), {}, bytes.Repeat([]byte("z"), 700)}
+	for i, body := range bodies {
+		stream = append(stream, byte('A'+i), 0, 0, 0, 0)
+		binary.BigEndian.PutUint32(stream[len(stream)-4:], uint32(len(body)+4))
+		stream = append(stream, body...)
+	}
+	for _, sizes := range [][]int{{5, 9, 5, 5, 700}, {5, 1}, {1}} {
+		f := newFrameReader(&chunkedReader{data: stream, sizes: sizes}, 1<<20)
+		for i, want := range bodies {
+			typ, body, err := f.next()
+			if err != nil {
+				t.Fatalf("reads of %v: message %d: %v", sizes, i, err)
+			}
+			if typ != byte('A'+i) || !bytes.Equal(body, want) {
+				t.Fatalf("reads of %v: message %d is %q %q, want %q %q", sizes, i, typ, body, byte('A'+i), want)
+			}
+		}
 	}
 }

@@ -40,8 +40,11 @@ func (f *frameReader) header() (typ byte, n int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	// Decode before Discard: discarding the last buffered byte returns the
+	// buffer, and hdr with it, to the pool.
+	typ, n, err = decodeHeader(hdr)
 	f.r.Discard(5)
-	return decodeHeader(hdr)
+	return typ, n, err
 }
 
 // decodeHeader reads a message's type and body length from its first five

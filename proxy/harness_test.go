@@ -37,6 +37,10 @@ import (
 const relayEnv = "PGGUARD_TEST_RELAY"
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Tests poison released buffers so a use after release fails at once;
+	// benchmarks measure the path users run.
+	proxy.PoisonReleasedBuffers(!flagSet("test.bench"))
 	code := pgtest.RunMain(m)
 	if code != 0 || os.Getenv(relayEnv) != "" || runtime.GOOS != "linux" || !rerunnable() {
 		os.Exit(code)
@@ -55,12 +59,13 @@ func TestMain(m *testing.M) {
 // rerunnable is false for fuzzing, benchmarks and listings, which one run
 // serves.
 func rerunnable() bool {
-	for _, name := range []string{"test.fuzz", "test.bench", "test.list"} {
-		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
-			return false
-		}
-	}
-	return true
+	return !flagSet("test.fuzz") && !flagSet("test.bench") && !flagSet("test.list")
+}
+
+// flagSet reports whether the test flag name has a value.
+func flagSet(name string) bool {
+	f := flag.Lookup(name)
+	return f != nil && f.Value.String() != ""
 }
 
 // onGoroutines reports whether this run relays on per-session goroutines.

@@ -603,7 +603,7 @@ func (s *loopSession) leftover(w *bufWriter, side *loopSide) []byte {
 	out := side.out.pending
 	if w.buf != nil {
 		out = append(out, (*w.buf)[:w.n]...)
-		bufferPool.Put(w.buf)
+		putBuffer(w.buf)
 		w.buf, w.n = nil, 0
 	}
 	side.out.pending = nil
