@@ -400,25 +400,49 @@ func cpuSeconds(p *proc) float64 {
 	return float64(t) / clockTicks
 }
 
-// ctxSwitches sums the voluntary and involuntary context switches of all of
-// a process's threads.
-func ctxSwitches(p *proc) int64 {
+// schedCounts sums the context switches (voluntary and involuntary, from
+// /proc/PID/task/*/status) and the CPU migrations (se.nr_migrations, from
+// /proc/PID/task/*/sched; -1 when the kernel does not publish it) of all of
+// a process's threads. A migration makes a wake-up cost an inter-processor
+// interrupt, in a VM an exit to the hypervisor: two proxies with the same
+// system calls can differ there.
+func schedCounts(p *proc) (switches, migrations int64) {
 	if p == nil {
-		return 0
+		return 0, 0
 	}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p.pid()))
-	var n int64
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", p.pid()))
 	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
-				x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				n += x
+		switches += sumFields(filepath.Join(t, "status"), func(k string) bool { return strings.HasSuffix(k, "ctxt_switches") }, ":")
+		if migrations >= 0 {
+			m := sumFields(filepath.Join(t, "sched"), func(k string) bool { return k == "se.nr_migrations" }, ":")
+			if m < 0 {
+				migrations = -1
+			} else {
+				migrations += m
 			}
 		}
+	}
+	return switches, migrations
+}
+
+// sumFields adds the integer values of the "key<sep> value" lines of path
+// whose key matches; -1 if the file cannot be read or has none.
+func sumFields(path string, match func(string) bool, sep string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	n, found := int64(0), false
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, sep); ok && match(strings.TrimSpace(k)) {
+			x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err == nil {
+				n, found = n+x, true
+			}
+		}
+	}
+	if !found {
+		return -1
 	}
 	return n
 }

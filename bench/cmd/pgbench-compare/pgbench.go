@@ -39,6 +39,7 @@ type runResult struct {
 	ProxyCPU  float64 `json:"proxy_cpu_seconds"`
 	CPUPer10k float64 `json:"proxy_cpu_seconds_per_10k_tx"`
 	CSPerTx   float64 `json:"proxy_context_switches_per_tx"`
+	MigPerTx  float64 `json:"proxy_cpu_migrations_per_tx"` // -1: not published by the kernel
 	Err       string  `json:"error,omitempty"`
 }
 
@@ -134,9 +135,11 @@ func resetTables(ctx context.Context, c *pgx.Conn) error {
 func (e *env) measure(ctx context.Context, c config, target string, round int) (runResult, error) {
 	rr := runResult{Config: c, Target: target, Round: round + 1}
 	p := e.proxyProc(target)
-	cpu0, cs0 := cpuSeconds(p), ctxSwitches(p)
+	cpu0 := cpuSeconds(p)
+	cs0, mig0 := schedCounts(p)
 	out, err := e.pgbench(ctx, c, target, e.o.seconds, fmt.Sprintf("r%d", round))
-	cpu1, cs1 := cpuSeconds(p), ctxSwitches(p)
+	cpu1 := cpuSeconds(p)
+	cs1, mig1 := schedCounts(p)
 	if err != nil {
 		return rr, err
 	}
@@ -146,6 +149,10 @@ func (e *env) measure(ctx context.Context, c config, target string, round int) (
 		if rr.Tx > 0 {
 			rr.CPUPer10k = rr.ProxyCPU / float64(rr.Tx) * 10000
 			rr.CSPerTx = float64(cs1-cs0) / float64(rr.Tx)
+			rr.MigPerTx = -1
+			if mig0 >= 0 && mig1 >= 0 {
+				rr.MigPerTx = float64(mig1-mig0) / float64(rr.Tx)
+			}
 		}
 	}
 	return rr, nil

@@ -38,6 +38,7 @@ var statEvents = []struct{ name, event, filter string }{
 	{"futex", "syscalls:sys_enter_futex", ""},
 	{"nanosleep", "syscalls:sys_enter_nanosleep", ""},
 	{"context switches", "context-switches", ""},
+	{"CPU migrations", "cpu-migrations", ""},
 }
 
 // perfStat starts counting statEvents for pid; stop returns the counts.

@@ -101,17 +101,26 @@ type summary struct {
 	P50, P99      map[string]float64
 	CPU10k        map[string]float64
 	CS            map[string]float64
+	Mig           map[string]float64 // negative: not measured
 	Errors        int
+}
+
+// perTx formats a per-transaction count; negative means not measured.
+func perTx(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", v)
 }
 
 func summarise(o *options, runs []runResult) []summary {
 	var out []summary
 	for _, c := range o.configs() {
 		s := summary{Config: c, TPS: map[string]float64{}, Ratio: map[string]float64{}, Lo: map[string]float64{},
-			Hi: map[string]float64{}, P50: map[string]float64{}, P99: map[string]float64{}, CPU10k: map[string]float64{}, CS: map[string]float64{}}
+			Hi: map[string]float64{}, P50: map[string]float64{}, P99: map[string]float64{}, CPU10k: map[string]float64{}, CS: map[string]float64{}, Mig: map[string]float64{}}
 		byRound := map[int]map[string]runResult{}
 		for _, t := range o.targets {
-			var tps, p50, p99, cpu, cs []float64
+			var tps, p50, p99, cpu, cs, mig []float64
 			for _, r := range runs {
 				if r.Config != c || r.Target != t {
 					continue
@@ -125,10 +134,10 @@ func summarise(o *options, runs []runResult) []summary {
 				}
 				byRound[r.Round][t] = r
 				tps, p50, p99, cpu = append(tps, r.TPS), append(p50, r.P50ms), append(p99, r.P99ms), append(cpu, r.CPUPer10k)
-				cs = append(cs, r.CSPerTx)
+				cs, mig = append(cs, r.CSPerTx), append(mig, r.MigPerTx)
 			}
 			s.TPS[t], s.P50[t], s.P99[t], s.CPU10k[t] = median(tps), median(p50), median(p99), median(cpu)
-			s.CS[t] = median(cs)
+			s.CS[t], s.Mig[t] = median(cs), median(mig)
 		}
 		for _, t := range o.targets {
 			var ratios []float64
@@ -266,16 +275,16 @@ func markdown(o *options, res *results, sums []summary) string {
 		}
 	}
 	if len(proxies) > 0 {
-		b.WriteString("\nPer transaction, medians over rounds: proxy CPU in microseconds and context switches " +
-			"of all the proxy's threads (/proc/PID/task/*/status).\n\n| script | mode | clients |")
+		b.WriteString("\nPer transaction, medians over rounds: proxy CPU in microseconds, context switches " +
+			"and CPU migrations of all the proxy's threads (/proc/PID/task/*/status and sched).\n\n| script | mode | clients |")
 		for _, t := range proxies {
-			fmt.Fprintf(&b, " %s CPU µs/tx | %s switches/tx |", t, t)
+			fmt.Fprintf(&b, " %s CPU µs/tx | %s switches/tx | %s migrations/tx |", t, t, t)
 		}
-		b.WriteString("\n|---|---|--:|" + strings.Repeat("--:|--:|", len(proxies)) + "\n")
+		b.WriteString("\n|---|---|--:|" + strings.Repeat("--:|--:|--:|", len(proxies)) + "\n")
 		for _, s := range sums {
 			fmt.Fprintf(&b, "| %s | %s | %d |", s.Config.Script, s.Config.Mode, s.Config.Clients)
 			for _, t := range proxies {
-				fmt.Fprintf(&b, " %.0f | %.1f |", s.CPU10k[t]*100, s.CS[t])
+				fmt.Fprintf(&b, " %.0f | %.1f | %s |", s.CPU10k[t]*100, s.CS[t], perTx(s.Mig[t]))
 			}
 			b.WriteString("\n")
 		}
