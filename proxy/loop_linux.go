@@ -156,15 +156,24 @@ func (l *eventLoop) post(f func()) bool {
 // never does looks stuck to the runtime's monitor thread (sysmon): after
 // 10 ms it preempts the loop and takes its P away in the middle of a wait,
 // and polls every 20 µs for a while after each time, which with one busy
-// client cost a tenth of pgguard's CPU. Each yield wakes another thread
-// for a moment, so it happens no more often than needed to stay under the
-// 10 ms.
+// client cost a tenth of pgguard's CPU. A yield of the loop's locked
+// goroutine passes its P to another thread and back, two wake-ups, so it
+// happens no more often than needed to stay under the 10 ms.
 const yieldEvery = 5 * time.Millisecond
 
-// run serves events until the loop is closed. It is not locked to its
-// thread: a goroutine in a system call keeps its thread anyway, and a
-// locked one would make every yield a hand-over between threads.
+// run serves events until the loop is closed, on a thread of its own.
+//
+// The lock is about the kernel, not Go: a loop goroutine free to move
+// resumes on whichever thread takes it after a yield, that thread last ran
+// on another CPU, and the kernel's wake-up placement then often settles
+// into moving the loop between the CPUs on nearly every wake-up (1.0-1.9
+// migrations per pgbench transaction with one client, against PgBouncer's
+// 0.01), each a costly cross-CPU wake-up in a VM. Locked, the loop keeps
+// one thread and one wake-up history; CPU per transaction with one client
+// dropped by 5-10 µs in the runs where it escaped that state (bench/README.md).
 func (l *eventLoop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer l.shut()
 	lastYield := time.Now()
 	for !l.exit {
