@@ -51,15 +51,16 @@ func BenchmarkLoopExchange(b *testing.B) {
 
 // settle waits until side's socket took all output, as the loop would
 // before reading more for it.
-func settle(b *testing.B, side *loopSide) {
+func settle(tb testing.TB, side *loopSide) {
+	tb.Helper()
 	for len(side.out.pending) > 0 {
 		fds := []unix.PollFd{{Fd: int32(side.fd), Events: unix.POLLOUT}}
 		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		side.out.drain()
 		if side.out.err != nil {
-			b.Fatal(side.out.err)
+			tb.Fatal(side.out.err)
 		}
 	}
 }

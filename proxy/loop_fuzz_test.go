@@ -119,16 +119,7 @@ func relayInChunks(t *testing.T, stream []byte, sizes []int, toServer bool) []by
 			t.Fatal(err)
 		}
 	}
-	for len(side.out.pending) > 0 {
-		pfd := []unix.PollFd{{Fd: int32(side.fd), Events: unix.POLLOUT}}
-		if _, err := unix.Poll(pfd, -1); err != nil && err != unix.EINTR {
-			t.Fatal(err)
-		}
-		side.out.drain()
-		if side.out.err != nil {
-			t.Fatal(side.out.err)
-		}
-	}
+	settle(t, side)
 	unix.Close(fds[0])
 	return <-received
 }
