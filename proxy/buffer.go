@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Sessions borrow their read and write buffers from a pool while traffic
@@ -20,11 +21,11 @@ var bufferPool = sync.Pool{New: func() any {
 // set it, so that a slice still used after its buffer went back to the pool
 // reads garbage at once instead of passing until another session reuses
 // the buffer.
-var poisonReleased bool
+var poisonReleased atomic.Bool
 
 // putBuffer returns b to the pool; no slice of it may be used afterwards.
 func putBuffer(b *[]byte) {
-	if poisonReleased {
+	if poisonReleased.Load() {
 		for i := range *b {
 			(*b)[i] = 0xff
 		}

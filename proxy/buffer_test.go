@@ -115,8 +115,8 @@ func TestBufWriterBuffersAndReturnsItsBuffer(t *testing.T) {
 // header must be decoded first. Released buffers are poisoned here, so a
 // header decoded after its release reads 0xff bytes and fails.
 func TestFrameReaderHeaderEmptiesItsBuffer(t *testing.T) {
-	defer func(was bool) { poisonReleased = was }(poisonReleased)
-	poisonReleased = true
+	// Poisoning on now; the previous setting back when the test ends.
+	defer poisonReleased.Store(poisonReleased.Swap(true))
 
 	var stream []byte
 	bodies := [][]byte{[]byte("SELECT 1\x00"), {}, bytes.Repeat([]byte("z"), 700)}
