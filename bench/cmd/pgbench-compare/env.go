@@ -412,9 +412,9 @@ func schedCounts(p *proc) (switches, migrations int64) {
 	}
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", p.pid()))
 	for _, t := range tasks {
-		switches += sumFields(filepath.Join(t, "status"), func(k string) bool { return strings.HasSuffix(k, "ctxt_switches") }, ":")
+		switches += sumFields(filepath.Join(t, "status"), func(k string) bool { return strings.HasSuffix(k, "ctxt_switches") })
 		if migrations >= 0 {
-			m := sumFields(filepath.Join(t, "sched"), func(k string) bool { return k == "se.nr_migrations" }, ":")
+			m := sumFields(filepath.Join(t, "sched"), func(k string) bool { return k == "se.nr_migrations" })
 			if m < 0 {
 				migrations = -1
 			} else {
@@ -425,16 +425,16 @@ func schedCounts(p *proc) (switches, migrations int64) {
 	return switches, migrations
 }
 
-// sumFields adds the integer values of the "key<sep> value" lines of path
+// sumFields adds the integer values of the "key: value" lines of path
 // whose key matches; -1 if the file cannot be read or has none.
-func sumFields(path string, match func(string) bool, sep string) int64 {
+func sumFields(path string, match func(string) bool) int64 {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return -1
 	}
 	n, found := int64(0), false
 	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, sep); ok && match(strings.TrimSpace(k)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && match(strings.TrimSpace(k)) {
 			x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err == nil {
 				n, found = n+x, true
