@@ -412,7 +412,11 @@ func schedCounts(p *proc) (switches, migrations int64) {
 	}
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", p.pid()))
 	for _, t := range tasks {
-		switches += sumFields(filepath.Join(t, "status"), func(k string) bool { return strings.HasSuffix(k, "ctxt_switches") })
+		sw := sumFields(filepath.Join(t, "status"), func(k string) bool { return strings.HasSuffix(k, "ctxt_switches") })
+		if sw < 0 {
+			continue // the thread ended since the listing
+		}
+		switches += sw
 		if migrations >= 0 {
 			m := sumFields(filepath.Join(t, "sched"), func(k string) bool { return k == "se.nr_migrations" })
 			if m < 0 {
