@@ -77,18 +77,25 @@ func testLoopSession(l *eventLoop, cfd, sfd int) *loopSession {
 // drainedSocket returns one end of a socket pair whose other end a goroutine
 // reads and discards until the benchmark ends.
 func drainedSocket(b *testing.B) int {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		b.Fatal(err)
-	}
-	peer := os.NewFile(uintptr(fds[1]), "peer")
+	fd, peer := loopSocket(b)
 	go func() { _, _ = io.Copy(io.Discard, peer) }()
 	b.Cleanup(func() {
-		unix.Close(fds[0])
+		unix.Close(fd)
 		peer.Close()
 	})
-	return fds[0]
+	return fd
+}
+
+// loopSocket returns a socket pair: a non-blocking end for a loop session,
+// and its peer as a blocking file.
+func loopSocket(tb testing.TB) (int, *os.File) {
+	tb.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		tb.Fatal(err)
+	}
+	return fds[0], os.NewFile(uintptr(fds[1]), "peer")
 }

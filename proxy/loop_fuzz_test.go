@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -76,14 +75,7 @@ func relayInChunks(t *testing.T, stream []byte, sizes []int, toServer bool) []by
 		t.Fatal(err)
 	}
 	defer l.shut()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		t.Fatal(err)
-	}
-	peer := os.NewFile(uintptr(fds[1]), "peer")
+	fd, peer := loopSocket(t)
 	defer peer.Close()
 	received := make(chan []byte, 1)
 	go func() {
@@ -92,10 +84,10 @@ func relayInChunks(t *testing.T, stream []byte, sizes []int, toServer bool) []by
 	}()
 
 	// The side that must stay silent has no socket: a write there fails.
-	s := testLoopSession(l, fds[0], -1)
+	s := testLoopSession(l, fd, -1)
 	side := &s.client
 	if toServer {
-		s = testLoopSession(l, -1, fds[0])
+		s = testLoopSession(l, -1, fd)
 		side = &s.server
 	}
 	c := s.c
@@ -120,7 +112,7 @@ func relayInChunks(t *testing.T, stream []byte, sizes []int, toServer bool) []by
 		}
 	}
 	settle(t, side)
-	unix.Close(fds[0])
+	unix.Close(fd)
 	return <-received
 }
 
