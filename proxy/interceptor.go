@@ -48,7 +48,7 @@ type SessionInterceptor interface {
 // cold analysis, a lock held by another session) would hold up every session
 // of that loop. The loop therefore asks TryClientMessage first and, when it
 // declines, calls ClientMessage on the session's own goroutine while the
-// session's client side pauses.
+// session pauses in both directions.
 type QuickSessionInterceptor interface {
 	SessionInterceptor
 	// TryClientMessage returns ClientMessage's verdict when it can reach it

@@ -395,7 +395,7 @@ func (s *loopSession) clientBytes(p []byte) {
 			s.finish(errTerminated, nil)
 			return
 		}
-		if !c.discarding || typ == 'S' {
+		if !c.discards(typ) {
 			v, ok := s.try(typ, body)
 			if !ok {
 				s.cin = keep(s.cin, data)

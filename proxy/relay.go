@@ -145,22 +145,23 @@ func (c *conn) clientPump() error {
 
 // clientMessage decides on and forwards one client message.
 func (c *conn) clientMessage(typ byte, body []byte) error {
-	if c.discarding && typ != 'S' {
+	if c.discards(typ) {
 		return nil
 	}
 	return c.act(typ, body, c.si.ClientMessage(ClientMessage{Type: typ, Body: body}))
 }
 
-// act forwards or denies a client message on the interceptor's verdict.
+// discards reports whether a client message of type typ is dropped without
+// asking the interceptor: after a denial in the extended protocol,
+// PostgreSQL would ignore everything up to Sync, and so does pgguard. The
+// Sync itself goes on, and the interceptor sees it: it counts the
+// ReadyForQuery messages to come.
+func (c *conn) discards(typ byte) bool { return c.discarding && typ != 'S' }
+
+// act forwards or denies a client message on the interceptor's verdict;
+// callers have dropped what discards says to.
 func (c *conn) act(typ byte, body []byte, v Verdict) error {
-	if c.discarding {
-		// After a denial in the extended protocol, PostgreSQL would ignore
-		// everything up to Sync; so do we, without asking. The Sync itself
-		// goes on, and the interceptor saw it: it counts the ReadyForQuery
-		// messages to come.
-		if typ != 'S' {
-			return nil
-		}
+	if c.discarding { // typ is the Sync that ends the discard
 		c.discarding = false
 	} else if v.Action == Deny && typ != 'S' && typ != 'H' {
 		return c.deny(typ, v.Error)
