@@ -68,6 +68,12 @@ type Metrics struct {
 
 	policyVersion *prometheus.GaugeVec
 	mu            sync.Mutex // makes SetPolicyVersion's reset-then-set atomic
+
+	// verdicts are Statements' series of the fixed verdicts, resolved once:
+	// CountStatement runs for every statement, and a label lookup (hashing
+	// the value, a read lock shared by every loop thread) would cost more
+	// than the counter it finds.
+	verdicts map[string]prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg; a nil reg
@@ -119,8 +125,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // preinit makes the fixed label values visible as zero from the start, so
 // rate() and absent() work before the first event.
 func (m *Metrics) preinit() {
+	m.verdicts = make(map[string]prometheus.Counter)
 	for _, v := range []string{VerdictAllowed, VerdictDenied, VerdictFlagged, VerdictError} {
-		m.Statements.WithLabelValues(v)
+		m.verdicts[v] = m.Statements.WithLabelValues(v)
 	}
 	for _, o := range []string{ReloadSuccess, ReloadFailure} {
 		m.PolicyReloads.WithLabelValues(o)
@@ -133,6 +140,16 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.AnalysisDuration,
 		m.DecisionDuration, m.PolicyReloads, m.policyVersion,
 	}
+}
+
+// CountStatement counts one judged statement under verdict, one of the
+// Verdict* constants; another value gets a series of its own.
+func (m *Metrics) CountStatement(verdict string) {
+	if c, ok := m.verdicts[verdict]; ok {
+		c.Inc()
+		return
+	}
+	m.Statements.WithLabelValues(verdict).Inc()
 }
 
 // SetPolicyVersion makes v the only version reported, so a dashboard sees

@@ -123,6 +123,18 @@ func TestHandlerRejectsOtherMethodsAndPaths(t *testing.T) {
 	}
 }
 
+func TestCountStatement(t *testing.T) {
+	m := NewMetrics(nil)
+	for _, v := range []string{VerdictAllowed, VerdictAllowed, VerdictDenied, "other"} {
+		m.CountStatement(v)
+	}
+	for v, want := range map[string]float64{VerdictAllowed: 2, VerdictDenied: 1, VerdictFlagged: 0, "other": 1} {
+		if got := value(t, m.Statements.WithLabelValues(v)); got != want {
+			t.Errorf("statements{verdict=%q} = %v, want %v", v, got, want)
+		}
+	}
+}
+
 func TestNewMetricsRegistration(t *testing.T) {
 	m := NewMetrics(nil)
 	m.Statements.WithLabelValues(VerdictDenied).Inc()

@@ -6,15 +6,24 @@ import (
 	"os"
 	"testing"
 
+	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
 // benchSession is a session over the shipped policy and the demo schema,
 // without a network: what the client pump calls per message.
 func benchSession(b testing.TB, user, purpose string) *session {
+	b.Helper()
+	return benchSessionMetrics(b, user, purpose, nil)
+}
+
+// benchSessionMetrics is benchSession counting into m, as pgguard serve
+// does.
+func benchSessionMetrics(b testing.TB, user, purpose string, m *alert.Metrics) *session {
 	b.Helper()
 	engine, err := authz.NewEngine("../model.conf", "../policy.csv", authz.Options{})
 	if err != nil {
@@ -29,7 +38,7 @@ func benchSession(b testing.TB, user, purpose string) *session {
 		b.Fatal(err)
 	}
 	cats := catalog.NewCache(func(context.Context, string) (*catalog.Snapshot, error) { return snap, nil }, 0)
-	g, err := New(Config{Policy: engine, Catalogs: cats, Logger: zerolog.Nop()})
+	g, err := New(Config{Policy: engine, Catalogs: cats, Logger: zerolog.Nop(), Metrics: m})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,6 +54,21 @@ func queryBody(sql string) []byte { return append([]byte(sql), 0) }
 // BenchmarkQueryCached is the hot path: a statement text seen before.
 func BenchmarkQueryCached(b *testing.B) {
 	s := benchSession(b, "sales_app", "order_fulfilment")
+	msg := proxy.ClientMessage{Type: 'Q', Body: queryBody("SELECT email, phone FROM crm.customers WHERE id = 42")}
+	if v := s.ClientMessage(msg); v.Action != proxy.Forward {
+		b.Fatalf("not allowed: %+v", v.Error)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.ClientMessage(msg)
+	}
+}
+
+// BenchmarkQueryCachedMetrics is BenchmarkQueryCached with the metrics
+// pgguard serve registers: what counting adds to every statement.
+func BenchmarkQueryCachedMetrics(b *testing.B) {
+	s := benchSessionMetrics(b, "sales_app", "order_fulfilment", alert.NewMetrics(prometheus.NewRegistry()))
 	msg := proxy.ClientMessage{Type: 'Q', Body: queryBody("SELECT email, phone FROM crm.customers WHERE id = 42")}
 	if v := s.ClientMessage(msg); v.Action != proxy.Forward {
 		b.Fatalf("not allowed: %+v", v.Error)

@@ -381,12 +381,12 @@ func (s *session) decide(v *verdict) proxy.Verdict {
 	if v.denied != nil {
 		s.raise(v.denied)
 		if s.g.cfg.Mode != alert.ModeMonitor {
-			s.count(func(m *alert.Metrics) { m.Statements.WithLabelValues(alert.VerdictDenied).Inc() })
+			s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictDenied) })
 			return proxy.Verdict{Action: proxy.Deny, Error: v.denied.err}
 		}
-		s.count(func(m *alert.Metrics) { m.Statements.WithLabelValues(alert.VerdictFlagged).Inc() })
+		s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictFlagged) })
 	} else {
-		s.count(func(m *alert.Metrics) { m.Statements.WithLabelValues(alert.VerdictAllowed).Inc() })
+		s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictAllowed) })
 	}
 	return proxy.Allow
 }
