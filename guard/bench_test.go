@@ -152,6 +152,43 @@ func BenchmarkParseBindUnnamed(b *testing.B) {
 	}
 }
 
+// BenchmarkParseBindUnnamedCycle is the unnamed statement as JDBC,
+// node-postgres and pgbench -M extended's TPC-B script use it: several
+// texts in turn, each parsed and bound per execution. It reports per
+// statement.
+func BenchmarkParseBindUnnamedCycle(b *testing.B) {
+	s := benchSession(b, "sales_app", "order_fulfilment")
+	texts := []string{
+		"BEGIN",
+		"UPDATE crm.orders SET status = $1 WHERE id = $2",
+		"SELECT status FROM crm.orders WHERE id = $1",
+		"UPDATE crm.orders SET total_amount = total_amount + $1 WHERE id = $2",
+		"SELECT email, phone FROM crm.customers WHERE id = $1",
+		"INSERT INTO crm.orders (id, customer_id, ordered_at, total_amount, status) VALUES ($1, $2, now(), $3, 'new')",
+		"END",
+	}
+	var parses []proxy.ClientMessage
+	for _, t := range texts {
+		parses = append(parses, proxy.ClientMessage{Type: 'P', Body: append([]byte("\x00"+t+"\x00"), 0, 0)})
+	}
+	bind := proxy.ClientMessage{Type: 'B', Body: []byte("\x00\x00\x00\x00\x00\x00\x00\x00")}
+	for _, p := range parses {
+		if v := s.ClientMessage(p); v.Action != proxy.Forward {
+			b.Fatalf("parse not allowed: %+v", v.Error)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if v, ok := s.TryClientMessage(parses[i%len(parses)]); !ok || v.Action != proxy.Forward {
+			b.Fatal("parse not decided on the loop, or denied")
+		}
+		if v, ok := s.TryClientMessage(bind); !ok || v.Action != proxy.Forward {
+			b.Fatal("bind not decided on the loop, or denied")
+		}
+	}
+}
+
 func itoa(i int) string {
 	if i == 0 {
 		return "0"

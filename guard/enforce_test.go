@@ -263,6 +263,37 @@ func TestPreparedStatementDecidedAgainAtBind(t *testing.T) {
 	expectDenied(t, execSQL(conn, "EXECUTE p1"), "")
 }
 
+// TestUnnamedStatementsInTurn: the unnamed statement, parsed before every
+// execution with one of a few texts in turn (JDBC, node-postgres), is
+// decided at every Bind under the purpose in force.
+func TestUnnamedStatementsInTurn(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	pc := conn.PgConn()
+	ctx := context.Background()
+	email := "SELECT email FROM crm.customers WHERE id = $1"
+	status := "SELECT status FROM crm.orders WHERE id = $1"
+	exec := func(sql, arg string) *pgconn.ResultReader {
+		return pc.ExecParams(ctx, sql, [][]byte{[]byte(arg)}, nil, nil, nil)
+	}
+	want := func(sql, arg, value string) {
+		t.Helper()
+		r := exec(sql, arg).Read()
+		if r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != value {
+			t.Fatalf("%s: rows %q err %v, want %q", sql, r.Rows, r.Err, value)
+		}
+	}
+	for range 3 {
+		want(email, "1", "anna@example.nl")
+		want(status, "10", "shipped")
+	}
+	mustExec(t, conn, "SET pgguard.purpose = 'newsletter'")
+	expectDenied(t, exec(email, "1").Read().Err, "crm.customers.email")
+	mustExec(t, conn, "SET pgguard.purpose = 'order_fulfilment'")
+	want(email, "1", "anna@example.nl")
+	want(status, "10", "shipped")
+}
+
 // TestPreparedNamesCannotBeRedefinedAroundPgguard: PostgreSQL keeps the
 // first statement under a name, so pgguard must keep deciding on that one,
 // whatever a later Parse, PREPARE or refused Close says.

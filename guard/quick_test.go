@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -64,4 +65,77 @@ func encodeBody(t *testing.T, msg interface{ Encode([]byte) ([]byte, error) }) [
 		t.Fatal(err)
 	}
 	return b[5:]
+}
+
+// TestUnnamedStatementRecordsReused: a driver that parses a few texts in
+// turn as the unnamed statement gets the record of each text back, without
+// allocating, and every Bind of a reused record still follows the purpose
+// in force.
+func TestUnnamedStatementRecordsReused(t *testing.T) {
+	s := benchSession(t, "sales_app", "order_fulfilment")
+	parse := func(text string) proxy.ClientMessage {
+		return proxy.ClientMessage{Type: 'P', Body: encodeBody(t, &pgproto3.Parse{Query: text})}
+	}
+	email, status := parse("SELECT email FROM crm.customers WHERE id = $1"), parse("SELECT status FROM crm.orders WHERE id = $1")
+	bind := proxy.ClientMessage{Type: 'B', Body: encodeBody(t, &pgproto3.Bind{Parameters: [][]byte{[]byte("7")}})}
+	run := func(step string, m proxy.ClientMessage, want proxy.Action) {
+		t.Helper()
+		if v := s.ClientMessage(m); v.Action != want {
+			t.Fatalf("%s: %v, want %v", step, v.Action, want)
+		}
+	}
+	setPurpose := func(purpose string) {
+		t.Helper()
+		run("SET "+purpose, proxy.ClientMessage{Type: 'Q', Body: queryBody("SET pgguard.purpose = '" + purpose + "'")}, proxy.Forward)
+		s.ServerMessage('C', []byte("SET\x00"))
+		s.ServerMessage('Z', []byte{'I'})
+	}
+
+	run("Parse email", email, proxy.Forward)
+	first := s.prepared[""]
+	run("Bind email", bind, proxy.Forward)
+	run("Parse status", status, proxy.Forward)
+	run("Bind status", bind, proxy.Forward)
+	run("Parse email again", email, proxy.Forward)
+	if s.prepared[""] != first {
+		t.Fatal("the record of a text parsed before was not reused")
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, m := range []proxy.ClientMessage{email, bind, status, bind} {
+			if v, ok := s.TryClientMessage(m); !ok || v.Action != proxy.Forward {
+				t.Fatalf("%c not decided on the loop, or refused", m.Type)
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Parse and Bind of texts in turn: %v allocations, want 0", allocs)
+	}
+
+	// The purpose changes between Parse and Bind: the reused record's last
+	// decision no longer holds.
+	run("Parse email", email, proxy.Forward)
+	setPurpose("newsletter")
+	run("Bind email under newsletter", bind, proxy.Deny)
+	run("Parse email under newsletter", email, proxy.Deny)
+	setPurpose("order_fulfilment")
+	run("Parse email, purpose back", email, proxy.Forward)
+	if s.prepared[""] != first {
+		t.Fatal("the record was not reused after the purpose came back")
+	}
+	run("Bind email, purpose back", bind, proxy.Forward)
+
+	// More texts than records kept, and a text too long to keep: each is
+	// recorded anew and decided as before.
+	for i := range recentRecords + 2 {
+		run("Parse of text "+itoa(i), parse("SELECT status FROM crm.orders WHERE id = $1 AND "+itoa(i)+" = "+itoa(i)), proxy.Forward)
+		run("Bind of text "+itoa(i), bind, proxy.Forward)
+	}
+	long := "SELECT status FROM crm.orders WHERE id = $1 /*" + strings.Repeat("x", recentTextMax) + "*/"
+	run("Parse of a long text", parse(long), proxy.Forward)
+	if s.recentRecord([]byte(long), s.prepared[""].from) != nil {
+		t.Error("a text over recentTextMax was kept for reuse")
+	}
+	run("Bind of a long text", bind, proxy.Forward)
+	run("Parse email after all that", email, proxy.Forward)
+	run("Bind email after all that", bind, proxy.Forward)
 }

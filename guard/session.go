@@ -27,6 +27,10 @@ type session struct {
 	// prepared maps statement names (protocol Parse and SQL PREPARE share
 	// one namespace in PostgreSQL) to what they access.
 	prepared map[string]*prepared
+	// recent are the last records made, found again when a driver parses a
+	// text it parsed before as the unnamed statement (see record).
+	recent     [recentRecords]*prepared
+	recentNext int
 	// Transaction outcome, from the server's messages.
 	lastTagCommit bool
 	sawError      bool
@@ -247,9 +251,12 @@ func (s *session) parse(body []byte, quick bool) (proxy.Verdict, bool) {
 	return out, true
 }
 
-// record binds a forwarded Parse's statement to its name. A driver that
-// sends the same text as the unnamed statement over and over (pgx, JDBC,
-// pgbench -M extended) finds its record in place and allocates nothing.
+// record binds a forwarded Parse's statement to its name. Drivers that use
+// the unnamed statement (JDBC, node-postgres, pgbench -M extended) parse
+// before every execution, often a handful of texts in turn; the record of
+// a text parsed before is reused, with its last decision, so that such a
+// Parse allocates nothing and its Bind asks the policy only when the
+// policy or the purpose has changed.
 func (s *session) record(name, text []byte, v *verdict) {
 	old := s.prepared[string(name)]
 	switch {
@@ -258,11 +265,40 @@ func (s *session) record(name, text []byte, v *verdict) {
 	case old != nil && old.from == v && old.text == string(text):
 		return
 	}
-	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v}
-	if v.single {
-		p.accesses = v.accesses
+	p := s.recentRecord(text, v)
+	if p == nil {
+		p = &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v}
+		if v.single {
+			p.accesses = v.accesses
+		}
+		if len(text) <= recentTextMax {
+			s.recent[s.recentNext] = p
+			s.recentNext = (s.recentNext + 1) % recentRecords
+		}
 	}
 	s.prepared[string(name)] = p
+}
+
+// The records kept for reuse are bounded in number (enough for a
+// transaction's worth of statements, few enough to search one by one) and
+// in text size, so that a session holds at most 16 KiB of their texts; a
+// longer text costs a little more to record each time, as it did before.
+const (
+	recentRecords = 16
+	recentTextMax = 1 << 10
+)
+
+// recentRecord returns a record made from the same verdict for the same
+// text, or nil. A record depends on nothing else: a changed catalog or
+// session context yields another verdict, and its decision is checked
+// against the policy and purpose at every Bind.
+func (s *session) recentRecord(text []byte, v *verdict) *prepared {
+	for _, p := range &s.recent {
+		if p != nil && p.from == v && p.text == string(text) {
+			return p
+		}
+	}
+	return nil
 }
 
 // parseMessage splits a Parse message into statement name and text,
