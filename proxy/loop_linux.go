@@ -102,6 +102,10 @@ type eventLoop struct {
 	spare  []func()
 	exit   bool
 	busy   bool // the last wait found several events: poll before blocking
+	// lastYield and quiet pace the yields (see yieldEvery); quiet counts
+	// the blocking waits in a row that timed out with nothing to do.
+	lastYield time.Time
+	quiet     int
 }
 
 // loopReadSize is what the loop reads at once; one buffer serves all of its
@@ -154,12 +158,24 @@ func (l *eventLoop) post(f func()) bool {
 
 // yieldEvery is how often a loop yields to the scheduler. A goroutine that
 // never does looks stuck to the runtime's monitor thread (sysmon): after
-// 10 ms it preempts the loop and takes its P away in the middle of a wait,
-// and polls every 20 µs for a while after each time, which with one busy
-// client cost a tenth of pgguard's CPU. A yield of the loop's locked
-// goroutine passes its P to another thread and back, two wake-ups, so it
-// happens no more often than needed to stay under the 10 ms.
-const yieldEvery = 5 * time.Millisecond
+// 10 ms it preempts the loop, or takes its P away in the middle of a wait,
+// and then polls every 20 µs for a while, which with one busy client cost a
+// tenth of pgguard's CPU. A yield of the loop's locked goroutine passes its
+// P to another thread and back, two wake-ups, so it happens no more often
+// than needed: every 8 ms leaves sysmon's 10 ms a margin for a late
+// wake-up.
+//
+// The loop can yield only while awake, so a blocking wait lasts at most
+// until the next yield is due. Without that bound, a client pausing a few
+// milliseconds between statements (pgbench --rate 150) had the loop
+// preempted in most pauses, and sysmon's polling afterwards cost pgguard
+// more CPU than the statements. A loop with nothing to do for quietWaits
+// periods in a row waits without a bound: idle, it should cost nothing,
+// and losing its P then is harmless.
+const (
+	yieldEvery = 8 * time.Millisecond
+	quietWaits = 12
+)
 
 // run serves events until the loop is closed, on a thread of its own.
 //
@@ -175,11 +191,10 @@ func (l *eventLoop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer l.shut()
-	lastYield := time.Now()
+	l.lastYield = time.Now()
 	for !l.exit {
-		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
-			runtime.Gosched()
-			lastYield = now
+		if now := time.Now(); now.Sub(l.lastYield) >= yieldEvery {
+			l.yield(now)
 		}
 		n := l.wait()
 		for _, ev := range l.events[:n] {
@@ -193,6 +208,11 @@ func (l *eventLoop) run() {
 			}
 		}
 	}
+}
+
+func (l *eventLoop) yield(now time.Time) {
+	runtime.Gosched()
+	l.lastYield = now
 }
 
 // wait returns the number of ready events. While the loop is busy it polls
@@ -209,15 +229,41 @@ func (l *eventLoop) wait() int {
 			}
 			l.busy = false
 		}
-		n, err := unix.EpollWait(l.ep, l.events, -1)
-		if err == nil {
+		now := time.Now()
+		timeout, yieldFirst := waitTimeout(now.Sub(l.lastYield), l.quiet)
+		if yieldFirst {
+			l.yield(now)
+		}
+		n, err := unix.EpollWait(l.ep, l.events, timeout)
+		switch {
+		case err == nil && n == 0: // timed out: the yield is due
+			l.quiet++
+			l.yield(time.Now())
+		case err == nil:
+			l.quiet = 0
 			l.busy = n > 1
 			return n
-		}
-		if !errors.Is(err, unix.EINTR) {
+		case !errors.Is(err, unix.EINTR):
 			panic(fmt.Sprintf("proxy: epoll_wait: %v", err)) // a bad epoll fd is a bug
 		}
 	}
+}
+
+// waitTimeout returns the timeout of a blocking wait, in epoll_wait's
+// milliseconds, sinceYield after the last yield and after quiet waits in a
+// row timed out: the time left until the next yield, rounded down, or -1
+// (no bound) once the loop is quiet. yieldFirst says the yield is due within
+// a millisecond and must come before the wait, which then gets a whole
+// period.
+func waitTimeout(sinceYield time.Duration, quiet int) (timeout int, yieldFirst bool) {
+	if quiet >= quietWaits {
+		return -1, false
+	}
+	left := yieldEvery - sinceYield
+	if left < time.Millisecond {
+		return int(yieldEvery / time.Millisecond), true
+	}
+	return int(left / time.Millisecond), false
 }
 
 func (l *eventLoop) runTasks() {
