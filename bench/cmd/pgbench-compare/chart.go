@@ -72,6 +72,9 @@ func writeChart(path string, o *options, sums []summary) error {
 				script = "SELECT"
 			}
 			lines := []string{script, strings.ToUpper(s.Config.Mode), fmt.Sprintf("C%d", s.Config.Clients)}
+			if s.Config.Rate > 0 {
+				lines[2] += fmt.Sprintf(" R%d", s.Config.Rate)
+			}
 			if top == 440 {
 				lines = append(lines, fmt.Sprintf("%.0f TPS", s.TPS["direct"]))
 			}

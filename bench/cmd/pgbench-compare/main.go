@@ -37,6 +37,7 @@ type options struct {
 	scripts   []string
 	modes     []string
 	clients   []int
+	lightRate int
 	idleConns int
 	copyMiB   int
 	perf      bool
@@ -58,6 +59,7 @@ func parseOptions(args []string) (*options, error) {
 	scripts := fs.String("scripts", "select-only,tpcb", "pgbench scripts: select-only (-S), tpcb (the default script)")
 	modes := fs.String("modes", "simple,extended,prepared", "pgbench query modes (-M)")
 	clients := fs.String("clients", "1,8", "client counts (-c)")
+	fs.IntVar(&o.lightRate, "light-rate", 200, "also run select-only with one client held to this many transactions a second (pgbench -R), in every mode: what a lightly used proxy costs (0 skips it)")
 	fs.IntVar(&o.idleConns, "idle", 2000, "idle client connections for the memory measurement (0 skips it)")
 	fs.IntVar(&o.copyMiB, "copy-mib", 1024, "size of the COPY TO STDOUT measurement in MiB (0 skips it)")
 	fs.BoolVar(&o.perf, "perf", false, "also profile pgguard (and PgBouncer once) with perf during extra runs (needs perf; writes perf-*.txt)")
@@ -93,6 +95,9 @@ func parseOptions(args []string) (*options, error) {
 		if m != "simple" && m != "extended" && m != "prepared" {
 			return nil, fmt.Errorf("-modes: unknown mode %q", m)
 		}
+	}
+	if o.lightRate < 0 {
+		return nil, errors.New("-light-rate must not be negative")
 	}
 	if o.seconds < 1 || o.rounds < 1 {
 		return nil, errors.New("-T and -rounds must be at least 1")

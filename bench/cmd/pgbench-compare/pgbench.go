@@ -22,9 +22,20 @@ type config struct {
 	Script  string `json:"script"`
 	Mode    string `json:"mode"`
 	Clients int    `json:"clients"`
+	// Rate holds pgbench to this many transactions a second (-R); 0 lets
+	// it run as fast as it can.
+	Rate int `json:"rate,omitempty"`
 }
 
-func (c config) String() string { return fmt.Sprintf("%s %s c%d", c.Script, c.Mode, c.Clients) }
+func (c config) String() string { return fmt.Sprintf("%s %s c%s", c.Script, c.Mode, c.clients()) }
+
+// clients labels the client count, with the rate when there is one.
+func (c config) clients() string {
+	if c.Rate > 0 {
+		return fmt.Sprintf("%d at %d/s", c.Clients, c.Rate)
+	}
+	return strconv.Itoa(c.Clients)
+}
 
 // runResult is one pgbench run against one target.
 type runResult struct {
@@ -50,6 +61,11 @@ func (o *options) configs() []config {
 			for _, c := range o.clients {
 				out = append(out, config{Script: s, Mode: m, Clients: c})
 			}
+		}
+	}
+	if o.lightRate > 0 && has(o.scripts, "select-only") {
+		for _, m := range o.modes {
+			out = append(out, config{Script: "select-only", Mode: m, Clients: 1, Rate: o.lightRate})
 		}
 	}
 	return out
@@ -191,6 +207,9 @@ func (e *env) pgbench(ctx context.Context, c config, target string, seconds int,
 		"-h", "127.0.0.1", "-p", strconv.Itoa(e.port(target)), "-U", benchUser}
 	if c.Script == "select-only" {
 		args = append(args, "-S")
+	}
+	if c.Rate > 0 {
+		args = append(args, "-R", strconv.Itoa(c.Rate))
 	}
 	args = append(args, benchDB)
 	cmd := exec.CommandContext(ctx, "pgbench", args...)
