@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgguard/pgguard/internal/sqldepth"
 )
 
 // FromDDL builds a Snapshot of database from a schema file, such as the
@@ -31,6 +33,9 @@ import (
 // does not declare, built-ins included.
 func FromDDL(database, sql string) (*Snapshot, error) {
 	sql = blankMetaCommands(sql)
+	if sqldepth.TooDeep(sql) {
+		return nil, fmt.Errorf("a statement nests more than %d levels deep", sqldepth.Limit)
+	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
 		return nil, parseError(sql, err)

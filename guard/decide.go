@@ -188,7 +188,7 @@ type simState struct {
 // the denial, if any.
 func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim *simState, v *verdict) *denial {
 	if st.Denial != nil {
-		return s.unanalysable(st.Text, st.Denial.Reason)
+		return s.refusal(st.Text, st.Denial)
 	}
 	purpose := sim.purpose
 	if st.Purpose != "" {
@@ -332,6 +332,21 @@ func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
 	}
 	for _, x := range d.Denied {
 		out.denied = append(out.denied, alert.Denial{Column: x.Column, Category: x.Category, Act: string(x.Act), Reason: x.Reason})
+	}
+	return out
+}
+
+// refusal refuses a statement the analysis could not clear. Most such
+// refusals are pgguard's own (42501); a statement nested too deeply for the
+// parser gets PostgreSQL's own answer to it.
+func (s *session) refusal(text string, d *sqlscan.Denial) *denial {
+	out := s.unanalysable(text, d.Reason)
+	if d.Code == sqlscan.CodeTooDeep {
+		e := *out.err
+		e.Code = "54001"
+		e.Message = "pgguard: stack depth limit exceeded: " + d.Reason
+		e.Hint = "Split the statement, or nest its expressions less deeply."
+		out.err = &e
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/internal/sqldepth"
 )
 
 // Act says whether a statement learns a column's values or changes them.
@@ -80,6 +81,7 @@ const (
 	CodePurpose          = "purpose"           // a malformed or conflicting purpose declaration
 	CodeUnsupported      = "unsupported"       // a form the analysis does not model
 	CodeInternal         = "internal"          // a bug in the analysis; fail closed
+	CodeTooDeep          = "too_deep"          // nests deeper than the parser can safely walk
 )
 
 func (d *Denial) Error() string { return d.Code + ": " + d.Reason }
@@ -182,14 +184,20 @@ func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 	return res
 }
 
-// textDenial refuses text the parser would not read as the server does: a
-// NUL byte ends the C string pg_query sees, and pg_query reads UTF-8 only.
+// textDenial refuses text the parser would not read as the server does (a
+// NUL byte ends the C string pg_query sees, and pg_query reads UTF-8 only)
+// and text nested so deeply that the parser's recursion could overflow its
+// stack, which would end the process. Every call into pg_query that builds
+// or walks a tree checks it first.
 func textDenial(sql string) *Denial {
 	if strings.IndexByte(sql, 0) >= 0 {
 		return &Denial{CodeLexical, "the statement contains a NUL byte"}
 	}
 	if !utf8.ValidString(sql) {
 		return &Denial{CodeLexical, "the statement is not valid UTF-8"}
+	}
+	if sqldepth.TooDeep(sql) {
+		return &Denial{CodeTooDeep, fmt.Sprintf("the statement nests more than %d levels deep", sqldepth.Limit)}
 	}
 	return nil
 }
