@@ -156,7 +156,9 @@ func (d *Dispatcher) run() {
 // process runs one occurrence through redaction and dedup.
 func (d *Dispatcher) process(e Event, out func(Event)) {
 	e = d.redact(e)
-	if d.dedup == nil {
+	if d.dedup == nil || !e.Kind.query() {
+		// Operational events are rare and each says something new: a
+		// folded reload would hide what it changed.
 		out(single(e))
 		return
 	}

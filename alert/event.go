@@ -21,6 +21,9 @@ const (
 	// previous one stays in force; the security team must know the rules
 	// they wrote are not the rules being applied.
 	KindPolicyReloadFailed Kind = "policy_reload_failed"
+	// KindPolicyReloaded: a new policy is in force; Change says what it
+	// changed and whether that can open access.
+	KindPolicyReloaded Kind = "policy_reloaded"
 )
 
 // Mode is the proxy mode an alert was raised under.
@@ -33,6 +36,9 @@ const (
 	// ModeMonitor forwards denied statements and only alerts.
 	ModeMonitor Mode = "monitor"
 )
+
+// query reports whether events of kind k are about a statement.
+func (k Kind) query() bool { return k == KindQueryBlocked || k == KindQueryFlagged }
 
 // KindForMode returns the alert kind a denial produces under mode m, so that
 // callers cannot pair "blocked" with monitor mode by mistake.
@@ -106,6 +112,22 @@ type Event struct {
 	SessionID string `json:"session_id"`
 	// Error is the reason of a policy_reload_failed event; empty otherwise.
 	Error string `json:"error,omitempty"`
+	// Change is what a policy_reloaded event's reload changed.
+	Change *PolicyChange `json:"change,omitempty"`
+}
+
+// PolicyChange summarises a policy reload. Widens lists the changes that
+// may open access (declassified columns, allow rules or memberships added,
+// deny rules removed, purpose hierarchy changes); WidensAccess is true when
+// it is not empty, so a rule can page on one field.
+type PolicyChange struct {
+	OldVersion   string   `json:"old_version"`
+	Classified   []string `json:"classified"`
+	Declassified []string `json:"declassified"`
+	RulesAdded   []string `json:"rules_added"`
+	RulesRemoved []string `json:"rules_removed"`
+	WidensAccess bool     `json:"widens_access"`
+	Widens       []string `json:"widens"`
 }
 
 // wireEvent has Event's fields and tags but not its methods, so MarshalJSON
@@ -152,7 +174,7 @@ func (e Event) Validate() error {
 		if KindForMode(e.Mode) != e.Kind {
 			return fmt.Errorf("%w: event %q does not match mode %q", ErrInvalidEvent, e.Kind, e.Mode)
 		}
-	case KindPolicyReloadFailed:
+	case KindPolicyReloadFailed, KindPolicyReloaded:
 	default:
 		return fmt.Errorf("%w: unknown event kind %q", ErrInvalidEvent, e.Kind)
 	}

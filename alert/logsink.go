@@ -72,6 +72,11 @@ func (s *logSink) write(_ context.Context, e Event) bool {
 	if e.Error != "" {
 		ev = ev.Str("error", e.Error)
 	}
+	if c := e.Change; c != nil {
+		ev = ev.Str("old_version", c.OldVersion).Strs("classified", c.Classified).Strs("declassified", c.Declassified).
+			Strs("rules_added", c.RulesAdded).Strs("rules_removed", c.RulesRemoved).
+			Bool("widens_access", c.WidensAccess).Strs("widens", c.Widens)
+	}
 	ev.Msg(logMessage(e.Kind))
 	return true
 }
@@ -89,6 +94,8 @@ func logMessage(k Kind) string {
 		return "query flagged"
 	case KindPolicyReloadFailed:
 		return "policy reload failed"
+	case KindPolicyReloaded:
+		return "policy reloaded"
 	}
 	return "alert"
 }

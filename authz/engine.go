@@ -1,11 +1,14 @@
 package authz
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Engine holds the policy in force and replaces it when the files change.
@@ -53,7 +56,7 @@ func (e *Engine) Reload() (ReloadResult, error) {
 	defer e.reload.Unlock()
 	old := e.current.Load()
 	res := ReloadResult{OldVersion: old.version, NewVersion: old.version}
-	modelData, policyData, err := e.read()
+	modelData, policyData, err := e.readSettled()
 	if err != nil {
 		res.Err = err
 		return res, err
@@ -75,6 +78,31 @@ func (e *Engine) Reload() (ReloadResult, error) {
 	res.Swapped, res.Findings = true, p.Findings()
 	res.Added, res.Removed = diffSorted(p.rules, old.rules)
 	return res, nil
+}
+
+// ErrPolicyChanging is returned by Reload while the files are still being
+// written: two reads a settle period apart differed. The old policy stays;
+// Watch tries again once the files have been quiet.
+var ErrPolicyChanging = errors.New("policy files are still being written")
+
+// readSettled reads both files twice, Options.Settle apart, and returns
+// them only if nothing changed in between. An editor that truncates and
+// then writes, or a copy in progress, shows a partial file for a moment;
+// loading that moment could drop deny rules or classifications.
+func (e *Engine) readSettled() (modelData, policyData []byte, err error) {
+	modelData, policyData, err = e.read()
+	if err != nil {
+		return nil, nil, err
+	}
+	time.Sleep(e.opts.settle())
+	m2, p2, err := e.read()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !bytes.Equal(modelData, m2) || !bytes.Equal(policyData, p2) {
+		return nil, nil, fmt.Errorf("reload policy %s: %w", e.policyPath, ErrPolicyChanging)
+	}
+	return modelData, policyData, nil
 }
 
 // read reads both files.
@@ -105,4 +133,50 @@ func diffSorted(a, b []string) (onlyA, onlyB []string) {
 		}
 	}
 	return onlyA, onlyB
+}
+
+// Change is what a swap changed, as the security team reads it: columns
+// classified or declassified, rules added or removed, and whether any of it
+// can give someone access they did not have.
+type Change struct {
+	Classified   []string // g2 rules added: "pattern -> category"
+	Declassified []string // g2 rules removed
+	RulesAdded   []string // p, g and g3 rules added, as text
+	RulesRemoved []string // p, g and g3 rules removed
+	// Widens lists the changes that may open access: a declassified column,
+	// an allow rule added, a deny rule removed, a user added to a
+	// department, a purpose hierarchy changed. Empty when the change can
+	// only narrow access.
+	Widens []string
+}
+
+// Change summarises Added and Removed.
+func (r ReloadResult) Change() Change {
+	var c Change
+	for _, text := range r.Added {
+		f := strings.Split(text, ", ")
+		switch {
+		case f[0] == "g2" && len(f) == 3:
+			c.Classified = append(c.Classified, f[1]+" -> "+f[2])
+		default:
+			c.RulesAdded = append(c.RulesAdded, text)
+			if (f[0] == "p" && f[len(f)-1] == "allow") || f[0] == "g" || f[0] == "g3" {
+				c.Widens = append(c.Widens, "added: "+text)
+			}
+		}
+	}
+	for _, text := range r.Removed {
+		f := strings.Split(text, ", ")
+		switch {
+		case f[0] == "g2" && len(f) == 3:
+			c.Declassified = append(c.Declassified, f[1]+" -> "+f[2])
+			c.Widens = append(c.Widens, "declassified: "+f[1]+" -> "+f[2])
+		default:
+			c.RulesRemoved = append(c.RulesRemoved, text)
+			if (f[0] == "p" && f[len(f)-1] == "deny") || f[0] == "g3" {
+				c.Widens = append(c.Widens, "removed: "+text)
+			}
+		}
+	}
+	return c
 }

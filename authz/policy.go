@@ -66,6 +66,20 @@ type Options struct {
 	// Debounce is how long Watch waits for a burst of file events to end;
 	// 0 means 200ms.
 	Debounce time.Duration
+	// Settle is how long a reload waits between two reads of the files,
+	// which must agree before the policy is loaded; 0 means 100ms, and a
+	// negative value reads once (tests that write files atomically).
+	Settle time.Duration
+}
+
+func (o Options) settle() time.Duration {
+	switch {
+	case o.Settle < 0:
+		return 0
+	case o.Settle == 0:
+		return 100 * time.Millisecond
+	}
+	return o.Settle
 }
 
 func (o Options) validate() error {

@@ -64,6 +64,7 @@ func (l *linter) semantics(rules []rule, columns []string) {
 		}
 	}
 	l.hierarchies(rules)
+	l.completeness(rules)
 	if columns != nil {
 		l.catalog(f, rules, columns)
 	}
@@ -178,4 +179,26 @@ func suggest(name string, known map[string]bool) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// completeness refuses a policy that classifies nothing or allows nothing.
+// Such a file is what an empty or truncated policy.csv looks like, and
+// with unclassified columns allowed it would open every column to every
+// user: a policy that protects nothing is a mistake, never an intent.
+func (l *linter) completeness(rules []rule) {
+	var classifications, allows int
+	for _, r := range rules {
+		switch {
+		case r.ptype == "g2":
+			classifications++
+		case r.ptype == "p" && r.fields[4] == "allow":
+			allows++
+		}
+	}
+	if classifications == 0 {
+		l.add(0, SeverityError, "no-classification", "the policy classifies no column (no g2 rule): it would protect nothing; an empty or truncated file is refused")
+	}
+	if allows == 0 {
+		l.add(0, SeverityError, "no-rule", "the policy has no allow rule: it would refuse all classified data to everyone; an empty or truncated file is refused")
+	}
 }

@@ -73,9 +73,9 @@ func (e *Engine) Watch(ctx context.Context, logger zerolog.Logger, interval time
 			}
 			logger.Warn().Err(err).Msg("policy file watch error; periodic checks continue")
 		case <-debounce.C:
-			lastSeen = e.check(logger, lastSeen, onReload)
+			lastSeen = e.check(logger, lastSeen, onReload, debounce)
 		case <-tick:
-			lastSeen = e.check(logger, lastSeen, onReload)
+			lastSeen = e.check(logger, lastSeen, onReload, debounce)
 		}
 	}
 }
@@ -143,13 +143,17 @@ func (e *Engine) debounce() time.Duration {
 // outcome, and returns the new "last seen" state. A state is a version, or
 // the read error, so a broken or missing file is reported once, not on
 // every tick.
-func (e *Engine) check(logger zerolog.Logger, lastSeen string, onReload func(ReloadResult)) string {
+func (e *Engine) check(logger zerolog.Logger, lastSeen string, onReload func(ReloadResult), retry *time.Timer) string {
 	state := e.diskState()
 	if state == lastSeen {
 		return lastSeen
 	}
 	res, err := e.Reload()
 	switch {
+	case errors.Is(err, ErrPolicyChanging):
+		logger.Debug().Msg("policy files still changing; reloading once they settle")
+		retry.Reset(e.debounce())
+		return lastSeen
 	case err != nil:
 		ev := logger.Error().Err(err).Str("policy_version", res.OldVersion).Str("rejected_version", res.NewVersion)
 		ev.Strs("findings", errorFindings(res.Findings)).Msg("policy change rejected; keeping the policy in force")

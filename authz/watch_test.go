@@ -102,21 +102,21 @@ func TestWatchPeriodicCheck(t *testing.T) {
 	got := newReloads()
 	log := zerolog.Nop()
 	last := e.Policy().Version()
-	if next := e.check(log, last, got.add); next != last || len(got.got) != 0 {
+	if next := e.check(log, last, got.add, time.NewTimer(time.Hour)); next != last || len(got.got) != 0 {
 		t.Fatalf("unchanged files reported: %v", got.got)
 	}
 	writeFile(t, dir(policy), "policy.csv", readFile(t, policy)+"g, new_app, sales\n")
-	last = e.check(log, last, got.add)
+	last = e.check(log, last, got.add, time.NewTimer(time.Hour))
 	if res := got.wait(t); !res.Swapped || last != e.Policy().Version() {
 		t.Fatalf("change not reloaded: %+v", res)
 	}
 	// A broken file is reported once, not on every tick.
 	writeFile(t, dir(policy), "policy.csv", "p, x\n")
-	last = e.check(log, last, got.add)
+	last = e.check(log, last, got.add, time.NewTimer(time.Hour))
 	if res := got.wait(t); res.Err == nil {
 		t.Fatalf("broken file not reported: %+v", res)
 	}
-	e.check(log, last, got.add)
+	e.check(log, last, got.add, time.NewTimer(time.Hour))
 	if len(got.got) != 2 {
 		t.Errorf("broken file reported %d times", len(got.got)-1)
 	}

@@ -222,6 +222,12 @@ func (a *app) onReload(res authz.ReloadResult) {
 	a.metrics.SetPolicyVersion(res.NewVersion)
 	a.log.Info().Str("old_version", res.OldVersion).Str("policy_version", res.NewVersion).
 		Strs("added", res.Added).Strs("removed", res.Removed).Msg("policy reloaded")
+	c := res.Change()
+	a.alerts.Emit(alert.Event{Kind: alert.KindPolicyReloaded, PolicyVersion: res.NewVersion, Change: &alert.PolicyChange{
+		OldVersion: res.OldVersion, Classified: nonNil(c.Classified), Declassified: nonNil(c.Declassified),
+		RulesAdded: nonNil(c.RulesAdded), RulesRemoved: nonNil(c.RulesRemoved),
+		WidensAccess: len(c.Widens) > 0, Widens: nonNil(c.Widens),
+	}})
 }
 
 func (a *app) serveMetrics(addr string) (func(), error) {
@@ -262,4 +268,12 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 		return zerolog.Logger{}, usageError(fmt.Sprintf("--log-format %q: must be json or console", format))
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// nonNil makes an empty list [] rather than null in JSON.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
