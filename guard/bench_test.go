@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/pgguard/pgguard/alert"
@@ -44,9 +45,10 @@ func benchSessionMetrics(b testing.TB, user, purpose string, m *alert.Metrics) *
 	}
 	ps := &proxy.Session{User: user, Database: "postgres", ClientAddr: &net.TCPAddr{},
 		StartupParameters: map[string]string{"options": "-c pgguard.purpose=" + purpose}}
-	ps.SetParameter("standard_conforming_strings", "on")
-	ps.SetParameter("client_encoding", "UTF8")
-	return newSession(g, ps)
+	s := newSession(g, ps)
+	// What the server would report for this session at its start.
+	s.Confirmed(stateRow(purpose, `"$user", public`, user), nil, 'I')
+	return s
 }
 
 func queryBody(sql string) []byte { return append([]byte(sql), 0) }
@@ -197,3 +199,12 @@ func itoa(i int) string {
 
 // benchSessionT is a sales session for fuzzing.
 func benchSessionT(t testing.TB) *session { return benchSession(t, "sales_app", "order_fulfilment") }
+
+// stateRow is the state query's row as the server would send it.
+func stateRow(purpose, path, user string, prepared ...string) [][]byte {
+	names := "[]"
+	if len(prepared) > 0 {
+		names = `["` + strings.Join(prepared, `","`) + `"]`
+	}
+	return [][]byte{[]byte(purpose), []byte(path), []byte(user), []byte("on"), []byte("UTF8"), []byte(names)}
+}

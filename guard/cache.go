@@ -7,10 +7,10 @@ import (
 
 // contextKey is everything a verdict depends on besides the statement text.
 type contextKey struct {
-	user, purpose, searchPath string
-	catalogVersion            string
-	policyVersion             string
-	lexical                   string // standard_conforming_strings and client_encoding
+	user, role, purpose, searchPath string
+	catalogVersion                  string
+	policyVersion                   string
+	lexical                         string // standard_conforming_strings and client_encoding
 }
 
 // verdictCache maps (context, exact text) to a verdict. It is two-level so

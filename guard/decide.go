@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -28,6 +29,9 @@ type verdict struct {
 	// cacheable is false when the verdict depends on session state outside
 	// the cache key (EXECUTE of a prepared statement).
 	cacheable bool
+	// barrier is set when running the text may change session state that
+	// verdicts depend on: the server's state is read again after it.
+	barrier bool
 }
 
 // effect is a session change a statement makes.
@@ -121,7 +125,7 @@ func (s *session) lookup(text []byte) (*verdict, []byte) {
 // settings let it be cut with certainty, else nil. The key lives in a
 // buffer of the session's, valid until the next call.
 func (s *session) shape(text []byte) []byte {
-	if s.ctxSCS != "on" || s.ctxEncoding != "UTF8" {
+	if s.state.scs != "on" || s.state.encoding != "UTF8" {
 		return nil
 	}
 	spans, ok := literalSpans(text, s.spans[:0])
@@ -136,7 +140,7 @@ func (s *session) shape(text []byte) []byte {
 // evaluate analyses text and decides on each of its statements in order,
 // following the purpose and search_path changes the text itself makes.
 func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snapshot, pol *authz.Policy) *verdict {
-	if d := sqlscan.CheckLexical(text, s.ps.Parameter("standard_conforming_strings"), s.ps.Parameter("client_encoding")); d != nil {
+	if d := sqlscan.CheckLexical(text, s.state.scs, s.state.encoding); d != nil {
 		return &verdict{denied: s.unanalysable(text, d.Reason), cacheable: true}
 	}
 	if snap == nil {
@@ -164,7 +168,7 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 			// runs under another one than the text was analysed with.
 			// Analysed alone, it cannot see path changes made before it
 			// in the text: then every candidate counts.
-			path := s.currentPath(snap)
+			path := s.currentPath()
 			if sim.pathMoved {
 				path = nil
 			}
@@ -182,6 +186,11 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 type simState struct {
 	purpose   string
 	pathMoved bool // an earlier statement changed search_path or role
+	// unknown is set after a change pgguard does not follow (RESET,
+	// DISCARD, COMMIT, ROLLBACK, a role or lexical setting, ...): the
+	// statements after it in the same text are refused, since only the
+	// server can say what state they run in.
+	unknown bool
 }
 
 // decideStatement decides one statement and records its effect; it returns
@@ -189,6 +198,19 @@ type simState struct {
 func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim *simState, v *verdict) *denial {
 	if st.Denial != nil {
 		return s.refusal(st.Text, st.Denial)
+	}
+	if !s.state.known && !stateFree(st) {
+		return s.unanalysable(st.Text, "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")
+	}
+	if sim.unknown && !stateFree(st) {
+		return s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own")
+	}
+	switch change(st) {
+	case changeFollowed:
+		v.barrier = true
+	case changeUnknown:
+		v.barrier = true
+		defer func() { sim.unknown = true }()
 	}
 	purpose := sim.purpose
 	if st.Purpose != "" {
@@ -198,12 +220,25 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
 		p := s.prepared[st.Effect.Name]
+		// As at Bind: every statement the server may hold under the name,
+		// each analysed under the state in force now as well.
+		for q := p; q != nil; q = q.replaced {
+			if q.unknown {
+				p = nil
+			}
+		}
 		if p == nil {
-			// As at Bind: a statement pgguard does not know may still exist
-			// on the server after a DEALLOCATE the server refused.
 			return s.unanalysable(st.Text, "the prepared statement is unknown to pgguard")
 		}
-		accesses = p.accesses
+		accesses = nil
+		for q := p; q != nil; q = q.replaced {
+			if q.text != "" {
+				if d := s.reanalysePrepared(q); d != nil {
+					return d
+				}
+			}
+			accesses = unionAccesses(accesses, q.accesses)
+		}
 		if p.purpose != "" && st.Purpose == "" {
 			purpose = p.purpose
 		}
@@ -234,11 +269,8 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 // apply changes the simulated state like the effect will change the
 // session's.
 func (sim *simState) apply(e *sqlscan.Effect, s *session) {
-	switch {
-	case e.Kind == "set" && e.Name == PurposeParameter:
+	if e.Kind == "set" && e.Name == PurposeParameter {
 		sim.purpose = e.Value
-	case e.Kind == "reset" && e.Name == PurposeParameter, e.Kind == "reset_all", e.Kind == "discard_all":
-		sim.purpose = s.purpose.resetValue
 	}
 	switch e.Name {
 	case "search_path", "role", "session_authorization":
@@ -254,7 +286,7 @@ func (sim *simState) apply(e *sqlscan.Effect, s *session) {
 func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapshot, pol *authz.Policy) (*sqlscan.Result, bool) {
 	start := time.Now()
 	defer s.count(func(m *alert.Metrics) { m.AnalysisDuration.Observe(time.Since(start).Seconds()) })
-	res := sqlscan.Analyze(text, snap, s.scanContext(pol, s.currentPath(snap), s.effectivePurpose("")))
+	res := sqlscan.Analyze(text, snap, s.scanContext(pol, s.currentPath(), s.effectivePurpose("")))
 	if !unknownName(res.Denial()) {
 		return res, false
 	}
@@ -265,7 +297,7 @@ func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapsh
 	if err != nil || fresh == nil || fresh.Version() == snap.Version() {
 		return res, false
 	}
-	return sqlscan.Analyze(text, fresh, s.scanContext(pol, s.currentPath(fresh), s.effectivePurpose(""))), true
+	return sqlscan.Analyze(text, fresh, s.scanContext(pol, s.currentPath(), s.effectivePurpose(""))), true
 }
 
 // unknownName reports a refusal for a name the catalog does not know, which
@@ -286,9 +318,14 @@ func (s *session) reanalyse(st *sqlscan.Statement, snap *catalog.Snapshot, pol *
 // may run depends on the purpose the statement runs under.
 func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) sqlscan.Context {
 	user := s.ps.User
+	role := s.state.role
+	if role == "" {
+		role = user
+	}
 	return sqlscan.Context{
-		Database:   s.ps.Database,
-		User:       user,
+		Database: s.ps.Database,
+		User:     role, // what "$user" in the path names
+
 		SearchPath: path,
 		FunctionAllowed: func(schema, name string) bool {
 			return pol.FunctionAllowed(user, purpose, schema, name)
@@ -379,13 +416,15 @@ func plural(n int) string {
 }
 
 // apply carries out a verdict: alert and refuse (or, in monitor mode, flag
-// and forward), or forward and replay the text's session effects.
-func (s *session) apply(v *verdict) proxy.Verdict {
+// and forward), or forward and replay the text's session effects, which
+// belong to the sync segment numbered segment.
+func (s *session) apply(v *verdict, segment uint64) proxy.Verdict {
 	out := s.decide(v)
 	if out.Action == proxy.Forward {
 		for i := range v.effects {
-			s.replay(&v.effects[i])
+			s.replay(&v.effects[i], segment)
 		}
+		out.Barrier = v.barrier
 	}
 	return out
 }
@@ -406,76 +445,104 @@ func (s *session) decide(v *verdict) proxy.Verdict {
 	return proxy.Allow
 }
 
-// replay applies one effect to the session state.
-func (s *session) replay(e *effect) {
+// replay applies one effect of a forwarded statement to the session: the
+// changes pgguard follows move the state at once (the rest of the segment
+// is decided on them); any other change leaves the segment unknown until
+// the server's state is read after it.
+func (s *session) replay(e *effect, segment uint64) {
 	if e.ddl {
 		s.ddlPending = true
 	}
 	switch e.Kind {
-	case "set":
-		if e.Name == "role" || e.Name == "session_authorization" {
-			// "$user" in search_path now names someone pgguard does not
-			// track: count unqualified names against every candidate.
-			s.roleChanged = true
-			s.stateGen++
-		}
-		s.setVar(e.Name, e.Value, e.Local)
-	case "reset":
-		s.resetVar(e.Name)
-	case "reset_all":
-		s.resetVar(PurposeParameter)
-		s.resetVar("search_path")
-	case "discard_all":
-		s.resetVar(PurposeParameter)
-		s.resetVar("search_path")
-		s.roleChanged = false
-		s.prepared = make(map[string]*prepared)
 	case "prepare":
-		// PostgreSQL refuses to redefine a name: the existing statement stands.
-		if s.prepared[e.Name] == nil {
-			s.prepared[e.Name] = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text}
+		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true}
+		if old := s.prepared[e.Name]; old != nil {
+			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
 		}
+		s.prepared[e.Name] = rec
 	case "deallocate":
-		delete(s.prepared, e.Name)
-	case "deallocate_all":
-		s.prepared = make(map[string]*prepared)
+		s.closeRecord(e.Name, segment)
+	case "deallocate_all", "discard_all":
+		for name := range s.prepared {
+			s.closeRecord(name, segment)
+		}
+	}
+	switch change(&sqlscan.Statement{Effect: &e.Effect}) {
+	case changeFollowed:
+		s.follow(e)
+	case changeUnknown:
+		s.segmentUnknown = true
 	}
 }
 
-func (s *session) setVar(name, value string, local bool) {
-	var st *setting
-	switch name {
+// follow applies a change pgguard follows exactly: a literal SET or SET
+// LOCAL of the purpose or search_path.
+func (s *session) follow(e *effect) {
+	switch e.Name {
 	case PurposeParameter:
-		st = &s.purpose
-		s.warnUnknownPurpose(value)
+		s.warnUnknownPurpose(e.Value)
+		s.state.purpose = e.Value
 	case "search_path":
-		st, value = &s.searchPath, joinPath(sqlscan.ParseSearchPath(value))
-		s.pathChangeSent()
-	default:
-		return
-	}
-	switch {
-	case value == "" && !local:
-		st.reset() // SET ... TO DEFAULT
-	case value == "" && name == "search_path":
-		st.local = nil // SET LOCAL search_path TO DEFAULT: the session value
-	default:
-		st.set(value, local)
+		s.state.path = sqlscan.ParseSearchPath(e.Value)
 	}
 	s.stateGen++
 }
 
-func (s *session) resetVar(name string) {
+// changeKind says how a statement changes the state verdicts depend on.
+type changeKind int
+
+const (
+	changeNone     changeKind = iota
+	changeFollowed            // exactly followed; confirmed after the segment
+	changeUnknown             // only the server can say: nothing more is decided until it has
+)
+
+// stateSettings are the settings verdicts depend on; changes of any other
+// setting (statement_timeout, DateStyle, ...) change nothing pgguard reads.
+func stateSetting(name string) bool {
 	switch name {
-	case PurposeParameter:
-		s.purpose.reset()
-	case "search_path":
-		s.searchPath.reset()
-		s.pathChangeSent()
-	default:
-		return
+	case "search_path", "role", "session_authorization", "standard_conforming_strings",
+		"client_encoding", "backslash_quote":
+		return true
 	}
-	s.stateGen++
+	return strings.HasPrefix(name, "pgguard.")
+}
+
+// change classifies st's effect on the session state.
+func change(st *sqlscan.Statement) changeKind {
+	if st.DDL {
+		return changeUnknown // may create what names resolve to, or code that runs later
+	}
+	e := st.Effect
+	if e == nil {
+		return changeNone
+	}
+	switch e.Kind {
+	case "execute", "declare", "close", "close_all", "begin", "savepoint", "release",
+		"discard_plans", "discard_sequences":
+		return changeNone
+	case "prepare", "deallocate", "deallocate_all":
+		return changeFollowed
+	case "set":
+		if !stateSetting(e.Name) {
+			return changeNone
+		}
+		if (e.Name == PurposeParameter || e.Name == "search_path") && e.Value != "" &&
+			(e.Name != "search_path" || sqlscan.ParseSearchPath(e.Value) != nil) {
+			return changeFollowed
+		}
+	case "reset":
+		if !stateSetting(e.Name) {
+			return changeNone
+		}
+	}
+	return changeUnknown
+}
+
+// stateFree reports whether st can run in any state without pgguard
+// deciding anything about it: transaction control and changes of settings.
+func stateFree(st *sqlscan.Statement) bool {
+	return st.Effect != nil && st.Effect.Kind != "execute" && st.Effect.Kind != "prepare" && len(st.Accesses) == 0
 }
 
 // raise sends the alert of a denial and counts it.
@@ -523,15 +590,5 @@ func (s *session) count(f func(*alert.Metrics)) {
 func (s *session) warnUnknownPurpose(purpose string) {
 	if purpose != "" && !s.g.cfg.Policy.Policy().KnownPurpose(purpose) {
 		s.log.Warn().Str("purpose", purpose).Msg("client declared a purpose the policy does not know")
-	}
-}
-
-// pathChangeSent records a search_path change on its way to the server: it
-// replaces whatever pgguard was unsure of, until an error may undo it.
-func (s *session) pathChangeSent() {
-	s.pathPending, s.pathUncertain = true, false
-	s.pathPendingUntil = s.readyOwed
-	if s.replayingBind {
-		s.pathPendingUntil++ // its Sync is still to come
 	}
 }

@@ -3,7 +3,7 @@ package guard
 import (
 	"context"
 	"net"
-	"strings"
+	"slices"
 
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/proxy"
@@ -55,14 +55,15 @@ func (g *Guard) Explain(ctx context.Context, user, database, purpose, sql string
 		StartupParameters: map[string]string{"user": user, "database": database},
 		Logger:            g.cfg.Logger,
 	}
-	if purpose != "" {
-		ps.StartupParameters["options"] = "-c " + PurposeParameter + "=" + escapeOption(purpose)
-	}
-	ps.SetParameter("standard_conforming_strings", "on")
-	ps.SetParameter("client_encoding", "UTF8")
 	s := newSession(g, ps)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// What a server reports for a fresh session of user: the purpose
+	// declared at connection time, the role's default search_path.
+	s.state = state{known: true, purpose: purpose, role: user, scs: "on", encoding: "UTF8"}
+	if snap, err := g.cfg.Catalogs.Get(ctx, database); err == nil && snap != nil {
+		s.state.path = slices.Clone(snap.SearchPath(user))
+	}
 	snap, pol := s.refreshContext(ctx)
 	v := s.evaluate(ctx, sql, snap, pol)
 	out := Explanation{Allowed: v.denied == nil, PolicyVersion: pol.Version()}
@@ -74,7 +75,7 @@ func (g *Guard) Explain(ctx context.Context, user, database, purpose, sql string
 		return out
 	}
 	out.CatalogVersion = snap.Version()
-	res := sqlscan.Analyze(sql, snap, s.scanContext(pol, s.currentPath(snap), s.effectivePurpose("")))
+	res := sqlscan.Analyze(sql, snap, s.scanContext(pol, s.currentPath(), s.effectivePurpose("")))
 	for _, st := range res.Statements {
 		es := ExplainedStatement{Statement: sqlscan.Normalize(st.Text), Purpose: s.effectivePurpose(st.Purpose)}
 		if st.Denial != nil {
@@ -87,11 +88,4 @@ func (g *Guard) Explain(ctx context.Context, user, database, purpose, sql string
 		out.Statements = append(out.Statements, es)
 	}
 	return out
-}
-
-// escapeOption protects spaces and backslashes the way libpq's options
-// string expects.
-func escapeOption(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, " ", `\ `)
-	return r.Replace(v)
 }

@@ -28,15 +28,3 @@ func FuzzClientMessage(f *testing.F) {
 		}
 	})
 }
-
-func FuzzStartupOption(f *testing.F) {
-	f.Add("-c pgguard.purpose=payroll")
-	f.Add(`--pgguard.purpose=a\ b -c x=y`)
-	f.Add(`\`)
-	f.Fuzz(func(t *testing.T, options string) {
-		v, ok := startupOption(options, PurposeParameter)
-		if !ok && v != "" {
-			t.Fatalf("value %q without a match", v)
-		}
-	})
-}

@@ -21,13 +21,13 @@ func TestTryClientMessage(t *testing.T) {
 
 	try := func(step string, m proxy.ClientMessage, wantOK bool, want proxy.Action) {
 		t.Helper()
-		owed := s.readyOwed
+		gen, records := s.stateGen, len(s.prepared)
 		v, ok := s.TryClientMessage(m)
 		if ok != wantOK || (ok && v.Action != want) {
 			t.Fatalf("%s: TryClientMessage = %v, %v; want %v, %v", step, v.Action, ok, want, wantOK)
 		}
-		if !ok && s.readyOwed != owed {
-			t.Fatalf("%s: a declined Query changed the session", step)
+		if !ok && (s.stateGen != gen || len(s.prepared) != records) {
+			t.Fatalf("%s: a declined message changed the session", step)
 		}
 	}
 	decide := func(step string, m proxy.ClientMessage, want proxy.Action) {

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
-	"github.com/pgguard/pgguard/sqlscan"
 	"github.com/rs/zerolog"
 )
 
@@ -21,176 +21,168 @@ type session struct {
 	ps  *proxy.Session
 	log zerolog.Logger
 
-	mu         sync.Mutex
-	purpose    setting
-	searchPath setting // comma-joined schema list
+	mu sync.Mutex
+	// state is the server's, as last confirmed, moved only by the changes
+	// pgguard follows exactly within the current sync segment.
+	state state
+	// segmentUnknown is set when a message of the current sync segment
+	// made a change pgguard does not follow: nothing more is decided
+	// until the server's state is confirmed after the segment.
+	segmentUnknown bool
 	// prepared maps statement names (protocol Parse and SQL PREPARE share
 	// one namespace in PostgreSQL) to what they access.
 	prepared map[string]*prepared
+	// changes are Parse, Close, PREPARE and DEALLOCATE forwarded whose
+	// outcome the server has not yet settled.
+	changes []recordChange
 	// recent are the last records made, found again when a driver parses a
 	// text it parsed before as the unnamed statement (see record).
 	recent     [recentRecords]*prepared
 	recentNext int
-	// Transaction outcome, from the server's messages.
-	lastTagCommit bool
-	sawError      bool
-	ddlPending    bool
-	// roleChanged is set after SET ROLE or SET SESSION AUTHORIZATION.
-	roleChanged bool
-	// The search_path pgguard follows is applied when a statement is sent.
-	// Until every ReadyForQuery owed up to that point has come, an error
-	// may mean the server never ran the change: then pgguard cannot know
-	// the path, and counts unqualified names against every candidate.
-	readyOwed, readySeen uint64 // Query, Sync and FunctionCall sent; ReadyForQuery received
-	pathPending          bool   // a path change not yet known to have committed
-	pathPendingUntil     uint64 // the ReadyForQuery that ends its statement
-	pathUncertain        bool
-	replayingBind        bool // effects being replayed come from a Bind, before its Sync
+	errors     uint64 // ErrorResponses seen
+	sawError   bool   // an ErrorResponse since the last confirmation
+	ddlPending bool
 
-	// stateGen counts changes of purpose and search_path.
+	// stateGen counts changes of the state.
 	stateGen uint64
 
 	// The verdict table of the current context, and the inputs it was
 	// built from.
-	table       *textVerdicts
-	ctxPolicy   *authz.Policy
-	ctxSnap     *catalog.Snapshot
-	ctxGen      uint64
-	ctxSCS      string
-	ctxEncoding string
+	table     *textVerdicts
+	ctxPolicy *authz.Policy
+	ctxSnap   *catalog.Snapshot
+	ctxGen    uint64
 
 	// Scratch space for shape keys, reused from statement to statement.
 	spans    []span
 	shapeBuf []byte
 }
 
-// prepared is a statement analysed once, at Parse or PREPARE time.
+// prepared is a statement analysed at Parse or PREPARE time.
 type prepared struct {
 	accesses []authz.Access
 	purpose  string // from a purpose comment in its text
 	text     string // raw; normalized only for an alert
 	effects  []effect
-	from     *verdict // the verdict it was recorded from
-	// The last decision, reused while the policy and purpose stay the same.
+	barrier  bool // running it may change session state
+	// sqlPrepare: made by SQL PREPARE, whose text is the PREPARE statement
+	// (re-analysing it yields the inner statement's accesses).
+	sqlPrepare bool
+	from       *verdict // the verdict it was recorded from
+	table      *textVerdicts
+	// replaced is the statement the server may still hold under the name
+	// after a Parse or PREPARE it may have refused (a name in use, an error
+	// earlier in its segment). Every use is decided on both.
+	replaced *prepared
+	closing  bool // a Close or DEALLOCATE is on its way
+	unknown  bool // the server holds it, pgguard never saw its text
+	// The last decision, reused while the policy, purpose and context
+	// stay the same.
 	policy  *authz.Policy
 	decided string
 	allowed bool
 }
 
+// recordChange is a change of the prepared statements that the server may
+// still refuse. It settles at the ReadyForQuery of its segment: cleanly if
+// no error came in between, else the old and new statements both stand.
+type recordChange struct {
+	segment uint64
+	errors  uint64 // s.errors when it was made
+	name    string
+	rec     *prepared
+	prev    *prepared // what the name held before a Parse or PREPARE
+	close   bool
+}
+
+// newSession starts a session whose state is unknown until the server
+// confirms it (Confirmed), which the proxy does before the client may send
+// anything.
 func newSession(g *Guard, ps *proxy.Session) *session {
-	s := &session{g: g, ps: ps, log: ps.Logger, prepared: make(map[string]*prepared)}
-	p, _ := startupSetting(ps.StartupParameters, PurposeParameter)
-	s.purpose = newSetting(p, true)
-	s.warnUnknownPurpose(p)
-	if path, ok := startupSetting(ps.StartupParameters, "search_path"); ok {
-		s.searchPath = newSetting(joinPath(sqlscan.ParseSearchPath(path)), true)
-	} else {
-		s.searchPath = newSetting("", false) // resolved from the catalog per role
-	}
-	// Differently cased copies of one parameter: which one the server
-	// applied is lost with the packet's order.
-	s.pathUncertain = countSetting(ps.StartupParameters, "search_path") > 1
-	_, role := startupSetting(ps.StartupParameters, "role")
-	_, auth := startupSetting(ps.StartupParameters, "session_authorization")
-	s.roleChanged = role || auth
-	return s
-}
-
-func countSetting(params map[string]string, name string) int {
-	n := 0
-	for k := range params {
-		if strings.EqualFold(k, name) {
-			n++
-		}
-	}
-	return n
-}
-
-// startupSetting is the value a run-time parameter starts the session
-// with: PostgreSQL takes any StartupMessage parameter besides user,
-// database, options and replication as a setting, applied after those in
-// options, so it wins over `-c name=value` there.
-func startupSetting(params map[string]string, name string) (string, bool) {
-	for k, v := range params {
-		if strings.EqualFold(k, name) {
-			return v, true
-		}
-	}
-	return startupOption(params["options"], name)
+	return &session{g: g, ps: ps, log: ps.Logger, prepared: make(map[string]*prepared)}
 }
 
 // ClientMessage implements proxy.SessionInterceptor.
 func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 	switch m.Type {
 	case 'Q':
-		v, _ := s.query(cstring(m.Body), false)
+		v, _ := s.query(cstring(m.Body), m.Segment, false)
 		return v
 	case 'P':
-		v, _ := s.parse(m.Body, false)
+		v, _ := s.parse(m.Body, m.Segment, false)
 		return v
 	case 'B':
-		return s.bind(m.Body)
+		v, _ := s.bind(m.Body, false)
+		return v
 	case 'C':
-		s.close(m.Body)
-	case 'S':
-		s.mu.Lock()
-		s.readyOwed++
-		s.mu.Unlock()
+		s.close(m.Body, m.Segment)
 	case 'F':
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.readyOwed++
-		return s.apply(&verdict{denied: s.unanalysable("fast-path function call", "function calls through the fast-path interface are not allowed")})
+		return s.apply(&verdict{denied: s.unanalysable("fast-path function call", "function calls through the fast-path interface are not allowed")}, 0)
 	}
 	return proxy.Allow
 }
 
-// TryClientMessage implements proxy.QuickSessionInterceptor: a Query or
-// Parse whose verdict is cached under the current catalog snapshot is
-// decided at once; so is every other message, which needs no analysis.
+// TryClientMessage implements proxy.QuickSessionInterceptor: a Query,
+// Parse or Bind whose verdict is cached under the current catalog snapshot
+// is decided at once; so is every other message, which needs no analysis.
 func (s *session) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) {
 	switch m.Type {
 	case 'Q':
-		return s.query(cstring(m.Body), true)
+		return s.query(cstring(m.Body), m.Segment, true)
 	case 'P':
-		return s.parse(m.Body, true)
+		return s.parse(m.Body, m.Segment, true)
+	case 'B':
+		return s.bind(m.Body, true)
 	}
 	return s.ClientMessage(m), true
 }
 
-// ServerMessage implements proxy.SessionInterceptor: it follows transaction
-// boundaries so that SET LOCAL ends and rolled-back SETs are undone.
+// ServerMessage implements proxy.SessionInterceptor: errors and
+// ReadyForQuery settle the prepared statements' changes; the end of a
+// transaction that changed the schema makes the catalog reload.
 func (s *session) ServerMessage(typ byte, body []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch typ {
-	case 'C':
-		s.lastTagCommit = bytes.HasPrefix(body, []byte("COMMIT"))
-		if bytes.HasPrefix(body, []byte("ROLLBACK")) { // also ROLLBACK TO SAVEPOINT
-			s.sawError = true
-			s.pathMayBeUndone()
-		}
 	case 'E':
+		s.errors++
 		s.sawError = true
-		s.pathMayBeUndone()
 	case 'Z':
-		s.readySeen++
-		if s.pathPending && len(body) == 1 && body[0] == 'I' && s.readySeen >= s.pathPendingUntil {
-			s.pathPending = false // its transaction committed without an error
-		}
-		if len(body) == 1 && body[0] == 'I' {
-			committed := !s.sawError || s.lastTagCommit
-			purposeChanged := s.purpose.end(committed)
-			if s.searchPath.end(committed) || purposeChanged {
-				s.stateGen++
-			}
-			s.sawError, s.lastTagCommit = false, false
-			if s.ddlPending {
-				s.ddlPending = false
-				s.g.cfg.Catalogs.Invalidate(s.ps.Database)
-			}
+		s.settle(s.ps.ReadyCount())
+		if s.ddlPending && len(body) == 1 && body[0] == 'I' {
+			s.ddlPending = false
+			s.g.cfg.Catalogs.Invalidate(s.ps.Database)
 		}
 	}
+}
+
+// settle applies the changes whose segments the server has ended.
+func (s *session) settle(ready uint64) {
+	kept := s.changes[:0]
+	for _, c := range s.changes {
+		if c.segment > ready {
+			kept = append(kept, c)
+			continue
+		}
+		clean := c.errors == s.errors
+		switch {
+		case c.close && clean:
+			if s.prepared[c.name] == c.rec {
+				delete(s.prepared, c.name)
+			}
+		case c.close:
+			c.rec.closing = false // the server may have skipped it
+		case !clean && c.prev != nil && s.prepared[c.name] == c.rec:
+			// The server may have refused or skipped the Parse: both stand.
+			both := *c.rec
+			both.replaced, both.table = c.prev, nil
+			s.prepared[c.name] = &both
+		}
+	}
+	clear(s.changes[len(kept):])
+	s.changes = kept
 }
 
 // Close implements proxy.SessionInterceptor.
@@ -203,31 +195,48 @@ func (s *session) Close() {
 // query decides on a simple-protocol Query: every statement in it. With
 // quick, it answers only from the verdict cache and otherwise declines
 // (false) before changing anything.
-func (s *session) query(text []byte, quick bool) (proxy.Verdict, bool) {
+func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if d := s.stateDenial(text); d != nil {
+		return s.apply(&verdict{denied: d}, segment), true
+	}
 	var v *verdict
 	if quick {
 		if v = s.cachedVerdict(text); v == nil {
 			return proxy.Verdict{}, false
 		}
 	}
-	s.readyOwed++ // denied or not, a ReadyForQuery comes for it
-	s.beginTx()
 	if v == nil {
 		v = s.verdictFor(text)
 	}
-	return s.apply(v), true
+	return s.apply(v, segment), true
+}
+
+// stateDenial refuses a statement while pgguard does not know the state it
+// would run under: after a change it does not follow, earlier in the same
+// sync segment. (When the server could not be asked, decideStatement lets
+// only transaction control through: in a failed transaction block the
+// server itself refuses everything else.)
+func (s *session) stateDenial(text []byte) *denial {
+	switch {
+	case s.segmentUnknown:
+		return s.unanalysable(string(text), "it follows, in the same pipeline, a session change that pgguard follows only by asking the server; send it after a Sync")
+	}
+	return nil
 }
 
 // parse decides on a Parse and binds what its statement accesses to the
 // statement's name, so Bind need not analyse again. quick is as for query.
-func (s *session) parse(body []byte, quick bool) (proxy.Verdict, bool) {
+func (s *session) parse(body []byte, segment uint64, quick bool) (proxy.Verdict, bool) {
 	name, text, ok := parseMessage(body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
-		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}), true
+		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}, segment), true
+	}
+	if d := s.stateDenial(text); d != nil {
+		return s.apply(&verdict{denied: d}, segment), true
 	}
 	var v *verdict
 	if quick {
@@ -235,18 +244,16 @@ func (s *session) parse(body []byte, quick bool) (proxy.Verdict, bool) {
 			return proxy.Verdict{}, false
 		}
 	}
-	s.beginTx()
 	if v == nil {
 		v = s.verdictFor(text)
 	}
 	// The statement runs at Execute, perhaps many times, perhaps never: its
 	// session effects wait for Bind.
 	out := s.decide(v)
-	// A denied Parse never reaches the server, and PostgreSQL refuses to
-	// redefine a named statement: in both cases the statement the server
+	// A denied Parse never reaches the server: the statement the server
 	// holds under that name, and what pgguard knows of it, stand.
 	if out.Action == proxy.Forward {
-		s.record(name, text, v)
+		s.record(string(name), text, v, segment)
 	}
 	return out, true
 }
@@ -257,26 +264,36 @@ func (s *session) parse(body []byte, quick bool) (proxy.Verdict, bool) {
 // a text parsed before is reused, with its last decision, so that such a
 // Parse allocates nothing and its Bind asks the policy only when the
 // policy or the purpose has changed.
-func (s *session) record(name, text []byte, v *verdict) {
-	old := s.prepared[string(name)]
-	switch {
-	case old != nil && len(name) > 0:
-		return
-	case old != nil && old.from == v && old.text == string(text):
+//
+// The server may refuse the Parse (a name in use, an error earlier in the
+// segment): until its segment settles cleanly, the statement held before
+// under the name counts too.
+func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
+	old := s.prepared[name]
+	if old != nil && old.from == v && old.text == string(text) && old.replaced == nil && !old.unknown {
 		return
 	}
 	p := s.recentRecord(text, v)
-	if p == nil {
-		p = &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v}
-		if v.single {
-			p.accesses = v.accesses
-		}
-		if len(text) <= recentTextMax {
-			s.recent[s.recentNext] = p
-			s.recentNext = (s.recentNext + 1) % recentRecords
-		}
+	if p == nil || p == old {
+		p = s.newRecord(text, v)
 	}
-	s.prepared[string(name)] = p
+	if old != nil {
+		s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: name, rec: p, prev: old})
+	}
+	s.prepared[name] = p
+}
+
+// newRecord makes the record of a statement parsed with verdict v.
+func (s *session) newRecord(text []byte, v *verdict) *prepared {
+	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table}
+	if v.single {
+		p.accesses = v.accesses
+	}
+	if len(text) <= recentTextMax {
+		s.recent[s.recentNext] = p
+		s.recentNext = (s.recentNext + 1) % recentRecords
+	}
+	return p
 }
 
 // The records kept for reuse are bounded in number (enough for a
@@ -294,7 +311,7 @@ const (
 // against the policy and purpose at every Bind.
 func (s *session) recentRecord(text []byte, v *verdict) *prepared {
 	for _, p := range &s.recent {
-		if p != nil && p.from == v && p.text == string(text) {
+		if p != nil && p.from == v && p.text == string(text) && p.replaced == nil && !p.closing {
 			return p
 		}
 	}
@@ -319,91 +336,160 @@ func parseMessage(body []byte) (name, text []byte, ok bool) {
 	return name, text, true
 }
 
-// bind re-decides a prepared statement under the purpose in force now.
-func (s *session) bind(body []byte) proxy.Verdict {
+// bind decides a prepared statement under the state in force now. The
+// server re-resolves a statement's names when search_path or a referenced
+// object changed since it was planned, and keeps its old resolution
+// otherwise: what the statement may touch is the union over every context
+// pgguard has seen it used in, and each use under a new context re-analyses
+// the text. With quick, it declines (false) when that takes an analysis.
+func (s *session) bind(body []byte, quick bool) (proxy.Verdict, bool) {
 	_, rest, ok := bytes.Cut(body, []byte{0}) // portal name
 	if !ok {
-		return proxy.Allow // malformed: PostgreSQL itself refuses it
+		return proxy.Allow, true // malformed: PostgreSQL itself refuses it
 	}
 	name, _, _ := bytes.Cut(rest, []byte{0})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.beginTx()
+	if d := s.stateDenial([]byte("Bind")); d != nil {
+		return s.apply(&verdict{denied: d}, 0), true
+	}
+	if !s.state.known {
+		return s.apply(&verdict{denied: s.unanalysable("Bind", "the session's state could not be read from the server")}, 0), true
+	}
 	p := s.prepared[string(name)]
-	if p == nil {
-		// pgguard forgets a statement when the client closes it; had the
-		// server ignored that Close (inside a failed batch), it would still
-		// run the statement. Unknown names are therefore refused.
-		return s.apply(&verdict{denied: s.unanalysable("Bind", "the prepared statement is unknown to pgguard")})
+	if p == nil || p.unknown {
+		// A statement pgguard has no text of: it may have been made where
+		// pgguard could not see it, or survive a Close the server skipped.
+		return s.apply(&verdict{denied: s.unanalysable("Bind", "the prepared statement is unknown to pgguard")}, 0), true
+	}
+	if quick && !s.bindIsQuick(p) {
+		return proxy.Verdict{}, false
+	}
+	pol := s.g.cfg.Policy.Policy()
+	barrier := false
+	for q := p; q != nil; q = q.replaced {
+		if q.unknown {
+			return s.apply(&verdict{denied: s.unanalysable("Bind", "the prepared statement is unknown to pgguard")}, 0), true
+		}
+		if d := s.decidePrepared(q, pol); d != nil {
+			return s.apply(&verdict{denied: d}, 0), true
+		}
+		barrier = barrier || q.barrier
+	}
+	s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictAllowed) })
+	if p.replaced != nil && barrier {
+		// Which of the statements runs decides the change: follow none.
+		s.segmentUnknown = true
+	} else {
+		for i := range p.effects {
+			s.replay(&p.effects[i], 0)
+		}
+	}
+	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
+}
+
+// bindIsQuick reports whether bind can decide from what it holds: the
+// catalog snapshot is current and each statement the name may hold was
+// analysed in this context, or its text's verdict here is cached.
+func (s *session) bindIsQuick(p *prepared) bool {
+	snap, ok := s.g.cfg.Catalogs.Current(s.ps.Database)
+	if !ok {
+		return false
+	}
+	s.useContext(snap, s.g.cfg.Policy.Policy())
+	for q := p; q != nil; q = q.replaced {
+		if q.table != s.table && s.table.get([]byte(q.text)) == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// decidePrepared decides one statement the server may run at a Bind.
+func (s *session) decidePrepared(p *prepared, pol *authz.Policy) *denial {
+	if d := s.reanalysePrepared(p); d != nil {
+		return d
 	}
 	purpose := s.effectivePurpose(p.purpose)
-	pol := s.g.cfg.Policy.Policy()
 	if p.policy != pol || p.decided != purpose || !p.allowed {
 		d := pol.Decide(s.ps.User, purpose, p.accesses)
 		p.policy, p.decided, p.allowed = pol, purpose, d.Allowed
 		if !d.Allowed {
-			return s.apply(&verdict{denied: s.policyDenial(d, purpose, p.text), effects: p.effects})
+			return s.policyDenial(d, purpose, p.text)
 		}
 	}
-	s.replayingBind = true
-	for i := range p.effects {
-		s.replay(&p.effects[i])
-	}
-	s.replayingBind = false
-	return proxy.Allow
+	return nil
 }
 
-// pathMayBeUndone: an error or a rollback while a search_path change is
-// not known to have committed leaves pgguard unsure of the path.
-func (s *session) pathMayBeUndone() {
-	if s.pathPending && !s.pathUncertain {
-		s.pathUncertain = true
-		s.stateGen++
+// reanalysePrepared brings a prepared statement's accesses up to the
+// current context: under another context than the one it was analysed in
+// (a changed search_path, role or catalog) the server may resolve its
+// names anew, so the text is analysed again (from the cache, usually) and
+// what it touches now is added to what it touched before.
+func (s *session) reanalysePrepared(p *prepared) *denial {
+	if p.table == s.table {
+		return nil
 	}
+	table := s.table
+	v := s.verdictFor([]byte(p.text))
+	if v.denied != nil {
+		return v.denied
+	}
+	p.accesses = unionAccesses(p.accesses, v.accesses)
+	p.barrier = p.barrier || (v.barrier && !p.sqlPrepare)
+	p.table, p.policy = table, nil
+	return nil
 }
 
-// close forgets a statement the client closes.
-func (s *session) close(body []byte) {
+// unionAccesses adds to a what b has that a lacks.
+func unionAccesses(a, b []authz.Access) []authz.Access {
+	var out []authz.Access
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			if out == nil {
+				out = append(out, a...)
+			}
+			out = append(out, x)
+		}
+	}
+	if out == nil {
+		return a
+	}
+	return out
+}
+
+// close marks a statement the client closes; it is forgotten once the
+// server has surely done so.
+func (s *session) close(body []byte, segment uint64) {
 	if len(body) < 2 || body[0] != 'S' {
 		return
 	}
 	s.mu.Lock()
-	delete(s.prepared, string(cstring(body[1:])))
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.closeRecord(string(cstring(body[1:])), segment)
 }
 
-// beginTx marks that statements run from here on belong to a transaction
-// (implicit, if no BEGIN), whose outcome ServerMessage will learn.
-func (s *session) beginTx() {
-	s.purpose.begin()
-	s.searchPath.begin()
+func (s *session) closeRecord(name string, segment uint64) {
+	if p := s.prepared[name]; p != nil {
+		p.closing = true
+		s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: name, rec: p, close: true})
+	}
 }
 
 func (s *session) effectivePurpose(comment string) string {
 	if comment != "" {
 		return comment
 	}
-	p, _ := s.purpose.current()
-	return p
+	return s.state.purpose
 }
 
 // currentPath is the search_path in force, nil when pgguard cannot be sure
 // of it (then analysis counts a name against every candidate).
-func (s *session) currentPath(snap *catalog.Snapshot) []string {
-	v, known := s.searchPath.current()
-	var path []string
-	switch {
-	case known:
-		path = splitPath(v)
-	case snap != nil:
-		path = snap.SearchPath(s.ps.User)
-	default:
+func (s *session) currentPath() []string {
+	if !s.state.known {
 		return nil
 	}
-	if s.pathUncertain || (s.roleChanged && slices.Contains(path, "$user")) {
-		return nil
-	}
-	return path
+	return s.state.path
 }
 
 // refreshContext points the session at the verdict table of its current
@@ -421,28 +507,29 @@ func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz
 }
 
 // useContext points the session at the verdict table of the context made
-// of snap, pol and its own state. The key is rebuilt only when an input
-// changed, so the hot path compares a few pointers and strings and
-// allocates nothing.
+// of snap, pol and its own state. The key holds every input of a verdict,
+// the whole state included; it is rebuilt only when an input changed, so
+// the hot path compares a few pointers and allocates nothing.
 func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
-	scs, enc := s.ps.Parameter("standard_conforming_strings"), s.ps.Parameter("client_encoding")
-	if s.table != nil && !s.table.dropped.Load() && pol == s.ctxPolicy && snap == s.ctxSnap && s.stateGen == s.ctxGen &&
-		scs == s.ctxSCS && enc == s.ctxEncoding {
+	if s.table != nil && !s.table.dropped.Load() && pol == s.ctxPolicy && snap == s.ctxSnap && s.stateGen == s.ctxGen {
 		return
 	}
-	purpose, _ := s.purpose.current()
 	k := contextKey{
 		user:          s.ps.User,
-		purpose:       purpose,
-		searchPath:    pathKey(s.currentPath(snap)),
+		role:          s.state.role,
+		purpose:       s.state.purpose,
+		searchPath:    pathKey(s.currentPath()),
 		policyVersion: pol.Version(),
-		lexical:       scs + "/" + enc,
+		lexical:       s.state.scs + "/" + s.state.encoding,
+	}
+	if !s.state.known {
+		k.lexical = "\x00unknown"
 	}
 	if snap != nil {
 		k.catalogVersion = snap.Version()
 	}
 	s.table = s.g.cache.forContext(k)
-	s.ctxPolicy, s.ctxSnap, s.ctxGen, s.ctxSCS, s.ctxEncoding = pol, snap, s.stateGen, scs, enc
+	s.ctxPolicy, s.ctxSnap, s.ctxGen = pol, snap, s.stateGen
 }
 
 func cstring(b []byte) []byte {
@@ -453,13 +540,6 @@ func cstring(b []byte) []byte {
 }
 
 func joinPath(p []string) string { return strings.Join(p, ",") }
-
-func splitPath(v string) []string {
-	if v == "" {
-		return []string{}
-	}
-	return strings.Split(v, ",")
-}
 
 // pathKey distinguishes an unknown path (nil) from an empty one.
 func pathKey(p []string) string {

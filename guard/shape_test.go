@@ -132,15 +132,19 @@ func TestShapeCacheSharesOnlyValueFreeVerdicts(t *testing.T) {
 	// Effects carry values: each SET must take its own value.
 	for _, p := range []string{"payroll", "order_fulfilment", "newsletter"} {
 		q("SET pgguard.purpose = '" + p + "'")
-		if got, _ := s.purpose.current(); got != p {
+		if got := s.state.purpose; got != p {
 			t.Fatalf("after SET to %q the purpose is %q", p, got)
 		}
+		s.Confirmed(stateRow(p, "public", "sales_app"), nil, 'I') // what the server then reports
 	}
 	for _, path := range []string{"crm", "hr"} {
-		q("SELECT set_config('search_path', '" + path + "', false)")
-		if got, _ := s.searchPath.current(); got != path {
+		if v := q("SELECT set_config('search_path', '" + path + "', false)"); !v.Barrier {
+			t.Fatalf("set_config of search_path is not a barrier")
+		}
+		if got := joinPath(s.state.path); got != path {
 			t.Fatalf("after set_config to %q the path is %q", path, got)
 		}
+		s.Confirmed(stateRow("order_fulfilment", path, "sales_app"), nil, 'I')
 	}
 	// Denials are not shared by shape: each text is analysed.
 	q("SET pgguard.purpose = 'order_fulfilment'")

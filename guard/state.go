@@ -1,125 +1,95 @@
 package guard
 
 import (
-	"strings"
+	"encoding/json"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/sqlscan"
 )
 
 // PurposeParameter is the run-time parameter through which clients declare
-// their purpose (contract §2).
+// their purpose.
 const PurposeParameter = "pgguard.purpose"
 
-// setting is one session-level value with PostgreSQL's SET semantics:
-// a session value, a SET LOCAL value that lasts to the end of the
-// transaction, and the value at the start of the transaction, to come back to
-// when the transaction rolls back.
-type setting struct {
-	value string
-	// known is false while the value is the server's default, which
-	// pgguard learns elsewhere (search_path: from the catalog, per role).
-	known      bool
-	local      *string
-	atTxStart  string
-	knownAtTx  bool
-	inTx       bool
-	resetValue string // what RESET and SET ... TO DEFAULT return to: the value at session start
-	resetKnown bool
+// state is what a session's verdicts depend on besides the statement:
+// read from the server (ConfirmQuery) at the start of the session and after
+// every statement that may change it. Between two confirmations it moves
+// only by the changes pgguard follows exactly (a literal SET or SET LOCAL
+// of the purpose or search_path) made earlier in the same sync segment,
+// where an error would stop everything after it anyway.
+type state struct {
+	// known is false when the server could not be asked (a failed
+	// transaction block refuses every query): then every statement that
+	// depends on the state is refused until the next confirmation.
+	known   bool
+	purpose string
+	// path is the search_path in force; nil when unknown (every candidate
+	// counts).
+	path []string
+	// role is the current role, which "$user" in the path stands for.
+	role          string
+	scs, encoding string
 }
 
-func newSetting(initial string, known bool) setting {
-	return setting{value: initial, known: known, resetValue: initial, resetKnown: known}
-}
+// confirmQuery reads the state in one row. current_setting with
+// missing_ok returns NULL for a purpose never set. Prepared statements come
+// as a JSON array of names, without the state query's own.
+const confirmQuery = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
+	` current_user, current_setting('standard_conforming_strings'), current_setting('client_encoding'),` +
+	` (SELECT coalesce(json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgguard\_state\_%')`
 
-// current is the value in force now.
-func (s *setting) current() (string, bool) {
-	if s.local != nil {
-		return *s.local, true
-	}
-	return s.value, s.known
-}
+// ConfirmQuery implements proxy.StateConfirmer.
+func (s *session) ConfirmQuery() string { return confirmQuery }
 
-// begin marks the start of a transaction, implicit or explicit.
-func (s *setting) begin() {
-	if !s.inTx {
-		s.inTx, s.atTxStart, s.knownAtTx = true, s.value, s.known
-	}
-}
-
-// end closes the transaction: SET LOCAL ends; a rollback undoes SETs. It
-// reports whether the value in force changed.
-func (s *setting) end(committed bool) bool {
-	before, knownBefore := s.current()
-	if s.inTx && !committed {
-		s.value, s.known = s.atTxStart, s.knownAtTx
-	}
-	s.inTx, s.local = false, nil
-	after, knownAfter := s.current()
-	return before != after || knownBefore != knownAfter
-}
-
-func (s *setting) set(v string, local bool) {
-	if local {
-		s.local = &v
+// Confirmed implements proxy.StateConfirmer: the server's state replaces
+// whatever pgguard assumed.
+func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, _ byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stateGen++
+	s.segmentUnknown = false
+	errorsSeen := s.sawError
+	s.sawError = false
+	if e != nil || len(row) != 6 {
+		// Keep the last state for reading transaction control; decide
+		// nothing else on it (decideStatement) until the next confirmation.
+		s.state.known = false
 		return
 	}
-	s.value, s.known, s.local = v, true, nil
+	st := state{known: true, purpose: string(row[0]), role: string(row[2]), scs: string(row[3]), encoding: string(row[4])}
+	st.path = sqlscan.ParseSearchPath(string(row[1]))
+	if st.purpose != s.state.purpose {
+		s.warnUnknownPurpose(st.purpose)
+	}
+	s.state = st
+	var names []string
+	if json.Unmarshal(row[5], &names) != nil {
+		s.state.known = false
+		return
+	}
+	s.reconcilePrepared(names, errorsSeen)
 }
 
-// reset is RESET, and SET ... TO DEFAULT outside a transaction's LOCAL.
-func (s *setting) reset() {
-	s.value, s.known, s.local = s.resetValue, s.resetKnown, nil
-}
-
-// startupOption returns the value of `-c name=value` (or `--name=value`) in a
-// libpq options string, PostgreSQL's own parsing rules: words split on
-// unescaped spaces, a backslash escapes the next character.
-func startupOption(options, name string) (string, bool) {
-	words := splitOptions(options)
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		var kv string
-		switch {
-		case w == "-c" && i+1 < len(words):
-			i++
-			kv = words[i]
-		case strings.HasPrefix(w, "-c"):
-			kv = w[2:]
-		case strings.HasPrefix(w, "--"):
-			kv = w[2:]
-		default:
+// reconcilePrepared makes the records of prepared statements match the
+// names the server holds. A record the server lacks is dropped; a name the
+// server holds that pgguard has no record of is recorded as unknown, and
+// refused at every use. Without errors since the last confirmation every
+// Close and Parse pgguard forwarded took effect, so a name closed and
+// parsed again holds its last text only.
+func (s *session) reconcilePrepared(names []string, errorsSeen bool) {
+	for name, p := range s.prepared {
+		if !slices.Contains(names, name) {
+			delete(s.prepared, name)
 			continue
 		}
-		k, v, ok := strings.Cut(kv, "=")
-		if ok && strings.EqualFold(strings.ReplaceAll(k, "-", "_"), name) {
-			return v, true
+		if !errorsSeen && p.replaced != nil {
+			p.replaced, p.closing = nil, false
 		}
 	}
-	return "", false
-}
-
-func splitOptions(s string) []string {
-	var words []string
-	var cur strings.Builder
-	inWord, escaped := false, false
-	for _, r := range s {
-		switch {
-		case escaped:
-			cur.WriteRune(r)
-			escaped = false
-		case r == '\\':
-			escaped, inWord = true, true
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteRune(r)
-			inWord = true
+	for _, name := range names {
+		if s.prepared[name] == nil {
+			s.prepared[name] = &prepared{unknown: true}
 		}
 	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words
 }

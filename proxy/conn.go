@@ -55,6 +55,17 @@ type conn struct {
 	readySeen uint64 // ReadyForQuery messages seen
 	sawFatal  bool   // the server's last error was FATAL or PANIC
 
+	// Barriers and the state query (confirm.go); nil confirm: the
+	// interceptor confirms no state.
+	confirm        *confirmer
+	barrierPending bool          // client side: a barrier's segment has not ended
+	holding        atomic.Bool   // the client is not read until the state is confirmed
+	holdReady      atomic.Uint64 // the ReadyForQuery that ends the barrier's segment
+	confirming     bool          // server side: the state query's answer is coming
+	resume         chan struct{} // pumps: the server pump lets the client pump go on
+	resumeClient   bool          // loop: read the client again after this server input
+	serverGone     chan struct{} // pumps: closed when the server pump ends
+
 	clientEnded atomic.Bool
 	relaying    atomic.Bool
 	// looped is set once an event loop relays the session.
@@ -113,6 +124,13 @@ func (c *conn) serve(stop context.Context) {
 	}
 	c.si = si
 	defer si.Close()
+	// The interceptor starts from the state the server reports.
+	c.confirm, c.resume = newConfirmer(si), make(chan struct{}, 1)
+	if err := c.confirmAtStart(); err != nil {
+		c.sendFatal("08006", fmt.Sprintf("pgguard: cannot read the session's state: %v", err))
+		c.end(fmt.Errorf("confirm session state: %w", err))
+		return
+	}
 	// The session is open: now the client may start.
 	if err := c.readyForQuery(); err != nil {
 		c.end(err)

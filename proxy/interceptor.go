@@ -65,6 +65,10 @@ type ClientMessage struct {
 	Type byte
 	// Body is the message without its type and length.
 	Body []byte
+	// Segment is the ordinal of the ReadyForQuery that will end this
+	// message's sync segment (the Query itself, or the next Sync): compare
+	// Session.ReadyCount to learn when the server is done with it.
+	Segment uint64
 }
 
 // Action is what the proxy does with a client message.
@@ -84,6 +88,10 @@ type Verdict struct {
 	// Error is sent to the client in place of the server's answer when
 	// Action is Deny. Its severity should be ERROR.
 	Error *pgproto3.ErrorResponse
+	// Barrier marks a forwarded message that may change session state: the
+	// proxy reads nothing more from the client after the end of its sync
+	// segment until a StateConfirmer has the server's state (confirm.go).
+	Barrier bool
 }
 
 // Allow is the Verdict that forwards a message.
@@ -122,9 +130,15 @@ type Session struct {
 	// Logger is the session's child logger (connection id, user, database).
 	Logger zerolog.Logger
 
-	txStatus atomic.Uint32
-	params   sync.Map // string -> string, from ParameterStatus
+	txStatus  atomic.Uint32
+	readySeen atomic.Uint64
+	params    sync.Map // string -> string, from ParameterStatus
 }
+
+// ReadyCount is how many ReadyForQuery messages of the client's segments
+// the server has sent; during ServerMessage of a ReadyForQuery it counts
+// that one.
+func (s *Session) ReadyCount() uint64 { return s.readySeen.Load() }
 
 // TxStatus is the transaction status of the last ReadyForQuery: 'I' idle,
 // 'T' in a transaction block, 'E' in a failed transaction block.

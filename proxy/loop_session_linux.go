@@ -357,8 +357,13 @@ func (s *loopSession) read(side *loopSide) {
 	if side.client {
 		s.c.bytesIn.Add(int64(n))
 		s.clientBytes(s.l.rbuf[:n])
-	} else {
-		s.serverBytes(s.l.rbuf[:n])
+		return
+	}
+	s.serverBytes(s.l.rbuf[:n])
+	if s.c.resumeClient && !s.ended {
+		// The state is confirmed: go on with what the client sent meanwhile.
+		s.c.resumeClient = false
+		s.clientBytes(nil)
 	}
 }
 
@@ -408,6 +413,9 @@ func (s *loopSession) clientBytes(p []byte) {
 			}
 		}
 		data = data[size:]
+		if c.holding.Load() { // a barrier's segment ended: wait for the state
+			break
+		}
 	}
 	s.cin = keep(s.cin, data)
 }
@@ -428,14 +436,14 @@ func (s *loopSession) try(typ byte, body []byte) (Verdict, bool) {
 	if s.quick == nil {
 		return Verdict{}, false
 	}
-	return s.quick.TryClientMessage(ClientMessage{Type: typ, Body: body})
+	return s.quick.TryClientMessage(ClientMessage{Type: typ, Body: body, Segment: s.c.readySent + 1})
 }
 
 // pause hands a message to the session's goroutine; body lies in cin,
 // which stays put until resume.
 func (s *loopSession) pause(typ byte, body []byte) {
 	s.paused = true
-	s.slow <- ClientMessage{Type: typ, Body: body}
+	s.slow <- ClientMessage{Type: typ, Body: body, Segment: s.c.readySent + 1}
 }
 
 // resume acts on the verdict for the paused message and goes on with what
@@ -457,7 +465,9 @@ func (s *loopSession) resume(v Verdict, err error) {
 			return
 		}
 		s.cin = append(s.cin[:0], s.cin[size:]...)
-		s.clientBytes(nil)
+		if !s.c.holding.Load() {
+			s.clientBytes(nil)
+		}
 	})
 }
 
@@ -486,8 +496,8 @@ func (s *loopSession) serverBytes(p []byte) {
 			return
 		}
 		size := 5 + n
-		switch typ {
-		case 'Z', 'S', 'E', 'C':
+		switch {
+		case c.confirming, typ == 'Z', typ == 'S', typ == 'E', typ == 'C':
 			if err := checkSize(typ, n, maxServerMessage); err != nil {
 				s.finish(nil, err)
 				return
@@ -496,7 +506,13 @@ func (s *loopSession) serverBytes(p []byte) {
 				s.sin = keep(s.sin, data)
 				return
 			}
-			if err := c.serverState(typ, data[5:size]); err != nil {
+			var err error
+			if c.confirming {
+				err = c.confirmMessage(typ, data[5:size])
+			} else {
+				err = c.serverState(typ, data[5:size])
+			}
+			if err != nil {
 				s.finish(err, nil)
 				return
 			}
@@ -523,7 +539,7 @@ func (s *loopSession) update() {
 	if !s.paused && len(s.client.out.pending) == 0 {
 		sw |= unix.EPOLLIN
 	}
-	if !s.paused && len(s.server.out.pending) == 0 {
+	if !s.paused && !s.c.holding.Load() && len(s.server.out.pending) == 0 {
 		cw |= unix.EPOLLIN
 	}
 	if len(s.client.out.pending) > 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -29,7 +30,9 @@ func (c *conn) relay() error {
 	}
 
 	serverDone := make(chan error, 1)
+	c.serverGone = make(chan struct{})
 	go func() {
+		defer close(c.serverGone)
 		defer func() {
 			if p := recover(); p != nil {
 				c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("server pump ended by an internal error")
@@ -135,6 +138,19 @@ func (c *conn) clientPump() error {
 		if err := c.clientMessage(typ, body); err != nil {
 			return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
 		}
+		if c.holding.Load() {
+			// The segment of a barrier ended: send it, and read on only
+			// once the server's state is confirmed.
+			if err := c.sw.Flush(); err != nil {
+				return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+			}
+			select {
+			case <-c.resume:
+			case <-c.serverGone:
+				return io.EOF
+			}
+			continue
+		}
 		if c.cr.r.Buffered() == 0 {
 			if err := c.sw.Flush(); err != nil {
 				return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
@@ -148,7 +164,7 @@ func (c *conn) clientMessage(typ byte, body []byte) error {
 	if c.discards(typ) {
 		return nil
 	}
-	return c.act(typ, body, c.si.ClientMessage(ClientMessage{Type: typ, Body: body}))
+	return c.act(typ, body, c.si.ClientMessage(ClientMessage{Type: typ, Body: body, Segment: c.readySent + 1}))
 }
 
 // discards reports whether a client message of type typ is dropped without
@@ -164,11 +180,16 @@ func (c *conn) act(typ byte, body []byte, v Verdict) error {
 	if c.discarding { // typ is the Sync that ends the discard
 		c.discarding = false
 	} else if v.Action == Deny && typ != 'S' && typ != 'H' {
-		return c.deny(typ, v.Error)
+		err := c.deny(typ, v.Error)
+		if typ == 'Q' || typ == 'F' { // replaced by a Query: the segment ends
+			c.holdAfter('Q', false)
+		}
+		return err
 	}
 	if typ == 'Q' || typ == 'S' || typ == 'F' {
 		c.readySent++
 	}
+	c.holdAfter(typ, v.Barrier)
 	return writeFrame(c.sw, typ, body)
 }
 
@@ -208,8 +229,13 @@ func (c *conn) serverPump() error {
 		if err != nil {
 			return c.upstreamEnded(err)
 		}
-		switch typ {
-		case 'Z', 'S', 'E', 'C':
+		switch {
+		case c.confirming:
+			var body []byte
+			if body, err = c.sr.body(typ, n); err == nil {
+				err = c.confirmMessage(typ, body)
+			}
+		case typ == 'Z' || typ == 'S' || typ == 'E' || typ == 'C':
 			err = c.serverStateMessage(typ, n)
 		default:
 			err = c.streamMessage(typ, n)
@@ -243,7 +269,15 @@ func (c *conn) serverState(typ byte, body []byte) error {
 			c.session.txStatus.Store(uint32(body[0]))
 		}
 		c.readySeen++
+		c.session.readySeen.Store(c.readySeen)
 		c.swaps.expire(c.readySeen)
+		if c.confirmDue() {
+			c.si.ServerMessage(typ, body)
+			if err := writeFrame(c.cw, typ, body); err != nil {
+				return err
+			}
+			return c.sendConfirm()
+		}
 	case 'S':
 		c.trackParameter(body)
 	case 'E':

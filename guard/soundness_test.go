@@ -1,0 +1,239 @@
+package guard_test
+
+// Attacks on pgguard's view of the session, one family at a time: each
+// tries to make pgguard decide a statement on a state the server does not
+// have. The decoy schema holds an unclassified table named like the HR
+// one, so a statement pgguard resolves to decoy.salaries is allowed while
+// the server, in another state, reads hr.salaries.
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/alert"
+)
+
+const salaries = "SELECT gross_monthly FROM salaries"
+
+func decoyWorld(t *testing.T) *world {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE SCHEMA IF NOT EXISTS decoy;
+		CREATE TABLE IF NOT EXISTS decoy.salaries (gross_monthly numeric);
+		GRANT USAGE ON SCHEMA decoy TO sales_app; GRANT SELECT ON decoy.salaries TO sales_app`)
+	return w
+}
+
+// raw is a session driven message by message: a client that pipelines
+// what it likes in one write.
+type raw struct {
+	t    *testing.T
+	fe   *pgproto3.Frontend
+	conn net.Conn
+}
+
+func (w *world) raw(t *testing.T, user, options string) *raw {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig("postgres://" + user + ":" + password + "@" + w.addr + "/postgres?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if options != "" {
+		cfg.RuntimeParams["options"] = options
+	}
+	pc, err := pgconn.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	h, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Conn.Close() })
+	_ = h.Conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return &raw{t: t, fe: h.Frontend, conn: h.Conn}
+}
+
+// outcome is what the server (or pgguard) answered to one pipeline.
+type outcome struct {
+	errors   []string // SQLSTATEs in order
+	rows     int
+	lastRows int // rows of the last segment
+	lastErr  string
+}
+
+// send writes msgs in one go and reads until as many ReadyForQuery as the
+// pipeline asks for.
+func (r *raw) send(msgs ...pgproto3.FrontendMessage) outcome {
+	r.t.Helper()
+	ready := 0
+	for _, m := range msgs {
+		r.fe.Send(m)
+		switch m.(type) {
+		case *pgproto3.Query, *pgproto3.Sync:
+			ready++
+		}
+	}
+	if err := r.fe.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+	var out outcome
+	for ready > 0 {
+		m, err := r.fe.Receive()
+		if err != nil {
+			r.t.Fatalf("receive: %v", err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			out.errors = append(out.errors, m.Code)
+			out.lastErr = m.Code
+		case *pgproto3.DataRow:
+			out.rows++
+			out.lastRows++
+		case *pgproto3.ReadyForQuery:
+			if ready--; ready > 0 {
+				out.lastRows, out.lastErr = 0, ""
+			}
+		}
+	}
+	return out
+}
+
+func q(sql string) *pgproto3.Query { return &pgproto3.Query{String: sql} }
+
+// extended is one statement in the extended protocol, without Sync.
+func extended(name, sql string) []pgproto3.FrontendMessage {
+	return []pgproto3.FrontendMessage{
+		&pgproto3.Parse{Name: name, Query: sql},
+		&pgproto3.Bind{PreparedStatement: name},
+		&pgproto3.Execute{},
+	}
+}
+
+// refused fails the test unless the pipeline's last segment, the read of
+// salaries, was refused by pgguard and returned nothing.
+func (o outcome) refused(t *testing.T, what string) {
+	t.Helper()
+	if o.lastRows > 0 {
+		t.Fatalf("%s: hr.salaries rows came back (errors %v)", what, o.errors)
+	}
+	if o.lastErr != "42501" {
+		t.Fatalf("%s: want the last statement refused (42501), got errors %v", what, o.errors)
+	}
+}
+
+func TestSoundnessPipelinedStateChanges(t *testing.T) {
+	w := decoyWorld(t)
+	cases := []struct {
+		name string
+		msgs []pgproto3.FrontendMessage
+	}{
+		{"SET rolled back by an error in its own message", []pgproto3.FrontendMessage{
+			q("SET search_path = decoy; SELECT 1/0"), q(salaries)}},
+		{"SET in an aborted transaction", []pgproto3.FrontendMessage{
+			q("BEGIN"), q("SELECT 1/0"), q("SET search_path = decoy"), q("ROLLBACK"), q(salaries)}},
+		{"ROLLBACK TO SAVEPOINT undoes the SET", []pgproto3.FrontendMessage{
+			q("BEGIN; SAVEPOINT a; SET search_path = decoy; ROLLBACK TO a"), q(salaries)}},
+		{"COMMIT AND CHAIN ends SET LOCAL", []pgproto3.FrontendMessage{
+			q("BEGIN; SET LOCAL search_path = decoy; COMMIT AND CHAIN"), q(salaries)}},
+		{"ROLLBACK AND CHAIN undoes SET", []pgproto3.FrontendMessage{
+			q("BEGIN; SET search_path = decoy; ROLLBACK AND CHAIN"), q(salaries)}},
+		{"COMMIT of a failed block rolls back", []pgproto3.FrontendMessage{
+			q("BEGIN"), q("SET search_path = decoy"), q("SELECT 1/0"), q("COMMIT"), q(salaries)}},
+		{"COMMIT in the middle of one message", []pgproto3.FrontendMessage{
+			q("BEGIN; SET LOCAL search_path = decoy; COMMIT; " + salaries)}},
+		{"set_config rolled back", []pgproto3.FrontendMessage{
+			q("BEGIN"), q("SELECT set_config('search_path', 'decoy', false)"), q("ROLLBACK"), q(salaries)}},
+		{"SET x = '' is not RESET", []pgproto3.FrontendMessage{
+			q("SET search_path = ''"), q(salaries)}},
+		{"extended SET undone by a later error in its segment", append(append(append(
+			extended("", "SET search_path = decoy"), extended("", "SELECT 1/0")...), &pgproto3.Sync{}),
+			append(extended("", salaries), &pgproto3.Sync{})...)},
+		{"DISCARD ALL then the old name", []pgproto3.FrontendMessage{
+			q("SET search_path = decoy"), q("BEGIN"), q("SELECT 1/0"), q("DISCARD ALL"), q("ROLLBACK"), q("RESET search_path"), q(salaries)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=hr")
+			r.send(tc.msgs...).refused(t, tc.name)
+		})
+	}
+}
+
+func TestSoundnessStartupOptionsAsPostgreSQLReadsThem(t *testing.T) {
+	w := decoyWorld(t)
+	for _, options := range []string{
+		"-c search_path=decoy -c search_path=hr",
+		"-c search_path=decoy --search_path=hr",
+		"-c search_path=decoy -ec search_path=hr",
+		"--search-path=decoy -csearch_path=hr",
+	} {
+		t.Run(options, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment "+options)
+			r.send(q(salaries)).refused(t, options)
+		})
+	}
+}
+
+func TestSoundnessPreparedStatementsFollowThePath(t *testing.T) {
+	w := decoyWorld(t)
+	ctx := context.Background()
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	pc := conn.PgConn()
+	if _, err := pc.Prepare(ctx, "s1", salaries, nil); err != nil {
+		t.Fatalf("prepare under decoy: %v", err)
+	}
+	mustExec(t, conn, "PREPARE p1 AS "+salaries)
+	// Under an unchanged path both run.
+	if err := pc.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err; err != nil {
+		t.Fatalf("s1 under its own path: %v", err)
+	}
+	mustExec(t, conn, "EXECUTE p1")
+	// The server re-plans both under the new path: hr.salaries.
+	mustExec(t, conn, "SET search_path = hr")
+	expectDenied(t, pc.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err, "hr.salaries.gross_monthly")
+	expectDenied(t, execSQL(conn, "EXECUTE p1"), "hr.salaries.gross_monthly")
+}
+
+func TestSoundnessVerdictCacheKeepsSessionsApart(t *testing.T) {
+	w := decoyWorld(t)
+	ctx := context.Background()
+	decoy := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	hr := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=hr")
+	for i := 0; i < 3; i++ {
+		if _, err := decoy.Exec(ctx, salaries, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("decoy session: %v", err)
+		}
+		expectDenied(t, execSQL(hr, salaries), "hr.salaries.gross_monthly")
+		// A session that reaches the decoy's state through its own history
+		// shares its verdicts, and one that leaves it does not.
+		mustExec(t, hr, "SET search_path = decoy")
+		if _, err := hr.Exec(ctx, salaries, pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatalf("after SET search_path = decoy: %v", err)
+		}
+		mustExec(t, hr, "RESET search_path; SET search_path = hr")
+	}
+}
+
+// The legitimate forms stay allowed: setting the purpose per transaction,
+// pipelined, and statements after it in the same message.
+func TestSoundnessLegitimateSessionChangesStayAllowed(t *testing.T) {
+	w := decoyWorld(t)
+	r := w.raw(t, "sales_app", "")
+	out := r.send(
+		q("BEGIN; SET LOCAL pgguard.purpose = 'order_fulfilment'; SELECT email FROM crm.customers; COMMIT"),
+		q("SET pgguard.purpose = 'order_fulfilment'"), q("SELECT email FROM crm.customers"),
+	)
+	if len(out.errors) != 0 || out.rows != 4 {
+		t.Fatalf("errors %v, rows %d (want none and 4)", out.errors, out.rows)
+	}
+	msgs := append(extended("", "SET pgguard.purpose = 'shipping'"), extended("", "SELECT email FROM crm.customers")...)
+	out = r.send(append(msgs, &pgproto3.Sync{})...)
+	if len(out.errors) != 0 || out.rows != 2 {
+		t.Fatalf("extended pipeline: errors %v, rows %d", out.errors, out.rows)
+	}
+}

@@ -1,0 +1,221 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Session state is confirmed, never assumed. An interceptor that decides on
+// session state (search_path, role, settings) marks every message that may
+// change it as a barrier (Verdict.Barrier). The proxy then forwards the
+// rest of that message's sync segment as usual, and at the segment's end
+// (the Query, Sync or FunctionCall that the server answers with
+// ReadyForQuery) it stops reading the client. Once that ReadyForQuery has
+// reached the client, the proxy asks the server for the state with the
+// interceptor's query, hides the answer from the client, hands it to the
+// interceptor, and only then reads the client's next message. A pipelined
+// statement behind a state change is thus decided on the state the server
+// reports, whatever the change did (or failed to do).
+//
+// The query runs through the extended protocol under a statement and
+// portal name of the session's own, unguessable, closed again before its
+// Sync: the simple protocol would drop the client's unnamed statement and
+// portal, which a driver may still use.
+
+// StateConfirmer is a SessionInterceptor that reads session state from the
+// server at the start of the session and after every barrier.
+type StateConfirmer interface {
+	// ConfirmQuery is the query whose single row carries the state. It is
+	// called once per session.
+	ConfirmQuery() string
+	// Confirmed hands over the row (nil values are NULL), or the error the
+	// server answered with (then row is nil): in a failed transaction
+	// block the server refuses every query. txStatus is the transaction
+	// status after the query.
+	Confirmed(row [][]byte, err *pgproto3.ErrorResponse, txStatus byte)
+}
+
+// confirmer is a session's state query, encoded once.
+type confirmer struct {
+	si       StateConfirmer
+	messages []byte // Parse, Bind, Execute, Close portal, Close statement, Sync
+	row      [][]byte
+	err      *pgproto3.ErrorResponse
+}
+
+func newConfirmer(si SessionInterceptor) *confirmer {
+	sc, ok := si.(StateConfirmer)
+	if !ok {
+		return nil
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	name := "pgguard_state_" + hex.EncodeToString(id[:])
+	var b []byte
+	for _, m := range []interface{ Encode([]byte) ([]byte, error) }{
+		&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()},
+		&pgproto3.Bind{DestinationPortal: name, PreparedStatement: name},
+		&pgproto3.Execute{Portal: name},
+		&pgproto3.Close{ObjectType: 'P', Name: name},
+		&pgproto3.Close{ObjectType: 'S', Name: name},
+		&pgproto3.Sync{},
+	} {
+		b = append(b, encode(m)...)
+	}
+	return &confirmer{si: sc, messages: b}
+}
+
+// message takes one server message of the state query's answer and
+// reports whether it was the last (ReadyForQuery). Asynchronous messages
+// (notices, notifications, parameter changes) are not its own: ours is
+// false and the caller forwards them.
+func (f *confirmer) message(typ byte, body []byte) (ours, done bool) {
+	switch typ {
+	case 'N', 'A', 'S':
+		return false, false
+	case 'D':
+		f.row = decodeRow(body)
+	case 'E':
+		e := &pgproto3.ErrorResponse{}
+		if e.Decode(body) != nil {
+			e = &pgproto3.ErrorResponse{Code: "08P01", Message: "malformed error response"}
+		}
+		f.err = e
+	case 'Z':
+		status := byte('I')
+		if len(body) == 1 {
+			status = body[0]
+		}
+		row, err := f.row, f.err
+		f.row, f.err = nil, nil
+		if row == nil && err == nil {
+			err = &pgproto3.ErrorResponse{Code: "XX000", Message: "the state query returned no row"}
+		}
+		f.si.Confirmed(row, err, status)
+		return true, true
+	}
+	return true, false
+}
+
+// decodeRow copies a DataRow's values; nil for NULL or a malformed row.
+func decodeRow(body []byte) [][]byte {
+	var d pgproto3.DataRow
+	if d.Decode(body) != nil {
+		return nil
+	}
+	row := make([][]byte, len(d.Values))
+	for i, v := range d.Values {
+		if v != nil {
+			row[i] = append([]byte{}, v...)
+		}
+	}
+	return row
+}
+
+// confirmAtStart reads the session's initial state before the client may
+// send anything: options and parameters of the StartupMessage, role and
+// database settings all apply by then, as the server reports them.
+func (c *conn) confirmAtStart() error {
+	if c.confirm == nil {
+		return nil
+	}
+	if _, err := c.sw.Write(c.confirm.messages); err != nil {
+		return c.upstreamLost(err)
+	}
+	if err := c.sw.Flush(); err != nil {
+		return c.upstreamLost(err)
+	}
+	for {
+		typ, body, err := c.sr.next()
+		if err != nil {
+			return c.upstreamLost(err)
+		}
+		ours, done := c.confirm.message(typ, body)
+		switch {
+		case typ == 'Z':
+			if len(body) == 1 {
+				c.session.txStatus.Store(uint32(body[0]))
+			}
+		case typ == 'S':
+			c.trackParameter(body)
+		}
+		if !ours {
+			if err := writeFrame(c.cw, typ, body); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// holdAfter is called by the client side for every message it forwarded
+// (or replaced with a denial's marker). A barrier's segment ends at the
+// next message the server answers with ReadyForQuery: from there on the
+// client is not read until the state query has been answered.
+func (c *conn) holdAfter(typ byte, barrier bool) {
+	if c.confirm == nil {
+		return
+	}
+	if barrier {
+		c.barrierPending = true
+	}
+	if c.barrierPending && (typ == 'Q' || typ == 'S' || typ == 'F') {
+		c.barrierPending = false
+		c.holdReady.Store(c.readySent)
+		c.holding.Store(true)
+	}
+}
+
+// confirmDue reports, for a ReadyForQuery just counted, whether it ends a
+// barrier's segment: then the state query is to be sent.
+func (c *conn) confirmDue() bool {
+	return c.confirm != nil && c.holding.Load() && !c.confirming && c.readySeen == c.holdReady.Load()
+}
+
+// sendConfirm sends the state query after the ReadyForQuery that ended a
+// barrier's segment. On a loop the session's writer is free; with pumps the
+// client pump, which owns it, is parked until the answer, and its last
+// flush went out before this ReadyForQuery could come, so the query is
+// written to the socket directly.
+func (c *conn) sendConfirm() error {
+	c.confirming = true
+	if c.looped.Load() != nil {
+		_, err := c.sw.Write(c.confirm.messages)
+		return err
+	}
+	_, err := c.server.Write(c.confirm.messages)
+	return err
+}
+
+// confirmMessage takes one server message while the state query is being
+// answered; the answer's own messages never reach the client.
+func (c *conn) confirmMessage(typ byte, body []byte) error {
+	ours, done := c.confirm.message(typ, body)
+	switch typ {
+	case 'S':
+		c.trackParameter(body)
+	case 'Z':
+		if len(body) == 1 {
+			c.session.txStatus.Store(uint32(body[0]))
+		}
+	}
+	if !ours {
+		if err := writeFrame(c.cw, typ, body); err != nil {
+			return err
+		}
+	}
+	if done {
+		c.confirming = false
+		c.holding.Store(false)
+		if c.looped.Load() != nil {
+			c.resumeClient = true
+		} else {
+			c.resume <- struct{}{}
+		}
+	}
+	return nil
+}
