@@ -64,6 +64,7 @@ type outcome struct {
 	rows     int
 	lastRows int // rows of the last segment
 	lastErr  string
+	values   string // the first column of the last row
 }
 
 // send writes msgs in one go and reads until as many ReadyForQuery as the
@@ -94,6 +95,9 @@ func (r *raw) send(msgs ...pgproto3.FrontendMessage) outcome {
 		case *pgproto3.DataRow:
 			out.rows++
 			out.lastRows++
+			if len(m.Values) > 0 {
+				out.values = string(m.Values[0])
+			}
 		case *pgproto3.ReadyForQuery:
 			if ready--; ready > 0 {
 				out.lastRows, out.lastErr = 0, ""
