@@ -353,10 +353,10 @@ func (s *session) bind(body []byte, quick bool) (proxy.Verdict, bool) {
 	if d := s.stateDenial([]byte("Bind")); d != nil {
 		return s.apply(&verdict{denied: d}, 0), true
 	}
-	if !s.state.known {
-		return s.apply(&verdict{denied: s.unanalysable("Bind", "the session's state could not be read from the server")}, 0), true
-	}
 	p := s.prepared[string(name)]
+	if !s.state.known && !endsTransaction(p) {
+		return s.apply(&verdict{denied: s.unanalysable("Bind", "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")}, 0), true
+	}
 	if p == nil || p.unknown {
 		// A statement pgguard has no text of: it may have been made where
 		// pgguard could not see it, or survive a Close the server skipped.
@@ -386,6 +386,24 @@ func (s *session) bind(body []byte, quick bool) (proxy.Verdict, bool) {
 		}
 	}
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
+}
+
+// endsTransaction reports whether p is certainly a statement that only
+// controls the transaction (ROLLBACK, COMMIT, ROLLBACK TO SAVEPOINT, ...),
+// which may run while the state is unknown: drivers send ROLLBACK through
+// the extended protocol too.
+func endsTransaction(p *prepared) bool {
+	if p == nil || p.unknown || p.replaced != nil || len(p.accesses) > 0 || len(p.effects) == 0 {
+		return false
+	}
+	for _, e := range p.effects {
+		switch e.Kind {
+		case "commit", "rollback", "rollback_to", "release", "savepoint", "begin":
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // bindIsQuick reports whether bind can decide from what it holds: the

@@ -241,3 +241,16 @@ func TestSoundnessLegitimateSessionChangesStayAllowed(t *testing.T) {
 		t.Fatalf("extended pipeline: errors %v, rows %d", out.errors, out.rows)
 	}
 }
+
+// In a failed transaction block the state cannot be read; ROLLBACK must
+// still get through, in either protocol, and nothing else.
+func TestSoundnessFailedBlockLetsOnlyRollbackThrough(t *testing.T) {
+	w := decoyWorld(t)
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=hr")
+	r.send(q("BEGIN"), q("SELECT 1/0"), q("SET search_path = decoy"))
+	out := r.send(append(extended("", "ROLLBACK"), &pgproto3.Sync{})...)
+	if len(out.errors) != 0 {
+		t.Fatalf("extended ROLLBACK in a failed block: %v", out.errors)
+	}
+	r.send(q(salaries)).refused(t, "after ROLLBACK")
+}
