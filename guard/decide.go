@@ -511,7 +511,9 @@ func stateSetting(name string) bool {
 // change classifies st's effect on the session state.
 func change(st *sqlscan.Statement) changeKind {
 	if st.DDL {
-		return changeUnknown // may create what names resolve to, or code that runs later
+		// The analysis follows relations created earlier in the same text;
+		// the catalog, and the state, are read again after it.
+		return changeFollowed
 	}
 	e := st.Effect
 	if e == nil {

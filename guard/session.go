@@ -270,7 +270,7 @@ func (s *session) parse(body []byte, segment uint64, quick bool) (proxy.Verdict,
 // under the name counts too.
 func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 	old := s.prepared[name]
-	if old != nil && old.from == v && old.text == string(text) && old.replaced == nil && !old.unknown {
+	if old != nil && old.from == v && old.text == string(text) && old.replaced == nil && !old.unknown && !old.closing {
 		return
 	}
 	p := s.recentRecord(text, v)

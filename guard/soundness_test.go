@@ -254,3 +254,18 @@ func TestSoundnessFailedBlockLetsOnlyRollbackThrough(t *testing.T) {
 	}
 	r.send(q(salaries)).refused(t, "after ROLLBACK")
 }
+
+// A driver that closes a statement and parses it again under the same name
+// in one segment keeps using it: the re-parsed statement is the one the
+// server holds.
+func TestSoundnessCloseAndReparseKeepsTheStatement(t *testing.T) {
+	w := decoyWorld(t)
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	sql := "SELECT email FROM crm.customers"
+	r.send(&pgproto3.Parse{Name: "s1", Query: sql}, &pgproto3.Sync{})
+	r.send(&pgproto3.Close{ObjectType: 'S', Name: "s1"}, &pgproto3.Parse{Name: "s1", Query: sql}, &pgproto3.Sync{})
+	out := r.send(&pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if len(out.errors) != 0 || out.rows != 2 {
+		t.Fatalf("s1 after Close and Parse: errors %v, rows %d", out.errors, out.rows)
+	}
+}

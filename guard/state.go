@@ -79,7 +79,9 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, _ byte) {
 // parsed again holds its last text only.
 func (s *session) reconcilePrepared(names []string, errorsSeen bool) {
 	for name, p := range s.prepared {
-		if !slices.Contains(names, name) {
+		// The unnamed statement is never listed; its changes settle by
+		// segment alone.
+		if name != "" && !slices.Contains(names, name) {
 			delete(s.prepared, name)
 			continue
 		}
