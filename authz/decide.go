@@ -52,6 +52,20 @@ func (p *Policy) FunctionAllowed(subject, purpose, schema, name string) bool {
 	return p.verdict(subject, purpose, FunctionPrefix+schema+"."+name, ActExecute).allowed
 }
 
+// ExtensionTrusted reports whether subject, with purpose, may run the
+// functions and operators of the extension name as if they were built in:
+// some rule allows act execute on its extension:name object.
+func (p *Policy) ExtensionTrusted(subject, purpose, name string) bool {
+	return p.verdict(subject, purpose, ExtensionPrefix+name, ActExecute).allowed
+}
+
+// DDLAllowed reports whether subject, with purpose, may attach code to the
+// database: a rule allows act ddl on object ddl. Unclassified or not, no
+// one may without such a rule.
+func (p *Policy) DDLAllowed(subject, purpose string) bool {
+	return p.verdict(subject, purpose, ObjectDDL, ActDDL).allowed
+}
+
 // verdict answers one question from the cache, computing it on a miss.
 func (p *Policy) verdict(subject, purpose, object string, act Act) verdict {
 	k := cacheKey{subject: subject, purpose: purpose, object: object, act: act}
@@ -67,12 +81,12 @@ func (p *Policy) verdict(subject, purpose, object string, act Act) verdict {
 // Matcher) over the precomputed tables: the subject and its roles, the
 // purpose and its ancestors, the object and its categories.
 func (p *Policy) evaluate(subject, purpose, object string, act Act) verdict {
-	if act != ActRead && act != ActWrite && act != ActExecute {
+	if act != ActRead && act != ActWrite && act != ActExecute && act != ActDDL {
 		return verdict{reason: fmt.Sprintf("unknown act %q", act)}
 	}
 	kind, _ := objectKind(object)
-	if kind != objColumn && kind != objFunction {
-		return verdict{reason: fmt.Sprintf("%q is not a schema.table.column or function:schema.name name", object)}
+	if kind != objColumn && kind != objFunction && kind != objExtension && kind != objDDL {
+		return verdict{reason: fmt.Sprintf("%q is not a schema.table.column, function:schema.name, extension:name or ddl name", object)}
 	}
 	cats := p.Categories(object)
 	allow, deny := p.match(subject, purpose, object, act, cats)
@@ -87,8 +101,10 @@ func (p *Policy) evaluate(subject, purpose, object string, act Act) verdict {
 		return verdict{allowed: true}
 	case len(cats) > 0:
 		return verdict{category: cats[0], reason: noAllowReason(cats, purpose)}
-	case kind == objFunction:
+	case kind == objFunction || kind == objExtension:
 		return verdict{reason: fmt.Sprintf("no rule allows execute on %s %s", object, purposePhrase(purpose))}
+	case kind == objDDL:
+		return verdict{reason: fmt.Sprintf("no rule allows act ddl on object ddl %s", purposePhrase(purpose))}
 	case !p.unclassifiedDeny:
 		return verdict{allowed: true}
 	default:

@@ -194,7 +194,10 @@ func (l *linter) values(r rule) {
 	case "g2":
 		l.object(r.line, r.fields[0], true)
 		if kind, _ := objectKind(r.fields[1]); kind != objCategory {
-			l.add(r.line, SeverityError, "bad-pattern", "g2 right side %q must be a category name (no '.', '*' or ':')", r.fields[1])
+			l.add(r.line, SeverityError, "bad-pattern", "g2 right side %q must be a category name (no '.', '*' or ':', and not ddl)", r.fields[1])
+		}
+		if kind, _ := objectKind(r.fields[0]); kind == objDDL {
+			l.add(r.line, SeverityError, "bad-pattern", "ddl cannot be given a category; allow it with p, dept, purpose, ddl, ddl, allow")
 		}
 	case "g", "g3":
 		for _, v := range r.fields {
@@ -224,8 +227,12 @@ func (l *linter) act(r rule) {
 	act := Act(r.fields[3])
 	kind, _ := objectKind(r.fields[2])
 	switch {
-	case act != ActRead && act != ActWrite && act != ActExecute:
-		l.add(r.line, SeverityError, "bad-act", "act %q is not read, write or execute", act)
+	case act != ActRead && act != ActWrite && act != ActExecute && act != ActDDL:
+		l.add(r.line, SeverityError, "bad-act", "act %q is not read, write, execute or ddl", act)
+	case (act == ActDDL) != (kind == objDDL):
+		l.add(r.line, SeverityError, "bad-act", "act ddl goes with object ddl and only with it (the right to attach code: p, dept, *, ddl, ddl, allow), not %q with %q", act, r.fields[2])
+	case act != ActExecute && kind == objExtension:
+		l.add(r.line, SeverityError, "bad-act", "extensions are trusted with act execute, not %q", act)
 	case act == ActExecute && kind == objColumn:
 		l.add(r.line, SeverityError, "bad-act", "execute applies to functions (function:schema.name), not to the column pattern %q", r.fields[2])
 	case act != ActExecute && kind == objFunction:
@@ -238,7 +245,7 @@ func (l *linter) object(line int, obj string, allowCategory bool) {
 	kind, why := objectKind(obj)
 	switch {
 	case kind == objInvalid:
-		l.add(line, SeverityError, "bad-pattern", "%q is not a category, a schema.table.column pattern or a function:schema.name pattern: %s", obj, why)
+		l.add(line, SeverityError, "bad-pattern", "%q is not a category, a schema.table.column pattern, a function:schema.name pattern, an extension:name or ddl: %s", obj, why)
 	case kind == objCategory && !allowCategory:
 		l.add(line, SeverityError, "bad-pattern", "%q must be a pattern", obj)
 	case kind != objCategory && strings.ToLower(obj) != obj:

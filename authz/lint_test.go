@@ -37,6 +37,7 @@ func TestLintFindings(t *testing.T) {
 		{"unknown_subject.csv", nil, []wantFinding{{"unknown-subject", 6, w}}, `did you mean "dept"?`},
 		{"syntax.csv", nil, []wantFinding{{"syntax", 6, e}}, "Casbin cannot read this line"},
 		{"bad_act.csv", nil, []wantFinding{{"bad-act", 6, e}, {"bad-act", 7, e}}, `act "Read"`},
+		{"bad_ddl.csv", nil, []wantFinding{{"bad-act", 6, e}, {"bad-act", 7, e}, {"bad-act", 8, e}, {"bad-pattern", 9, e}, {"bad-pattern", 10, e}}, "act ddl goes with object ddl"},
 		{"bad_pattern.csv", nil, []wantFinding{{"bad-pattern", 6, e}, {"bad-pattern", 7, e}, {"bad-pattern", 8, e}, {"bad-pattern", 9, e}}, "three parts"},
 		{"empty_field.csv", nil, []wantFinding{{"empty-field", 6, e}}, "empty field"},
 		{"hierarchy_cycle.csv", nil, []wantFinding{{"hierarchy-cycle", 6, w}}, "g3 link marketing -> newsletter closes a cycle"},

@@ -17,14 +17,31 @@ import "strings"
 // neither can ever match the other.
 const FunctionPrefix = "function:"
 
+// ExtensionPrefix starts the object name of an extension:
+// "extension:hstore". An extension the policy allows act "execute" on, for a
+// subject and purpose, is trusted: the functions and operators it installs
+// count as known, as the built-ins do.
+//
+//	g2, extension:hstore, trusted_extensions
+//	p, sales, *, trusted_extensions, execute, allow
+const ExtensionPrefix = "extension:"
+
+// ObjectDDL is the one object of act "ddl": the right to attach code to the
+// database (CREATE FUNCTION, TRIGGER, CAST, TYPE, ...).
+//
+//	p, dba, *, ddl, ddl, allow
+const ObjectDDL = "ddl"
+
 // objKind classifies a g2 left side or a p object.
 type objKind int
 
 const (
-	objInvalid  objKind = iota
-	objCategory         // a plain name: customer_contact
-	objColumn           // schema.table.column, parts may hold '*'
-	objFunction         // function:schema.name, parts may hold '*'
+	objInvalid   objKind = iota
+	objCategory          // a plain name: customer_contact
+	objColumn            // schema.table.column, parts may hold '*'
+	objFunction          // function:schema.name, parts may hold '*'
+	objExtension         // extension:name, the name may hold '*'
+	objDDL               // ddl
 )
 
 // objectKind tells what a g2 left side or p object is, and when it is
@@ -36,6 +53,15 @@ func objectKind(s string) (objKind, string) {
 	if strings.ContainsAny(s, " \t") {
 		return objInvalid, "contains white space"
 	}
+	if s == ObjectDDL {
+		return objDDL, ""
+	}
+	if rest, ok := strings.CutPrefix(s, ExtensionPrefix); ok {
+		if dottedParts(rest) != 1 {
+			return objInvalid, "an extension is extension:name"
+		}
+		return objExtension, ""
+	}
 	if rest, ok := strings.CutPrefix(s, FunctionPrefix); ok {
 		if dottedParts(rest) != 2 {
 			return objInvalid, "a function is function:schema.name"
@@ -43,7 +69,7 @@ func objectKind(s string) (objKind, string) {
 		return objFunction, ""
 	}
 	if strings.Contains(s, ":") {
-		return objInvalid, "':' is only allowed in the function: prefix"
+		return objInvalid, "':' is only allowed in the function: and extension: prefixes"
 	}
 	switch n := dottedParts(s); {
 	case n == 1 && !isPattern(s):

@@ -13,15 +13,17 @@ import (
 	"github.com/casbin/casbin/v2/model"
 )
 
-// Act is what a statement does to a column: ActRead or ActWrite, or
-// ActExecute for a function.
+// Act is what a statement does to a column: ActRead or ActWrite; or
+// ActExecute for a function or a trusted extension; or ActDDL for
+// attaching code to the database.
 type Act string
 
 // The acts a p rule may name.
 const (
 	ActRead    Act = "read"
 	ActWrite   Act = "write"
-	ActExecute Act = "execute" // calling a function, see FunctionAllowed
+	ActExecute Act = "execute" // calling a function, see FunctionAllowed and ExtensionTrusted
+	ActDDL     Act = "ddl"     // attaching code, see DDLAllowed
 )
 
 // Access is one column a statement touches, and how.
@@ -247,7 +249,10 @@ func (p *Policy) indexRule(r rule, subjects map[string]bool) {
 		// Index by the first part ("crm", "function:public") so a lookup
 		// only globs the patterns of the object's own schema.
 		cp := catPattern{pattern: f[0], category: f[1], line: r.line}
-		head := f[0][:strings.IndexByte(f[0], '.')]
+		head := f[0]
+		if dot := strings.IndexByte(head, '.'); dot >= 0 {
+			head = head[:dot]
+		}
 		if isPattern(head) {
 			p.otherPatterns = append(p.otherPatterns, cp)
 		} else {
@@ -333,12 +338,12 @@ func (p *Policy) Categories(column string) []string {
 // directCategories returns the categories of the g2 patterns that cover the
 // object, in file order, without duplicates.
 func (p *Policy) directCategories(object string) []string {
-	dot := strings.IndexByte(object, '.')
-	if dot < 0 {
-		return nil
+	head := object
+	if dot := strings.IndexByte(object, '.'); dot >= 0 {
+		head = object[:dot]
 	}
 	var hits []catPattern
-	for _, list := range [][]catPattern{p.schemaPatterns[object[:dot]], p.otherPatterns} {
+	for _, list := range [][]catPattern{p.schemaPatterns[head], p.otherPatterns} {
 		for _, cp := range list {
 			if MatchPattern(cp.pattern, object) {
 				hits = append(hits, cp)

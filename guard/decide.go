@@ -217,6 +217,9 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		purpose = st.Purpose
 	}
 	accesses := toAuthz(st.Accesses)
+	if st.Attaches != "" {
+		accesses = append([]authz.Access{attachAccess}, accesses...)
+	}
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
 		p := s.prepared[st.Effect.Name]
@@ -333,6 +336,11 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 	}
 }
 
+// attachAccess is the access of a statement that attaches code to the
+// database: decided like a column, so that a prepared statement is decided
+// again under the purpose in force at each Bind.
+var attachAccess = authz.Access{Column: authz.ObjectDDL, Act: authz.ActDDL}
+
 func toAuthz(in []sqlscan.Access) []authz.Access {
 	out := make([]authz.Access, len(in))
 	for i, a := range in {
@@ -357,12 +365,15 @@ func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
 	if n := len(d.Denied) - 1; n > 0 {
 		detail += fmt.Sprintf(" (and %d more denied column access%s)", n, plural(n))
 	}
+	msg, hint := fmt.Sprintf("pgguard: %s access to column %s (%s) is not allowed %s", first.Act, first.Column, category, what), purposeHint
+	if first.Act == authz.ActDDL {
+		msg, hint = "pgguard: the statement attaches code to the database (a function, procedure, trigger, rule, type, "+
+			"operator, cast, policy, extension, ...), which is not allowed "+what, ddlHint
+	}
 	out := &denial{
 		err: &pgproto3.ErrorResponse{
 			Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501",
-			Message: fmt.Sprintf("pgguard: %s access to column %s (%s) is not allowed %s", first.Act, first.Column, category, what),
-			Detail:  detail,
-			Hint:    purposeHint,
+			Message: msg, Detail: detail, Hint: hint,
 		},
 		roles: d.Roles, purpose: purpose, policy: d.PolicyVersion,
 		statement: sqlscan.Normalize(text), fingerprint: sqlscan.Fingerprint(text),
@@ -404,6 +415,9 @@ func (s *session) unanalysable(text, reason string) *denial {
 		statement: sqlscan.Normalize(text), fingerprint: sqlscan.Fingerprint(text),
 	}
 }
+
+const ddlHint = "Code attached to the database runs inside later statements, where pgguard cannot see it. " +
+	"Run such migrations as a role whose department the policy allows it: p, department, *, ddl, ddl, allow."
 
 const purposeHint = "Declare a purpose that allows this data: SET pgguard.purpose = 'name'; " +
 	"or a comment /*purpose='name'*/ in the statement; or the connection option -c pgguard.purpose=name."

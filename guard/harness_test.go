@@ -204,3 +204,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// addRules appends rules to the world's policy and reloads it.
+func (w *world) addRules(t *testing.T, rules ...string) {
+	t.Helper()
+	policy, err := os.ReadFile(w.policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy = append(policy, strings.Join(rules, "\n")+"\n"...)
+	if err := os.WriteFile(w.policyFile, policy, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := w.engine.Reload(); err != nil || !res.Swapped {
+		t.Fatalf("reload: %v (swapped %v)", err, res.Swapped)
+	}
+}
+
+// count runs a count query as the superuser, directly on the server.
+func (w *world) count(t *testing.T, sql string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, w.pg.URL(pgtest.Superuser, "", "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}

@@ -123,6 +123,8 @@ type analyzer struct {
 	denial *Denial
 	effect *Effect
 	ddl    bool
+	// attaches names the code a DDL statement attaches (see attachedCode).
+	attaches string
 	// setConfig is the one set_config call recognised as a session effect.
 	setConfig *pg.FuncCall
 	// noEffects is set under EXPLAIN, where a session change may or may
@@ -136,7 +138,7 @@ func (s *session) statement(n *pg.Node) Statement {
 	var acc []Access
 	a := &analyzer{s: s, sink: &acc, path: s.path}
 	kind := a.topLevel(n)
-	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl}
+	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches}
 	if a.denial == nil {
 		a.checkSensitiveColumns(acc)
 	}

@@ -26,8 +26,8 @@ var update = flag.Bool("update", false, "rewrite the expectations in testdata/ca
 //	  read crm.customers.id where
 //
 // Each statement of the input renders as its kind (with " ddl" when it
-// changes the schema), then indented: purpose, effect, accesses in order,
-// and deny lines.
+// changes the schema), then indented: the code it attaches, purpose,
+// effect, accesses in order, and deny lines.
 type goldenCase struct {
 	name       string
 	directives []string
@@ -134,6 +134,9 @@ func render(r *Result) string {
 		b.WriteString(st.Kind)
 		if st.DDL {
 			b.WriteString(" ddl")
+		}
+		if st.Attaches != "" {
+			fmt.Fprintf(&b, "\n  attaches %s", st.Attaches)
 		}
 		if st.Purpose != "" {
 			fmt.Fprintf(&b, "\n  purpose %s", st.Purpose)

@@ -127,6 +127,12 @@ type Statement struct {
 	// DDL is true when the statement changes the schema, so the proxy should
 	// refresh its catalog afterwards.
 	DDL bool
+	// Attaches names the kind of code the statement attaches to the
+	// database (function, procedure, cast, type, domain, operator,
+	// aggregate, trigger, rule, policy, event trigger, extension, ...), ""
+	// if none. Such a statement may run only where the policy allows act
+	// ddl on object ddl.
+	Attaches string
 }
 
 // Result is the analysis of a whole query string.

@@ -202,19 +202,17 @@ func (a *analyzer) utility(n *pg.Node) string {
 	case *pg.Node_LoadStmt:
 		a.deny(CodeUnsupported, "LOAD loads code into the database server")
 		return "utility"
-	case *pg.Node_RuleStmt:
-		a.ddl = true
-		a.deny(CodeUnsupported, "CREATE RULE defines queries that run later as part of other statements")
-		return "ddl"
 	case *pg.Node_ReturnStmt, *pg.Node_PlassignStmt:
 		a.deny(CodeUnsupported, "%s is not a top-level statement", nodeName(n))
 		return "utility"
 	case *pg.Node_CreateFunctionStmt:
 		// The body is stored, not run; calling the function is checked.
 		a.ddl = true
+		a.attaches = attachedCode(n)
 		return "ddl"
 	}
 	a.ddl = true
+	a.attaches = attachedCode(n)
 	a.ddlCalls(n.ProtoReflect())
 	return "ddl"
 }

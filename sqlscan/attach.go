@@ -1,0 +1,140 @@
+package sqlscan
+
+import (
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// attachedCode names the kind of code a statement attaches to the
+// database, "" if it attaches none.
+//
+// Such code runs later inside other statements, under names and on events
+// the analysis of those statements cannot see into: a function that
+// shadows a built-in, a cast or operator applied implicitly, a trigger or
+// rule on every write, a policy expression on every read, a conversion on
+// every message. The policy decides who may do this (act ddl on object ddl).
+// Plain tables, views, indexes, sequences and schemas attach no code; the
+// functions their expressions call are checked where they appear.
+func attachedCode(n *pg.Node) string {
+	switch x := n.GetNode().(type) {
+	case *pg.Node_CreateFunctionStmt:
+		if x.CreateFunctionStmt.GetIsProcedure() {
+			return "procedure"
+		}
+		return "function"
+	case *pg.Node_DefineStmt:
+		return defineKinds[x.DefineStmt.GetKind()]
+	case *pg.Node_AlterTableStmt:
+		return alterTableCode(x.AlterTableStmt)
+	case *pg.Node_RenameStmt:
+		return codeObjects[x.RenameStmt.GetRenameType()]
+	case *pg.Node_AlterObjectSchemaStmt:
+		return codeObjects[x.AlterObjectSchemaStmt.GetObjectType()]
+	case *pg.Node_AlterOwnerStmt:
+		return codeObjects[x.AlterOwnerStmt.GetObjectType()]
+	case *pg.Node_AlterObjectDependsStmt:
+		return codeObjects[x.AlterObjectDependsStmt.GetObjectType()]
+	}
+	return codeStatements[nodeName(n)]
+}
+
+// codeStatements are the statements that attach code whatever they say,
+// by their node name.
+var codeStatements = map[string]string{
+	"AlterFunctionStmt":          "function",
+	"CreateCastStmt":             "cast",
+	"CompositeTypeStmt":          "type",
+	"CreateEnumStmt":             "type",
+	"CreateRangeStmt":            "type",
+	"AlterEnumStmt":              "type",
+	"AlterTypeStmt":              "type",
+	"CreateDomainStmt":           "domain",
+	"AlterDomainStmt":            "domain",
+	"AlterOperatorStmt":          "operator",
+	"CreateTrigStmt":             "trigger",
+	"RuleStmt":                   "rule",
+	"CreatePolicyStmt":           "policy",
+	"AlterPolicyStmt":            "policy",
+	"CreateEventTrigStmt":        "event trigger",
+	"AlterEventTrigStmt":         "event trigger",
+	"CreateOpClassStmt":          "operator class",
+	"CreateOpFamilyStmt":         "operator family",
+	"AlterOpFamilyStmt":          "operator family",
+	"CreateConversionStmt":       "conversion",
+	"CreateTransformStmt":        "transform",
+	"CreatePLangStmt":            "language",
+	"CreateExtensionStmt":        "extension",
+	"AlterExtensionStmt":         "extension",
+	"AlterExtensionContentsStmt": "extension",
+	"CreateAmStmt":               "access method",
+	// Foreign data: a wrapper's handler is code, and a foreign table or
+	// server brings in rows from elsewhere under names no rule classifies.
+	"CreateFdwStmt":           "foreign data wrapper",
+	"AlterFdwStmt":            "foreign data wrapper",
+	"CreateForeignServerStmt": "foreign server",
+	"AlterForeignServerStmt":  "foreign server",
+	"CreateUserMappingStmt":   "user mapping",
+	"AlterUserMappingStmt":    "user mapping",
+	"CreateForeignTableStmt":  "foreign table",
+	"ImportForeignSchemaStmt": "foreign table",
+}
+
+// defineKinds are the CREATE AGGREGATE / OPERATOR / TYPE / TEXT SEARCH
+// forms that attach code. Text search dictionaries and configurations only
+// combine a parser and template that already exist; collations run none.
+var defineKinds = map[pg.ObjectType]string{
+	pg.ObjectType_OBJECT_AGGREGATE:  "aggregate",
+	pg.ObjectType_OBJECT_OPERATOR:   "operator",
+	pg.ObjectType_OBJECT_TYPE:       "type",
+	pg.ObjectType_OBJECT_TSPARSER:   "text search parser",
+	pg.ObjectType_OBJECT_TSTEMPLATE: "text search template",
+}
+
+// codeObjects are the object types whose renaming, moving to another
+// schema, change of owner (whose rights a SECURITY DEFINER routine runs
+// with) or dependence on an extension changes which code runs where.
+var codeObjects = map[pg.ObjectType]string{
+	pg.ObjectType_OBJECT_FUNCTION:       "function",
+	pg.ObjectType_OBJECT_PROCEDURE:      "procedure",
+	pg.ObjectType_OBJECT_ROUTINE:        "function",
+	pg.ObjectType_OBJECT_AGGREGATE:      "aggregate",
+	pg.ObjectType_OBJECT_OPERATOR:       "operator",
+	pg.ObjectType_OBJECT_OPCLASS:        "operator class",
+	pg.ObjectType_OBJECT_OPFAMILY:       "operator family",
+	pg.ObjectType_OBJECT_CAST:           "cast",
+	pg.ObjectType_OBJECT_TYPE:           "type",
+	pg.ObjectType_OBJECT_DOMAIN:         "domain",
+	pg.ObjectType_OBJECT_TRIGGER:        "trigger",
+	pg.ObjectType_OBJECT_RULE:           "rule",
+	pg.ObjectType_OBJECT_POLICY:         "policy",
+	pg.ObjectType_OBJECT_EVENT_TRIGGER:  "event trigger",
+	pg.ObjectType_OBJECT_CONVERSION:     "conversion",
+	pg.ObjectType_OBJECT_LANGUAGE:       "language",
+	pg.ObjectType_OBJECT_EXTENSION:      "extension",
+	pg.ObjectType_OBJECT_TRANSFORM:      "transform",
+	pg.ObjectType_OBJECT_FDW:            "foreign data wrapper",
+	pg.ObjectType_OBJECT_FOREIGN_SERVER: "foreign server",
+	pg.ObjectType_OBJECT_TSPARSER:       "text search parser",
+	pg.ObjectType_OBJECT_TSTEMPLATE:     "text search template",
+	pg.ObjectType_OBJECT_ACCESS_METHOD:  "access method",
+}
+
+// alterTableCode finds the ALTER TABLE forms that attach code: those on a
+// composite type, and those that switch triggers or rules on (a disabled
+// trigger is code no statement runs until then).
+func alterTableCode(s *pg.AlterTableStmt) string {
+	if s.GetObjtype() == pg.ObjectType_OBJECT_TYPE {
+		return "type"
+	}
+	for _, c := range s.GetCmds() {
+		switch c.GetAlterTableCmd().GetSubtype() {
+		case pg.AlterTableType_AT_EnableTrig, pg.AlterTableType_AT_EnableAlwaysTrig,
+			pg.AlterTableType_AT_EnableReplicaTrig, pg.AlterTableType_AT_EnableTrigAll,
+			pg.AlterTableType_AT_EnableTrigUser:
+			return "trigger"
+		case pg.AlterTableType_AT_EnableRule, pg.AlterTableType_AT_EnableAlwaysRule,
+			pg.AlterTableType_AT_EnableReplicaRule:
+			return "rule"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,55 @@
+package sqlscan
+
+import "testing"
+
+func TestAttachedCode(t *testing.T) {
+	complete, _ := fixtures(t)
+	cases := map[string]string{
+		"CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'SELECT 1'":           "function",
+		"CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'SELECT 1'":                   "procedure",
+		"ALTER FUNCTION f() SECURITY DEFINER":                                          "function",
+		"ALTER FUNCTION f() RENAME TO lower":                                           "function",
+		"ALTER ROUTINE f() SET SCHEMA pg_catalog":                                      "function",
+		"ALTER FUNCTION f() OWNER TO postgres":                                         "function",
+		"CREATE CAST (text AS int) WITH INOUT AS IMPLICIT":                             "cast",
+		"CREATE TYPE pg_temp.t AS (a int)":                                             "type",
+		"CREATE TYPE t AS ENUM ('a')":                                                  "type",
+		"CREATE TYPE r AS RANGE (subtype = int4)":                                      "type",
+		"CREATE TYPE t (INPUT = f, OUTPUT = g)":                                        "type",
+		"ALTER TYPE t ADD ATTRIBUTE b int":                                             "type",
+		"CREATE DOMAIN d AS int CHECK (VALUE > 0)":                                     "domain",
+		"CREATE OPERATOR pg_temp.=== (LEFTARG = text, RIGHTARG = text, FUNCTION = f)":  "operator",
+		"CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int)":                        "aggregate",
+		"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()":       "trigger",
+		"ALTER TABLE t ENABLE ALWAYS TRIGGER tr":                                       "trigger",
+		"CREATE RULE r AS ON INSERT TO t DO ALSO NOTIFY x":                             "rule",
+		"ALTER TABLE t ENABLE RULE r":                                                  "rule",
+		"CREATE POLICY p ON t USING (true)":                                            "policy",
+		"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()":             "event trigger",
+		"CREATE EXTENSION hstore":                                                      "extension",
+		"CREATE DEFAULT CONVERSION c FOR 'LATIN1' TO 'UTF8' FROM f":                    "conversion",
+		"CREATE FOREIGN TABLE ft (a int) SERVER s":                                     "foreign table",
+		"CREATE TEXT SEARCH PARSER p (START = a, GETTOKEN = b, END = c, LEXTYPES = d)": "text search parser",
+		// Plain objects attach none.
+		"CREATE TEMP TABLE t (a int)":                        "",
+		"CREATE TABLE t (a int DEFAULT 1)":                   "",
+		"CREATE TEMP VIEW v AS SELECT 1":                     "",
+		"CREATE INDEX ON t (a)":                              "",
+		"CREATE SEQUENCE s":                                  "",
+		"DROP FUNCTION f()":                                  "",
+		"ALTER TABLE t ADD COLUMN b int":                     "",
+		"ALTER TABLE t DISABLE TRIGGER tr":                   "",
+		"ALTER TABLE t RENAME TO u":                          "",
+		"CREATE SCHEMA s":                                    "",
+		"CREATE TEXT SEARCH CONFIGURATION c (COPY = simple)": "",
+	}
+	for sql, want := range cases {
+		r := Analyze(sql, complete, defaultContext())
+		if len(r.Statements) != 1 {
+			t.Fatalf("%s: %d statements", sql, len(r.Statements))
+		}
+		if got := r.Statements[0].Attaches; got != want {
+			t.Errorf("%s: Attaches = %q, want %q", sql, got, want)
+		}
+	}
+}
