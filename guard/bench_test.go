@@ -206,5 +206,5 @@ func stateRow(purpose, path, user string, prepared ...string) [][]byte {
 	if len(prepared) > 0 {
 		names = `["` + strings.Join(prepared, `","`) + `"]`
 	}
-	return [][]byte{[]byte(purpose), []byte(path), []byte(user), []byte("on"), []byte("UTF8"), []byte(names)}
+	return [][]byte{[]byte(purpose), []byte(path), []byte(user), []byte("on"), []byte("UTF8"), []byte(names), []byte("[]")}
 }

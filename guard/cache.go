@@ -11,6 +11,7 @@ type contextKey struct {
 	catalogVersion                  string
 	policyVersion                   string
 	lexical                         string // standard_conforming_strings and client_encoding
+	temps                           string // the session's temporary and unsettled relation names
 }
 
 // verdictCache maps (context, exact text) to a verdict. It is two-level so

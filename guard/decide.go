@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ type verdict struct {
 type effect struct {
 	sqlscan.Effect
 	ddl      bool
+	changes  []string       // relation names the DDL named (sqlscan.Statement.Changes)
 	accesses []authz.Access // of PREPARE
 	purpose  string
 	text     string // raw, as verdict.text
@@ -256,7 +258,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		v.accesses, v.purpose = accesses, st.Purpose
 	}
 	if st.Effect != nil || st.DDL {
-		e := effect{ddl: st.DDL, accesses: accesses, purpose: st.Purpose}
+		e := effect{ddl: st.DDL, changes: st.Changes, accesses: accesses, purpose: st.Purpose}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
 			sim.apply(st.Effect, s)
@@ -329,7 +331,9 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		Database: s.ps.Database,
 		User:     role, // what "$user" in the path names
 
-		SearchPath: path,
+		SearchPath:    path,
+		TempRelations: s.state.temps,
+		Unsettled:     s.unsettled,
 		FunctionAllowed: func(schema, name string) bool {
 			return pol.FunctionAllowed(user, purpose, schema, name)
 		},
@@ -466,6 +470,7 @@ func (s *session) decide(v *verdict) proxy.Verdict {
 func (s *session) replay(e *effect, segment uint64) {
 	if e.ddl {
 		s.ddlPending = true
+		s.unsettle(e.changes)
 	}
 	switch e.Kind {
 	case "prepare":
@@ -486,6 +491,23 @@ func (s *session) replay(e *effect, segment uint64) {
 		s.follow(e)
 	case changeUnknown:
 		s.segmentUnknown = true
+	}
+}
+
+// unsettle adds relation names to those DDL of the open transaction
+// named, on which nothing is decided until the catalog is read again after
+// the transaction ends.
+func (s *session) unsettle(names []string) {
+	added := false
+	for _, name := range names {
+		if !slices.Contains(s.unsettled, name) {
+			s.unsettled = append(s.unsettled, name)
+			added = true
+		}
+	}
+	if added {
+		slices.Sort(s.unsettled)
+		s.stateGen++
 	}
 }
 

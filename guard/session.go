@@ -42,6 +42,9 @@ type session struct {
 	errors     uint64 // ErrorResponses seen
 	sawError   bool   // an ErrorResponse since the last confirmation
 	ddlPending bool
+	// unsettled are the relation names DDL of the open transaction named
+	// (sorted): the catalog cannot see uncommitted changes.
+	unsettled []string
 
 	// stateGen counts changes of the state.
 	stateGen uint64
@@ -152,8 +155,13 @@ func (s *session) ServerMessage(typ byte, body []byte) {
 	case 'Z':
 		s.settle(s.ps.ReadyCount())
 		if s.ddlPending && len(body) == 1 && body[0] == 'I' {
+			// The transaction is over: its changes are committed, or gone.
 			s.ddlPending = false
 			s.g.cfg.Catalogs.Invalidate(s.ps.Database)
+			if s.unsettled != nil {
+				s.unsettled = nil
+				s.stateGen++
+			}
 		}
 	}
 }
@@ -537,6 +545,7 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		role:          s.state.role,
 		purpose:       s.state.purpose,
 		searchPath:    pathKey(s.currentPath()),
+		temps:         strings.Join(s.state.temps, "\x00") + "\x01" + strings.Join(s.unsettled, "\x00"),
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
 	}

@@ -30,14 +30,23 @@ type state struct {
 	// role is the current role, which "$user" in the path stands for.
 	role          string
 	scs, encoding string
+	// temps are the names of the relations in the session's temporary
+	// schema, sorted.
+	temps []string
 }
 
 // confirmQuery reads the state in one row. current_setting with
 // missing_ok returns NULL for a purpose never set. Prepared statements come
-// as a JSON array of names, without the state query's own.
+// as a JSON array of names, without the state query's own; so do the
+// relations of the session's temporary schema (none while it has none).
 const confirmQuery = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
 	` current_user, current_setting('standard_conforming_strings'), current_setting('client_encoding'),` +
-	` (SELECT coalesce(json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgguard\_state\_%')`
+	` (SELECT coalesce(json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgguard\_state\_%'),` +
+	` (SELECT coalesce(json_agg(relname ORDER BY relname), '[]') FROM pg_catalog.pg_class` +
+	` WHERE relnamespace = pg_catalog.pg_my_temp_schema() AND relkind <> 'i' AND relkind <> 'I')`
+
+// confirmColumns is the number of columns of confirmQuery's row.
+const confirmColumns = 7
 
 // ConfirmQuery implements proxy.StateConfirmer.
 func (s *session) ConfirmQuery() string { return confirmQuery }
@@ -51,7 +60,7 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, _ byte) {
 	s.segmentUnknown = false
 	errorsSeen := s.sawError
 	s.sawError = false
-	if e != nil || len(row) != 6 {
+	if e != nil || len(row) != confirmColumns {
 		// Keep the last state for reading transaction control; decide
 		// nothing else on it (decideStatement) until the next confirmation.
 		s.state.known = false
@@ -64,9 +73,12 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, _ byte) {
 	}
 	s.state = st
 	var names []string
-	if json.Unmarshal(row[5], &names) != nil {
+	if json.Unmarshal(row[5], &names) != nil || json.Unmarshal(row[6], &s.state.temps) != nil {
 		s.state.known = false
 		return
+	}
+	if len(s.state.temps) == 0 {
+		s.state.temps = nil
 	}
 	s.reconcilePrepared(names, errorsSeen)
 }

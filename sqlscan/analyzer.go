@@ -32,8 +32,11 @@ type session struct {
 	database string
 	path     searchPath
 	temps    map[string]*tempTable
-	views    map[*catalog.Relation]*viewResult
-	budget   int
+	// changed are the relation names DDL earlier in the same input named:
+	// the catalog no longer describes them with certainty.
+	changed map[string]bool
+	views   map[*catalog.Relation]*viewResult
+	budget  int
 	// pathList, role and pathChanged follow SET search_path and SET ROLE
 	// made earlier in the same input.
 	pathList    []string
@@ -139,6 +142,9 @@ func (s *session) statement(n *pg.Node) Statement {
 	a := &analyzer{s: s, sink: &acc, path: s.path}
 	kind := a.topLevel(n)
 	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches}
+	if a.ddl {
+		st.Changes = s.ddlChanges(n)
+	}
 	if a.denial == nil {
 		a.checkSensitiveColumns(acc)
 	}

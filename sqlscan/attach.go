@@ -1,7 +1,11 @@
 package sqlscan
 
 import (
+	"slices"
+
 	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // attachedCode names the kind of code a statement attaches to the
@@ -137,4 +141,76 @@ func alterTableCode(s *pg.AlterTableStmt) string {
 		}
 	}
 	return ""
+}
+
+// AllRelations in Statement.Changes or Context.Unsettled stands for every
+// relation name: after a schema is renamed, none is certain.
+const AllRelations = "*"
+
+// relationObjects are the object types of relations, whose new name after
+// RENAME is a relation name.
+var relationObjects = map[pg.ObjectType]bool{
+	pg.ObjectType_OBJECT_TABLE: true, pg.ObjectType_OBJECT_VIEW: true, pg.ObjectType_OBJECT_MATVIEW: true,
+	pg.ObjectType_OBJECT_SEQUENCE: true, pg.ObjectType_OBJECT_FOREIGN_TABLE: true, pg.ObjectType_OBJECT_INDEX: true,
+}
+
+// ddlChanges lists the relation names a DDL statement names, and marks
+// them for the statements after it in the same input. Temporary tables
+// this input creates are left out: their columns are followed.
+func (s *session) ddlChanges(n *pg.Node) []string {
+	var names []string
+	add := func(name string) {
+		if name == "" || s.temps[name] != nil || slices.Contains(names, name) {
+			return
+		}
+		names = append(names, name)
+	}
+	walkMessages(n.ProtoReflect(), func(m proto.Message) bool {
+		switch x := m.(type) {
+		case *pg.RangeVar:
+			add(x.GetRelname())
+		case *pg.RenameStmt:
+			switch {
+			case x.GetRenameType() == pg.ObjectType_OBJECT_SCHEMA:
+				// Every name in the schema now means something else.
+				add(AllRelations)
+			case x.GetRelation() != nil && x.GetSubname() == "" && relationObjects[x.GetRenameType()]:
+				add(x.GetNewname())
+			}
+		case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
+			// The query of a view, CREATE TABLE AS or rule reads what it
+			// names; the relation it defines is named outside it.
+			return false
+		}
+		return true
+	})
+	if s.changed == nil && len(names) > 0 {
+		s.changed = map[string]bool{}
+	}
+	for _, name := range names {
+		s.changed[name] = true
+	}
+	return names
+}
+
+// walkMessages calls f on m and every message nested in it, except below
+// a message for which f returns false.
+func walkMessages(m protoreflect.Message, f func(proto.Message) bool) {
+	if !f(m.Interface()) {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				walkMessages(l.Get(i).Message(), f)
+			}
+			return true
+		}
+		walkMessages(v.Message(), f)
+		return true
+	})
 }

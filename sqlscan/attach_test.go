@@ -1,6 +1,9 @@
 package sqlscan
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestAttachedCode(t *testing.T) {
 	complete, _ := fixtures(t)
@@ -51,5 +54,60 @@ func TestAttachedCode(t *testing.T) {
 		if got := r.Statements[0].Attaches; got != want {
 			t.Errorf("%s: Attaches = %q, want %q", sql, got, want)
 		}
+	}
+}
+
+// TestDDLChanges: a DDL statement's relation names are unsettled for the
+// statements after it in the same input, except temporary tables the input
+// creates, whose columns are followed.
+func TestDDLChanges(t *testing.T) {
+	complete, _ := fixtures(t)
+	cases := []struct {
+		sql     string
+		changes []string
+		denied  bool // the last statement is refused
+	}{
+		{"ALTER TABLE crm.customers RENAME COLUMN email TO e; SELECT email FROM crm.customers", []string{"customers"}, true},
+		{"ALTER TABLE crm.orders RENAME TO customers; SELECT email FROM crm.customers", []string{"customers", "orders"}, true},
+		{"ALTER SCHEMA crm RENAME TO crm2; SELECT id FROM hr.salaries", []string{AllRelations}, true},
+		{"CREATE TEMP VIEW customers AS SELECT iban AS email FROM crm.customers; SELECT email FROM customers", []string{"customers"}, true},
+		{"CREATE TEMP TABLE stage (a int); INSERT INTO stage VALUES (1)", nil, false},
+		{"CREATE TEMP TABLE stage AS SELECT email FROM crm.customers; SELECT email FROM crm.customers", nil, false},
+		{"SELECT email FROM crm.customers; CREATE INDEX ON crm.customers (email)", []string{"customers"}, false},
+	}
+	for _, c := range cases {
+		r := Analyze(c.sql, complete, defaultContext())
+		var got []string
+		for _, st := range r.Statements {
+			if st.DDL {
+				got = slices.Sorted(slices.Values(st.Changes))
+				break
+			}
+		}
+		if !slices.Equal(got, c.changes) {
+			t.Errorf("%s: Changes = %q, want %q", c.sql, got, c.changes)
+		}
+		last := r.Statements[len(r.Statements)-1]
+		if (last.Denial != nil) != c.denied {
+			t.Errorf("%s: last statement's denial = %v, want denied %v", c.sql, last.Denial, c.denied)
+		}
+		if c.denied && last.Denial.Code != CodeTemporary {
+			t.Errorf("%s: denial code %s, want %s", c.sql, last.Denial.Code, CodeTemporary)
+		}
+	}
+	ctx := defaultContext()
+	ctx.TempRelations = []string{"orders"}
+	for _, sql := range []string{"SELECT id FROM orders", "SELECT id FROM pg_temp.orders"} {
+		if d := Analyze(sql, complete, ctx).Denial(); d == nil || d.Code != CodeTemporary {
+			t.Errorf("%s: a name of the session's temporary relations was not refused: %v", sql, d)
+		}
+	}
+	if d := Analyze("SELECT id FROM crm.orders", complete, ctx).Denial(); d != nil {
+		t.Errorf("a qualified name outside pg_temp does not resolve to a temporary relation: %v", d)
+	}
+	ctx = defaultContext()
+	ctx.Unsettled = []string{"orders"}
+	if d := Analyze("SELECT id FROM pg_temp.orders", complete, ctx).Denial(); d == nil || d.Code != CodeTemporary {
+		t.Errorf("an unsettled name was not refused: %v", d)
 	}
 }

@@ -1,6 +1,7 @@
 package sqlscan
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/pgguard/pgguard/catalog"
@@ -79,6 +80,9 @@ func (a *analyzer) resolveRelation(catalogName, schema, name string) (resolvedRe
 		return a.resolveQualified(schema, name)
 	}
 	var res resolvedRelation
+	if !a.settled(name) || !a.notTemporary(name) {
+		return res, false
+	}
 	res.temp = a.s.temps[name]
 	res.rels = a.searchRelation(name)
 	if len(res.rels) == 0 && res.temp == nil {
@@ -94,7 +98,13 @@ func (a *analyzer) resolveRelation(catalogName, schema, name string) (resolvedRe
 
 func (a *analyzer) resolveQualified(schema, name string) (resolvedRelation, bool) {
 	var res resolvedRelation
+	if !a.settled(name) {
+		return res, false
+	}
 	if schema == "pg_temp" || strings.HasPrefix(schema, "pg_temp_") {
+		if !a.notTemporary(name) {
+			return res, false
+		}
 		if t := a.s.temps[name]; t != nil {
 			res.temp = t
 			return res, true
@@ -112,6 +122,30 @@ func (a *analyzer) resolveQualified(schema, name string) (resolvedRelation, bool
 	}
 	a.deny(CodeUnknownRelation, "relation %s.%s is not in the catalog", schema, name)
 	return res, false
+}
+
+// settled refuses a relation name that DDL of the session's open
+// transaction, or earlier in the same input, named: the catalog, read by
+// another session, does not describe it with certainty.
+func (a *analyzer) settled(name string) bool {
+	if a.s.changed[name] || a.s.changed[AllRelations] ||
+		slices.Contains(a.s.ctx.Unsettled, name) || slices.Contains(a.s.ctx.Unsettled, AllRelations) {
+		a.deny(CodeTemporary, "relation %s was changed by DDL in this session's open transaction or message; pgguard decides on it once the change is committed", name)
+		return false
+	}
+	return true
+}
+
+// notTemporary refuses a name of the session's temporary schema, which the
+// server reports at every confirmation and PostgreSQL searches before the
+// path (so it also hides any table of the same name): pgguard does not
+// hold its definition.
+func (a *analyzer) notTemporary(name string) bool {
+	if slices.Contains(a.s.ctx.TempRelations, name) {
+		a.deny(CodeTemporary, "relation %s may be the session's temporary relation, whose definition pgguard does not read", name)
+		return false
+	}
+	return true
 }
 
 // searchRelation resolves an unqualified name through the path. When the

@@ -50,6 +50,15 @@ type Context struct {
 	// any schema, and an unqualified function against every function of that
 	// name.
 	SearchPath []string
+	// TempRelations are the names of the relations in the session's own
+	// temporary schema, which PostgreSQL searches before the path for
+	// relation names. pgguard does not hold their definitions, so a name
+	// that may resolve to one of them is refused.
+	TempRelations []string
+	// Unsettled are the names of relations that DDL of the session's open
+	// transaction named (Statement.Changes): the catalog, read by another
+	// session, cannot see those changes, so a name among them is refused.
+	Unsettled []string
 	// FunctionAllowed names extra functions outside pg_catalog and
 	// information_schema that may run. nil allows none.
 	FunctionAllowed func(schema, name string) bool
@@ -82,6 +91,7 @@ const (
 	CodeUnsupported      = "unsupported"       // a form the analysis does not model
 	CodeInternal         = "internal"          // a bug in the analysis; fail closed
 	CodeTooDeep          = "too_deep"          // nests deeper than the parser can safely walk
+	CodeTemporary        = "temporary"         // a name that may be the session's temporary relation
 )
 
 func (d *Denial) Error() string { return d.Code + ": " + d.Reason }
@@ -133,6 +143,12 @@ type Statement struct {
 	// if none. Such a statement may run only where the policy allows act
 	// ddl on object ddl.
 	Attaches string
+	// Changes are, for a DDL statement, the relation names (without
+	// schema) it creates, alters, renames (old and new names) or drops,
+	// apart from temporary tables created in the same input: until the
+	// catalog is read again after its transaction, no statement may be
+	// decided on them (Context.Unsettled).
+	Changes []string
 }
 
 // Result is the analysis of a whole query string.
