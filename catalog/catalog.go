@@ -29,6 +29,9 @@ type Relation struct {
 	Kind   RelKind
 	// Columns in attribute order, excluding dropped and system columns.
 	Columns []string
+	// ColumnTypes are the columns' type OIDs, in the same order; nil when
+	// not known (a DDL file).
+	ColumnTypes []uint32
 	// Parents are the relations this one inherits from or is a partition of
 	// (direct parents only); reading this relation's column counts as reading
 	// the parents' column of the same name.
@@ -65,4 +68,33 @@ type Function struct {
 	Language string
 	// BuiltIn is true for functions in pg_catalog and information_schema.
 	BuiltIn bool
+	// Extension is the extension every overload belongs to (pg_depend), ""
+	// when one of them belongs to none or they belong to different ones.
+	Extension string
+}
+
+// Operator is one operator: outside pg_catalog in Snapshot.UserOperators,
+// pg_catalog's in Snapshot.BuiltinOperator.
+type Operator struct {
+	Schema string
+	Name   string // the symbol
+	// Left and Right are the operand types' OIDs; Left is 0 for a prefix
+	// operator. Both are 0 when not known (a DDL file), and then the
+	// operator may apply to anything.
+	Left, Right uint32
+	// Extension is the extension the operator belongs to, "" if none.
+	Extension string
+}
+
+// Type is a data type, as far as operator resolution needs one: whether a
+// value of one type can be an operand of an operator declared on another.
+type Type struct {
+	OID    uint32
+	Schema string
+	Name   string
+	// Kind is pg_type.typtype: b base, c composite, d domain, e enum, p
+	// pseudo-type, r range, m multirange.
+	Kind byte
+	// Category is pg_type.typcategory (A for arrays, S for strings, ...).
+	Category byte
 }

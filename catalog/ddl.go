@@ -87,7 +87,7 @@ func (d *ddl) contents() Contents {
 		c.Functions = append(c.Functions, *f)
 	}
 	for op := range d.ops {
-		c.Operators = append(c.Operators, op)
+		c.Operators = append(c.Operators, Operator{Schema: op.Schema, Name: op.Name})
 	}
 	return c
 }

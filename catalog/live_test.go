@@ -175,8 +175,15 @@ func TestLoadFunctionsAndOperators(t *testing.T) {
 		t.Errorf("twice: %+v", twice)
 	}
 	ops := s.UserOperators("<->")
-	if !slices.Contains(ops, catalog.QualifiedName{Schema: "public", Name: "<->"}) {
-		t.Errorf("user operators <-> = %v", ops)
+	if !slices.ContainsFunc(ops, func(op catalog.Operator) bool {
+		if op.Schema != "public" || op.Name != "<->" {
+			return false
+		}
+		l, lok := s.Type(op.Left)
+		r, rok := s.Type(op.Right)
+		return lok && rok && l.Name == "int4" && r.Name == "int4" && op.Extension == ""
+	}) {
+		t.Errorf("user operators <-> = %+v", ops)
 	}
 	if ops := s.UserOperators("+"); len(ops) != 0 {
 		t.Errorf("built-in + listed as user operator: %v", ops)

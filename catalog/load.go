@@ -26,6 +26,9 @@ SELECT n.nspname::text, c.relname::text, c.relkind::text,
 	ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
 		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum),
+	ARRAY(SELECT a.atttypid::int8 FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum),
 	ARRAY(SELECT pn.nspname::text FROM pg_catalog.pg_inherits i
 		JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
 		JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
@@ -38,20 +41,46 @@ FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ` + visibleSchema
 
-const functionsQuery = `
+// extensionOf names the extension an object of the catalog given by its
+// regclass belongs to, from pg_depend's extension dependencies.
+const extensionOf = `(SELECT e.extname::text FROM pg_catalog.pg_depend d
+		JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+		WHERE d.classid = '%s'::regclass AND d.objid = %s AND d.deptype = 'e'
+		AND d.refclassid = 'pg_extension'::regclass LIMIT 1)`
+
+// functionsQuery collapses overloads; their extension is kept only when all
+// of them belong to the same one.
+var functionsQuery = `
 SELECT n.nspname::text, p.proname::text,
-	string_agg(DISTINCT l.lanname::text, ',' ORDER BY l.lanname::text)
+	string_agg(DISTINCT l.lanname::text, ',' ORDER BY l.lanname::text),
+	CASE WHEN count(*) = count(x.ext) AND count(DISTINCT x.ext) = 1 THEN min(x.ext) ELSE '' END
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+CROSS JOIN LATERAL (SELECT ` + fmt.Sprintf(extensionOf, "pg_proc", "p.oid") + ` AS ext) x
 WHERE ` + visibleSchema + `
 GROUP BY 1, 2`
 
-const operatorsQuery = `
-SELECT DISTINCT n.nspname::text, o.oprname::text
+// operatorsQuery reads pg_catalog's operators too: where one matches the
+// operand types exactly, PostgreSQL picks it before any other.
+var operatorsQuery = `
+SELECT n.nspname::text, o.oprname::text, o.oprleft::int8, o.oprright::int8,
+	coalesce(` + fmt.Sprintf(extensionOf, "pg_operator", "o.oid") + `, '')
 FROM pg_catalog.pg_operator o
 JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-WHERE n.nspname <> 'pg_catalog' AND ` + visibleSchema
+WHERE ` + visibleSchema + `
+ORDER BY 1, 2, 3, 4`
+
+// typesQuery reads every type, built-ins included: operator resolution
+// needs to know which are pseudo-types, domains and arrays.
+const typesQuery = `
+SELECT t.oid::int8, n.nspname::text, t.typname::text, t.typtype::text, t.typcategory::text
+FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+WHERE n.nspname NOT LIKE 'pg\_toast%'`
+
+const castsQuery = `
+SELECT castsource::int8, casttarget::int8 FROM pg_catalog.pg_cast WHERE castcontext = 'i'`
 
 // settingsQuery reads the per-database and per-role configuration a new
 // session starts with; setrole 0 means every role, setdatabase 0 every
@@ -96,15 +125,35 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Snapshot, error) {
 	}))
 	b.Queue(functionsQuery).Query(collect("functions", func(rows pgx.Rows) error {
 		var f Function
-		err := rows.Scan(&f.Schema, &f.Name, &f.Language)
+		err := rows.Scan(&f.Schema, &f.Name, &f.Language, &f.Extension)
 		f.BuiltIn = isBuiltInSchema(f.Schema)
 		c.Functions = append(c.Functions, f)
 		return err
 	}))
 	b.Queue(operatorsQuery).Query(collect("operators", func(rows pgx.Rows) error {
-		var op QualifiedName
-		err := rows.Scan(&op.Schema, &op.Name)
+		var op Operator
+		var left, right int64
+		err := rows.Scan(&op.Schema, &op.Name, &left, &right, &op.Extension)
+		op.Left, op.Right = uint32(left), uint32(right)
 		c.Operators = append(c.Operators, op)
+		return err
+	}))
+	b.Queue(typesQuery).Query(collect("types", func(rows pgx.Rows) error {
+		var t Type
+		var oid int64
+		var kind, category string
+		err := rows.Scan(&oid, &t.Schema, &t.Name, &kind, &category)
+		t.OID = uint32(oid)
+		if len(kind) == 1 && len(category) == 1 {
+			t.Kind, t.Category = kind[0], category[0]
+		}
+		c.Types = append(c.Types, t)
+		return err
+	}))
+	b.Queue(castsQuery).Query(collect("casts", func(rows pgx.Rows) error {
+		var src, dst int64
+		err := rows.Scan(&src, &dst)
+		c.ImplicitCasts = append(c.ImplicitCasts, [2]uint32{uint32(src), uint32(dst)})
 		return err
 	}))
 	paths := pathSettings{}
@@ -152,11 +201,15 @@ func scanRelation(rows pgx.Rows) (Relation, error) {
 		kind                 string
 		parentSchemas, names []string
 	)
-	err := rows.Scan(&r.Schema, &r.Name, &kind, &r.Columns, &parentSchemas, &names, &r.ViewDefinition)
+	var types []int64
+	err := rows.Scan(&r.Schema, &r.Name, &kind, &r.Columns, &types, &parentSchemas, &names, &r.ViewDefinition)
 	if err != nil {
 		return r, err
 	}
-	if len(kind) != 1 || len(parentSchemas) != len(names) {
+	for _, t := range types {
+		r.ColumnTypes = append(r.ColumnTypes, uint32(t))
+	}
+	if len(kind) != 1 || len(parentSchemas) != len(names) || len(types) != len(r.Columns) {
 		return r, fmt.Errorf("unexpected row for %s.%s", r.Schema, r.Name)
 	}
 	r.Kind = RelKind(kind[0])

@@ -25,7 +25,11 @@ type Snapshot struct {
 	children  map[QualifiedName][]*Relation
 	functions map[QualifiedName]*Function
 	funcNames map[string][]*Function
-	operators map[string][]QualifiedName
+	operators map[string][]Operator
+	builtins  map[Operator]bool // pg_catalog's, by symbol and operand types
+	types     map[uint32]*Type
+	typeNames map[string][]*Type
+	casts     map[[2]uint32]bool
 	paths     map[string][]string
 }
 
@@ -38,7 +42,12 @@ type Contents struct {
 	Functions []Function
 	// Operators are operators defined outside pg_catalog, by symbol: using one
 	// runs a function the analysis cannot see into.
-	Operators []QualifiedName
+	Operators []Operator
+	// Types are all data types (a live load only).
+	Types []Type
+	// ImplicitCasts are the casts PostgreSQL applies implicitly, source and
+	// target type OIDs (pg_cast with castcontext 'i'; a live load only).
+	ImplicitCasts [][2]uint32
 	// SearchPaths maps a role name ("" for every role) to the search_path
 	// configured for it in this database (ALTER ROLE/DATABASE ... SET).
 	SearchPaths map[string][]string
@@ -56,8 +65,20 @@ func New(c Contents) *Snapshot {
 		children:  make(map[QualifiedName][]*Relation),
 		functions: make(map[QualifiedName]*Function, len(c.Functions)),
 		funcNames: make(map[string][]*Function, len(c.Functions)),
-		operators: make(map[string][]QualifiedName, len(c.Operators)),
+		operators: make(map[string][]Operator, len(c.Operators)),
+		builtins:  make(map[Operator]bool),
+		types:     make(map[uint32]*Type, len(c.Types)),
+		typeNames: make(map[string][]*Type, len(c.Types)),
+		casts:     make(map[[2]uint32]bool, len(c.ImplicitCasts)),
 		paths:     c.SearchPaths,
+	}
+	for i := range c.Types {
+		t := &c.Types[i]
+		s.types[t.OID] = t
+		s.typeNames[t.Name] = append(s.typeNames[t.Name], t)
+	}
+	for _, cast := range c.ImplicitCasts {
+		s.casts[cast] = true
 	}
 	for _, name := range c.Schemas {
 		s.schemas[name] = true
@@ -77,6 +98,10 @@ func New(c Contents) *Snapshot {
 		s.funcNames[f.Name] = append(s.funcNames[f.Name], f)
 	}
 	for _, op := range c.Operators {
+		if op.Schema == "pg_catalog" {
+			s.builtins[Operator{Schema: op.Schema, Name: op.Name, Left: op.Left, Right: op.Right}] = true
+			continue
+		}
 		s.operators[op.Name] = append(s.operators[op.Name], op)
 	}
 	s.version = s.digest()
@@ -115,9 +140,31 @@ func (s *Snapshot) Function(schema, name string) (*Function, bool) {
 // FunctionsNamed lists the functions called name in any schema.
 func (s *Snapshot) FunctionsNamed(name string) []*Function { return s.funcNames[name] }
 
-// UserOperators lists the schemas outside pg_catalog that define an operator
-// with this symbol.
-func (s *Snapshot) UserOperators(symbol string) []QualifiedName { return s.operators[symbol] }
+// UserOperators lists the operators outside pg_catalog with this symbol.
+func (s *Snapshot) UserOperators(symbol string) []Operator { return s.operators[symbol] }
+
+// BuiltinOperator reports whether pg_catalog has the operator symbol with
+// exactly these operand types (left 0 for a prefix operator).
+func (s *Snapshot) BuiltinOperator(symbol string, left, right uint32) bool {
+	return s.builtins[Operator{Schema: "pg_catalog", Name: symbol, Left: left, Right: right}]
+}
+
+// Type looks a data type up by OID.
+func (s *Snapshot) Type(oid uint32) (*Type, bool) {
+	t, ok := s.types[oid]
+	return t, ok
+}
+
+// TypesNamed lists the data types called name in any schema.
+func (s *Snapshot) TypesNamed(name string) []*Type { return s.typeNames[name] }
+
+// ImplicitCast reports whether PostgreSQL casts a value of type src to
+// type dst implicitly, by a pg_cast entry.
+func (s *Snapshot) ImplicitCast(src, dst uint32) bool { return s.casts[[2]uint32{src, dst}] }
+
+// KnowsTypes is true when the snapshot holds the data types, column types
+// and implicit casts (a live load).
+func (s *Snapshot) KnowsTypes() bool { return len(s.types) > 0 }
 
 // SearchPath returns the search_path configured for role in this database,
 // falling back to the database-wide setting, then to PostgreSQL's default.
@@ -173,8 +220,8 @@ func (s *Snapshot) Schemas() []string {
 
 // Operators returns every operator defined outside pg_catalog, sorted by
 // schema and symbol.
-func (s *Snapshot) Operators() []QualifiedName {
-	var out []QualifiedName
+func (s *Snapshot) Operators() []Operator {
+	var out []Operator
 	for _, ops := range s.operators {
 		out = append(out, ops...)
 	}
@@ -203,15 +250,26 @@ func (s *Snapshot) digest() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "db=%s complete=%v\n", s.Database, s.Complete)
 	for _, r := range s.Relations() {
-		fmt.Fprintf(h, "rel %s.%s %c %s %v %q %q\n", r.Schema, r.Name, r.Kind,
-			strings.Join(r.Columns, ","), r.Parents, r.ViewDefinition, r.DefinitionSearchPath)
+		fmt.Fprintf(h, "rel %s.%s %c %s %v %v %q %q\n", r.Schema, r.Name, r.Kind,
+			strings.Join(r.Columns, ","), r.ColumnTypes, r.Parents, r.ViewDefinition, r.DefinitionSearchPath)
 	}
 	names := make([]string, 0, len(s.functions))
 	for q, f := range s.functions {
-		names = append(names, fmt.Sprintf("fn %s %s %v", q, f.Language, f.BuiltIn))
+		names = append(names, fmt.Sprintf("fn %s %s %v %s", q, f.Language, f.BuiltIn, f.Extension))
+	}
+	for _, t := range s.types {
+		names = append(names, fmt.Sprintf("type %+v", *t))
+	}
+	for c := range s.casts {
+		names = append(names, fmt.Sprintf("cast %v", c))
+	}
+	for op := range s.builtins {
+		names = append(names, fmt.Sprintf("builtin %+v", op))
 	}
 	for sym, ops := range s.operators {
-		names = append(names, fmt.Sprintf("op %s %v", sym, ops))
+		for _, op := range ops {
+			names = append(names, fmt.Sprintf("op %s %+v", sym, op))
+		}
 	}
 	for role, p := range s.paths {
 		names = append(names, fmt.Sprintf("path %q %q", role, p))

@@ -337,6 +337,9 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		FunctionAllowed: func(schema, name string) bool {
 			return pol.FunctionAllowed(user, purpose, schema, name)
 		},
+		ExtensionTrusted: func(name string) bool {
+			return pol.ExtensionTrusted(user, purpose, name)
+		},
 	}
 }
 

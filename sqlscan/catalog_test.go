@@ -98,7 +98,7 @@ func companyContents() catalog.Contents {
 			{Schema: "marketing", Name: "lower", Language: "sql"},
 			{Schema: "public", Name: "full_name", Language: "sql"},
 		},
-		Operators:   []catalog.QualifiedName{{Schema: "public", Name: "==="}},
+		Operators:   []catalog.Operator{{Schema: "public", Name: "==="}},
 		SearchPaths: map[string][]string{"": {"$user", "public"}},
 	}
 }

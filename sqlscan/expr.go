@@ -92,14 +92,27 @@ func (a *analyzer) exprs(ns []*pg.Node, sc *scope) {
 
 // aExpr walks an operator expression, checking the operator.
 func (a *analyzer) aExpr(x *pg.A_Expr, sc *scope) {
+	left, right := a.operandType(x.GetLexpr(), sc), operand{}
+	if x.GetLexpr() == nil {
+		left = none
+	}
 	switch x.GetKind() {
 	case pg.A_Expr_Kind_AEXPR_BETWEEN, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN,
 		pg.A_Expr_Kind_AEXPR_BETWEEN_SYM, pg.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM:
 		// BETWEEN is written with a keyword but runs <= and >=.
-		a.checkOperator([]string{"<="})
-		a.checkOperator([]string{">="})
+		right = a.commonOperand(x.GetRexpr().GetList().GetItems(), sc)
+		a.checkOperatorOn([]string{"<="}, left, right)
+		a.checkOperatorOn([]string{">="}, left, right)
+	case pg.A_Expr_Kind_AEXPR_IN:
+		right = a.commonOperand(x.GetRexpr().GetList().GetItems(), sc)
+		a.checkOperatorOn(stringList(x.GetName()), left, right)
+	case pg.A_Expr_Kind_AEXPR_OP, pg.A_Expr_Kind_AEXPR_DISTINCT, pg.A_Expr_Kind_AEXPR_NOT_DISTINCT,
+		pg.A_Expr_Kind_AEXPR_NULLIF, pg.A_Expr_Kind_AEXPR_LIKE, pg.A_Expr_Kind_AEXPR_ILIKE:
+		a.checkOperatorOn(stringList(x.GetName()), left, a.operandType(x.GetRexpr(), sc))
 	default:
-		a.checkOperator(stringList(x.GetName()))
+		// ANY/ALL compare with an array's elements, SIMILAR TO with a
+		// rewritten pattern: the right operand's type is not followed.
+		a.checkOperatorOn(stringList(x.GetName()), left, operand{})
 	}
 	a.expr(x.GetLexpr(), sc)
 	a.expr(x.GetRexpr(), sc)

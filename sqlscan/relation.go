@@ -67,7 +67,7 @@ func applyAlias(r *rel, alias *pg.Alias) {
 	copy(cols, r.cols)
 	for i, n := range names {
 		if i < len(cols) {
-			cols[i] = &column{name: n, lineage: cols[i].lineage}
+			cols[i] = &column{name: n, lineage: cols[i].lineage, typ: cols[i].typ}
 		}
 	}
 	r.cols = cols
@@ -94,9 +94,12 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 		for _, c := range a.catalogColumns(cr, inh) {
 			if prev, ok := byName[c.name]; ok {
 				prev.lineage = dedup(append(prev.lineage, c.lineage...))
+				if prev.typ != c.typ {
+					prev.typ = 0
+				}
 				continue
 			}
-			cp := &column{name: c.name, lineage: append([]Access(nil), c.lineage...)}
+			cp := &column{name: c.name, lineage: append([]Access(nil), c.lineage...), typ: c.typ}
 			byName[c.name] = cp
 			r.cols = append(r.cols, cp)
 		}
@@ -138,6 +141,9 @@ func (a *analyzer) catalogColumns(cr *catalog.Relation, inh bool) []*column {
 			lin = a.descendantColumns(cr, name, lin, 0)
 		}
 		cols[i] = &column{name: name, lineage: lin}
+		if i < len(cr.ColumnTypes) {
+			cols[i].typ = cr.ColumnTypes[i]
+		}
 	}
 	return cols
 }
@@ -200,6 +206,9 @@ func (a *analyzer) viewColumns(cr *catalog.Relation) []*column {
 			lin = append(lin, vr.cols[i].lineage...)
 		}
 		cols[i] = &column{name: name, lineage: lin}
+		if i < len(cr.ColumnTypes) {
+			cols[i].typ = cr.ColumnTypes[i]
+		}
 	}
 	return cols
 }

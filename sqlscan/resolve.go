@@ -229,7 +229,7 @@ func (a *analyzer) checkFunction(names []string, nargs int) {
 		return
 	}
 	for _, f := range cands {
-		if !a.functionMayRun(f.Schema, f.Name, f.BuiltIn) {
+		if !a.functionMayRun(f.Schema, f.Name, f.BuiltIn) && !a.extensionTrusted(f.Extension) {
 			a.deny(CodeFunction, "function %s.%s is not a built-in and is not allowed", f.Schema, f.Name)
 			return
 		}
@@ -243,7 +243,7 @@ func (a *analyzer) checkQualifiedFunction(schema, name string) {
 		if !ok && a.s.cat.Complete {
 			a.deny(CodeFunction, "function %s.%s is not in the catalog", schema, name)
 		}
-	case ok && f.BuiltIn:
+	case ok && (f.BuiltIn || a.extensionTrusted(f.Extension)):
 	case !a.functionMayRun(schema, name, false):
 		a.deny(CodeFunction, "function %s.%s is not a built-in and is not allowed", schema, name)
 	}
@@ -270,7 +270,7 @@ func (a *analyzer) checkOperator(names []string) {
 	sym := names[len(names)-1]
 	if len(names) >= 2 {
 		schema := names[len(names)-2]
-		if schema != pgCatalog && !a.functionMayRun(schema, sym, false) {
+		if schema != pgCatalog && !a.qualifiedOperatorMayRun(schema, sym) {
 			a.deny(CodeFunction, "operator %s.%s is not a built-in and is not allowed", schema, sym)
 		}
 		return
@@ -279,11 +279,27 @@ func (a *analyzer) checkOperator(names []string) {
 		if !a.onPath(op.Schema) {
 			continue
 		}
-		if !a.functionMayRun(op.Schema, op.Name, false) {
+		if !a.operatorMayRun(op) {
 			a.deny(CodeFunction, "operator %s may run %s.%s, which is not a built-in and is not allowed", sym, op.Schema, op.Name)
 			return
 		}
 	}
+}
+
+// qualifiedOperatorMayRun: OPERATOR(schema.sym) runs one of the schema's
+// operators of that symbol; all of them must be allowed.
+func (a *analyzer) qualifiedOperatorMayRun(schema, sym string) bool {
+	found := false
+	for _, op := range a.s.cat.UserOperators(sym) {
+		if op.Schema != schema {
+			continue
+		}
+		found = true
+		if !a.operatorMayRun(op) {
+			return false
+		}
+	}
+	return found || a.functionMayRun(schema, sym, false)
 }
 
 func (a *analyzer) onPath(schema string) bool {

@@ -10,6 +10,9 @@ import "github.com/pgguard/pgguard/catalog"
 type column struct {
 	name    string
 	lineage []Access
+	// typ is the type OID of a stored relation's column, 0 when not
+	// certain (a view's or sub-query's output, a snapshot without types).
+	typ uint32
 }
 
 // rel is a range entry: something in FROM (or the target of a DML

@@ -59,6 +59,9 @@ type Context struct {
 	// transaction named (Statement.Changes): the catalog, read by another
 	// session, cannot see those changes, so a name among them is refused.
 	Unsettled []string
+	// ExtensionTrusted reports whether the functions and operators of an
+	// extension count as known, as the built-ins do. nil trusts none.
+	ExtensionTrusted func(name string) bool
 	// FunctionAllowed names extra functions outside pg_catalog and
 	// information_schema that may run. nil allows none.
 	FunctionAllowed func(schema, name string) bool
