@@ -63,6 +63,7 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, _ byte) {
 		s.warnUnknownPurpose(st.purpose)
 	}
 	s.state = st
+	s.purposes = append(s.purposes[:0], st.purpose)
 	var names []string
 	if json.Unmarshal(row[5], &names) != nil {
 		s.state.known = false
