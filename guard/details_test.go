@@ -31,6 +31,7 @@ const (
 	secretStay   = "[1000,2000)"
 	secretAcct   = "NL99VAULT000111222"
 	secretLedger = "ledger-secret-77"
+	secretDup    = "dup-secret-42"
 )
 
 var vaultOnce sync.Once
@@ -57,6 +58,10 @@ INSERT INTO vault.transfers VALUES (1, '` + secretAcct + `', 10);
 CREATE TABLE vault.ledger (id int NOT NULL, note text NOT NULL, secret text) PARTITION BY RANGE (id);
 CREATE TABLE vault.ledger_low PARTITION OF vault.ledger FOR VALUES FROM (0) TO (100);
 INSERT INTO vault.ledger VALUES (1, 'first', '` + secretLedger + `');
+CREATE TABLE vault.tags (id int, tag text);
+INSERT INTO vault.tags VALUES (1, '` + secretDup + `'), (2, '` + secretDup + `');
+ALTER TABLE vault.tags OWNER TO support_app;
+GRANT CREATE ON SCHEMA vault TO support_app;
 GRANT USAGE ON SCHEMA vault TO support_app, hr_app;
 GRANT ALL ON ALL TABLES IN SCHEMA vault TO support_app, hr_app;`
 
@@ -68,6 +73,7 @@ g2, vault.bookings.stay, vault_secret
 g2, vault.accounts.iban, vault_secret
 g2, vault.transfers.iban, vault_secret
 g2, vault.ledger.secret, vault_secret
+g2, vault.tags.tag, vault_secret
 p, customer_service, customer_support, vault_secret, write, allow
 p, hr, personnel_admin, vault_secret, read, allow
 p, hr, personnel_admin, vault_secret, write, allow
@@ -105,6 +111,7 @@ var detailAttacks = []struct {
 	{"foreign key: the deleted row's key", "DELETE FROM vault.accounts WHERE owner = 'Anna'", "23503", []string{secretAcct}},
 	{"partition: the row of a partition, classified on its parent", "UPDATE vault.ledger SET note = NULL WHERE id = 1", "23502", []string{secretLedger}},
 	{"view check option: the base table's row", "UPDATE vault.small_cards SET limit_eur = 5000 WHERE id = 1", "44000", []string{secretPAN}},
+	{"unique index: the duplicated key", "CREATE UNIQUE INDEX tags_tag ON vault.tags (tag)", "23505", []string{secretDup}},
 }
 
 // leaked returns the first secret found in any field of e.
@@ -183,8 +190,8 @@ func TestErrorDetailsStayForReadableTables(t *testing.T) {
 	ctx := context.Background()
 	conn := w.connect(t, "hr_app", "-c pgguard.purpose=personnel_admin")
 	for _, a := range detailAttacks {
-		if strings.HasPrefix(a.sql, "UPDATE crm.") || a.code == "44000" {
-			continue // hr may not read customers; a view's failure names no table
+		if strings.HasPrefix(a.sql, "UPDATE crm.") || a.code == "44000" || strings.HasPrefix(a.sql, "CREATE") {
+			continue // hr may not read customers; a view's failure names no table; hr owns no table
 		}
 		t.Run(a.name, func(t *testing.T) {
 			want := w.direct(t, "hr_app", a.sql)
