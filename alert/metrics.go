@@ -18,6 +18,15 @@ const (
 	VerdictError = "error"
 )
 
+// What became of a server error's detail that could show values of columns
+// the session may not read: the `action` label of
+// pgguard_error_details_withheld_total.
+const (
+	DetailRemoved = "removed"
+	// DetailFlagged: monitor mode forwarded a detail it would remove.
+	DetailFlagged = "flagged"
+)
+
 // Policy reload outcomes, the `outcome` label of pgguard_policy_reloads_total.
 const (
 	ReloadSuccess = "success"
@@ -65,6 +74,10 @@ type Metrics struct {
 	DecisionDuration prometheus.Histogram
 	// PolicyReloads counts policy reloads by outcome (Reload* constants).
 	PolicyReloads *prometheus.CounterVec
+	// ErrorDetails counts server error details withheld from the client
+	// because they could show values of columns the session may not read,
+	// by action (Detail* constants).
+	ErrorDetails *prometheus.CounterVec
 
 	policyVersion *prometheus.GaugeVec
 	mu            sync.Mutex // makes SetPolicyVersion's reset-then-set atomic
@@ -111,6 +124,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgguard_policy_reloads_total", Help: "Policy reloads, by outcome.",
 		}, []string{"outcome"}),
+		ErrorDetails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgguard_error_details_withheld_total",
+			Help: "Server error details that could show values of columns the session may not read, by action (removed, or flagged in monitor mode).",
+		}, []string{"action"}),
 		policyVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pgguard_policy_version", Help: "The policy version in force (value 1; the version is the label).",
 		}, []string{"version"}),
@@ -132,13 +149,16 @@ func (m *Metrics) preinit() {
 	for _, o := range []string{ReloadSuccess, ReloadFailure} {
 		m.PolicyReloads.WithLabelValues(o)
 	}
+	for _, a := range []string{DetailRemoved, DetailFlagged} {
+		m.ErrorDetails.WithLabelValues(a)
+	}
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.AnalysisDuration,
-		m.DecisionDuration, m.PolicyReloads, m.policyVersion,
+		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.policyVersion,
 	}
 }
 

@@ -58,6 +58,8 @@ func TestHandlerExposesMetrics(t *testing.T) {
 		`pgguard_analysis_duration_seconds_bucket{le="5e-06"} 1`,
 		`pgguard_decision_duration_seconds_bucket{le="0.1"} 0`,
 		`pgguard_policy_version{version="v2"} 1`,
+		`pgguard_error_details_withheld_total{action="removed"} 0`,
+		`pgguard_error_details_withheld_total{action="flagged"} 0`,
 		`pgguard_policy_reloads_total{outcome="failure"} 0`,
 		`pgguard_alerts_emitted_total{event="query_blocked"} 0`,
 		"pgguard_alerts_dedup_suppressed_total 0",

@@ -521,6 +521,9 @@ func (s *session) follow(e *effect) {
 	case PurposeParameter:
 		s.warnUnknownPurpose(e.Value)
 		s.state.purpose = e.Value
+		if !slices.Contains(s.purposes, e.Value) {
+			s.purposes = append(s.purposes, e.Value)
+		}
 	case "search_path":
 		s.state.path = sqlscan.ParseSearchPath(e.Value)
 	}

@@ -16,6 +16,10 @@
 //  4. forwards the statement, or answers with a 42501 error and raises an
 //     alert (monitor mode forwards and flags instead).
 //
+// The server's errors pass through the guard too (details.go): the DETAIL
+// of a constraint violation shows row values, and is withheld unless the
+// session may read every column of the table the error names.
+//
 // Session state it follows: the declared purpose (startup option, SET,
 // SET LOCAL, RESET, DISCARD ALL), the search_path, prepared statements (by
 // protocol Parse or SQL PREPARE) with the accesses bound to their names, and

@@ -43,6 +43,7 @@ type world struct {
 	guard      *guard.Guard
 	hook       *webhook
 	logs       *syncBuffer
+	metrics    *alert.Metrics
 }
 
 // newWorld starts pgguard in mode over the shared PostgreSQL, with a copy of
@@ -52,7 +53,8 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 	pg := pgtest.Shared(t)
 	setupOnce.Do(func() { loadSchema(t, pg) })
 	dir := t.TempDir()
-	w := &world{pg: pg, policyFile: filepath.Join(dir, "policy.csv"), hook: newWebhook(t), logs: &syncBuffer{}}
+	w := &world{pg: pg, policyFile: filepath.Join(dir, "policy.csv"), hook: newWebhook(t), logs: &syncBuffer{},
+		metrics: alert.NewMetrics(nil)}
 	copyFile(t, "../policy.csv", w.policyFile)
 	copyFile(t, "../model.conf", filepath.Join(dir, "model.conf"))
 	var err error
@@ -69,7 +71,7 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 	g, err := guard.New(guard.Config{
 		Policy:   w.engine,
 		Catalogs: catalog.NewCache(catalog.Dialer(pg.URL(pgtest.Superuser, "", "postgres")), time.Minute),
-		Alerts:   alerts, Mode: mode, Logger: log,
+		Alerts:   alerts, Metrics: w.metrics, Mode: mode, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,11 @@ type session struct {
 	// state is the server's, as last confirmed, moved only by the changes
 	// pgguard follows exactly within the current sync segment.
 	state state
+	// purposes are the purposes the session had since the server last
+	// confirmed its state: the confirmed one and those followed since. An
+	// error the server sends meanwhile may come from a statement that ran
+	// under any of them.
+	purposes []string
 	// segmentUnknown is set when a message of the current sync segment
 	// made a change pgguard does not follow: nothing more is decided
 	// until the server's state is confirmed after the segment.

@@ -72,6 +72,7 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, _ byte) {
 		s.warnUnknownPurpose(st.purpose)
 	}
 	s.state = st
+	s.purposes = append(s.purposes[:0], st.purpose)
 	var names []string
 	if json.Unmarshal(row[5], &names) != nil || json.Unmarshal(row[6], &s.state.temps) != nil {
 		s.state.known = false

@@ -29,6 +29,7 @@ type conn struct {
 
 	session     *Session
 	si          SessionInterceptor
+	rewriter    ErrorRewriter // si, when it rewrites errors
 	key         cancelKey
 	keyIssued   bool
 	upstreamKey *pgproto3.BackendKeyData
@@ -123,6 +124,7 @@ func (c *conn) serve(stop context.Context) {
 		return
 	}
 	c.si = si
+	c.rewriter, _ = si.(ErrorRewriter)
 	defer si.Close()
 	// The interceptor starts from the state the server reports.
 	c.confirm, c.resume = newConfirmer(si), make(chan struct{}, 1)

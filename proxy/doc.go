@@ -15,7 +15,9 @@
 //     only the few message types that carry session state. On Linux a
 //     session with plain sockets on both legs is relayed by an event loop
 //     shared with other sessions (loop_linux.go); any other by two pumps of
-//     its own (relay.go).
+//     its own (relay.go). An interceptor that implements ErrorRewriter may
+//     replace the body of a server's ErrorResponse (the frame is resized);
+//     all other server output reaches the client byte for byte.
 //
 // The package knows no SQL and no policy: those live behind Interceptor.
 //

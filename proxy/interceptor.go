@@ -36,10 +36,27 @@ type SessionInterceptor interface {
 	ClientMessage(m ClientMessage) Verdict
 	// ServerMessage observes the server messages that mark statement and
 	// transaction boundaries: CommandComplete ('C'), ErrorResponse ('E') and
-	// ReadyForQuery ('Z'). The body is only valid during the call.
+	// ReadyForQuery ('Z'). The body is only valid during the call. An
+	// ErrorRewriter may then replace an ErrorResponse (RewriteError).
 	ServerMessage(typ byte, body []byte)
 	// Close is called once when the session ends.
 	Close()
+}
+
+// ErrorRewriter is a SessionInterceptor that may change the server's errors
+// before the client sees them: an ErrorResponse can carry what the client
+// may not see (a constraint violation's detail shows row values). Only
+// ErrorResponses pay for it; every other message is relayed as the server
+// sent it.
+type ErrorRewriter interface {
+	SessionInterceptor
+	// RewriteError is called for each ErrorResponse the server sends the
+	// client, right after ServerMessage observed it; pgguard's own errors
+	// (denials) and the answers the client never sees are not passed. It
+	// returns the body to send instead, or false to send body unchanged.
+	// body is only valid during the call; the proxy copies the replacement
+	// before the next call. Like ServerMessage, it must not block.
+	RewriteError(body []byte) (replacement []byte, ok bool)
 }
 
 // QuickSessionInterceptor is a SessionInterceptor that can decide most

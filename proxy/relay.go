@@ -286,6 +286,13 @@ func (c *conn) serverState(typ byte, body []byte) error {
 			c.si.ServerMessage(typ, body)
 			return writeFrame(c.cw, typ, swapped)
 		}
+		if c.rewriter != nil {
+			c.si.ServerMessage(typ, body)
+			if replaced, ok := c.rewriter.RewriteError(body); ok {
+				body = replaced
+			}
+			return writeFrame(c.cw, typ, body)
+		}
 	}
 	if typ != 'S' {
 		c.si.ServerMessage(typ, body)

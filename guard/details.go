@@ -1,0 +1,217 @@
+package guard
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+)
+
+// An error's DETAIL can show stored values: a constraint violation shows
+// the failing row ("Failing row contains (...)"), the key of a unique,
+// exclusion or foreign key violation, or the key of another row that
+// conflicts with it. PostgreSQL leaves out the columns the user may not
+// SELECT; pgguard withholds the whole detail when it could show a column
+// the session may not read under the policy. The text is translated under
+// lc_messages, so the decision rests on the error's fields alone: its
+// SQLSTATE and the schema and table it names.
+
+// withheldDetail replaces a detail pgguard withholds.
+const withheldDetail = "pgguard: detail removed: it would show values of columns this session may not read"
+
+// errorFields are the fields of an ErrorResponse the decision reads; the
+// slices point into the message's body.
+type errorFields struct {
+	code, detail, schema, table, constraint []byte
+	hasDetail                               bool
+}
+
+// scanError reads the fields of an ErrorResponse body without copying; ok is
+// false for a malformed body.
+func scanError(body []byte) (f errorFields, ok bool) {
+	for len(body) > 0 && body[0] != 0 {
+		end := bytes.IndexByte(body[1:], 0)
+		if end < 0 {
+			return f, false
+		}
+		v := body[1 : 1+end]
+		switch body[0] {
+		case 'C':
+			f.code = v
+		case 'D':
+			f.detail, f.hasDetail = v, true
+		case 's':
+			f.schema = v
+		case 't':
+			f.table = v
+		case 'n':
+			f.constraint = v
+		}
+		body = body[2+end:]
+	}
+	return f, len(body) == 1
+}
+
+// mayShowRows reports whether an error's detail may show stored values:
+// integrity constraint violations (class 23), WITH CHECK OPTION violations
+// (class 44, which name no table) and any error that names a table.
+func (f *errorFields) mayShowRows() bool {
+	return bytes.HasPrefix(f.code, []byte("23")) || bytes.HasPrefix(f.code, []byte("44")) || len(f.table) > 0
+}
+
+// RewriteError implements proxy.ErrorRewriter: a detail that may show
+// values of columns the session may not read is replaced by a fixed text,
+// and the error is otherwise left as the server sent it. Monitor mode logs
+// and counts it, and forwards the error unchanged.
+func (s *session) RewriteError(body []byte) ([]byte, bool) {
+	f, ok := scanError(body)
+	if !ok || !f.hasDetail || !f.mayShowRows() {
+		return nil, false
+	}
+	s.mu.Lock()
+	reason := s.unreadable(&f)
+	s.mu.Unlock()
+	if reason == "" {
+		return nil, false
+	}
+	monitor := s.g.cfg.Mode == alert.ModeMonitor
+	s.logWithheld(&f, reason, monitor)
+	if monitor {
+		s.count(func(m *alert.Metrics) { m.ErrorDetails.WithLabelValues(alert.DetailFlagged).Inc() })
+		return nil, false
+	}
+	s.count(func(m *alert.Metrics) { m.ErrorDetails.WithLabelValues(alert.DetailRemoved).Inc() })
+	return replaceDetail(body, withheldDetail), true
+}
+
+// unreadable says why the session may not see a detail of the table f
+// names, or "" when it may read every column of that table under every
+// purpose it had since the server last confirmed its state. s.mu is held.
+func (s *session) unreadable(f *errorFields) string {
+	switch {
+	case !s.state.known || s.segmentUnknown:
+		return "the session's state is not confirmed"
+	case len(f.table) == 0 || len(f.schema) == 0:
+		return "the error names no table"
+	}
+	snap, ok := s.g.cfg.Catalogs.Current(s.ps.Database)
+	if !ok {
+		return "the catalog is not loaded"
+	}
+	rel, ok := snap.Relation(string(f.schema), string(f.table))
+	if !ok {
+		return "the table is unknown to the catalog"
+	}
+	reads := tableReads(snap, rel)
+	pol := s.g.cfg.Policy.Policy()
+	for _, purpose := range s.purposes {
+		if d := pol.Decide(s.ps.User, purpose, reads); !d.Allowed {
+			return fmt.Sprintf("column %s may not be read %s", d.Denied[0].Column, purposeText(purpose))
+		}
+	}
+	return ""
+}
+
+func purposeText(purpose string) string {
+	if purpose == "" {
+		return "without a declared purpose"
+	}
+	return fmt.Sprintf("for purpose %q", purpose)
+}
+
+// maxLineage bounds the walk up and down a table's inheritance tree.
+const maxLineage = 32
+
+// tableReads are the reads of every column of rel, as a statement reading
+// the table would make them: a column is also its parents' column of the
+// same name (a policy on a partitioned table covers its partitions) and its
+// partitions' and children's.
+func tableReads(snap *catalog.Snapshot, rel *catalog.Relation) []authz.Access {
+	var out []authz.Access
+	add := func(schema, table, column string) {
+		out = append(out, authz.Access{Column: schema + "." + table + "." + column, Act: authz.ActRead})
+	}
+	for _, col := range rel.Columns {
+		add(rel.Schema, rel.Name, col)
+		walkUp(snap, rel, col, 0, add)
+		walkDown(snap, rel, col, 0, add)
+	}
+	return out
+}
+
+func walkUp(snap *catalog.Snapshot, rel *catalog.Relation, col string, depth int, add func(schema, table, column string)) {
+	if depth > maxLineage {
+		return
+	}
+	for _, p := range rel.Parents {
+		parent, ok := snap.Relation(p.Schema, p.Name)
+		if !ok {
+			// Named but not described: a policy on it still applies.
+			add(p.Schema, p.Name, col)
+			continue
+		}
+		if hasColumn(parent, col) {
+			add(parent.Schema, parent.Name, col)
+		}
+		walkUp(snap, parent, col, depth+1, add)
+	}
+}
+
+func walkDown(snap *catalog.Snapshot, rel *catalog.Relation, col string, depth int, add func(schema, table, column string)) {
+	if depth > maxLineage {
+		return
+	}
+	for _, child := range snap.Children(rel.Schema, rel.Name) {
+		if hasColumn(child, col) {
+			add(child.Schema, child.Name, col)
+		}
+		walkDown(snap, child, col, depth+1, add)
+	}
+}
+
+func hasColumn(r *catalog.Relation, name string) bool {
+	for _, c := range r.Columns {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// replaceDetail returns a copy of an ErrorResponse body whose DETAIL is
+// detail; every other field keeps its bytes and place.
+func replaceDetail(body []byte, detail string) []byte {
+	out := make([]byte, 0, len(body)+len(detail))
+	for len(body) > 0 && body[0] != 0 {
+		end := bytes.IndexByte(body[1:], 0)
+		field := body[:2+end]
+		if body[0] == 'D' {
+			out = append(out, 'D')
+			out = append(out, detail...)
+			out = append(out, 0)
+		} else {
+			out = append(out, field...)
+		}
+		body = body[2+end:]
+	}
+	return append(out, 0)
+}
+
+// logWithheld logs a withheld detail with what identifies the error, never
+// a value: the SQLSTATE, the table and constraint names and the reason.
+func (s *session) logWithheld(f *errorFields, reason string, monitor bool) {
+	ev := s.log.Info().Bytes("sqlstate", f.code).Str("reason", reason)
+	if len(f.table) > 0 {
+		ev = ev.Str("table", string(f.schema)+"."+string(f.table))
+	}
+	if len(f.constraint) > 0 {
+		ev = ev.Bytes("constraint", f.constraint)
+	}
+	if monitor {
+		ev.Bool("monitor", true).Msg("error detail withheld in enforce mode; forwarded unchanged in monitor mode")
+		return
+	}
+	ev.Msg("error detail withheld: it could show values of columns the session may not read")
+}
