@@ -10,6 +10,9 @@ import "github.com/pgguard/pgguard/catalog"
 type column struct {
 	name    string
 	lineage []Access
+	// unsure marks a select-list item whose name PostgreSQL works out in a
+	// way the analysis does not model; a NATURAL join cannot match on it.
+	unsure bool
 }
 
 // rel is a range entry: something in FROM (or the target of a DML
