@@ -269,3 +269,62 @@ func TestSoundnessCloseAndReparseKeepsTheStatement(t *testing.T) {
 		t.Fatalf("s1 after Close and Parse: errors %v, rows %d", out.errors, out.rows)
 	}
 }
+
+// Family 6: analysis gaps. Each statement hides a read from the analysis
+// in how PostgreSQL names or resolves things: the columns a NATURAL join
+// compares, the subscripts of an assignment target, a function that
+// functional notation calls instead of selecting a column.
+func gapsWorld(t *testing.T) *world {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE SCHEMA IF NOT EXISTS gaps;
+		CREATE OR REPLACE FUNCTION gaps.email(crm.customers) RETURNS text LANGUAGE sql AS 'SELECT $1.iban';
+		CREATE TABLE IF NOT EXISTS gaps.tags (id int PRIMARY KEY, tags text[]);
+		GRANT USAGE ON SCHEMA gaps TO sales_app; GRANT ALL ON gaps.tags TO sales_app`)
+	return w
+}
+
+func TestSoundnessAnalysisGaps(t *testing.T) {
+	w := gapsWorld(t)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=gaps,public")
+	cases := []struct{ name, sql, column string }{
+		{"NATURAL JOIN with a column definition list",
+			`SELECT count(*) FROM hr.salaries NATURAL JOIN json_to_record('{"gross_monthly": 4200.00}') AS r(gross_monthly numeric)`,
+			"hr.salaries.gross_monthly"},
+		{"NATURAL JOIN with a function named by its alias",
+			"SELECT count(*) FROM hr.salaries NATURAL JOIN generate_series(4200, 4200) AS gross_monthly", ""},
+		{"NATURAL JOIN with a column named by CASE's ELSE",
+			`SELECT count(*) FROM hr.salaries NATURAL JOIN
+			 (SELECT CASE WHEN false THEN 0 ELSE gross_monthly END FROM (VALUES (4200.00)) AS v(gross_monthly)) q`,
+			"hr.salaries.gross_monthly"},
+		{"NATURAL JOIN matching a table alias",
+			"SELECT count(*) FROM hr.salaries AS s(x, gross) NATURAL JOIN (VALUES (4200.00)) AS v(gross)",
+			"hr.salaries.gross_monthly"},
+		{"subscript of an INSERT target",
+			"INSERT INTO gaps.tags (id, tags[(SELECT length(iban) FROM crm.customers LIMIT 1)]) VALUES (1, 'x')",
+			"crm.customers.iban"},
+		{"functional notation calling a user function",
+			"SELECT email(c) FROM crm.customers c", "gaps.email"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			expectDenied(t, execSQL(conn, tc.sql), tc.column)
+		})
+	}
+}
+
+// The legitimate forms stay allowed.
+func TestSoundnessAnalysisGapsLegitimateFormsStayAllowed(t *testing.T) {
+	w := gapsWorld(t)
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	for _, sql := range []string{
+		"SELECT o.status FROM crm.orders o JOIN crm.customers c USING (id)",
+		"SELECT count(*) FROM crm.orders NATURAL JOIN public.notes",
+		"SELECT count(*) FROM crm.orders NATURAL JOIN (VALUES (10::bigint)) AS v(id)",
+		`INSERT INTO crm.orders (id, customer_id, ordered_at, total_amount, status, shipping_address)
+		 VALUES (10, 1, now(), 1, 'new', 'x') ON CONFLICT ON CONSTRAINT orders_pkey DO NOTHING`,
+		"SELECT email(c) FROM crm.customers c",
+		"UPDATE crm.orders SET status = status WHERE id = 10",
+	} {
+		mustExec(t, conn, sql)
+	}
+}

@@ -15,7 +15,8 @@ import (
 //
 //	crm        customers, orders; views customer_contacts (over customers),
 //	           contact_emails (a view over that view), distinct_cities
-//	           (DISTINCT); function mask_email
+//	           (DISTINCT); functions mask_email and email (named like
+//	           the column, for functional notation)
 //	hr         employees, salaries, sick_leave; contractors INHERITS
 //	           employees; views employee_directory, payroll; function
 //	           salary_band
@@ -24,7 +25,8 @@ import (
 //	           materialized view revenue_by_city
 //	marketing  customers (same name as crm.customers); a function lower
 //	           that shadows pg_catalog.lower
-//	public     customers (a third one), audit_log, view customer_emails
+//	public     customers (a third one), audit_log, exports (columns named
+//	           like built-in functions), view customer_emails
 //	           over crm.customers.email; function full_name(customers);
 //	           operator ===
 //	alice      the "$user" schema of user alice: customers (a fourth)
@@ -63,6 +65,7 @@ func companyContents() catalog.Contents {
 		t("marketing", "customers", "id email segment"),
 		t("public", "customers", "id name"),
 		t("public", "audit_log", "id actor action logged_at"),
+		t("public", "exports", "id to_json length payload"),
 		t("alice", "customers", "id note"),
 		v("crm", "customer_contacts", "id full_name email phone",
 			`SELECT customers.id, (customers.first_name || ' '::text) || customers.last_name AS full_name,
@@ -94,6 +97,7 @@ func companyContents() catalog.Contents {
 		Relations: rels,
 		Functions: []catalog.Function{
 			{Schema: "crm", Name: "mask_email", Language: "sql"},
+			{Schema: "crm", Name: "email", Language: "sql"},
 			{Schema: "hr", Name: "salary_band", Language: "plpgsql"},
 			{Schema: "marketing", Name: "lower", Language: "sql"},
 			{Schema: "public", Name: "full_name", Language: "sql"},

@@ -141,8 +141,9 @@ func (a *analyzer) funcCall(fc *pg.FuncCall, sc *scope) {
 }
 
 // projection handles PostgreSQL's functional notation for columns:
-// email(t) is t.email when t is a whole row that has a column email. It
-// reports whether the call was one.
+// email(t) is t.email when t is a whole row that has a column email and no
+// function email can take the row, for PostgreSQL looks for a function
+// first. It reports whether the call was one.
 func (a *analyzer) projection(fc *pg.FuncCall, names []string, sc *scope) bool {
 	if len(names) != 1 || len(fc.GetArgs()) != 1 || len(fc.GetAggOrder()) > 0 ||
 		fc.GetAggFilter() != nil || fc.GetOver() != nil || fc.GetAggStar() ||
@@ -159,7 +160,7 @@ func (a *analyzer) projection(fc *pg.FuncCall, names []string, sc *scope) bool {
 			found = append(found, cols...)
 		}
 	}
-	if len(found) == 0 {
+	if len(found) == 0 || a.mayTakeRow(names[0]) {
 		return false
 	}
 	for _, c := range found {
@@ -168,29 +169,67 @@ func (a *analyzer) projection(fc *pg.FuncCall, names []string, sc *scope) bool {
 	return true
 }
 
-// indirection walks subscripts and field selections. (t).c on a whole row
-// reads column c only, as PostgreSQL projects it.
-func (a *analyzer) indirection(x *pg.A_Indirection, sc *scope) {
-	ind := x.GetIndirection()
-	if len(ind) > 0 && ind[0].GetString_() != nil {
-		if rels := a.wholeRowRel(sc, x.GetArg()); len(rels) > 0 {
-			var found []*column
-			for _, r := range rels {
-				if cols, strong := r.lookup(ind[0].GetString_().GetSval()); strong {
-					found = append(found, cols...)
-				}
-			}
-			if len(found) > 0 {
-				for _, c := range found {
-					a.readColumn(c)
-				}
-				a.exprs(ind[1:], sc)
-				return
-			}
+// mayTakeRow reports whether an unqualified call name(row) may run a
+// function. A built-in may when one of its forms takes any row
+// (rowFunctions); any other function of the name may be declared for the
+// row's type, as the catalog does not say. An incomplete catalog knows no
+// built-ins, so the list alone decides for them.
+func (a *analyzer) mayTakeRow(name string) bool {
+	if rowFunctions[name] && (!a.s.cat.Complete || len(a.functionCandidates(name)) > 0) {
+		return true
+	}
+	for _, f := range a.functionCandidates(name) {
+		if !f.BuiltIn && !isBuiltinSchema(f.Schema) {
+			return true
 		}
 	}
-	a.expr(x.GetArg(), sc)
-	a.exprs(ind, sc)
+	return false
+}
+
+// fieldFunction checks the function a field selection (v).name may run:
+// when v has no field name, PostgreSQL calls name(v).
+func (a *analyzer) fieldFunction(name string) {
+	if !a.s.cat.Complete || len(a.functionCandidates(name)) > 0 {
+		a.checkFunction([]string{name}, 1)
+	}
+}
+
+// indirection walks subscripts and field selections. (t).c on a whole row
+// reads column c only, as PostgreSQL projects it; any other field name may
+// be a function call on the value (fieldFunction).
+func (a *analyzer) indirection(x *pg.A_Indirection, sc *scope) {
+	ind := x.GetIndirection()
+	if found := a.rowField(x, sc); len(found) > 0 {
+		for _, c := range found {
+			a.readColumn(c)
+		}
+		ind = ind[1:]
+	} else {
+		a.expr(x.GetArg(), sc)
+	}
+	for _, i := range ind {
+		if s := i.GetString_(); s != nil {
+			a.fieldFunction(s.GetSval())
+			continue
+		}
+		a.expr(i, sc)
+	}
+}
+
+// rowField finds the column (t).c selects when t is a whole row with a
+// column c.
+func (a *analyzer) rowField(x *pg.A_Indirection, sc *scope) []*column {
+	ind := x.GetIndirection()
+	if len(ind) == 0 || ind[0].GetString_() == nil {
+		return nil
+	}
+	var found []*column
+	for _, r := range a.wholeRowRel(sc, x.GetArg()) {
+		if cols, strong := r.lookup(ind[0].GetString_().GetSval()); strong {
+			found = append(found, cols...)
+		}
+	}
+	return found
 }
 
 // windowDef walks a window's PARTITION BY, ORDER BY and frame offsets.

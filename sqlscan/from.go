@@ -105,9 +105,44 @@ func (a *analyzer) rangeFunction(x *pg.RangeFunction, sc *scope, left []*rel) []
 		})
 	})
 	a.emitAll(lineage)
-	r := &rel{refname: refname, anyCols: true, anyLineage: dedup(lineage)}
+	r := &rel{refname: refname, anyLineage: dedup(lineage)}
+	names, exact := functionColumns(x)
+	r.anyCols = !exact
+	for _, n := range names {
+		r.cols = append(r.cols, &column{name: n, lineage: r.anyLineage})
+	}
 	applyAlias(r, x.GetAlias())
 	return []*rel{r}
+}
+
+// functionColumns names the result columns of functions in FROM as far as
+// the statement itself fixes them. A column definition list (f() AS r(a
+// int), or one per function in ROWS FROM) names all of a function's
+// columns; otherwise how many columns a function returns, and their names,
+// come from its result type, which the catalog does not hold: exact is
+// false and only the alias's column names are certain.
+func functionColumns(x *pg.RangeFunction) (names []string, exact bool) {
+	exact = true
+	for _, f := range x.GetFunctions() {
+		items := f.GetList().GetItems()
+		var defs []*pg.Node
+		if len(items) > 1 {
+			defs = items[1].GetList().GetItems()
+		}
+		if len(defs) == 0 && !x.GetIsRowsfrom() {
+			defs = x.GetColdeflist()
+		}
+		if len(defs) == 0 {
+			return nil, false
+		}
+		for _, d := range defs {
+			names = append(names, d.GetColumnDef().GetColname())
+		}
+	}
+	if x.GetOrdinality() {
+		names = append(names, "ordinality")
+	}
+	return names, exact
 }
 
 func (a *analyzer) tableFunction(n *pg.Node, sc *scope, left []*rel) *rel {
@@ -116,12 +151,19 @@ func (a *analyzer) tableFunction(n *pg.Node, sc *scope, left []*rel) *rel {
 		lineage = a.collect(func() { a.generic(n, sc.lateral(left)) })
 	})
 	a.emitAll(lineage)
-	r := &rel{anyCols: true, anyLineage: dedup(lineage)}
+	r := &rel{anyLineage: dedup(lineage)}
 	var alias *pg.Alias
 	if t := n.GetRangeTableFunc(); t != nil {
+		// XMLTABLE lists its columns, ordinality ones included.
 		alias = t.GetAlias()
+		for _, c := range t.GetColumns() {
+			r.cols = append(r.cols, &column{name: c.GetRangeTableFuncCol().GetColname(), lineage: r.anyLineage})
+		}
 	} else if t := n.GetJsonTable(); t != nil {
+		// JSON_TABLE's NESTED columns are not modelled: its names stay
+		// open.
 		alias = t.GetAlias()
+		r.anyCols = true
 	}
 	applyAlias(r, alias)
 	return r
@@ -139,6 +181,12 @@ func (a *analyzer) join(x *pg.JoinExpr, sc *scope, left []*rel) []*rel {
 	both := append(append([]*rel(nil), lrels...), rrels...)
 	using := stringList(x.GetUsingClause())
 	if x.GetIsNatural() {
+		if !namesKnown(lrels) || !namesKnown(rrels) {
+			// A name the analysis cannot see might match: the columns
+			// compared would be unknown.
+			a.deny(CodeUnsupported, "NATURAL JOIN against a FROM item whose column names are not all known")
+			return nil
+		}
 		using = commonColumns(lrels, rrels)
 	}
 	a.withClause("join", func() {
@@ -176,6 +224,22 @@ func (a *analyzer) readUsing(name string, rels []*rel) {
 	if !found {
 		a.deny(CodeUnknownColumn, "column %s named in USING does not exist", name)
 	}
+}
+
+// namesKnown reports whether every column name of the entries is known as
+// PostgreSQL names it, as a NATURAL join needs.
+func namesKnown(rels []*rel) bool {
+	for _, r := range rels {
+		if r.anyCols || r.unknownSelf != nil {
+			return false
+		}
+		for _, c := range r.cols {
+			if c.unsure || c.name == "" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // commonColumns lists the column names both sides of a NATURAL join have.

@@ -52,7 +52,9 @@ func (a *analyzer) cteRel(c *cte, alias *pg.Alias) *rel {
 	return r
 }
 
-// applyAlias renames the entry and, positionally, its columns.
+// applyAlias renames the entry and, positionally, its columns. On an entry
+// whose columns are not all known (a function's), names past the known
+// columns name columns that exist all the same.
 func applyAlias(r *rel, alias *pg.Alias) {
 	if alias == nil {
 		return
@@ -66,8 +68,11 @@ func applyAlias(r *rel, alias *pg.Alias) {
 	cols := make([]*column, len(r.cols))
 	copy(cols, r.cols)
 	for i, n := range names {
-		if i < len(cols) {
+		switch {
+		case i < len(cols):
 			cols[i] = &column{name: n, lineage: cols[i].lineage, typ: cols[i].typ}
+		case r.anyCols:
+			cols = append(cols, &column{name: n, lineage: r.anyLineage})
 		}
 	}
 	r.cols = cols

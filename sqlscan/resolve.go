@@ -320,3 +320,21 @@ func qualify(schema, name string) string {
 	}
 	return schema + "." + name
 }
+
+// rowFunctions are the built-ins with a form that one argument of any row
+// type can call (its parameter is record, "any", anyelement, anynonarray,
+// anycompatible or anycompatiblenonarray, the others defaulted): for them
+// name(t) runs the function, not t.name. TestRowFunctionsCoverTheServer
+// checks the list against the server's pg_proc.
+var rowFunctions = map[string]bool{
+	"any_out": true, "any_value": true, "anycompatible_out": true, "anycompatiblenonarray_out": true,
+	"anyelement_out": true, "anynonarray_out": true, "array_agg": true, "concat": true, "count": true,
+	"cume_dist": true, "dense_rank": true, "first_value": true, "hash_record": true,
+	"hash_record_extended": true, "json_agg": true, "json_agg_strict": true, "json_build_array": true,
+	"json_build_object": true, "jsonb_agg": true, "jsonb_agg_strict": true, "jsonb_build_array": true,
+	"jsonb_build_object": true, "lag": true, "last_value": true, "lead": true, "mode": true,
+	"num_nonnulls": true, "num_nulls": true, "percent_rank": true, "pg_collation_for": true,
+	"pg_column_compression": true, "pg_column_size": true, "pg_column_toast_chunk_id": true,
+	"pg_typeof": true, "quote_literal": true, "quote_nullable": true, "rank": true, "record_out": true,
+	"record_send": true, "row_to_json": true, "to_json": true, "to_jsonb": true,
+}

@@ -13,6 +13,9 @@ type column struct {
 	// typ is the type OID of a stored relation's column, 0 when not
 	// certain (a view's or sub-query's output, a snapshot without types).
 	typ uint32
+	// unsure marks a select-list item whose name PostgreSQL works out in a
+	// way the analysis does not model; a NATURAL join cannot match on it.
+	unsure bool
 }
 
 // rel is a range entry: something in FROM (or the target of a DML

@@ -49,6 +49,7 @@ func (a *analyzer) insert(s *pg.InsertStmt, parent *scope) []*column {
 		for _, c := range cols {
 			a.writeColumn(c)
 		}
+		a.targetIndirections(s.GetCols(), target, sc)
 	})
 	var src []*column
 	if sel := s.GetSelectStmt().GetSelectStmt(); sel != nil {
@@ -76,6 +77,32 @@ func (a *analyzer) insertColumns(target *rel, list []*pg.Node) []*column {
 		out = append(out, a.targetColumn(target, rt.GetName()))
 	}
 	return out
+}
+
+// targetIndirections walks the subscripts and field names of INSERT
+// target columns (INSERT INTO t (arr[i], comp.f)): see partialTarget.
+func (a *analyzer) targetIndirections(list []*pg.Node, target *rel, sc *scope) {
+	for _, n := range list {
+		rt := n.GetResTarget()
+		if rt == nil || a.failed() {
+			continue
+		}
+		a.partialTarget(target, rt, sc)
+	}
+}
+
+// partialTarget handles an assignment to part of a column (arr[i] = v,
+// comp.f = v): the subscript expressions are evaluated and may read
+// anything, and the new value is built from the column's old one, so
+// whether the assignment fails (a subscript outside a multi-dimensional
+// array's bounds, a jsonb path through a scalar, a domain's CHECK on the
+// whole value) tells about it: the column counts as read.
+func (a *analyzer) partialTarget(target *rel, rt *pg.ResTarget, sc *scope) {
+	if len(rt.GetIndirection()) == 0 {
+		return
+	}
+	a.readColumn(a.targetColumn(target, rt.GetName()))
+	a.exprs(rt.GetIndirection(), sc)
 }
 
 // targetColumn finds a column the statement assigns to.
@@ -142,7 +169,7 @@ func (a *analyzer) setList(items []*pg.Node, target *rel, sc *scope) {
 			continue
 		}
 		a.writeColumn(a.targetColumn(target, rt.GetName()))
-		a.exprs(rt.GetIndirection(), sc)
+		a.partialTarget(target, rt, sc)
 		val := rt.GetVal()
 		if m := val.GetMultiAssignRef(); m != nil {
 			if m.GetColno() == 1 {
@@ -220,6 +247,7 @@ func (a *analyzer) merge(s *pg.MergeStmt, parent *scope) []*column {
 				for _, c := range cols {
 					a.writeColumn(c)
 				}
+				a.targetIndirections(w.GetTargetList(), target, srcOnly)
 			})
 			a.withClause("values", func() { a.exprs(w.GetValues(), srcOnly) })
 		case pg.CmdType_CMD_DELETE:

@@ -151,11 +151,11 @@ func (a *analyzer) targetList(items []*pg.Node, sc *scope, clause string, emit b
 			if emit {
 				a.emitAll(lin)
 			}
-			name := rt.GetName()
+			name, sure := rt.GetName(), true
 			if name == "" {
-				name = figureColname(rt.GetVal())
+				name, sure = figureColname(rt.GetVal())
 			}
-			outs = append(outs, &column{name: name, lineage: dedup(lin)})
+			outs = append(outs, &column{name: name, lineage: dedup(lin), unsure: !sure})
 		}
 	})
 	return outs
@@ -181,7 +181,7 @@ func (a *analyzer) expandStar(sc *scope, qual []string, emit bool) []*column {
 			if emit {
 				a.emitAll(lin)
 			}
-			outs = append(outs, &column{name: c.name, lineage: dedup(lin)})
+			outs = append(outs, &column{name: c.name, lineage: dedup(lin), unsure: c.unsure})
 		}
 		if r.anyCols || r.unknownSelf != nil {
 			lin := a.collect(func() { a.readColumn(&column{lineage: r.anyLineage}) })
@@ -228,7 +228,7 @@ func (a *analyzer) setOperation(s *pg.SelectStmt, sc *scope, afterLeft func([]*c
 		if i < len(right) {
 			lin = append(lin, right[i].lineage...)
 		}
-		outs[i] = &column{name: c.name, lineage: dedup(lin)}
+		outs[i] = &column{name: c.name, lineage: dedup(lin), unsure: c.unsure}
 	}
 	if a.viewDepth > 0 {
 		// Set operations compare whole rows: every output shapes the result.
@@ -325,61 +325,4 @@ func renameColumns(cols []*column, names []string) []*column {
 		}
 	}
 	return out
-}
-
-// figureColname names an unaliased select-list item as PostgreSQL does,
-// closely enough for outer queries to reference sub-query columns.
-func figureColname(n *pg.Node) string {
-	switch x := n.GetNode().(type) {
-	case *pg.Node_ColumnRef:
-		names, star := fieldNames(x.ColumnRef)
-		if !star && len(names) > 0 {
-			return names[len(names)-1]
-		}
-	case *pg.Node_FuncCall:
-		if names := stringList(x.FuncCall.GetFuncname()); len(names) > 0 {
-			return names[len(names)-1]
-		}
-	case *pg.Node_AIndirection:
-		ind := x.AIndirection.GetIndirection()
-		if len(ind) > 0 {
-			if s := ind[len(ind)-1].GetString_(); s != nil {
-				return s.GetSval()
-			}
-		}
-		return figureColname(x.AIndirection.GetArg())
-	case *pg.Node_TypeCast:
-		if name := figureColname(x.TypeCast.GetArg()); name != "?column?" {
-			return name
-		}
-		if names := stringList(x.TypeCast.GetTypeName().GetNames()); len(names) > 0 {
-			return names[len(names)-1]
-		}
-	case *pg.Node_CaseExpr:
-		return "case"
-	case *pg.Node_CoalesceExpr:
-		return "coalesce"
-	case *pg.Node_RowExpr:
-		return "row"
-	case *pg.Node_AArrayExpr:
-		return "array"
-	case *pg.Node_SubLink:
-		switch x.SubLink.GetSubLinkType() {
-		case pg.SubLinkType_EXISTS_SUBLINK:
-			return "exists"
-		case pg.SubLinkType_ARRAY_SUBLINK:
-			return "array"
-		case pg.SubLinkType_EXPR_SUBLINK:
-			if tl := x.SubLink.GetSubselect().GetSelectStmt().GetTargetList(); len(tl) == 1 {
-				rt := tl[0].GetResTarget()
-				if rt.GetName() != "" {
-					return rt.GetName()
-				}
-				return figureColname(rt.GetVal())
-			}
-		}
-	case *pg.Node_GroupingFunc:
-		return "grouping"
-	}
-	return "?column?"
 }
