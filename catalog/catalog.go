@@ -71,6 +71,19 @@ type Function struct {
 	// Extension is the extension every overload belongs to (pg_depend), ""
 	// when one of them belongs to none or they belong to different ones.
 	Extension string
+	// Overloads are the signatures of a function outside the built-in
+	// schemas (a live load only; nil when not known).
+	Overloads []Signature
+}
+
+// Signature is what PostgreSQL matches a call's arguments against.
+type Signature struct {
+	// Args are the input argument types' OIDs.
+	Args []uint32
+	// Defaults is how many trailing arguments have defaults.
+	Defaults int
+	// Variadic is set when the last argument takes any number of values.
+	Variadic bool
 }
 
 // Operator is one operator: outside pg_catalog in Snapshot.UserOperators,

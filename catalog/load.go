@@ -71,6 +71,15 @@ JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
 WHERE ` + visibleSchema + `
 ORDER BY 1, 2, 3, 4`
 
+// signaturesQuery reads the overloads of functions outside the built-in
+// schemas, which calls are resolved against by argument types.
+const signaturesQuery = `
+SELECT n.nspname::text, p.proname::text, p.proargtypes::oid[]::int8[], p.pronargdefaults::int, p.provariadic <> 0
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND ` + visibleSchema + `
+ORDER BY 1, 2, 3`
+
 // typesQuery reads every type, built-ins included: operator resolution
 // needs to know which are pseudo-types, domains and arrays.
 const typesQuery = `
@@ -138,6 +147,18 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Snapshot, error) {
 		c.Operators = append(c.Operators, op)
 		return err
 	}))
+	signatures := map[QualifiedName][]Signature{}
+	b.Queue(signaturesQuery).Query(collect("signatures", func(rows pgx.Rows) error {
+		var q QualifiedName
+		var args []int64
+		var sig Signature
+		err := rows.Scan(&q.Schema, &q.Name, &args, &sig.Defaults, &sig.Variadic)
+		for _, a := range args {
+			sig.Args = append(sig.Args, uint32(a))
+		}
+		signatures[q] = append(signatures[q], sig)
+		return err
+	}))
 	b.Queue(typesQuery).Query(collect("types", func(rows pgx.Rows) error {
 		var t Type
 		var oid int64
@@ -162,6 +183,9 @@ func Load(ctx context.Context, conn *pgx.Conn) (*Snapshot, error) {
 		return nil, err
 	}
 	c.SearchPaths = paths.resolve()
+	for i := range c.Functions {
+		c.Functions[i].Overloads = signatures[QualifiedName{c.Functions[i].Schema, c.Functions[i].Name}]
+	}
 	return New(c), nil
 }
 

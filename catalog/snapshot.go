@@ -255,7 +255,7 @@ func (s *Snapshot) digest() string {
 	}
 	names := make([]string, 0, len(s.functions))
 	for q, f := range s.functions {
-		names = append(names, fmt.Sprintf("fn %s %s %v %s", q, f.Language, f.BuiltIn, f.Extension))
+		names = append(names, fmt.Sprintf("fn %s %s %v %s %+v", q, f.Language, f.BuiltIn, f.Extension, f.Overloads))
 	}
 	for _, t := range s.types {
 		names = append(names, fmt.Sprintf("type %+v", *t))

@@ -72,6 +72,7 @@ func TestExtensionsInPublicLeaveOrdinaryStatementsAlone(t *testing.T) {
 		"SELECT id FROM crm.orders WHERE total_amount > 10 AND status <> 'new'",
 		"SELECT note FROM public.tags WHERE note = 'first'",
 		"SELECT id FROM public.tags WHERE label::text = 'Red'",
+		"SELECT replace(email, 'a', 'b'), upper(first_name), strpos(email, '@') FROM crm.customers WHERE id = 1",
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Errorf("%s: %v", sql, err)
@@ -88,6 +89,7 @@ func TestExtensionsInPublicLeaveOrdinaryStatementsAlone(t *testing.T) {
 		"SELECT id FROM public.tags WHERE label = 'red'",
 		"SELECT id FROM public.tags WHERE note % 'frist'",
 		"SELECT id FROM public.tags WHERE attrs = 'colour=>red'",
+		"SELECT replace(label, 'R', 'r') FROM public.tags",
 	} {
 		pe := pgErr(t, execSQL(conn, sql))
 		if pe.Code != "42501" {

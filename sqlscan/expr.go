@@ -130,7 +130,7 @@ func (a *analyzer) funcCall(fc *pg.FuncCall, sc *scope) {
 		return
 	}
 	if fc != a.setConfig {
-		a.checkFunction(names, len(fc.GetArgs()))
+		a.checkFunctionCall(names, fc.GetArgs(), sc)
 	}
 	a.exprs(fc.GetArgs(), sc)
 	a.exprs(fc.GetAggOrder(), sc)

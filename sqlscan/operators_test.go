@@ -38,7 +38,35 @@ func typedContents() catalog.Contents {
 			{Schema: "public", Name: "=", Left: 25, Right: 25},
 			{Schema: "public", Name: "=", Left: 2283, Right: oidInt8},
 		},
+		Functions: []catalog.Function{
+			{Schema: "pg_catalog", Name: "lower", BuiltIn: true},
+			{Schema: "public", Name: "lower", Extension: "citext", Overloads: []catalog.Signature{{Args: []uint32{citext}}}},
+			{Schema: "public", Name: "fmt", Overloads: []catalog.Signature{{Args: []uint32{25, oidInt4}, Defaults: 1}}},
+		},
 		SearchPaths: map[string][]string{"": {"$user", "public"}},
+	}
+}
+
+func TestFunctionResolution(t *testing.T) {
+	snap := catalog.New(typedContents())
+	for sql, ok := range map[string]bool{
+		"SELECT lower(name) FROM crm.t":            true,  // text cannot become citext implicitly
+		"SELECT lower(name::text) FROM crm.t":      true,  //
+		"SELECT lower(c) FROM crm.t":               false, // citext's lower
+		"SELECT lower('X') FROM crm.t":             false, // an untyped literal may become citext
+		"SELECT lower(id) FROM crm.t":              true,  // no lower takes an int4 implicitly
+		"SELECT fmt(id) FROM crm.t":                true,  // int4 cannot become text implicitly
+		"SELECT fmt(name) FROM crm.t":              false, // one argument, the second defaulted
+		"SELECT fmt(name, id, id) FROM crm.t":      true,  // too many arguments for any overload
+		"SELECT fmt(id, id) FROM crm.t":            true,  // int4 cannot become text implicitly
+		"SELECT fmt(name, 'x') FROM crm.t":         false,
+		"SELECT public.lower(name) FROM crm.t":     false, // named explicitly
+		"SELECT lower(name) FROM crm.t WHERE true": true,
+	} {
+		d := Analyze(sql, snap, defaultContext()).Denial()
+		if (d == nil) != ok {
+			t.Errorf("%s: denial %v, want allowed %v", sql, d, ok)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package sqlscan
 
 import (
+	pg "github.com/pganalyze/pg_query_go/v6"
 	"slices"
 	"strings"
 
@@ -199,6 +200,22 @@ func (a *analyzer) functionCandidates(name string) []*catalog.Function {
 // a deny-listed built-in, or a function outside the built-in schemas that
 // the context does not allow. names is the call's name as written.
 func (a *analyzer) checkFunction(names []string, nargs int) {
+	args := make([]operand, nargs)
+	a.checkCall(names, args)
+}
+
+// checkFunctionCall is checkFunction with what is known of the arguments'
+// types, so that an overload they cannot reach does not count.
+func (a *analyzer) checkFunctionCall(names []string, argNodes []*pg.Node, sc *scope) {
+	args := make([]operand, len(argNodes))
+	for i, n := range argNodes {
+		args[i] = a.operandType(n, sc)
+	}
+	a.checkCall(names, args)
+}
+
+func (a *analyzer) checkCall(names []string, args []operand) {
+	nargs := len(args)
 	if len(names) == 0 || a.failed() {
 		return
 	}
@@ -229,11 +246,39 @@ func (a *analyzer) checkFunction(names []string, nargs int) {
 		return
 	}
 	for _, f := range cands {
-		if !a.functionMayRun(f.Schema, f.Name, f.BuiltIn) && !a.extensionTrusted(f.Extension) {
+		if !a.functionMayRun(f.Schema, f.Name, f.BuiltIn) && !a.extensionTrusted(f.Extension) && a.callMayReach(f, args) {
 			a.deny(CodeFunction, "function %s.%s is not a built-in and is not allowed", f.Schema, f.Name)
 			return
 		}
 	}
+}
+
+// callMayReach reports whether some overload of f may take the arguments:
+// false only when each overload certainly cannot, by its number of
+// arguments or by an argument's type (see mayCoerce).
+func (a *analyzer) callMayReach(f *catalog.Function, args []operand) bool {
+	if f.Overloads == nil || !a.s.cat.KnowsTypes() {
+		return true
+	}
+	for _, sig := range f.Overloads {
+		if sig.Variadic {
+			return true
+		}
+		if len(args) > len(sig.Args) || len(args) < len(sig.Args)-sig.Defaults {
+			continue
+		}
+		fits := true
+		for i, arg := range args {
+			if !a.mayCoerce(arg, sig.Args[i]) {
+				fits = false
+				break
+			}
+		}
+		if fits {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *analyzer) checkQualifiedFunction(schema, name string) {
