@@ -174,15 +174,48 @@ func BenchmarkParseBindUnnamedCycle(b *testing.B) {
 			b.Fatalf("parse not allowed: %+v", v.Error)
 		}
 	}
+	// END may change the session's state (it would end a SET LOCAL): it
+	// is a barrier, and the proxy hands the state the server reports after
+	// its Sync to the session before the next transaction's messages.
+	row := stateRow("order_fulfilment", `"$user", public`, "sales_app")
+	idle := []byte{'I'}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if v, ok := s.TryClientMessage(parses[i%len(parses)]); !ok || v.Action != proxy.Forward {
+		k := i % len(parses)
+		if v, ok := s.TryClientMessage(parses[k]); !ok || v.Action != proxy.Forward {
 			b.Fatal("parse not decided on the loop, or denied")
 		}
-		if v, ok := s.TryClientMessage(bind); !ok || v.Action != proxy.Forward {
+		v, ok := s.TryClientMessage(bind)
+		if !ok || v.Action != proxy.Forward {
 			b.Fatal("bind not decided on the loop, or denied")
 		}
+		if v.Barrier != (k == len(parses)-1) {
+			b.Fatalf("%q: barrier %v", texts[k], v.Barrier)
+		}
+		// The ReadyForQuery after the statement's Sync settles the
+		// replaced unnamed statement.
+		s.ServerMessage('Z', idle)
+		if v.Barrier {
+			s.Confirmed(row, nil, 'I')
+		}
+	}
+}
+
+// BenchmarkConfirmed is pgguard's own share of a barrier: taking the row
+// of the state query the proxy sends after the barrier's segment. (The
+// server parses, plans and runs that query each time, and the client waits
+// for the round trip: bench/README.md measures those.)
+func BenchmarkConfirmed(b *testing.B) {
+	s := benchSession(b, "sales_app", "order_fulfilment")
+	row := stateRow("order_fulfilment", `"$user", public`, "sales_app")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Confirmed(row, nil, 'I')
+	}
+	if !s.state.known {
+		b.Fatal("the state row was not taken")
 	}
 }
 

@@ -233,6 +233,9 @@ ignore_startup_parameters = extra_float_digits
 
 // Policy lets the pgbench role read and write every pgbench table, with
 // every column classified, so each statement takes the full decision path.
+// The purpose the purpose-* scripts declare is named in a rule: pgguard
+// warns in its log whenever a client declares a purpose the policy does not
+// know, and would do so in every transaction.
 const benchPolicy = `# pgbench-compare: the pgbench role may use all pgbench tables for any purpose
 g, bench, bench_app
 g2, public.pgbench_accounts.*, bench_accounts
@@ -247,7 +250,14 @@ p, bench_app, *, bench_tellers, read, allow
 p, bench_app, *, bench_tellers, write, allow
 p, bench_app, *, bench_history, read, allow
 p, bench_app, *, bench_history, write, allow
+# the purpose the purpose-* scripts declare, named so that pgguard knows it
+g3, ` + benchPurpose + `, bench_work
+p, bench_app, bench_work, bench_accounts, read, allow
 `
+
+// benchPurpose is what the purpose-tx and purpose-set scripts set
+// pgguard.purpose to.
+const benchPurpose = "bench_report"
 
 // startGuard starts pgguard in enforce mode with the bench policy; metrics
 // is an address for --metrics, or empty.

@@ -56,7 +56,9 @@ func parseOptions(args []string) (*options, error) {
 	fs.IntVar(&o.threads, "j", 2, "pgbench threads (-j) for runs with more than one client")
 	fs.StringVar(&o.out, "out", "bench/results", "folder for latest.md, latest.png, latest.json and profiles")
 	targets := fs.String("targets", "direct,pgbouncer,pgguard", "targets, comma-separated: direct, pgbouncer, pgguard")
-	scripts := fs.String("scripts", "select-only,tpcb", "pgbench scripts: select-only (-S), tpcb (the default script)")
+	scripts := fs.String("scripts", "select-only,tpcb", "pgbench scripts: select-only (-S), tpcb (the default script); "+
+		"select-tx (-S's read in BEGIN ... COMMIT), purpose-tx (the same with SET LOCAL pgguard.purpose), "+
+		"purpose-set (SET pgguard.purpose, then the read): what session-state barriers cost")
 	modes := fs.String("modes", "simple,extended,prepared", "pgbench query modes (-M)")
 	clients := fs.String("clients", "1,8", "client counts (-c)")
 	fs.IntVar(&o.lightRate, "light-rate", 200, "also run select-only with one client held to this many transactions a second (pgbench -R), in every mode: what a lightly used proxy costs (0 skips it)")
@@ -87,8 +89,8 @@ func parseOptions(args []string) (*options, error) {
 		}
 	}
 	for _, s := range o.scripts {
-		if s != "select-only" && s != "tpcb" {
-			return nil, fmt.Errorf("-scripts: unknown script %q", s)
+		if !has(scriptNames, s) {
+			return nil, fmt.Errorf("-scripts: unknown script %q (known: %s)", s, strings.Join(scriptNames, ", "))
 		}
 	}
 	for _, m := range o.modes {

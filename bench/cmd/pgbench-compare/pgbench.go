@@ -54,6 +54,45 @@ type runResult struct {
 	Err       string  `json:"error,omitempty"`
 }
 
+// Scripts -scripts accepts besides the two built into pgbench (select-only
+// runs pgbench -S, tpcb its default script): script files for pgbench -f,
+// each a transaction that reads one account as -S does, so that its ratio
+// to direct set against select-only's shows what the session-state
+// barriers around the read cost. A statement that may change the session's
+// state (the purpose, search_path, the role; COMMIT and ROLLBACK, which end
+// SET LOCAL) is a barrier: after its sync segment pgguard reads the state
+// from the server with a hidden query before it reads the client's next
+// message, one more round trip to PostgreSQL. Direct PostgreSQL and
+// PgBouncer accept the setting too: pgguard.purpose is a custom (dotted)
+// setting, which PostgreSQL takes without configuration.
+var customScripts = map[string]string{
+	// The control: the read in an explicit transaction. Its COMMIT is a
+	// barrier (it would end any SET LOCAL made before it).
+	"select-tx": `\set aid random(1, 100000 * :scale)
+BEGIN;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+COMMIT;
+`,
+	// The purpose declared per transaction, as a pooled application does:
+	// two barriers, SET LOCAL and COMMIT.
+	"purpose-tx": `\set aid random(1, 100000 * :scale)
+BEGIN;
+SET LOCAL pgguard.purpose = '` + benchPurpose + `';
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+COMMIT;
+`,
+	// The purpose set for the session before each read, without a
+	// transaction block: one barrier, the SET, although its value is the
+	// one already in force from the second transaction on.
+	"purpose-set": `\set aid random(1, 100000 * :scale)
+SET pgguard.purpose = '` + benchPurpose + `';
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+`,
+}
+
+// scriptNames lists the scripts -scripts accepts, in order.
+var scriptNames = []string{"select-only", "tpcb", "select-tx", "purpose-tx", "purpose-set"}
+
 func (o *options) configs() []config {
 	var out []config
 	for _, s := range o.scripts {
@@ -207,6 +246,14 @@ func (e *env) pgbench(ctx context.Context, c config, target string, seconds int,
 		"-h", "127.0.0.1", "-p", strconv.Itoa(e.port(target)), "-U", benchUser}
 	if c.Script == "select-only" {
 		args = append(args, "-S")
+	} else if script, ok := customScripts[c.Script]; ok {
+		file := filepath.Join(logDir, c.Script+".sql")
+		if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+			return nil, err
+		}
+		// -s sets :scale, which pgbench reads from pgbench_branches only
+		// for its own scripts.
+		args = append(args, "-f", file, "-s", strconv.Itoa(e.o.scale))
 	}
 	if c.Rate > 0 {
 		args = append(args, "-R", strconv.Itoa(c.Rate))
