@@ -12,6 +12,7 @@ type contextKey struct {
 	policyVersion                   string
 	lexical                         string // standard_conforming_strings and client_encoding
 	temps                           string // the session's temporary and unsettled relation names
+	settled                         bool   // transaction control is no barrier (session.settled)
 }
 
 // verdictCache maps (context, exact text) to a verdict. It is two-level so

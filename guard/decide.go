@@ -158,7 +158,7 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 	// The analysis itself follows search_path and role changes from one
 	// statement of the text to the next; the guard follows the purpose.
 	analysed := s.effectivePurpose("")
-	sim := simState{purpose: analysed}
+	sim := simState{purpose: analysed, settled: s.settled}
 	for i := range res.Statements {
 		st := &res.Statements[i]
 		purpose := sim.purpose
@@ -186,6 +186,9 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 
 // simState is the session state as it evolves through one text.
 type simState struct {
+	// settled starts as session.settled and ends with the first change
+	// in the text: while it holds, transaction control is no barrier.
+	settled   bool
 	purpose   string
 	pathMoved bool // an earlier statement changed search_path or role
 	// unknown is set after a change pgguard does not follow (RESET,
@@ -207,11 +210,14 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if sim.unknown && !stateFree(st) {
 		return s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own")
 	}
-	switch change(st) {
-	case changeFollowed:
-		v.barrier = true
-	case changeUnknown:
-		v.barrier = true
+	switch c := change(st); {
+	case c == changeUnknown && sim.settled && txControl(st):
+		// Nothing to end or undo: the state stays what the server
+		// reported outside any transaction.
+	case c == changeFollowed:
+		v.barrier, sim.settled = true, false
+	case c == changeUnknown:
+		v.barrier, sim.settled = true, false
 		defer func() { sim.unknown = true }()
 	}
 	purpose := sim.purpose
@@ -489,7 +495,15 @@ func (s *session) replay(e *effect, segment uint64) {
 			s.closeRecord(name, segment)
 		}
 	}
-	switch change(&sqlscan.Statement{Effect: &e.Effect}) {
+	c := change(&sqlscan.Statement{Effect: &e.Effect})
+	if c == changeUnknown && s.settled && txControlKind(e.Kind) {
+		return // as decideStatement decided: no barrier, nothing unknown
+	}
+	if (c != changeNone || e.ddl) && s.settled {
+		s.settled = false
+		s.stateGen++
+	}
+	switch c {
 	case changeFollowed:
 		s.follow(e)
 	case changeUnknown:
@@ -581,6 +595,22 @@ func change(st *sqlscan.Statement) changeKind {
 		}
 	}
 	return changeUnknown
+}
+
+// txControl reports whether st only controls the transaction: it changes
+// session state only by ending a transaction or rolling back to a
+// savepoint, undoing what was set since.
+func txControl(st *sqlscan.Statement) bool {
+	return st.Effect != nil && len(st.Accesses) == 0 && !st.DDL && txControlKind(st.Effect.Kind)
+}
+
+func txControlKind(kind string) bool {
+	switch kind {
+	case "begin", "commit", "rollback", "savepoint", "release", "rollback_to",
+		"prepare_transaction", "commit_prepared", "rollback_prepared":
+		return true
+	}
+	return false
 }
 
 // stateFree reports whether st can run in any state without pgguard

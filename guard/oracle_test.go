@@ -25,7 +25,7 @@ var historySteps = []string{
 }
 
 // TestStateOracle plays random session histories through pgguard and, after
-// each, compares pgguard's verdict on reading salaries with what the
+// each (sent in the simple or the extended protocol), compares pgguard's verdict on reading salaries with what the
 // server's own state implies: refused whenever the server would resolve the
 // name to hr.salaries. PGGUARD_ORACLE_HISTORIES runs more histories.
 func TestStateOracle(t *testing.T) {
@@ -46,12 +46,18 @@ func TestStateOracle(t *testing.T) {
 			for i := 0; i < 1+rng.IntN(3); i++ {
 				sql := historySteps[rng.IntN(len(historySteps))]
 				history = append(history, sql)
-				msgs = append(msgs, q(sql))
+				if strings.Contains(sql, ";") || rng.IntN(2) == 0 {
+					msgs = append(msgs, q(sql))
+					continue
+				}
+				// The extended protocol, one statement per sync segment.
+				msgs = append(append(msgs, extended("", sql)...), &pgproto3.Sync{})
 			}
 			r.send(msgs...)
 		}
 		show := r.send(q("SHOW search_path"))
 		out := r.send(q(salaries))
+		r.conn.Close()
 		if len(show.errors) > 0 {
 			continue // a failed transaction block: the server refuses everything
 		}

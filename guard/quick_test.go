@@ -89,6 +89,8 @@ func TestUnnamedStatementRecordsReused(t *testing.T) {
 		run("SET "+purpose, proxy.ClientMessage{Type: 'Q', Body: queryBody("SET pgguard.purpose = '" + purpose + "'")}, proxy.Forward)
 		s.ServerMessage('C', []byte("SET\x00"))
 		s.ServerMessage('Z', []byte{'I'})
+		// The SET is a barrier: the proxy reads the state before going on.
+		s.Confirmed(stateRow(purpose, `"$user", public`, "sales_app"), nil, 'I')
 	}
 
 	run("Parse email", email, proxy.Forward)

@@ -53,6 +53,11 @@ type session struct {
 
 	// stateGen counts changes of the state.
 	stateGen uint64
+	// settled is true while the state is the one the server reported
+	// outside a transaction block and nothing forwarded since may have
+	// changed it: then ending, rolling back or chaining the transaction
+	// has nothing to undo, and transaction control is no barrier.
+	settled bool
 
 	// The verdict table of the current context, and the inputs it was
 	// built from.
@@ -387,7 +392,9 @@ func (s *session) bind(body []byte, quick bool) (proxy.Verdict, bool) {
 		if d := s.decidePrepared(q, pol); d != nil {
 			return s.apply(&verdict{denied: d}, 0), true
 		}
-		barrier = barrier || q.barrier
+		// A transaction control statement parsed while the state was
+		// settled is a barrier where it no longer is.
+		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q))
 	}
 	s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictAllowed) })
 	if p.replaced != nil && barrier {
@@ -553,6 +560,7 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		temps:         strings.Join(s.state.temps, "\x00") + "\x01" + strings.Join(s.unsettled, "\x00"),
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
+		settled:       s.settled,
 	}
 	if !s.state.known {
 		k.lexical = "\x00unknown"

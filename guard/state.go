@@ -53,11 +53,15 @@ func (s *session) ConfirmQuery() string { return confirmQuery }
 
 // Confirmed implements proxy.StateConfirmer: the server's state replaces
 // whatever pgguard assumed.
-func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, _ byte) {
+func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stateGen++
 	s.segmentUnknown = false
+	// Only a state read outside a transaction block is one no transaction
+	// control can undo.
+	s.settled = false
+	defer func() { s.settled = s.state.known && txStatus == 'I' }()
 	errorsSeen := s.sawError
 	s.sawError = false
 	if e != nil || len(row) != confirmColumns {
