@@ -39,6 +39,7 @@ type verdict struct {
 type effect struct {
 	sqlscan.Effect
 	ddl      bool
+	userCode bool           // runs a function the policy allows (sqlscan.Statement.UserCode)
 	changes  []string       // relation names the DDL named (sqlscan.Statement.Changes)
 	accesses []authz.Access // of PREPARE
 	purpose  string
@@ -263,8 +264,8 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if v.single {
 		v.accesses, v.purpose = accesses, st.Purpose
 	}
-	if st.Effect != nil || st.DDL {
-		e := effect{ddl: st.DDL, changes: st.Changes, accesses: accesses, purpose: st.Purpose}
+	if st.Effect != nil || st.DDL || st.UserCode {
+		e := effect{ddl: st.DDL, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
 			sim.apply(st.Effect, s)
@@ -495,7 +496,7 @@ func (s *session) replay(e *effect, segment uint64) {
 			s.closeRecord(name, segment)
 		}
 	}
-	c := change(&sqlscan.Statement{Effect: &e.Effect})
+	c := change(&sqlscan.Statement{Effect: &e.Effect, UserCode: e.userCode})
 	if c == changeUnknown && s.settled && txControlKind(e.Kind) {
 		return // as decideStatement decided: no barrier, nothing unknown
 	}
@@ -566,6 +567,11 @@ func stateSetting(name string) bool {
 
 // change classifies st's effect on the session state.
 func change(st *sqlscan.Statement) changeKind {
+	if st.UserCode {
+		// A function the policy allows may call set_config or run SET:
+		// only the server can say what the state is after it.
+		return changeUnknown
+	}
 	if st.DDL {
 		// The analysis follows relations created earlier in the same text;
 		// the catalog, and the state, are read again after it.

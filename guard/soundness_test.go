@@ -328,3 +328,43 @@ func TestSoundnessAnalysisGapsLegitimateFormsStayAllowed(t *testing.T) {
 		mustExec(t, conn, sql)
 	}
 }
+
+// TestSoundnessFunctionsThatChangeState: a function the policy allows runs
+// code pgguard cannot see, which may call set_config or SET. The state is
+// read again after it, as after a SET.
+func TestSoundnessFunctionsThatChangeState(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_switch(text) RETURNS text LANGUAGE plpgsql AS
+		$$ BEGIN PERFORM set_config('search_path', 'hr', false); RETURN $1; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_switch(text) TO PUBLIC`)
+	w.addRules(t, "p, sales, *, function:public.pgg_switch, execute, allow")
+	call := "SELECT public.pgg_switch('x')"
+	cases := []struct {
+		name string
+		msgs []pgproto3.FrontendMessage
+	}{
+		{"same message", []pgproto3.FrontendMessage{q(call + "; " + salaries)}},
+		{"pipelined", []pgproto3.FrontendMessage{q(call), q(salaries)}},
+		{"one extended segment", append(append(extended("", call), extended("", salaries)...), &pgproto3.Sync{})},
+		{"extended, then a query", append(append(extended("", call), &pgproto3.Sync{}), q(salaries))},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+			out := r.send(c.msgs...)
+			// In one extended segment the call's own row ('x') comes first.
+			if out.lastRows > 0 && out.values != "x" {
+				t.Fatalf("hr.salaries rows came back (errors %v)", out.errors)
+			}
+			if out.lastErr != "42501" {
+				t.Fatalf("want the read refused (42501), got errors %v", out.errors)
+			}
+		})
+	}
+	// The function itself stays allowed, and so does what follows once
+	// the state is read again.
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	mustExec(t, conn, call)
+	mustExec(t, conn, "SET search_path = decoy")
+	mustExec(t, conn, salaries)
+}

@@ -128,6 +128,9 @@ type analyzer struct {
 	ddl    bool
 	// attaches names the code a DDL statement attaches (see attachedCode).
 	attaches string
+	// userCode is set when a function or operator outside the built-ins
+	// that the context allows may run.
+	userCode bool
 	// setConfig is the one set_config call recognised as a session effect.
 	setConfig *pg.FuncCall
 	// noEffects is set under EXPLAIN, where a session change may or may
@@ -141,7 +144,7 @@ func (s *session) statement(n *pg.Node) Statement {
 	var acc []Access
 	a := &analyzer{s: s, sink: &acc, path: s.path}
 	kind := a.topLevel(n)
-	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches}
+	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches, UserCode: a.userCode}
 	if a.ddl {
 		st.Changes = s.ddlChanges(n)
 	}

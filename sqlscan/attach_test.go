@@ -111,3 +111,24 @@ func TestDDLChanges(t *testing.T) {
 		t.Errorf("an unsettled name was not refused: %v", d)
 	}
 }
+
+// TestUserCode: a statement that may run a function outside the built-ins
+// the context allows is marked, so the proxy reads the state after it.
+func TestUserCode(t *testing.T) {
+	complete, _ := fixtures(t)
+	ctx := defaultContext()
+	ctx.FunctionAllowed = func(schema, name string) bool { return schema == "crm" && name == "mask_email" }
+	for sql, want := range map[string]bool{
+		"SELECT crm.mask_email(email) FROM crm.customers": true,
+		"SELECT lower(email) FROM crm.customers":          false,
+		"SELECT email FROM crm.customers":                 false,
+	} {
+		r := Analyze(sql, complete, ctx)
+		if d := r.Denial(); d != nil {
+			t.Fatalf("%s: %v", sql, d)
+		}
+		if got := r.Statements[0].UserCode; got != want {
+			t.Errorf("%s: UserCode = %v, want %v", sql, got, want)
+		}
+	}
+}

@@ -301,7 +301,14 @@ func (a *analyzer) functionMayRun(schema, name string, builtin bool) bool {
 	if builtin || isBuiltinSchema(schema) || a.viewDepth > 0 {
 		return true
 	}
-	return a.s.ctx.FunctionAllowed != nil && a.s.ctx.FunctionAllowed(schema, name)
+	if a.s.ctx.FunctionAllowed != nil && a.s.ctx.FunctionAllowed(schema, name) {
+		// Its body may change the session's state (set_config, SET in a
+		// function): the statement is one after which the state is read
+		// again.
+		a.userCode = true
+		return true
+	}
+	return false
 }
 
 // checkOperator denies operators that may be user-defined: an explicitly

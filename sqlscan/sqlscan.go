@@ -146,6 +146,10 @@ type Statement struct {
 	// if none. Such a statement may run only where the policy allows act
 	// ddl on object ddl.
 	Attaches string
+	// UserCode is set when the statement may run a function or operator
+	// outside the built-ins that Context.FunctionAllowed allows, whose body
+	// may change session state as SET does.
+	UserCode bool
 	// Changes are, for a DDL statement, the relation names (without
 	// schema) it creates, alters, renames (old and new names) or drops,
 	// apart from temporary tables created in the same input: until the
