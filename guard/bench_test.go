@@ -66,7 +66,7 @@ func BenchmarkQueryCachedMetrics(b *testing.B) {
 
 // benchCachedQuery decides one allowed text over and over.
 func benchCachedQuery(b *testing.B, s *session) {
-	msg := proxy.ClientMessage{Type: 'Q', Body: queryBody("SELECT email, phone FROM crm.customers WHERE id = 42")}
+	msg := proxy.NewClientMessage('Q', queryBody("SELECT email, phone FROM crm.customers WHERE id = 42"), 0)
 	if v := s.ClientMessage(msg); v.Action != proxy.Forward {
 		b.Fatalf("not allowed: %+v", v.Error)
 	}
@@ -89,7 +89,7 @@ func BenchmarkQueryCold(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		s.g.cache = newVerdictCache(1 << 20) // forget, so every text is new
 		s.table = nil
-		s.ClientMessage(proxy.ClientMessage{Type: 'Q', Body: texts[i%len(texts)]})
+		s.ClientMessage(proxy.NewClientMessage('Q', texts[i%len(texts)], 0))
 	}
 }
 
@@ -104,7 +104,7 @@ func BenchmarkQueryNewLiterals(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if v := s.ClientMessage(proxy.ClientMessage{Type: 'Q', Body: texts[i%len(texts)]}); v.Action != proxy.Forward {
+		if v := s.ClientMessage(proxy.NewClientMessage('Q', texts[i%len(texts)], 0)); v.Action != proxy.Forward {
 			b.Fatal("denied")
 		}
 	}
@@ -114,14 +114,14 @@ func BenchmarkQueryNewLiterals(b *testing.B) {
 func BenchmarkBindPrepared(b *testing.B) {
 	s := benchSession(b, "sales_app", "order_fulfilment")
 	parse := append([]byte("s1\x00SELECT status FROM crm.orders WHERE id = $1\x00"), 0, 0)
-	if v := s.ClientMessage(proxy.ClientMessage{Type: 'P', Body: parse}); v.Action != proxy.Forward {
+	if v := s.ClientMessage(proxy.NewClientMessage('P', parse, 0)); v.Action != proxy.Forward {
 		b.Fatalf("parse not allowed: %+v", v.Error)
 	}
 	bind := []byte("\x00s1\x00\x00\x00\x00\x01\x00\x00\x00\x0242\x00\x00")
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if v := s.ClientMessage(proxy.ClientMessage{Type: 'B', Body: bind}); v.Action != proxy.Forward {
+		if v := s.ClientMessage(proxy.NewClientMessage('B', bind, 0)); v.Action != proxy.Forward {
 			b.Fatal("bind denied")
 		}
 	}
@@ -132,8 +132,8 @@ func BenchmarkBindPrepared(b *testing.B) {
 // bound, for every execution; decided on the event loop.
 func BenchmarkParseBindUnnamed(b *testing.B) {
 	s := benchSession(b, "sales_app", "order_fulfilment")
-	parse := proxy.ClientMessage{Type: 'P', Body: append([]byte("\x00SELECT status FROM crm.orders WHERE id = $1\x00"), 0, 0)}
-	bind := proxy.ClientMessage{Type: 'B', Body: []byte("\x00\x00\x00\x00\x00\x01\x00\x00\x00\x0242\x00\x00")}
+	parse := proxy.NewClientMessage('P', append([]byte("\x00SELECT status FROM crm.orders WHERE id = $1\x00"), 0, 0), 0)
+	bind := proxy.NewClientMessage('B', []byte("\x00\x00\x00\x00\x00\x01\x00\x00\x00\x0242\x00\x00"), 0)
 	if v := s.ClientMessage(parse); v.Action != proxy.Forward {
 		b.Fatalf("parse not allowed: %+v", v.Error)
 	}
@@ -166,9 +166,9 @@ func BenchmarkParseBindUnnamedCycle(b *testing.B) {
 	}
 	var parses []proxy.ClientMessage
 	for _, t := range texts {
-		parses = append(parses, proxy.ClientMessage{Type: 'P', Body: append([]byte("\x00"+t+"\x00"), 0, 0)})
+		parses = append(parses, proxy.NewClientMessage('P', append([]byte("\x00"+t+"\x00"), 0, 0), 0))
 	}
-	bind := proxy.ClientMessage{Type: 'B', Body: []byte("\x00\x00\x00\x00\x00\x00\x00\x00")}
+	bind := proxy.NewClientMessage('B', []byte("\x00\x00\x00\x00\x00\x00\x00\x00"), 0)
 	for _, p := range parses {
 		if v := s.ClientMessage(p); v.Action != proxy.Forward {
 			b.Fatalf("parse not allowed: %+v", v.Error)
@@ -195,7 +195,7 @@ func BenchmarkParseBindUnnamedCycle(b *testing.B) {
 		}
 		// The ReadyForQuery after the statement's Sync settles the
 		// replaced unnamed statement.
-		s.ServerMessage('Z', idle)
+		s.ServerMessage(proxy.NewServerMessage('Z', idle))
 		if v.Barrier {
 			s.Confirmed(row, nil, 'I')
 		}

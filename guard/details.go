@@ -7,6 +7,7 @@ import (
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/proxy"
 )
 
 // An error's DETAIL can show stored values: a constraint violation shows
@@ -21,53 +22,27 @@ import (
 // withheldDetail replaces a detail pgguard withholds.
 const withheldDetail = "pgguard: detail removed: it would show values of columns this session may not read"
 
-// errorFields are the fields of an ErrorResponse the decision reads; the
-// slices point into the message's body.
-type errorFields struct {
-	code, detail, schema, table, constraint []byte
-	hasDetail                               bool
-}
-
-// scanError reads the fields of an ErrorResponse body without copying; ok is
-// false for a malformed body.
-func scanError(body []byte) (f errorFields, ok bool) {
-	for len(body) > 0 && body[0] != 0 {
-		end := bytes.IndexByte(body[1:], 0)
-		if end < 0 {
-			return f, false
-		}
-		v := body[1 : 1+end]
-		switch body[0] {
-		case 'C':
-			f.code = v
-		case 'D':
-			f.detail, f.hasDetail = v, true
-		case 's':
-			f.schema = v
-		case 't':
-			f.table = v
-		case 'n':
-			f.constraint = v
-		}
-		body = body[2+end:]
-	}
-	return f, len(body) == 1
-}
-
 // mayShowRows reports whether an error's detail may show stored values:
 // integrity constraint violations (class 23), WITH CHECK OPTION violations
 // (class 44, which name no table) and any error that names a table.
-func (f *errorFields) mayShowRows() bool {
-	return bytes.HasPrefix(f.code, []byte("23")) || bytes.HasPrefix(f.code, []byte("44")) || len(f.table) > 0
+func mayShowRows(f *proxy.ErrorFields) bool {
+	return bytes.HasPrefix(f.Code, []byte("23")) || bytes.HasPrefix(f.Code, []byte("44")) || len(f.Table) > 0
 }
+
+// A session is every kind of interceptor the proxy asks for: one whose
+// methods drifted from the proxy's would silently stop being asked.
+var (
+	_ proxy.QuickSessionInterceptor = (*session)(nil)
+	_ proxy.StateConfirmer          = (*session)(nil)
+	_ proxy.ErrorRewriter           = (*session)(nil)
+)
 
 // RewriteError implements proxy.ErrorRewriter: a detail that may show
 // values of columns the session may not read is replaced by a fixed text,
 // and the error is otherwise left as the server sent it. Monitor mode logs
 // and counts it, and forwards the error unchanged.
-func (s *session) RewriteError(body []byte) ([]byte, bool) {
-	f, ok := scanError(body)
-	if !ok || !f.hasDetail || !f.mayShowRows() {
+func (s *session) RewriteError(body []byte, f proxy.ErrorFields) ([]byte, bool) {
+	if !f.HasDetail || !mayShowRows(&f) {
 		return nil, false
 	}
 	s.mu.Lock()
@@ -83,24 +58,24 @@ func (s *session) RewriteError(body []byte) ([]byte, bool) {
 		return nil, false
 	}
 	s.count(func(m *alert.Metrics) { m.ErrorDetails.WithLabelValues(alert.DetailRemoved).Inc() })
-	return replaceDetail(body, withheldDetail), true
+	return proxy.ReplaceErrorField(body, 'D', withheldDetail), true
 }
 
 // unreadable says why the session may not see a detail of the table f
 // names, or "" when it may read every column of that table under every
 // purpose it had since the server last confirmed its state. s.mu is held.
-func (s *session) unreadable(f *errorFields) string {
+func (s *session) unreadable(f *proxy.ErrorFields) string {
 	switch {
 	case !s.state.known || s.segmentUnknown:
 		return "the session's state is not confirmed"
-	case len(f.table) == 0 || len(f.schema) == 0:
+	case len(f.Table) == 0 || len(f.Schema) == 0:
 		return "the error names no table"
 	}
 	snap, ok := s.g.cfg.Catalogs.Current(s.ps.Database)
 	if !ok {
 		return "the catalog is not loaded"
 	}
-	rel, ok := snap.Relation(string(f.schema), string(f.table))
+	rel, ok := snap.Relation(string(f.Schema), string(f.Table))
 	if !ok {
 		return "the table is unknown to the catalog"
 	}
@@ -180,34 +155,15 @@ func hasColumn(r *catalog.Relation, name string) bool {
 	return false
 }
 
-// replaceDetail returns a copy of an ErrorResponse body whose DETAIL is
-// detail; every other field keeps its bytes and place.
-func replaceDetail(body []byte, detail string) []byte {
-	out := make([]byte, 0, len(body)+len(detail))
-	for len(body) > 0 && body[0] != 0 {
-		end := bytes.IndexByte(body[1:], 0)
-		field := body[:2+end]
-		if body[0] == 'D' {
-			out = append(out, 'D')
-			out = append(out, detail...)
-			out = append(out, 0)
-		} else {
-			out = append(out, field...)
-		}
-		body = body[2+end:]
-	}
-	return append(out, 0)
-}
-
 // logWithheld logs a withheld detail with what identifies the error, never
 // a value: the SQLSTATE, the table and constraint names and the reason.
-func (s *session) logWithheld(f *errorFields, reason string, monitor bool) {
-	ev := s.log.Info().Bytes("sqlstate", f.code).Str("reason", reason)
-	if len(f.table) > 0 {
-		ev = ev.Str("table", string(f.schema)+"."+string(f.table))
+func (s *session) logWithheld(f *proxy.ErrorFields, reason string, monitor bool) {
+	ev := s.log.Info().Bytes("sqlstate", f.Code).Str("reason", reason)
+	if len(f.Table) > 0 {
+		ev = ev.Str("table", string(f.Schema)+"."+string(f.Table))
 	}
-	if len(f.constraint) > 0 {
-		ev = ev.Bytes("constraint", f.constraint)
+	if len(f.Constraint) > 0 {
+		ev = ev.Bytes("constraint", f.Constraint)
 	}
 	if monitor {
 		ev.Bool("monitor", true).Msg("error detail withheld in enforce mode; forwarded unchanged in monitor mode")

@@ -19,7 +19,7 @@ func FuzzClientMessage(f *testing.F) {
 	f.Add(byte('F'), []byte{0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
 		s := benchSessionT(t)
-		v := s.ClientMessage(proxy.ClientMessage{Type: typ, Body: body})
+		v := s.ClientMessage(proxy.NewClientMessage(typ, body, 0))
 		if v.Action == proxy.Deny && v.Error == nil {
 			t.Fatal("denial without an error for the client")
 		}

@@ -13,11 +13,11 @@ import (
 // session as it was, so ClientMessage can follow for the same message.
 func TestTryClientMessage(t *testing.T) {
 	s := benchSession(t, "sales_app", "order_fulfilment")
-	allowed := proxy.ClientMessage{Type: 'Q', Body: queryBody("SELECT email FROM crm.customers WHERE id = 1")}
-	sameShape := proxy.ClientMessage{Type: 'Q', Body: queryBody("SELECT email FROM crm.customers WHERE id = 2")}
-	denied := proxy.ClientMessage{Type: 'Q', Body: queryBody("SELECT gross_monthly FROM hr.salaries")}
-	parse := proxy.ClientMessage{Type: 'P', Body: encodeBody(t, &pgproto3.Parse{Name: "s1", Query: "SELECT status FROM crm.orders WHERE id = $1"})}
-	bind := proxy.ClientMessage{Type: 'B', Body: encodeBody(t, &pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("7")}})}
+	allowed := proxy.NewClientMessage('Q', queryBody("SELECT email FROM crm.customers WHERE id = 1"), 0)
+	sameShape := proxy.NewClientMessage('Q', queryBody("SELECT email FROM crm.customers WHERE id = 2"), 0)
+	denied := proxy.NewClientMessage('Q', queryBody("SELECT gross_monthly FROM hr.salaries"), 0)
+	parse := proxy.NewClientMessage('P', encodeBody(t, &pgproto3.Parse{Name: "s1", Query: "SELECT status FROM crm.orders WHERE id = $1"}), 0)
+	bind := proxy.NewClientMessage('B', encodeBody(t, &pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("7")}}), 0)
 
 	try := func(step string, m proxy.ClientMessage, wantOK bool, want proxy.Action) {
 		t.Helper()
@@ -74,10 +74,10 @@ func encodeBody(t *testing.T, msg interface{ Encode([]byte) ([]byte, error) }) [
 func TestUnnamedStatementRecordsReused(t *testing.T) {
 	s := benchSession(t, "sales_app", "order_fulfilment")
 	parse := func(text string) proxy.ClientMessage {
-		return proxy.ClientMessage{Type: 'P', Body: encodeBody(t, &pgproto3.Parse{Query: text})}
+		return proxy.NewClientMessage('P', encodeBody(t, &pgproto3.Parse{Query: text}), 0)
 	}
 	email, status := parse("SELECT email FROM crm.customers WHERE id = $1"), parse("SELECT status FROM crm.orders WHERE id = $1")
-	bind := proxy.ClientMessage{Type: 'B', Body: encodeBody(t, &pgproto3.Bind{Parameters: [][]byte{[]byte("7")}})}
+	bind := proxy.NewClientMessage('B', encodeBody(t, &pgproto3.Bind{Parameters: [][]byte{[]byte("7")}}), 0)
 	run := func(step string, m proxy.ClientMessage, want proxy.Action) {
 		t.Helper()
 		if v := s.ClientMessage(m); v.Action != want {
@@ -86,9 +86,9 @@ func TestUnnamedStatementRecordsReused(t *testing.T) {
 	}
 	setPurpose := func(purpose string) {
 		t.Helper()
-		run("SET "+purpose, proxy.ClientMessage{Type: 'Q', Body: queryBody("SET pgguard.purpose = '" + purpose + "'")}, proxy.Forward)
-		s.ServerMessage('C', []byte("SET\x00"))
-		s.ServerMessage('Z', []byte{'I'})
+		run("SET "+purpose, proxy.NewClientMessage('Q', queryBody("SET pgguard.purpose = '"+purpose+"'"), 0), proxy.Forward)
+		s.ServerMessage(proxy.NewServerMessage('C', []byte("SET\x00")))
+		s.ServerMessage(proxy.NewServerMessage('Z', []byte{'I'}))
 		// The SET is a barrier: the proxy reads the state before going on.
 		s.Confirmed(stateRow(purpose, `"$user", public`, "sales_app"), nil, 'I')
 	}

@@ -119,16 +119,17 @@ func newSession(g *Guard, ps *proxy.Session) *session {
 func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 	switch m.Type {
 	case 'Q':
-		v, _ := s.query(cstring(m.Body), m.Segment, false)
+		text, _ := m.QueryText()
+		v, _ := s.query(text, m.Segment, false)
 		return v
 	case 'P':
-		v, _ := s.parse(m.Body, m.Segment, false)
+		v, _ := s.parse(m, false)
 		return v
 	case 'B':
-		v, _ := s.bind(m.Body, false)
+		v, _ := s.bind(m, false)
 		return v
 	case 'C':
-		s.close(m.Body, m.Segment)
+		s.close(m)
 	case 'F':
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -143,11 +144,12 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 func (s *session) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) {
 	switch m.Type {
 	case 'Q':
-		return s.query(cstring(m.Body), m.Segment, true)
+		text, _ := m.QueryText()
+		return s.query(text, m.Segment, true)
 	case 'P':
-		return s.parse(m.Body, m.Segment, true)
+		return s.parse(m, true)
 	case 'B':
-		return s.bind(m.Body, true)
+		return s.bind(m, true)
 	}
 	return s.ClientMessage(m), true
 }
@@ -155,16 +157,16 @@ func (s *session) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) 
 // ServerMessage implements proxy.SessionInterceptor: errors and
 // ReadyForQuery settle the prepared statements' changes; the end of a
 // transaction that changed the schema makes the catalog reload.
-func (s *session) ServerMessage(typ byte, body []byte) {
+func (s *session) ServerMessage(m proxy.ServerMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch typ {
+	switch m.Type {
 	case 'E':
 		s.errors++
 		s.sawError = true
 	case 'Z':
 		s.settle(s.ps.ReadyCount())
-		if s.ddlPending && len(body) == 1 && body[0] == 'I' {
+		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
 			s.ddlPending = false
 			s.g.cfg.Catalogs.Invalidate(s.ps.Database)
@@ -246,8 +248,9 @@ func (s *session) stateDenial(text []byte) *denial {
 
 // parse decides on a Parse and binds what its statement accesses to the
 // statement's name, so Bind need not analyse again. quick is as for query.
-func (s *session) parse(body []byte, segment uint64, quick bool) (proxy.Verdict, bool) {
-	name, text, ok := parseMessage(body)
+func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) {
+	name, text, ok := m.Parse()
+	segment := m.Segment
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok {
@@ -336,36 +339,17 @@ func (s *session) recentRecord(text []byte, v *verdict) *prepared {
 	return nil
 }
 
-// parseMessage splits a Parse message into statement name and text,
-// without copying.
-func parseMessage(body []byte) (name, text []byte, ok bool) {
-	name, rest, ok := bytes.Cut(body, []byte{0})
-	if !ok {
-		return nil, nil, false
-	}
-	text, rest, ok = bytes.Cut(rest, []byte{0})
-	if !ok || len(rest) < 2 {
-		return nil, nil, false
-	}
-	oids := int(rest[0])<<8 | int(rest[1])
-	if len(rest)-2 < 4*oids {
-		return nil, nil, false
-	}
-	return name, text, true
-}
-
 // bind decides a prepared statement under the state in force now. The
 // server re-resolves a statement's names when search_path or a referenced
 // object changed since it was planned, and keeps its old resolution
 // otherwise: what the statement may touch is the union over every context
 // pgguard has seen it used in, and each use under a new context re-analyses
 // the text. With quick, it declines (false) when that takes an analysis.
-func (s *session) bind(body []byte, quick bool) (proxy.Verdict, bool) {
-	_, rest, ok := bytes.Cut(body, []byte{0}) // portal name
+func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) {
+	_, name, ok := m.Bind()
 	if !ok {
-		return proxy.Allow, true // malformed: PostgreSQL itself refuses it
+		return proxy.Allow, true // PostgreSQL itself refuses it
 	}
-	name, _, _ := bytes.Cut(rest, []byte{0})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d := s.stateDenial([]byte("Bind")); d != nil {
@@ -498,13 +482,14 @@ func unionAccesses(a, b []authz.Access) []authz.Access {
 
 // close marks a statement the client closes; it is forgotten once the
 // server has surely done so.
-func (s *session) close(body []byte, segment uint64) {
-	if len(body) < 2 || body[0] != 'S' {
+func (s *session) close(m proxy.ClientMessage) {
+	kind, name, ok := m.Target()
+	if !ok || kind != 'S' {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.closeRecord(string(cstring(body[1:])), segment)
+	s.closeRecord(string(name), m.Segment)
 }
 
 func (s *session) closeRecord(name string, segment uint64) {

@@ -18,11 +18,11 @@ func TestTransactionControlIsABarrierOnlyAfterAChange(t *testing.T) {
 	step := func(sql string, wantBarrier bool, status byte) {
 		t.Helper()
 		segment++
-		v := s.ClientMessage(proxy.ClientMessage{Type: 'Q', Body: queryBody(sql), Segment: segment})
+		v := s.ClientMessage(proxy.NewClientMessage('Q', queryBody(sql), segment))
 		if v.Action != proxy.Forward || v.Barrier != wantBarrier {
 			t.Fatalf("%s: action %v barrier %v, want forwarded with barrier %v", sql, v.Action, v.Barrier, wantBarrier)
 		}
-		s.ServerMessage('Z', []byte{status})
+		s.ServerMessage(proxy.NewServerMessage('Z', []byte{status}))
 		if v.Barrier {
 			s.Confirmed(stateRow("order_fulfilment", `"$user", public`, "sales_app"), nil, status)
 		}
@@ -49,8 +49,7 @@ func TestTransactionControlIsABarrierOnlyAfterAChange(t *testing.T) {
 	// and nothing after it in the message is decided before the server
 	// has answered.
 	segment++
-	v := s.ClientMessage(proxy.ClientMessage{Type: 'Q', Segment: segment,
-		Body: queryBody("BEGIN; SET LOCAL search_path = hr; COMMIT; SELECT status FROM crm.orders")})
+	v := s.ClientMessage(proxy.NewClientMessage('Q', queryBody("BEGIN; SET LOCAL search_path = hr; COMMIT; SELECT status FROM crm.orders"), segment))
 	if v.Action != proxy.Deny {
 		t.Fatalf("a statement after a COMMIT that ends a change was decided: %+v", v)
 	}
@@ -68,7 +67,7 @@ func TestTransactionControlIsABarrierOnlyAfterAChange(t *testing.T) {
 	// a change.
 	extended := func(m pgproto3.FrontendMessage, want bool) {
 		t.Helper()
-		v := s.ClientMessage(proxy.ClientMessage{Type: typeOf(m), Body: encodeBody(t, m), Segment: segment + 1})
+		v := s.ClientMessage(proxy.NewClientMessage(typeOf(m), encodeBody(t, m), segment+1))
 		if v.Action != proxy.Forward || v.Barrier != want {
 			t.Fatalf("%T: action %v barrier %v, want forwarded with barrier %v", m, v.Action, v.Barrier, want)
 		}

@@ -121,7 +121,7 @@ func FuzzShapeAgreesWithPostgreSQL(f *testing.F) {
 func TestShapeCacheSharesOnlyValueFreeVerdicts(t *testing.T) {
 	s := benchSessionT(t)
 	q := func(sql string) proxy.Verdict {
-		return s.ClientMessage(proxy.ClientMessage{Type: 'Q', Body: append([]byte(sql), 0)})
+		return s.ClientMessage(proxy.NewClientMessage('Q', append([]byte(sql), 0), 0))
 	}
 	if v := q("SELECT email FROM crm.customers WHERE id = 1"); v.Action != proxy.Forward {
 		t.Fatalf("allowed query refused: %v", v.Error)

@@ -564,5 +564,5 @@ func (s sharedErrorInterceptor) ClientMessage(m proxy.ClientMessage) proxy.Verdi
 	return proxy.Allow
 }
 
-func (sharedErrorInterceptor) ServerMessage(byte, []byte) {}
-func (sharedErrorInterceptor) Close()                     {}
+func (sharedErrorInterceptor) ServerMessage(proxy.ServerMessage) {}
+func (sharedErrorInterceptor) Close()                            {}

@@ -38,7 +38,7 @@ type SessionInterceptor interface {
 	// transaction boundaries: CommandComplete ('C'), ErrorResponse ('E') and
 	// ReadyForQuery ('Z'). The body is only valid during the call. An
 	// ErrorRewriter may then replace an ErrorResponse (RewriteError).
-	ServerMessage(typ byte, body []byte)
+	ServerMessage(m ServerMessage)
 	// Close is called once when the session ends.
 	Close()
 }
@@ -53,10 +53,12 @@ type ErrorRewriter interface {
 	// RewriteError is called for each ErrorResponse the server sends the
 	// client, right after ServerMessage observed it; pgguard's own errors
 	// (denials) and the answers the client never sees are not passed. It
-	// returns the body to send instead, or false to send body unchanged.
-	// body is only valid during the call; the proxy copies the replacement
-	// before the next call. Like ServerMessage, it must not block.
-	RewriteError(body []byte) (replacement []byte, ok bool)
+	// returns the body to send instead (ReplaceErrorField builds one), or
+	// false to send body unchanged. f holds the fields decided on, decoded
+	// from body. body is only valid during the call; the proxy copies the
+	// replacement before the next call. Like ServerMessage, it must not
+	// block.
+	RewriteError(body []byte, f ErrorFields) (replacement []byte, ok bool)
 }
 
 // QuickSessionInterceptor is a SessionInterceptor that can decide most
@@ -75,7 +77,10 @@ type QuickSessionInterceptor interface {
 	TryClientMessage(m ClientMessage) (Verdict, bool)
 }
 
-// ClientMessage is one framed message from the client, after startup.
+// ClientMessage is one framed message from the client, after startup. Its
+// methods (QueryText, Parse, Bind, Target) decode the parts an interceptor
+// decides on, as slices of Body: the proxy is the one reader of the wire
+// protocol.
 type ClientMessage struct {
 	// Type is the message type byte: 'Q', 'P', 'B', 'D', 'E', 'C', 'S', 'H',
 	// 'F', 'd', 'c' or 'f'.
@@ -86,6 +91,22 @@ type ClientMessage struct {
 	// message's sync segment (the Query itself, or the next Sync): compare
 	// Session.ReadyCount to learn when the server is done with it.
 	Segment uint64
+}
+
+// ServerMessage is one server message an interceptor observes, decoded by
+// the proxy. The byte slices point into Body and are only valid during the
+// call.
+type ServerMessage struct {
+	// Type is 'C' (CommandComplete), 'E' (ErrorResponse) or 'Z'
+	// (ReadyForQuery).
+	Type byte
+	// Body is the message without its type and length.
+	Body []byte
+	// TxStatus is a ReadyForQuery's transaction status: 'I' idle, 'T' in a
+	// transaction block, 'E' in a failed one.
+	TxStatus byte
+	// Tag is a CommandComplete's command tag.
+	Tag []byte
 }
 
 // Action is what the proxy does with a client message.
@@ -128,8 +149,8 @@ func (allowSession) ClientMessage(ClientMessage) Verdict { return Allow }
 func (allowSession) TryClientMessage(ClientMessage) (Verdict, bool) {
 	return Allow, true
 }
-func (allowSession) ServerMessage(byte, []byte) {}
-func (allowSession) Close()                     {}
+func (allowSession) ServerMessage(ServerMessage) {}
+func (allowSession) Close()                      {}
 
 // Session describes one client session to the interceptor.
 type Session struct {

@@ -79,9 +79,9 @@ func (ts *testSession) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 	}}
 }
 
-func (ts *testSession) ServerMessage(typ byte, _ []byte) {
+func (ts *testSession) ServerMessage(m proxy.ServerMessage) {
 	ts.ti.mu.Lock()
-	ts.ti.serverTypes = append(ts.ti.serverTypes, typ)
+	ts.ti.serverTypes = append(ts.ti.serverTypes, m.Type)
 	ts.ti.mu.Unlock()
 }
 

@@ -436,14 +436,14 @@ func (s *loopSession) try(typ byte, body []byte) (Verdict, bool) {
 	if s.quick == nil {
 		return Verdict{}, false
 	}
-	return s.quick.TryClientMessage(ClientMessage{Type: typ, Body: body, Segment: s.c.readySent + 1})
+	return s.quick.TryClientMessage(NewClientMessage(typ, body, s.c.readySent+1))
 }
 
 // pause hands a message to the session's goroutine; body lies in cin,
 // which stays put until resume.
 func (s *loopSession) pause(typ byte, body []byte) {
 	s.paused = true
-	s.slow <- ClientMessage{Type: typ, Body: body, Segment: s.c.readySent + 1}
+	s.slow <- NewClientMessage(typ, body, s.c.readySent+1)
 }
 
 // resume acts on the verdict for the paused message and goes on with what

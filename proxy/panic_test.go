@@ -39,8 +39,8 @@ func (ps panickySession) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict,
 	return ps.ClientMessage(m), true
 }
 
-func (panickySession) ServerMessage(typ byte, body []byte) {
-	if typ == 'C' && bytes.HasPrefix(body, []byte("SELECT 7")) {
+func (panickySession) ServerMessage(m proxy.ServerMessage) {
+	if m.Type == 'C' && bytes.HasPrefix(m.Tag, []byte("SELECT 7")) {
 		panic("interceptor bug on the server side")
 	}
 }

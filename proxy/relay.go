@@ -164,7 +164,7 @@ func (c *conn) clientMessage(typ byte, body []byte) error {
 	if c.discards(typ) {
 		return nil
 	}
-	return c.act(typ, body, c.si.ClientMessage(ClientMessage{Type: typ, Body: body, Segment: c.readySent + 1}))
+	return c.act(typ, body, c.si.ClientMessage(NewClientMessage(typ, body, c.readySent+1)))
 }
 
 // discards reports whether a client message of type typ is dropped without
@@ -272,7 +272,7 @@ func (c *conn) serverState(typ byte, body []byte) error {
 		c.session.readySeen.Store(c.readySeen)
 		c.swaps.expire(c.readySeen)
 		if c.confirmDue() {
-			c.si.ServerMessage(typ, body)
+			c.si.ServerMessage(NewServerMessage(typ, body))
 			if err := writeFrame(c.cw, typ, body); err != nil {
 				return err
 			}
@@ -283,19 +283,21 @@ func (c *conn) serverState(typ byte, body []byte) error {
 	case 'E':
 		c.sawFatal = bytes.HasPrefix(body, []byte("SFATAL\x00")) || bytes.HasPrefix(body, []byte("SPANIC\x00"))
 		if swapped, ok := c.swaps.match(body); ok {
-			c.si.ServerMessage(typ, body)
+			c.si.ServerMessage(NewServerMessage(typ, body))
 			return writeFrame(c.cw, typ, swapped)
 		}
 		if c.rewriter != nil {
-			c.si.ServerMessage(typ, body)
-			if replaced, ok := c.rewriter.RewriteError(body); ok {
-				body = replaced
+			c.si.ServerMessage(NewServerMessage(typ, body))
+			if f, ok := DecodeErrorFields(body); ok {
+				if replaced, ok := c.rewriter.RewriteError(body, f); ok {
+					body = replaced
+				}
 			}
 			return writeFrame(c.cw, typ, body)
 		}
 	}
 	if typ != 'S' {
-		c.si.ServerMessage(typ, body)
+		c.si.ServerMessage(NewServerMessage(typ, body))
 	}
 	return writeFrame(c.cw, typ, body)
 }

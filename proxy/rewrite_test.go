@@ -38,7 +38,9 @@ type rewriteSession struct {
 	ri *rewriteInterceptor
 }
 
-func (rs *rewriteSession) RewriteError(body []byte) ([]byte, bool) {
+var _ proxy.ErrorRewriter = (*rewriteSession)(nil)
+
+func (rs *rewriteSession) RewriteError(body []byte, _ proxy.ErrorFields) ([]byte, bool) {
 	var e pgproto3.ErrorResponse
 	if err := e.Decode(body); err != nil {
 		return nil, false
