@@ -59,7 +59,7 @@ type denial struct {
 
 // verdictFor answers from the cache or analyses and decides. s.mu is held.
 func (s *session) verdictFor(text []byte) *verdict {
-	ctx := context.Background()
+	ctx := s.ctx
 	snap, pol := s.refreshContext(ctx)
 	v, shape := s.lookup(text)
 	if v != nil {

@@ -112,6 +112,7 @@ func New(cfg Config) (*Guard, error) {
 // OpenSession implements proxy.Interceptor.
 func (g *Guard) OpenSession(ctx context.Context, ps *proxy.Session) (proxy.SessionInterceptor, error) {
 	s := newSession(g, ps)
+	s.ctx = ctx
 	g.refreshMu.Lock()
 	g.databases[ps.Database] = true
 	g.refreshMu.Unlock()

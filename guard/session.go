@@ -17,8 +17,10 @@ import (
 // session is the guard's view of one client session. The client pump calls
 // ClientMessage and the server pump ServerMessage, so state sits behind mu.
 type session struct {
-	g   *Guard
-	ps  *proxy.Session
+	g  *Guard
+	ps *proxy.Session
+	// ctx ends with the session: catalog loads made for it stop then.
+	ctx context.Context
 	log zerolog.Logger
 
 	mu sync.Mutex
@@ -112,7 +114,7 @@ type recordChange struct {
 // confirms it (Confirmed), which the proxy does before the client may send
 // anything.
 func newSession(g *Guard, ps *proxy.Session) *session {
-	return &session{g: g, ps: ps, log: ps.Logger, prepared: make(map[string]*prepared)}
+	return &session{g: g, ps: ps, ctx: context.Background(), log: ps.Logger, prepared: make(map[string]*prepared)}
 }
 
 // ClientMessage implements proxy.SessionInterceptor.

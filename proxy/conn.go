@@ -116,8 +116,11 @@ func (c *conn) serve(stop context.Context) {
 	}
 	_ = c.rawClient.SetDeadline(time.Time{})
 	_ = c.server.SetDeadline(time.Time{})
-	// 4. The interceptor opens its view of the session.
-	si, err := c.srv.cfg.Interceptor.OpenSession(stop, c.session)
+	// 4. The interceptor opens its view of the session, with a context that
+	// ends with it.
+	sessionCtx, endSession := context.WithCancel(stop)
+	defer endSession()
+	si, err := c.srv.cfg.Interceptor.OpenSession(sessionCtx, c.session)
 	if err != nil {
 		c.sendFatal("XX000", fmt.Sprintf("pgguard: cannot open session: %v", err))
 		c.end(fmt.Errorf("open session: %w", err))

@@ -15,7 +15,9 @@ type Interceptor interface {
 	// OpenSession is called once the upstream accepted the client's
 	// credentials and reported ReadyForQuery, before the client sees that
 	// ReadyForQuery: a client that may start is always guarded. An error
-	// ends the session with a FATAL error to the client instead.
+	// ends the session with a FATAL error to the client instead. ctx ends
+	// with the session (or the server's hard stop): work the interceptor
+	// does for the session should end with it.
 	OpenSession(ctx context.Context, s *Session) (SessionInterceptor, error)
 }
 

@@ -27,6 +27,7 @@ type testInterceptor struct {
 
 	mu          sync.Mutex
 	sessions    []*proxy.Session
+	contexts    []context.Context
 	clientTypes []byte
 	serverTypes []byte
 	closed      int
@@ -34,10 +35,11 @@ type testInterceptor struct {
 
 func newTestInterceptor() *testInterceptor { return &testInterceptor{} }
 
-func (ti *testInterceptor) OpenSession(_ context.Context, s *proxy.Session) (proxy.SessionInterceptor, error) {
+func (ti *testInterceptor) OpenSession(ctx context.Context, s *proxy.Session) (proxy.SessionInterceptor, error) {
 	ti.mu.Lock()
 	defer ti.mu.Unlock()
 	ti.sessions = append(ti.sessions, s)
+	ti.contexts = append(ti.contexts, ctx)
 	return &testSession{ti: ti}, nil
 }
 
@@ -141,4 +143,30 @@ func (ti *testInterceptor) closedSessions() int {
 	ti.mu.Lock()
 	defer ti.mu.Unlock()
 	return ti.closed
+}
+
+// TestSessionContextEndsWithTheSession: what an interceptor does for a
+// session can end when the session does, while the server and the other
+// sessions go on.
+func TestSessionContextEndsWithTheSession(t *testing.T) {
+	ti := newTestInterceptor()
+	p := startProxy(t, proxy.Config{Interceptor: ti})
+	first := connect(t, p.AppURL())
+	second := connect(t, p.AppURL())
+	ti.mu.Lock()
+	ctxs := append([]context.Context(nil), ti.contexts...)
+	ti.mu.Unlock()
+	if len(ctxs) != 2 || ctxs[0].Err() != nil || ctxs[1].Err() != nil {
+		t.Fatalf("contexts of two open sessions: %v", ctxs)
+	}
+	if err := first.Close(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first session's context ends", func() bool { return ctxs[0].Err() != nil })
+	if ctxs[1].Err() != nil {
+		t.Fatal("the other session's context ended too")
+	}
+	if _, err := second.Exec(testCtx(t), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
 }
