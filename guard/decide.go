@@ -2,6 +2,8 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -39,11 +41,15 @@ type verdict struct {
 type effect struct {
 	sqlscan.Effect
 	ddl      bool
-	userCode bool           // runs a function the policy allows (sqlscan.Statement.UserCode)
-	changes  []string       // relation names the DDL named (sqlscan.Statement.Changes)
-	accesses []authz.Access // of PREPARE
-	purpose  string
-	text     string // raw, as verdict.text
+	userCode bool // runs a function the policy allows (sqlscan.Statement.UserCode)
+	// tempWrites are the temporary tables the statement writes, into which
+	// what it reads (tempReads) flows.
+	tempWrites []string
+	tempReads  []sqlscan.Access
+	changes    []string       // relation names the DDL named (sqlscan.Statement.Changes)
+	accesses   []authz.Access // of PREPARE
+	purpose    string
+	text       string // raw, as verdict.text
 }
 
 // denial is why a text is refused, with what its alert needs.
@@ -264,8 +270,9 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if v.single {
 		v.accesses, v.purpose = accesses, st.Purpose
 	}
-	if st.Effect != nil || st.DDL || st.UserCode {
-		e := effect{ddl: st.DDL, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose}
+	if st.Effect != nil || st.DDL || st.UserCode || len(st.TempWrites) > 0 {
+		e := effect{ddl: st.DDL, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
+			tempWrites: st.TempWrites, tempReads: st.Accesses}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
 			sim.apply(st.Effect, s)
@@ -340,6 +347,8 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 
 		SearchPath:    path,
 		TempRelations: s.state.temps,
+		TempTables:    s.state.tempTables,
+		TempLineage:   s.tempLineage,
 		Unsettled:     s.unsettled,
 		FunctionAllowed: func(schema, name string) bool {
 			return pol.FunctionAllowed(user, purpose, schema, name)
@@ -482,6 +491,7 @@ func (s *session) replay(e *effect, segment uint64) {
 		s.ddlPending = true
 		s.unsettle(e.changes)
 	}
+	s.flowIntoTemps(e.tempWrites, e.tempReads)
 	switch e.Kind {
 	case "prepare":
 		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true}
@@ -496,7 +506,11 @@ func (s *session) replay(e *effect, segment uint64) {
 			s.closeRecord(name, segment)
 		}
 	}
-	c := change(&sqlscan.Statement{Effect: &e.Effect, UserCode: e.userCode})
+	st := sqlscan.Statement{DDL: e.ddl, UserCode: e.userCode}
+	if e.Kind != "" {
+		st.Effect = &e.Effect
+	}
+	c := change(&st)
 	if c == changeUnknown && s.settled && txControlKind(e.Kind) {
 		return // as decideStatement decided: no barrier, nothing unknown
 	}
@@ -510,6 +524,39 @@ func (s *session) replay(e *effect, segment uint64) {
 	case changeUnknown:
 		s.segmentUnknown = true
 	}
+}
+
+// flowIntoTemps adds what a forwarded statement that writes a temporary
+// table read to the session's temporary lineage: reading any temporary
+// table later, under any purpose, reads what it may hold. It is kept while
+// the session lasts, which errs towards refusing.
+func (s *session) flowIntoTemps(names []string, reads []sqlscan.Access) {
+	if len(names) == 0 {
+		return
+	}
+	grew := false
+	for _, a := range reads {
+		if a.Act != sqlscan.Read {
+			continue
+		}
+		a.Clause = ""
+		if !slices.Contains(s.tempLineage, a) {
+			s.tempLineage, grew = append(s.tempLineage, a), true
+		}
+	}
+	if grew {
+		s.lineageKey = lineageDigest(s.tempLineage)
+		s.stateGen++
+	}
+}
+
+// lineageDigest identifies the content of a session's temporary lineage.
+func lineageDigest(lineage []sqlscan.Access) string {
+	h := sha256.New()
+	for _, a := range lineage {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", a.Schema, a.Table, a.Column, a.Act)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // unsettle adds relation names to those DDL of the open transaction

@@ -11,6 +11,7 @@ import (
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
+	"github.com/pgguard/pgguard/sqlscan"
 	"github.com/rs/zerolog"
 )
 
@@ -52,6 +53,11 @@ type session struct {
 	// unsettled are the relation names DDL of the open transaction named
 	// (sorted): the catalog cannot see uncommitted changes.
 	unsettled []string
+	// tempLineage is what the statements that wrote any temporary table
+	// read (sqlscan.Context.TempLineage); lineageKey is a digest of it,
+	// for the cache key: sessions share verdicts only with the same one.
+	tempLineage []sqlscan.Access
+	lineageKey  string
 
 	// stateGen counts changes of the state.
 	stateGen uint64
@@ -544,7 +550,7 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		role:          s.state.role,
 		purpose:       s.state.purpose,
 		searchPath:    pathKey(s.currentPath()),
-		temps:         strings.Join(s.state.temps, "\x00") + "\x01" + strings.Join(s.unsettled, "\x00"),
+		temps:         s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + s.lineageKey,
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
 		settled:       s.settled,

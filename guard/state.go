@@ -31,8 +31,11 @@ type state struct {
 	role          string
 	scs, encoding string
 	// temps are the names of the relations in the session's temporary
-	// schema, sorted.
-	temps []string
+	// schema, sorted; tempTables the plain tables among them, with their
+	// columns; tempKey the server's own text of both, for the cache key.
+	temps      []string
+	tempTables []sqlscan.TempTable
+	tempKey    string
 }
 
 // confirmQuery reads the state in one row. current_setting with
@@ -42,8 +45,10 @@ type state struct {
 const confirmQuery = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
 	` current_user, current_setting('standard_conforming_strings'), current_setting('client_encoding'),` +
 	` (SELECT coalesce(json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgguard\_state\_%'),` +
-	` (SELECT coalesce(json_agg(relname ORDER BY relname), '[]') FROM pg_catalog.pg_class` +
-	` WHERE relnamespace = pg_catalog.pg_my_temp_schema() AND relkind <> 'i' AND relkind <> 'I')`
+	` (SELECT coalesce(json_agg(json_build_object('n', c.relname, 'k', c.relkind, 'c',` +
+	` (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a` +
+	` WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) ORDER BY c.relname), '[]')` +
+	` FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind NOT IN ('i', 'I'))`
 
 // confirmColumns is the number of columns of confirmQuery's row.
 const confirmColumns = 7
@@ -78,14 +83,43 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	s.state = st
 	s.purposes = append(s.purposes[:0], st.purpose)
 	var names []string
-	if json.Unmarshal(row[5], &names) != nil || json.Unmarshal(row[6], &s.state.temps) != nil {
+	if json.Unmarshal(row[5], &names) != nil || s.state.readTemps(row[6]) != nil {
 		s.state.known = false
 		return
 	}
-	if len(s.state.temps) == 0 {
-		s.state.temps = nil
-	}
 	s.reconcilePrepared(names, errorsSeen)
+}
+
+// tempRelation is one relation of the session's temporary schema as the
+// state query reports it.
+type tempRelation struct {
+	Name    string   `json:"n"`
+	Kind    string   `json:"k"`
+	Columns []string `json:"c"`
+}
+
+// readTemps takes the session's temporary relations from the state
+// query's JSON: every name, and the plain tables' columns, which the
+// analysis resolves names against (a table's rows are what the session's
+// own checked statements put there). A temporary view, sequence or other
+// relation stays a name that is refused.
+func (st *state) readTemps(raw []byte) error {
+	var rels []tempRelation
+	if err := json.Unmarshal(raw, &rels); err != nil {
+		return err
+	}
+	st.temps, st.tempTables, st.tempKey = nil, nil, ""
+	if len(rels) == 0 {
+		return nil
+	}
+	st.tempKey = string(raw)
+	for _, r := range rels {
+		st.temps = append(st.temps, r.Name)
+		if (r.Kind == "r" || r.Kind == "p") && len(r.Columns) > 0 {
+			st.tempTables = append(st.tempTables, sqlscan.TempTable{Name: r.Name, Columns: r.Columns})
+		}
+	}
+	return nil
 }
 
 // reconcilePrepared makes the records of prepared statements match the

@@ -7,8 +7,10 @@ package guard_test
 // resolve to one is refused.
 
 import (
+	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/alert"
 )
@@ -108,4 +110,58 @@ func TestSoundnessUncommittedDDL(t *testing.T) {
 	}
 	mustExec(t, conn, "ROLLBACK")
 	mustExec(t, conn, "SELECT id FROM owned.ledger")
+}
+
+// TestTemporaryTablesAcrossMessages: the staging pattern of ETL jobs, a
+// temporary table filled in one statement and read in the next, works as
+// it does directly; what was copied into it keeps the policy of where it
+// came from, under every purpose the session declares later.
+func TestTemporaryTablesAcrossMessages(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	ctx := context.Background()
+	sales := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	for _, sql := range []string{
+		"CREATE TEMP TABLE stage (id int, status text)",
+		"INSERT INTO stage VALUES (10, 'packed')",
+		"SELECT id, status FROM stage",
+		"UPDATE crm.orders o SET status = s.status FROM stage s WHERE o.id = s.id",
+		"BEGIN",
+		"CREATE TEMP TABLE batch (id int) ON COMMIT DROP",
+		"INSERT INTO batch SELECT id FROM stage",
+		"SELECT count(*) FROM batch",
+		"COMMIT",
+	} {
+		mustExec(t, sales, sql)
+	}
+	if _, err := sales.CopyFrom(ctx, pgx.Identifier{"stage"}, []string{"id", "status"}, pgx.CopyFromRows([][]any{{11, "new"}})); err != nil {
+		t.Fatalf("COPY into a temporary table: %v", err)
+	}
+	var n int
+	if err := sales.QueryRow(ctx, "SELECT count(*) FROM stage").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows in stage: %d, %v", n, err)
+	}
+
+	cases := []struct{ name, setup, read string }{
+		{"copied, read under another purpose",
+			"CREATE TEMP TABLE stash AS SELECT iban FROM crm.customers", "SELECT * FROM stash"},
+		{"inserted into a child, read through its parent",
+			"CREATE TEMP TABLE parent (x text); CREATE TEMP TABLE child () INHERITS (parent); INSERT INTO child SELECT iban FROM crm.customers",
+			"SELECT x FROM parent"},
+		{"renamed",
+			"CREATE TEMP TABLE a AS SELECT iban FROM crm.customers; ALTER TABLE a RENAME TO b", "SELECT * FROM b"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn := w.connect(t, "finance_app", "-c pgguard.purpose=invoicing")
+			mustExec(t, conn, c.setup)
+			mustExec(t, conn, c.read) // invoicing may read IBANs
+			mustExec(t, conn, "SET pgguard.purpose = 'financial_reporting'")
+			expectDenied(t, execSQL(conn, c.read), "iban")
+		})
+	}
+	t.Run("in one message", func(t *testing.T) {
+		conn := w.connect(t, "finance_app", "-c pgguard.purpose=invoicing")
+		expectDenied(t, execSQL(conn, "CREATE TEMP TABLE s AS SELECT iban FROM crm.customers; "+
+			"SET pgguard.purpose = 'financial_reporting'; SELECT * FROM s"), "iban")
+	})
 }

@@ -32,6 +32,11 @@ type session struct {
 	database string
 	path     searchPath
 	temps    map[string]*tempTable
+	// tempLineage is what was ever written into any of the session's
+	// temporary tables: rows move between them (renames, inheritance,
+	// attached partitions) where the analysis does not follow, so reading
+	// any one reads all of it.
+	tempLineage []Access
 	// changed are the relation names DDL earlier in the same input named:
 	// the catalog no longer describes them with certainty.
 	changed map[string]bool
@@ -44,8 +49,8 @@ type session struct {
 	pathChanged bool
 }
 
-// tempTable is a temporary table created in the same input. cols is nil
-// when its columns are not known.
+// tempTable is a temporary table created in the same input, or earlier in
+// the session. cols is nil when its columns are not known.
 type tempTable struct {
 	name string
 	cols []string
@@ -58,6 +63,7 @@ func newSession(sql string, cat *catalog.Snapshot, ctx Context, raws []*pg.RawSt
 	}
 	s.path = relationPath(cat, ctx.SearchPath, ctx.User)
 	s.temps = collectTemps(raws)
+	s.tempLineage = append([]Access(nil), ctx.TempLineage...)
 	return s
 }
 
@@ -131,6 +137,8 @@ type analyzer struct {
 	// userCode is set when a function or operator outside the built-ins
 	// that the context allows may run.
 	userCode bool
+	// tempWrites are the temporary tables the statement writes.
+	tempWrites []string
 	// setConfig is the one set_config call recognised as a session effect.
 	setConfig *pg.FuncCall
 	// noEffects is set under EXPLAIN, where a session change may or may
@@ -156,7 +164,25 @@ func (s *session) statement(n *pg.Node) Statement {
 		return st
 	}
 	st.Accesses = dedup(acc)
+	st.TempWrites = a.tempWrites
+	s.flowIntoTemps(a.tempWrites, st.Accesses)
 	return st
+}
+
+// flowIntoTemps adds what a statement that writes a temporary table read
+// to the lineage of the session's temporary tables, for the statements
+// after it.
+func (s *session) flowIntoTemps(names []string, accesses []Access) {
+	if len(names) == 0 {
+		return
+	}
+	for _, a := range accesses {
+		if a.Act == Read {
+			a.Clause = ""
+			s.tempLineage = append(s.tempLineage, a)
+		}
+	}
+	s.tempLineage = dedup(s.tempLineage)
 }
 
 // deny records the first reason the statement cannot be analysed.

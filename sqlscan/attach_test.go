@@ -132,3 +132,25 @@ func TestUserCode(t *testing.T) {
 		}
 	}
 }
+
+// TestTemporaryLineage: what a statement copies into a temporary table is
+// read by whoever reads any temporary table after it, in the same input or
+// (through Context.TempLineage) later.
+func TestTemporaryLineage(t *testing.T) {
+	complete, _ := fixtures(t)
+	r := Analyze("CREATE TEMP TABLE s AS SELECT iban FROM crm.customers; SELECT 1 FROM s; CREATE TEMP TABLE u (x int); SELECT x FROM u", complete, defaultContext())
+	if got := r.Statements[0].TempWrites; !slices.Equal(got, []string{"s"}) {
+		t.Fatalf("TempWrites = %q", got)
+	}
+	iban := Access{Schema: "crm", Table: "customers", Column: "iban", Act: Read, Clause: "select"}
+	if !slices.Contains(r.Statements[3].Accesses, iban) {
+		t.Errorf("reading another temporary table does not read what was copied: %v", r.Statements[3].Accesses)
+	}
+	ctx := defaultContext()
+	ctx.TempTables = []TempTable{{Name: "stage", Columns: []string{"id", "note"}}}
+	ctx.TempLineage = []Access{{Schema: "crm", Table: "customers", Column: "iban", Act: Read}}
+	r = Analyze("SELECT note FROM stage", complete, ctx)
+	if d := r.Denial(); d != nil || !slices.Contains(r.Statements[0].Accesses, iban) {
+		t.Errorf("a session's temporary table: denial %v, accesses %v", d, r.Statements[0].Accesses)
+	}
+}

@@ -113,15 +113,20 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 		}
 	}
 	if t := res.temp; t != nil {
+		r.temp = t
+		lineage := append([]Access(nil), a.s.tempLineage...)
 		if t.cols == nil {
-			r.anyCols = true
+			r.anyCols, r.anyLineage = true, lineage
 		}
 		for _, name := range t.cols {
-			if _, ok := byName[name]; !ok {
-				c := &column{name: name}
-				byName[name] = c
-				r.cols = append(r.cols, c)
+			if c, ok := byName[name]; ok {
+				c.lineage = dedup(append(c.lineage, lineage...))
+				c.typ = 0
+				continue
 			}
+			c := &column{name: name, lineage: lineage}
+			byName[name] = c
+			r.cols = append(r.cols, c)
 		}
 	}
 	return r

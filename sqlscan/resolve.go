@@ -85,6 +85,9 @@ func (a *analyzer) resolveRelation(catalogName, schema, name string) (resolvedRe
 		return res, false
 	}
 	res.temp = a.s.temps[name]
+	if res.temp == nil {
+		res.temp = a.sessionTempTable(name)
+	}
 	res.rels = a.searchRelation(name)
 	if len(res.rels) == 0 && res.temp == nil {
 		if !a.s.cat.Complete && strings.HasPrefix(name, "pg_") {
@@ -107,6 +110,10 @@ func (a *analyzer) resolveQualified(schema, name string) (resolvedRelation, bool
 			return res, false
 		}
 		if t := a.s.temps[name]; t != nil {
+			res.temp = t
+			return res, true
+		}
+		if t := a.sessionTempTable(name); t != nil {
 			res.temp = t
 			return res, true
 		}
@@ -142,11 +149,25 @@ func (a *analyzer) settled(name string) bool {
 // path (so it also hides any table of the same name): pgguard does not
 // hold its definition.
 func (a *analyzer) notTemporary(name string) bool {
+	if a.s.temps[name] != nil || a.sessionTempTable(name) != nil {
+		return true
+	}
 	if slices.Contains(a.s.ctx.TempRelations, name) {
 		a.deny(CodeTemporary, "relation %s may be the session's temporary relation, whose definition pgguard does not read", name)
 		return false
 	}
 	return true
+}
+
+// sessionTempTable is the session's temporary table of that name, created
+// before this input, or nil.
+func (a *analyzer) sessionTempTable(name string) *tempTable {
+	for _, t := range a.s.ctx.TempTables {
+		if t.Name == name {
+			return &tempTable{name: name, cols: t.Columns}
+		}
+	}
+	return nil
 }
 
 // searchRelation resolves an unqualified name through the path. When the

@@ -33,6 +33,9 @@ type rel struct {
 	// weakly, with anyLineage as its lineage.
 	anyCols    bool
 	anyLineage []Access
+	// temp is set when the entry may be a temporary table: a statement
+	// that writes the entry writes it.
+	temp *tempTable
 	// rels are the catalog relations this entry may be (more than one when
 	// the name is ambiguous under an unknown search path).
 	rels []*catalog.Relation

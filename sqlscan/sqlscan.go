@@ -55,6 +55,18 @@ type Context struct {
 	// relation names. pgguard does not hold their definitions, so a name
 	// that may resolve to one of them is refused.
 	TempRelations []string
+	// TempTables are the plain tables among TempRelations, with their
+	// columns as the server reports them: a name among them resolves to
+	// the table (and, as PostgreSQL may find either, to any table of that
+	// name on the path too). Their rows are what the session's own checked
+	// statements put there: reading them reads TempLineage.
+	TempTables []TempTable
+	// TempLineage is what the statements that wrote any of the session's
+	// temporary tables read (Statement.TempWrites). Rows move between
+	// temporary tables where the analysis does not follow them (a rename,
+	// inheritance, an attached partition), so reading any temporary table,
+	// of the session or of this input, reads all of it.
+	TempLineage []Access
 	// Unsettled are the names of relations that DDL of the session's open
 	// transaction named (Statement.Changes): the catalog, read by another
 	// session, cannot see those changes, so a name among them is refused.
@@ -65,6 +77,12 @@ type Context struct {
 	// FunctionAllowed names extra functions outside pg_catalog and
 	// information_schema that may run. nil allows none.
 	FunctionAllowed func(schema, name string) bool
+}
+
+// TempTable is a table of the session's temporary schema.
+type TempTable struct {
+	Name    string
+	Columns []string
 }
 
 // Denial says why a statement cannot be analysed with certainty; the proxy
@@ -146,6 +164,10 @@ type Statement struct {
 	// if none. Such a statement may run only where the policy allows act
 	// ddl on object ddl.
 	Attaches string
+	// TempWrites are the temporary tables the statement writes (INSERT,
+	// UPDATE, MERGE, COPY FROM, CREATE TABLE AS): what it reads flows into
+	// them, and the session must add its reads to Context.TempLineage.
+	TempWrites []string
 	// UserCode is set when the statement may run a function or operator
 	// outside the built-ins that Context.FunctionAllowed allows, whose body
 	// may change session state as SET does.

@@ -32,7 +32,11 @@ func (a *analyzer) targetRel(rv *pg.RangeVar) *rel {
 		a.deny(CodeUnsupported, "statement without a target relation")
 		return nil
 	}
-	return a.rangeVarRel(rv, nil)
+	r := a.rangeVarRel(rv, nil)
+	if r != nil && r.temp != nil {
+		a.tempWrites = append(a.tempWrites, r.temp.name)
+	}
+	return r
 }
 
 // insert: the listed columns (or all) are written; the source query is

@@ -57,6 +57,7 @@ func (a *analyzer) topLevel(n *pg.Node) string {
 func (a *analyzer) topSelect(s *pg.SelectStmt) string {
 	if s.GetIntoClause() != nil {
 		a.ddl = true
+		a.writesTemp(s.GetIntoClause().GetRel())
 		a.selectStmt(s, nil)
 		return "create_table_as"
 	}
@@ -71,6 +72,7 @@ func (a *analyzer) topSelect(s *pg.SelectStmt) string {
 
 func (a *analyzer) createTableAs(s *pg.CreateTableAsStmt) string {
 	a.ddl = true
+	a.writesTemp(s.GetInto().GetRel())
 	q := s.GetQuery()
 	if ex := q.GetExecuteStmt(); ex != nil {
 		// CREATE TABLE AS EXECUTE: the prepared statement's reads apply.
@@ -83,6 +85,14 @@ func (a *analyzer) createTableAs(s *pg.CreateTableAsStmt) string {
 		return "create_view"
 	}
 	return "create_table_as"
+}
+
+// writesTemp records a temporary table CREATE TABLE AS or SELECT INTO
+// creates and fills.
+func (a *analyzer) writesTemp(rv *pg.RangeVar) {
+	if rv != nil && (rv.GetRelpersistence() == "t" || strings.HasPrefix(rv.GetSchemaname(), "pg_temp")) {
+		a.tempWrites = append(a.tempWrites, rv.GetRelname())
+	}
 }
 
 // copyStmt: COPY t TO reads the columns, COPY t FROM writes them,
