@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -63,22 +64,30 @@ func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest)
 	if target == nil || target.upstreamKey == nil {
 		return
 	}
+	_ = s.cancelBackend(ctx, target.upstreamKey)
+}
+
+// cancelBackend asks the upstream to cancel what the backend with key runs,
+// on a connection of its own, and waits until the upstream has taken the
+// request, within DialTimeout.
+func (s *Server) cancelBackend(ctx context.Context, key *pgproto3.BackendKeyData) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 	nc, err := s.dialUpstream(ctx)
 	if err != nil {
-		return
+		return err
 	}
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.DialTimeout))
-	msg := encode(&pgproto3.CancelRequest{ProcessID: target.upstreamKey.ProcessID, SecretKey: target.upstreamKey.SecretKey})
+	msg := encode(&pgproto3.CancelRequest{ProcessID: key.ProcessID, SecretKey: key.SecretKey})
 	if _, err := nc.Write(msg); err != nil {
-		return
+		return fmt.Errorf("send cancel request: %w", err)
 	}
 	// PostgreSQL closes the connection once it has processed the request;
 	// waiting for that keeps the cancel ordered before our own close.
 	var one [1]byte
 	_, _ = nc.Read(one[:])
+	return nil
 }
 
 // dialUpstream opens a TCP connection with TLS negotiated per sslmode. It

@@ -67,6 +67,10 @@ type conn struct {
 	resumeClient   bool          // loop: read the client again after this server input
 	serverGone     chan struct{} // pumps: closed when the server pump ends
 
+	// What the server may be running, for any goroutine (orphan.go).
+	segmentsSent atomic.Uint64 // readySent
+	executing    atomic.Bool   // an Execute was forwarded and no Sync yet
+
 	clientEnded atomic.Bool
 	relaying    atomic.Bool
 	// looped is set once an event loop relays the session.
@@ -150,10 +154,14 @@ func (c *conn) serve(stop context.Context) {
 	c.end(c.relay())
 }
 
-// hardStop ends the session at once: the server pump reports the shutdown to
-// the client, and the client pump unblocks when that socket closes.
+// hardStop ends the session at once, after cancelling a statement the
+// server still runs: the server pump reports the shutdown to the client,
+// and the client pump unblocks when that socket closes.
 func (c *conn) hardStop() {
 	c.stopping.Store(true)
+	if c.relaying.Load() && c.busy() {
+		c.cancelOrphan("pgguard is shutting down")
+	}
 	if s := c.looped.Load(); s != nil {
 		s.stop()
 		return

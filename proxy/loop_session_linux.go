@@ -56,6 +56,9 @@ type loopSide struct {
 type loopEnd struct {
 	clientErr, serverErr error
 	clientOut, serverOut []byte
+	// cancel: the client left while the server may still run its
+	// statement, which is to be cancelled before the upstream closes.
+	cancel bool
 }
 
 // loopSink writes to a non-blocking socket; what the socket does not take
@@ -222,6 +225,9 @@ func (s *loopSession) serve() error {
 			v, err := s.decide(m)
 			s.l.post(func() { s.resume(v, err) })
 		case e := <-s.done:
+			if e.cancel {
+				s.c.cancelOrphan("the client left")
+			}
 			s.close(e)
 			var upErr *UpstreamError
 			if errors.As(e.serverErr, &upErr) {
@@ -577,9 +583,10 @@ func (l *eventLoop) register(side *loopSide, want uint32) error {
 }
 
 // finish ends the session the way the pumps end it: when the client ended
-// it, the server gets a Terminate (unless the client sent one) and the
-// client an error for a protocol fault; when the server side ended, the
-// client learns why. The session's goroutine writes what remains.
+// it, the server gets a Terminate (unless the client sent one), preceded by
+// a cancel when a statement may still run, and the client an error for a
+// protocol fault; when the server side ended, the client learns why. The
+// session's goroutine cancels and writes what remains.
 func (s *loopSession) finish(clientErr, serverErr error) {
 	if s.ended {
 		return
@@ -601,6 +608,8 @@ func (s *loopSession) finish(clientErr, serverErr error) {
 		serverErr = &UpstreamError{Addr: c.srv.upstream.addr, Err: serverErr}
 	}
 	e := loopEnd{clientErr: clientErr, serverErr: serverErr}
+	// Stopping, hardStop has cancelled already.
+	e.cancel = clientErr != nil && !errors.Is(clientErr, errTerminated) && !c.stopping.Load() && c.busy()
 	e.serverOut = s.leftover(c.sw, &s.server)
 	e.clientOut = s.leftover(c.cw, &s.client)
 	_ = s.l.register(&s.client, 0)

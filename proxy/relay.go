@@ -89,8 +89,11 @@ func (c *conn) upstreamFault() (code, msg string, ok bool) {
 }
 
 // closeServer ends the upstream session, politely when the client left on
-// its own.
+// its own, after cancelling the statement it left running.
 func (c *conn) closeServer(clientErr error) {
+	if c.leftRunning(clientErr) {
+		c.cancelOrphan("the client left")
+	}
 	if !errors.Is(clientErr, errTerminated) && c.sw != nil {
 		_ = writeFrame(c.sw, 'X', nil)
 		_ = c.sw.Flush()
@@ -187,7 +190,9 @@ func (c *conn) act(typ byte, body []byte, v Verdict) error {
 		return err
 	}
 	if typ == 'Q' || typ == 'S' || typ == 'F' {
-		c.readySent++
+		c.sentSegment()
+	} else if typ == 'E' {
+		c.executing.Store(true)
 	}
 	c.holdAfter(typ, v.Barrier)
 	return writeFrame(c.sw, typ, body)
@@ -211,7 +216,7 @@ func (c *conn) deny(typ byte, e *pgproto3.ErrorResponse) error {
 	c.swaps.push(swap{seq: c.swapSeq, body: encode(e)[5:], after: c.readySent})
 	switch typ {
 	case 'Q', 'F':
-		c.readySent++
+		c.sentSegment()
 		return writeFrame(c.sw, 'Q', encode(&pgproto3.Query{String: "EXECUTE " + marker})[5:])
 	case 'd', 'c', 'f':
 		return writeFrame(c.sw, 'f', encode(&pgproto3.CopyFail{Message: marker})[5:])
