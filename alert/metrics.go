@@ -16,6 +16,10 @@ const (
 	VerdictFlagged = "flagged"
 	// VerdictError: the statement could not be judged (and was refused).
 	VerdictError = "error"
+	// VerdictInvalid: a statement PostgreSQL itself would refuse (a syntax
+	// error, a relation or column that does not exist), answered with the
+	// server's own error and raising no alert.
+	VerdictInvalid = "invalid"
 )
 
 // What became of a server error's detail that could show values of columns
@@ -143,7 +147,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // rate() and absent() work before the first event.
 func (m *Metrics) preinit() {
 	m.verdicts = make(map[string]prometheus.Counter)
-	for _, v := range []string{VerdictAllowed, VerdictDenied, VerdictFlagged, VerdictError} {
+	for _, v := range []string{VerdictAllowed, VerdictDenied, VerdictFlagged, VerdictError, VerdictInvalid} {
 		m.verdicts[v] = m.Statements.WithLabelValues(v)
 	}
 	for _, o := range []string{ReloadSuccess, ReloadFailure} {

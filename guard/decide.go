@@ -54,7 +54,10 @@ type effect struct {
 
 // denial is why a text is refused, with what its alert needs.
 type denial struct {
-	err         *pgproto3.ErrorResponse
+	err *pgproto3.ErrorResponse
+	// quiet is set for a statement the server would refuse anyway: it is
+	// answered, counted and logged, but raises no alert.
+	quiet       bool
 	denied      []alert.Denial
 	roles       []string
 	purpose     string
@@ -215,7 +218,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		return s.unanalysable(st.Text, "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")
 	}
 	if sim.unknown && !stateFree(st) {
-		return s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own")
+		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
 	}
 	switch c := change(st); {
 	case c == changeUnknown && sim.settled && txControl(st):
@@ -238,6 +241,9 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
 		p := s.prepared[st.Effect.Name]
+		if p == nil {
+			return s.noSuchStatement(st.Effect.Name)
+		}
 		// As at Bind: every statement the server may hold under the name,
 		// each analysed under the state in force now as well.
 		for q := p; q != nil; q = q.replaced {
@@ -411,7 +417,13 @@ func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
 // refusals are pgguard's own (42501); a statement nested too deeply for the
 // parser gets PostgreSQL's own answer to it.
 func (s *session) refusal(text string, d *sqlscan.Denial) *denial {
+	if d.Server != nil {
+		return s.serverRefusal(text, d)
+	}
 	out := s.unanalysable(text, d.Reason)
+	if hint, ok := refusalHints[d.Code]; ok {
+		out.err.Hint = hint
+	}
 	if d.Code == sqlscan.CodeTooDeep {
 		e := *out.err
 		e.Code = "54001"
@@ -422,6 +434,37 @@ func (s *session) refusal(text string, d *sqlscan.Denial) *denial {
 	return out
 }
 
+// serverRefusal answers a statement PostgreSQL itself would refuse (a
+// syntax error, a relation or column that does not exist) with the error
+// the server would give. Nothing of it runs, and no alert is raised: such
+// a statement touches no data.
+func (s *session) serverRefusal(text string, d *sqlscan.Denial) *denial {
+	out := s.unanalysable(text, d.Reason)
+	out.err = &pgproto3.ErrorResponse{
+		Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: d.Server.SQLState,
+		Message: d.Server.Message, Position: int32(d.Server.Position),
+	}
+	out.quiet = true
+	return out
+}
+
+// noSuchStatement answers a Bind or EXECUTE of a prepared statement the
+// server does not hold, as the server would.
+func (s *session) noSuchStatement(name string) *denial {
+	msg := "prepared statement \"" + name + "\" does not exist"
+	if name == "" {
+		msg = "unnamed prepared statement does not exist"
+	}
+	return s.serverRefusal("EXECUTE "+name, &sqlscan.Denial{Code: sqlscan.CodeUnknownRelation, Reason: msg,
+		Server: &sqlscan.ServerError{SQLState: "26000", Message: msg}})
+}
+
+// withHint sets a refusal's hint.
+func withHint(d *denial, hint string) *denial {
+	d.err.Hint = hint
+	return d
+}
+
 // unanalysable refuses what pgguard cannot analyse with certainty.
 func (s *session) unanalysable(text, reason string) *denial {
 	purpose := s.effectivePurpose("")
@@ -430,7 +473,7 @@ func (s *session) unanalysable(text, reason string) *denial {
 		err: &pgproto3.ErrorResponse{
 			Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501",
 			Message: "pgguard: statement refused because it cannot be analysed with certainty: " + reason,
-			Hint:    "pgguard refuses what it cannot analyse; rewrite the statement with plain table and column references.",
+			Hint:    "pgguard refuses what it cannot decide with certainty; the message says why.",
 		},
 		denied:  []alert.Denial{{Reason: reason}},
 		roles:   pol.Roles(s.ps.User),
@@ -438,6 +481,30 @@ func (s *session) unanalysable(text, reason string) *denial {
 		statement: sqlscan.Normalize(text), fingerprint: sqlscan.Fingerprint(text),
 	}
 }
+
+// refusalHints say, per reason for a refusal, what the client can do.
+var refusalHints = map[string]string{
+	sqlscan.CodeFunction: "The function is not a built-in: ask the security team to allow it for this purpose " +
+		"(act execute on function:schema.name), or trust its extension (execute on extension:name).",
+	sqlscan.CodeUnsafeFunction: "This built-in runs SQL given as text, or reads files, logs or other sessions' data; " +
+		"it is never allowed through pgguard.",
+	sqlscan.CodeSensitiveCatalog: "This catalog shows stored values or other sessions' statements; it is not available through pgguard.",
+	sqlscan.CodeDoBlock:          "Procedural code runs where pgguard cannot see into it: send its statements one by one.",
+	sqlscan.CodeCall:             "Procedures run where pgguard cannot see into them: send their statements one by one.",
+	sqlscan.CodeCopyProgram:      "Use COPY ... FROM STDIN or TO STDOUT: the client sends or receives the data.",
+	sqlscan.CodeCopyFile:         "Use COPY ... FROM STDIN or TO STDOUT: the client sends or receives the data.",
+	sqlscan.CodeLexical:          "Use client_encoding UTF8 and standard_conforming_strings on, PostgreSQL's defaults.",
+	sqlscan.CodePurpose:          "Declare one purpose: SET pgguard.purpose = 'name', or one comment /*purpose='name'*/ in the statement.",
+	sqlscan.CodeTemporary: "pgguard reads temporary tables, not temporary views or sequences, and decides on a relation " +
+		"changed in the open transaction once it has ended: use a temporary table, or commit first.",
+	sqlscan.CodeUnknownRelation: "The catalog is read again before such a refusal; if the relation was just made outside pgguard, retry.",
+	sqlscan.CodeUnknownColumn:   "The catalog is read again before such a refusal; if the column was just added outside pgguard, retry.",
+	sqlscan.CodeUnsupported:     "pgguard does not model this form; rewrite it with plain table and column references.",
+}
+
+// stateHint is the hint of a statement refused because the state it would
+// run in is not yet confirmed.
+const stateHint = "Send the statement on its own, once the server has answered the change before it."
 
 const ddlHint = "Code attached to the database runs inside later statements, where pgguard cannot see it. " +
 	"Run such migrations as a role whose department the policy allows it: p, department, *, ddl, ddl, allow."
@@ -469,6 +536,14 @@ func (s *session) apply(v *verdict, segment uint64) proxy.Verdict {
 // decide alerts and counts a verdict and says whether to forward, without
 // touching session state.
 func (s *session) decide(v *verdict) proxy.Verdict {
+	if v.denied != nil && v.denied.quiet {
+		s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictInvalid) })
+		s.log.Debug().Str("sqlstate", v.denied.err.Code).Str("fingerprint", v.denied.fingerprint).Msg("statement the server would refuse, answered as the server would")
+		if s.g.cfg.Mode == alert.ModeMonitor {
+			return proxy.Allow
+		}
+		return proxy.Verdict{Action: proxy.Deny, Error: v.denied.err}
+	}
 	if v.denied != nil {
 		s.raise(v.denied)
 		if s.g.cfg.Mode != alert.ModeMonitor {

@@ -38,6 +38,16 @@ func expectDenied(t *testing.T, err error, column string) {
 	}
 }
 
+// expectServerError checks an error PostgreSQL itself would give: its
+// SQLSTATE, message and position, and no pgguard prefix.
+func expectServerError(t *testing.T, err error, code, message string, position int32) {
+	t.Helper()
+	pe := pgErr(t, err)
+	if pe.Code != code || pe.Message != message || pe.Position != position || pe.Severity != "ERROR" {
+		t.Fatalf("want %s %q at %d, got %s %s %q at %d", code, message, position, pe.Severity, pe.Code, pe.Message, pe.Position)
+	}
+}
+
 func TestDepartmentsSeeTheirOwnData(t *testing.T) {
 	w := newWorld(t, alert.ModeEnforce)
 	ctx := context.Background()
@@ -259,8 +269,8 @@ func TestPreparedStatementDecidedAgainAtBind(t *testing.T) {
 	mustExec(t, conn, "SET pgguard.purpose = 'newsletter'")
 	expectDenied(t, execSQL(conn, "EXECUTE p1"), "hr.salaries.gross_monthly")
 	mustExec(t, conn, "DEALLOCATE p1")
-	// pgguard no longer knows p1, so it refuses to run it.
-	expectDenied(t, execSQL(conn, "EXECUTE p1"), "")
+	// p1 is gone: pgguard answers as the server would.
+	expectServerError(t, execSQL(conn, "EXECUTE p1"), "26000", `prepared statement "p1" does not exist`, 0)
 }
 
 // TestUnnamedStatementsInTurn: the unnamed statement, parsed before every
@@ -441,9 +451,10 @@ func TestCatalogFollowsDDL(t *testing.T) {
 	// A table created around pgguard is found by the refresh before refusal.
 	w.pg.MustExec(t, "postgres", "CREATE TABLE public.made_elsewhere (id int); GRANT ALL ON public.made_elsewhere TO hr_app")
 	mustExec(t, conn, "SELECT id FROM public.made_elsewhere")
-	// A relation that exists nowhere is refused by pgguard, not forwarded;
-	// the refusal is not remembered, so once the table exists it is found.
-	expectDenied(t, execSQL(conn, "SELECT id FROM public.later_table"), "")
+	// A relation that exists nowhere is answered by pgguard as PostgreSQL
+	// would, not forwarded; the answer is not remembered, so once the
+	// table exists it is found.
+	expectServerError(t, execSQL(conn, "SELECT id FROM public.later_table"), "42P01", `relation "public.later_table" does not exist`, 16)
 	w.pg.MustExec(t, "postgres", "CREATE TABLE public.later_table (id int); GRANT ALL ON public.later_table TO hr_app")
 	time.Sleep(1100 * time.Millisecond) // past the refresh throttle
 	mustExec(t, conn, "SELECT id FROM public.later_table")
@@ -482,10 +493,10 @@ func TestSearchPathIsFollowed(t *testing.T) {
 	mustExec(t, conn, "SET search_path = crm")
 	mustExec(t, conn, "SELECT email FROM customers")
 	expectDenied(t, execSQL(conn, "SELECT phone FROM customers"), "crm.customers.phone")
-	// Back to the default path ("$user", public): no customers there, and
-	// pgguard refuses what it cannot resolve rather than guess.
+	// Back to the default path ("$user", public): no customers there, as
+	// the server would say.
 	mustExec(t, conn, "RESET search_path")
-	expectDenied(t, execSQL(conn, "SELECT email FROM customers"), "")
+	expectServerError(t, execSQL(conn, "SELECT email FROM customers"), "42P01", `relation "customers" does not exist`, 19)
 	// set_config is followed too.
 	mustExec(t, conn, "SELECT set_config('search_path', 'crm', false)")
 	expectDenied(t, execSQL(conn, "SELECT bsn FROM customers"), "crm.customers.bsn")
@@ -502,7 +513,7 @@ func TestSearchPathIsFollowed(t *testing.T) {
 	mustExec(t, conn, "SET LOCAL search_path = crm")
 	mustExec(t, conn, "SELECT email FROM customers")
 	mustExec(t, conn, "COMMIT")
-	expectDenied(t, execSQL(conn, "SELECT email FROM customers"), "")
+	expectServerError(t, execSQL(conn, "SELECT email FROM customers"), "42P01", `relation "customers" does not exist`, 19)
 }
 
 func TestFunctionRulesFollowTheStatementsPurpose(t *testing.T) {
@@ -525,7 +536,7 @@ func TestSetRoleMakesUserSchemaUncertain(t *testing.T) {
 		END$$; GRANT crm TO marketing_app`)
 	conn := w.connect(t, "marketing_app", "-c pgguard.purpose=newsletter")
 	// As marketing_app, "$user" names no schema: customers resolves nowhere.
-	expectDenied(t, execSQL(conn, "SELECT email FROM customers"), "")
+	expectServerError(t, execSQL(conn, "SELECT email FROM customers"), "42P01", `relation "customers" does not exist`, 19)
 	// After SET ROLE crm, "$user" is the crm schema, which pgguard does not
 	// follow: it counts the name against every candidate, so the phone
 	// column of crm.customers is refused.

@@ -141,7 +141,8 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 	case 'F':
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.apply(&verdict{denied: s.unanalysable("fast-path function call", "function calls through the fast-path interface are not allowed")}, 0)
+		return s.apply(&verdict{denied: withHint(s.unanalysable("fast-path function call", "function calls through the fast-path interface are not allowed"),
+			"Call the function in a SELECT, where pgguard can check it.")}, 0)
 	}
 	return proxy.Allow
 }
@@ -249,7 +250,7 @@ func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict,
 func (s *session) stateDenial(text []byte) *denial {
 	switch {
 	case s.segmentUnknown:
-		return s.unanalysable(string(text), "it follows, in the same pipeline, a session change that pgguard follows only by asking the server; send it after a Sync")
+		return withHint(s.unanalysable(string(text), "it follows, in the same pipeline, a session change that pgguard follows only by asking the server; send it after a Sync"), stateHint)
 	}
 	return nil
 }
@@ -367,7 +368,12 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	if !s.state.known && !endsTransaction(p) {
 		return s.apply(&verdict{denied: s.unanalysable("Bind", "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")}, 0), true
 	}
-	if p == nil || p.unknown {
+	if p == nil {
+		// Every Parse passes pgguard, and every name the server holds is
+		// recorded at each confirmation: the server has no such statement.
+		return s.apply(&verdict{denied: s.noSuchStatement(string(name))}, 0), true
+	}
+	if p.unknown {
 		// A statement pgguard has no text of: it may have been made where
 		// pgguard could not see it, or survive a Close the server skipped.
 		return s.apply(&verdict{denied: s.unanalysable("Bind", "the prepared statement is unknown to pgguard")}, 0), true

@@ -125,8 +125,9 @@ func (o outcome) refused(t *testing.T, what string) {
 	if o.lastRows > 0 {
 		t.Fatalf("%s: hr.salaries rows came back (errors %v)", what, o.errors)
 	}
-	if o.lastErr != "42501" {
-		t.Fatalf("%s: want the last statement refused (42501), got errors %v", what, o.errors)
+	// 42P01: the name resolves nowhere, which pgguard answers as the server.
+	if o.lastErr != "42501" && o.lastErr != "42P01" {
+		t.Fatalf("%s: want the last statement refused (42501 or 42P01), got errors %v", what, o.errors)
 	}
 }
 

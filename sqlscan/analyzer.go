@@ -3,6 +3,7 @@ package sqlscan
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 
@@ -27,6 +28,7 @@ const (
 // session context, temporary tables created earlier in the same input and
 // the views already expanded.
 type session struct {
+	sql      string // the whole input, which error positions count in
 	cat      *catalog.Snapshot
 	ctx      Context
 	database string
@@ -57,7 +59,7 @@ type tempTable struct {
 }
 
 func newSession(sql string, cat *catalog.Snapshot, ctx Context, raws []*pg.RawStmt) *session {
-	s := &session{cat: cat, ctx: ctx, database: ctx.Database, budget: maxNodes, pathList: ctx.SearchPath}
+	s := &session{sql: sql, cat: cat, ctx: ctx, database: ctx.Database, budget: maxNodes, pathList: ctx.SearchPath}
 	if s.database == "" {
 		s.database = cat.Database
 	}
@@ -139,6 +141,9 @@ type analyzer struct {
 	userCode bool
 	// tempWrites are the temporary tables the statement writes.
 	tempWrites []string
+	// loc is the byte offset of the name being resolved, for the position
+	// of an error the server would give; -1 for none.
+	loc int32
 	// setConfig is the one set_config call recognised as a session effect.
 	setConfig *pg.FuncCall
 	// noEffects is set under EXPLAIN, where a session change may or may
@@ -150,7 +155,7 @@ type analyzer struct {
 // statement analyses one top-level statement.
 func (s *session) statement(n *pg.Node) Statement {
 	var acc []Access
-	a := &analyzer{s: s, sink: &acc, path: s.path}
+	a := &analyzer{s: s, sink: &acc, path: s.path, loc: -1}
 	kind := a.topLevel(n)
 	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches, UserCode: a.userCode}
 	if a.ddl {
@@ -183,6 +188,26 @@ func (s *session) flowIntoTemps(names []string, accesses []Access) {
 		}
 	}
 	s.tempLineage = dedup(s.tempLineage)
+}
+
+// denyAsServer is deny for a statement PostgreSQL itself refuses: it also
+// records the error the server would give, pointing at loc (a byte offset
+// in the input, -1 for none).
+func (a *analyzer) denyAsServer(code, sqlstate string, loc int32, message, format string, args ...any) {
+	if a.denial != nil {
+		return
+	}
+	a.deny(code, format, args...)
+	a.denial.Server = &ServerError{SQLState: sqlstate, Message: message, Position: a.s.position(loc)}
+}
+
+// position turns a byte offset in the input into PostgreSQL's 1-based
+// character position; 0 when there is none.
+func (s *session) position(loc int32) int {
+	if loc < 0 || int(loc) > len(s.sql) {
+		return 0
+	}
+	return utf8.RuneCountInString(s.sql[:loc]) + 1
 }
 
 // deny records the first reason the statement cannot be analysed.

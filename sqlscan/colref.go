@@ -30,6 +30,7 @@ func fieldNames(cr *pg.ColumnRef) (names []string, star bool) {
 //	         the current database d
 //	t.*, *   whole rows (a select list expands them instead)
 func (a *analyzer) columnRef(sc *scope, cr *pg.ColumnRef) {
+	a.loc = cr.GetLocation()
 	names, star := fieldNames(cr)
 	switch {
 	case star && len(names) == 0:
@@ -55,7 +56,8 @@ func (a *analyzer) columnRef(sc *scope, cr *pg.ColumnRef) {
 }
 
 func (a *analyzer) unknownEntry(qual []string) {
-	a.deny(CodeUnknownColumn, "no FROM item named %s", strings.Join(qual, "."))
+	a.denyAsServer(CodeUnknownColumn, "42P01", a.loc, "missing FROM-clause entry for table \""+qual[len(qual)-1]+"\"",
+		"no FROM item named %s", strings.Join(qual, "."))
 }
 
 // unqualifiedColumn resolves a bare name: a column at the innermost level
@@ -78,7 +80,8 @@ func (a *analyzer) unqualifiedColumn(sc *scope, name string) {
 		a.readWholeRow(r)
 	}
 	if len(weak) == 0 && len(rels) == 0 {
-		a.deny(CodeUnknownColumn, "column %s does not exist in any FROM item", name)
+		a.denyAsServer(CodeUnknownColumn, "42703", a.loc, "column \""+name+"\" does not exist",
+			"column %s does not exist in any FROM item", name)
 	}
 }
 

@@ -26,7 +26,7 @@ func purposesBySpan(sql string, spans []span) ([]purposeDecl, *Denial) {
 	}
 	res, err := pg.Scan(sql)
 	if err != nil {
-		return out, &Denial{CodeUnparsable, "the statement's comments cannot be read"}
+		return out, &Denial{Code: CodeUnparsable, Reason: "the statement's comments cannot be read"}
 	}
 	for _, tok := range res.GetTokens() {
 		if tok.GetToken() != pg.Token_C_COMMENT {
@@ -38,11 +38,11 @@ func purposesBySpan(sql string, spans []span) ([]purposeDecl, *Denial) {
 		d := &out[i]
 		switch {
 		case bad:
-			d.denial = &Denial{CodePurpose, "a purpose comment is malformed"}
+			d.denial = &Denial{Code: CodePurpose, Reason: "a purpose comment is malformed"}
 			d.name = ""
 		case !found:
 		case d.name != "" && d.name != name:
-			d.denial = &Denial{CodePurpose, "the statement declares more than one purpose"}
+			d.denial = &Denial{Code: CodePurpose, Reason: "the statement declares more than one purpose"}
 			d.name = ""
 		case d.denial == nil:
 			d.name = name

@@ -86,30 +86,30 @@ func cleanEncodingName(s string) string {
 // A NUL byte is refused always: the server never sees text past it.
 func CheckLexical(sql string, standardConformingStrings, clientEncoding string) *Denial {
 	if strings.IndexByte(sql, 0) >= 0 {
-		return &Denial{CodeLexical, "the statement contains a NUL byte"}
+		return &Denial{Code: CodeLexical, Reason: "the statement contains a NUL byte"}
 	}
 	switch strings.ToLower(strings.TrimSpace(standardConformingStrings)) {
 	case "on", "true", "yes", "1":
 	case "":
 		if strings.IndexByte(sql, '\\') >= 0 {
-			return &Denial{CodeLexical, "standard_conforming_strings is not known and the statement contains a backslash"}
+			return &Denial{Code: CodeLexical, Reason: "standard_conforming_strings is not known and the statement contains a backslash"}
 		}
 	default:
-		return &Denial{CodeLexical, "standard_conforming_strings is off: backslashes in strings would be read differently"}
+		return &Denial{Code: CodeLexical, Reason: "standard_conforming_strings is off: backslashes in strings would be read differently"}
 	}
 	switch encodings[cleanEncodingName(clientEncoding)] {
 	case encUTF8:
 		if !utf8.ValidString(sql) {
-			return &Denial{CodeLexical, "the statement is not valid UTF-8"}
+			return &Denial{Code: CodeLexical, Reason: "the statement is not valid UTF-8"}
 		}
 	case encASCIISafe:
 		if !isASCII(sql) {
-			return &Denial{CodeLexical, "client_encoding " + clientEncoding + " with non-ASCII text"}
+			return &Denial{Code: CodeLexical, Reason: "client_encoding " + clientEncoding + " with non-ASCII text"}
 		}
 	case encUnsafe:
-		return &Denial{CodeLexical, "client_encoding " + clientEncoding + " may hide quotes and backslashes inside characters"}
+		return &Denial{Code: CodeLexical, Reason: "client_encoding " + clientEncoding + " may hide quotes and backslashes inside characters"}
 	default:
-		return &Denial{CodeLexical, "client_encoding is not a known encoding"}
+		return &Denial{Code: CodeLexical, Reason: "client_encoding is not a known encoding"}
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ func (a *analyzer) rangeVarRel(rv *pg.RangeVar, sc *scope) *rel {
 			return a.cteRel(c, rv.GetAlias())
 		}
 	}
+	a.loc = rv.GetLocation()
 	res, ok := a.resolveRelation(rv.GetCatalogname(), rv.GetSchemaname(), rv.GetRelname())
 	if !ok {
 		return nil

@@ -94,7 +94,7 @@ func (a *analyzer) resolveRelation(catalogName, schema, name string) (resolvedRe
 			res.builtin = &catalog.QualifiedName{Schema: pgCatalog, Name: name}
 			return res, true
 		}
-		a.deny(CodeUnknownRelation, "relation %s is not in the catalog", name)
+		a.denyAsServer(CodeUnknownRelation, "42P01", a.loc, "relation \""+name+"\" does not exist", "relation %s is not in the catalog", name)
 		return res, false
 	}
 	return res, true
@@ -128,7 +128,7 @@ func (a *analyzer) resolveQualified(schema, name string) (resolvedRelation, bool
 		res.builtin = &catalog.QualifiedName{Schema: schema, Name: name}
 		return res, true
 	}
-	a.deny(CodeUnknownRelation, "relation %s.%s is not in the catalog", schema, name)
+	a.denyAsServer(CodeUnknownRelation, "42P01", a.loc, "relation \""+schema+"."+name+"\" does not exist", "relation %s.%s is not in the catalog", schema, name)
 	return res, false
 }
 

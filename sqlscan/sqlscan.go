@@ -1,11 +1,13 @@
 package sqlscan
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+	"github.com/pganalyze/pg_query_go/v6/parser"
 
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/internal/sqldepth"
@@ -93,6 +95,21 @@ type Denial struct {
 	// Reason is for humans. It never contains a literal value from the SQL
 	// text, only names of objects and keywords.
 	Reason string
+	// Server is set when PostgreSQL itself would refuse the statement (a
+	// syntax error, a relation or column that does not exist): the error
+	// it would give, for the client to see instead of pgguard's.
+	Server *ServerError
+}
+
+// ServerError is an error as PostgreSQL reports it.
+type ServerError struct {
+	// SQLState is the error's code, such as 42601 or 42P01.
+	SQLState string
+	// Message is PostgreSQL's (English) message.
+	Message string
+	// Position is the 1-based character position in the statement text
+	// the error points at, 0 for none.
+	Position int
 }
 
 // Denial codes.
@@ -203,8 +220,7 @@ func (r *Result) Denial() *Denial {
 func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 	defer func() {
 		if p := recover(); p != nil {
-			res = single(sql, "unparsable", &Denial{CodeInternal,
-				fmt.Sprintf("internal error while analysing the statement (%T)", p)})
+			res = single(sql, "unparsable", &Denial{Code: CodeInternal, Reason: fmt.Sprintf("internal error while analysing the statement (%T)", p)})
 		}
 	}()
 	if d := textDenial(sql); d != nil {
@@ -212,7 +228,12 @@ func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 	}
 	tree, err := pg.Parse(sql)
 	if err != nil {
-		return single(sql, "unparsable", &Denial{CodeUnparsable, "the statement does not parse"})
+		d := &Denial{Code: CodeUnparsable, Reason: "the statement does not parse"}
+		var pe *parser.Error
+		if errors.As(err, &pe) {
+			d.Server = &ServerError{SQLState: "42601", Message: pe.Message, Position: pe.Cursorpos}
+		}
+		return single(sql, "unparsable", d)
 	}
 	raws := tree.GetStmts()
 	spans := statementSpans(sql, raws)
@@ -242,13 +263,13 @@ func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 // or walks a tree checks it first.
 func textDenial(sql string) *Denial {
 	if strings.IndexByte(sql, 0) >= 0 {
-		return &Denial{CodeLexical, "the statement contains a NUL byte"}
+		return &Denial{Code: CodeLexical, Reason: "the statement contains a NUL byte"}
 	}
 	if !utf8.ValidString(sql) {
-		return &Denial{CodeLexical, "the statement is not valid UTF-8"}
+		return &Denial{Code: CodeLexical, Reason: "the statement is not valid UTF-8"}
 	}
 	if sqldepth.TooDeep(sql) {
-		return &Denial{CodeTooDeep, fmt.Sprintf("the statement nests more than %d levels deep", sqldepth.Limit)}
+		return &Denial{Code: CodeTooDeep, Reason: fmt.Sprintf("the statement nests more than %d levels deep", sqldepth.Limit)}
 	}
 	return nil
 }

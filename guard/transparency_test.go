@@ -1,0 +1,60 @@
+package guard_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/alert"
+)
+
+// TestInvalidStatementsGetTheServersErrors: a statement PostgreSQL itself
+// refuses gets, through pgguard, the SQLSTATE, message and position it gets
+// directly, and raises no alert.
+func TestInvalidStatementsGetTheServersErrors(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	ctx := context.Background()
+	direct, err := pgx.Connect(ctx, w.pg.URL("hr_app", password, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(ctx)
+	through := w.connect(t, "hr_app", "-c pgguard.purpose=personnel_admin")
+	for _, sql := range []string{
+		"SELEC first_name FROM hr.employees",
+		"SELECT first_name FROM hr.employees WHERE",
+		"SELECT first_name FROM hr.employes",
+		"SELECT first_name FROM employees",
+		"SELECT frist_name FROM hr.employees",
+		"SELECT e.first_name FROM hr.employees x",
+		"SELECT 'é', nosuch FROM hr.employees",
+		"INSERT INTO hr.nosuch VALUES (1)",
+		"EXECUTE nosuch",
+	} {
+		want := pgErr(t, execSQL(direct, sql))
+		got := pgErr(t, execSQL(through, sql))
+		if got.Code != want.Code || got.Message != want.Message || got.Position != want.Position {
+			t.Errorf("%s:\n through pgguard %s %q at %d\n directly       %s %q at %d",
+				sql, got.Code, got.Message, got.Position, want.Code, want.Message, want.Position)
+		}
+	}
+	// Bind of a statement that was never prepared.
+	for _, conn := range []*pgx.Conn{direct, through} {
+		res := conn.PgConn().ExecPrepared(ctx, "never_prepared", nil, nil, nil).Read()
+		pe := pgErr(t, res.Err)
+		if pe.Code != "26000" || pe.Message != `prepared statement "never_prepared" does not exist` {
+			t.Errorf("Bind of an unknown statement: %s %q", pe.Code, pe.Message)
+		}
+	}
+	// One real denial: its alert is the only one.
+	expectDenied(t, execSQL(through, "SELECT * FROM hr.sick_leave"), "")
+	events, _ := w.hook.waitFor(t, 1)
+	time.Sleep(200 * time.Millisecond)
+	w.hook.mu.Lock()
+	n := len(w.hook.events)
+	w.hook.mu.Unlock()
+	if n != 1 || len(events) != 1 {
+		t.Errorf("%d alerts; want only the denial's: statements the server refuses anyway raise none", n)
+	}
+}
