@@ -70,6 +70,9 @@ type Metrics struct {
 	VerdictCacheHits prometheus.Counter
 	// VerdictCacheMisses counts decisions that had to be computed.
 	VerdictCacheMisses prometheus.Counter
+	// VerdictCacheBytes is the size of the verdict cache, in bytes as it
+	// counts them (keys and what its verdicts hold).
+	VerdictCacheBytes prometheus.Gauge
 	// AnalysisDuration observes, in seconds, how long finding the columns
 	// a statement touches took.
 	AnalysisDuration prometheus.Histogram
@@ -117,6 +120,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		VerdictCacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgguard_verdict_cache_misses_total", Help: "Decisions not found in the verdict cache.",
 		}),
+		VerdictCacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgguard_verdict_cache_bytes", Help: "Bytes the verdict cache holds: its keys and what its verdicts hold.",
+		}),
 		AnalysisDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "pgguard_analysis_duration_seconds", Help: "Time to find the columns a statement touches.",
 			Buckets: latencyBuckets(),
@@ -161,7 +167,7 @@ func (m *Metrics) preinit() {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
-		m.VerdictCacheHits, m.VerdictCacheMisses, m.AnalysisDuration,
+		m.VerdictCacheHits, m.VerdictCacheMisses, m.VerdictCacheBytes, m.AnalysisDuration,
 		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.policyVersion,
 	}
 }

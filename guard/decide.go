@@ -76,7 +76,13 @@ func (s *session) verdictFor(text []byte) *verdict {
 	}
 	s.count(func(m *alert.Metrics) { m.VerdictCacheMisses.Inc() })
 	table := s.table
-	f, leader := table.join(text)
+	k := keyOf(text)
+	var shapeKey *textKey
+	if shape != nil {
+		sk := keyOf(shape) // before evaluate, which may use the session's shape buffer
+		shapeKey = &sk
+	}
+	f, leader := table.join(k)
 	if !leader {
 		<-f.done
 		if f.v.cacheable {
@@ -90,15 +96,15 @@ func (s *session) verdictFor(text []byte) *verdict {
 		if v == nil { // evaluate panicked: followers must not wait forever
 			v = &verdict{denied: s.unanalysable(str, "internal error")}
 		}
-		table.land(str, f, v)
+		table.land(k, f, v)
 	}()
 	v = s.evaluate(ctx, str, snap, pol)
 	if v.cacheable {
-		s.g.cache.put(table, str, v)
+		s.g.cache.put(table, k, v)
 		// Only an allowed verdict without session effects holds for every
 		// text of the shape (see shape.go).
-		if shape != nil && v.denied == nil && len(v.effects) == 0 {
-			s.g.cache.put(table, string(shape), v)
+		if shapeKey != nil && v.denied == nil && len(v.effects) == 0 {
+			s.g.cache.put(table, *shapeKey, v)
 		}
 	}
 	return v
@@ -137,7 +143,7 @@ func (s *session) lookup(text []byte) (*verdict, []byte) {
 // settings let it be cut with certainty, else nil. The key lives in a
 // buffer of the session's, valid until the next call.
 func (s *session) shape(text []byte) []byte {
-	if s.state.scs != "on" || s.state.encoding != "UTF8" {
+	if s.state.scs != "on" || s.state.encoding != "UTF8" || len(text) > shapeTextMax {
 		return nil
 	}
 	spans, ok := literalSpans(text, s.spans[:0])
@@ -148,6 +154,11 @@ func (s *session) shape(text []byte) []byte {
 	s.shapeBuf = shapeKey(text, spans, s.shapeBuf[:0])
 	return s.shapeBuf
 }
+
+// shapeTextMax is the longest text looked up by its shape, which bounds
+// the session's scratch space for shapes. Texts longer than this are rare
+// enough to be analysed each time they change.
+const shapeTextMax = 64 << 10
 
 // evaluate analyses text and decides on each of its statements in order,
 // following the purpose and search_path changes the text itself makes.
@@ -362,6 +373,7 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		ExtensionTrusted: func(name string) bool {
 			return pol.ExtensionTrusted(user, purpose, name)
 		},
+		Limits: sqlscan.Limits{MaxBytes: s.g.cfg.MaxStatementSize, MaxTokens: s.g.cfg.MaxStatementTokens},
 	}
 }
 
@@ -405,8 +417,8 @@ func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
 			Message: msg, Detail: detail, Hint: hint,
 		},
 		roles: d.Roles, purpose: purpose, policy: d.PolicyVersion,
-		statement: sqlscan.Normalize(text), fingerprint: sqlscan.Fingerprint(text),
 	}
+	out.statement, out.fingerprint = alertText(text)
 	for _, x := range d.Denied {
 		out.denied = append(out.denied, alert.Denial{Column: x.Column, Category: x.Category, Act: string(x.Act), Reason: x.Reason})
 	}
@@ -415,7 +427,8 @@ func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
 
 // refusal refuses a statement the analysis could not clear. Most such
 // refusals are pgguard's own (42501); a statement nested too deeply for the
-// parser gets PostgreSQL's own answer to it.
+// parser gets PostgreSQL's own answer to it, and one beyond pgguard's
+// bounds on work the code PostgreSQL gives when a limit is exceeded.
 func (s *session) refusal(text string, d *sqlscan.Denial) *denial {
 	if d.Server != nil {
 		return s.serverRefusal(text, d)
@@ -424,12 +437,13 @@ func (s *session) refusal(text string, d *sqlscan.Denial) *denial {
 	if hint, ok := refusalHints[d.Code]; ok {
 		out.err.Hint = hint
 	}
-	if d.Code == sqlscan.CodeTooDeep {
-		e := *out.err
-		e.Code = "54001"
-		e.Message = "pgguard: stack depth limit exceeded: " + d.Reason
-		e.Hint = "Split the statement, or nest its expressions less deeply."
-		out.err = &e
+	switch d.Code {
+	case sqlscan.CodeTooDeep:
+		out.err = limitError(out.err, "54001", "pgguard: stack depth limit exceeded: "+d.Reason,
+			"Split the statement, or nest its expressions less deeply.")
+	case sqlscan.CodeTooLarge:
+		out.err = limitError(out.err, "54000", "pgguard: statement too large to analyse: "+d.Reason,
+			"Split the statement, send bulk data with COPY, or raise --max-statement-size and --max-statement-tokens.")
 	}
 	return out
 }
@@ -465,11 +479,76 @@ func withHint(d *denial, hint string) *denial {
 	return d
 }
 
+// limitError is e with another code, message and hint.
+func limitError(e *pgproto3.ErrorResponse, code, message, hint string) *pgproto3.ErrorResponse {
+	out := *e
+	out.Code, out.Message, out.Hint = code, message, hint
+	return &out
+}
+
+// sizeDenial refuses a text longer than the guard decides on, before it
+// is copied, hashed or scanned; nil when it is not.
+func (s *session) sizeDenial(text []byte) *denial {
+	max := s.g.cfg.MaxStatementSize
+	if len(text) <= max {
+		return nil
+	}
+	reason := fmt.Sprintf("the statement is %d bytes long, more than the limit of %d", len(text), max)
+	return s.refusal(tooLongToShow(len(text)), &sqlscan.Denial{Code: sqlscan.CodeTooLarge, Reason: reason})
+}
+
+// preparedDenial refuses a statement that would make the session's
+// prepared statements hold more than the bound of text, n bytes more.
+func (s *session) preparedDenial(n int) *denial {
+	max := s.g.cfg.SessionPreparedBytes
+	if n == 0 || s.preparedBytes+int64(n) <= max {
+		return nil
+	}
+	s.preparedBytes = s.recountPrepared()
+	if s.preparedBytes+int64(n) <= max {
+		return nil
+	}
+	reason := fmt.Sprintf("the session's prepared statements would hold more than %d bytes of text", max)
+	out := s.unanalysable(tooLongToShow(n), reason)
+	out.err = limitError(out.err, "54000", "pgguard: "+reason,
+		"Deallocate the prepared statements the session no longer needs, or raise --session-prepared-bytes.")
+	return out
+}
+
+// prepareBytes is the text a verdict's PREPAREs will hold.
+func prepareBytes(v *verdict) int {
+	n := 0
+	for i := range v.effects {
+		if v.effects[i].Kind == "prepare" {
+			n += len(v.effects[i].text)
+		}
+	}
+	return n
+}
+
+// alertTextMax is the longest text normalized and fingerprinted for an
+// alert: both cost time and memory in proportion to the text, and an
+// alert needs no more to be recognised.
+const alertTextMax = 64 << 10
+
+// alertText is what an alert shows of text, and its fingerprint.
+func alertText(text string) (statement, fingerprint string) {
+	if len(text) > alertTextMax {
+		return tooLongToShow(len(text)), ""
+	}
+	return sqlscan.Normalize(text), sqlscan.Fingerprint(text)
+}
+
+// tooLongToShow stands in for a text of n bytes that alerts do not show.
+func tooLongToShow(n int) string {
+	return fmt.Sprintf("/* pgguard: a statement of %d bytes, too long to show */", n)
+}
+
 // unanalysable refuses what pgguard cannot analyse with certainty.
 func (s *session) unanalysable(text, reason string) *denial {
 	purpose := s.effectivePurpose("")
 	pol := s.g.cfg.Policy.Policy()
-	return &denial{
+	out := &denial{
 		err: &pgproto3.ErrorResponse{
 			Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501",
 			Message: "pgguard: statement refused because it cannot be analysed with certainty: " + reason,
@@ -478,8 +557,9 @@ func (s *session) unanalysable(text, reason string) *denial {
 		denied:  []alert.Denial{{Reason: reason}},
 		roles:   pol.Roles(s.ps.User),
 		purpose: purpose, policy: pol.Version(),
-		statement: sqlscan.Normalize(text), fingerprint: sqlscan.Fingerprint(text),
 	}
+	out.statement, out.fingerprint = alertText(text)
+	return out
 }
 
 // refusalHints say, per reason for a refusal, what the client can do.
@@ -570,6 +650,7 @@ func (s *session) replay(e *effect, segment uint64) {
 	switch e.Kind {
 	case "prepare":
 		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true}
+		s.preparedBytes += int64(len(e.text))
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
 		}

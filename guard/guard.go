@@ -38,6 +38,7 @@ import (
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
+	"github.com/pgguard/pgguard/sqlscan"
 	"github.com/rs/zerolog"
 )
 
@@ -56,9 +57,28 @@ type Config struct {
 	Mode alert.Mode
 	// Logger is the parent of every session's logger.
 	Logger zerolog.Logger
-	// CacheEntries bounds the verdict cache (default 100,000 texts).
-	CacheEntries int
+	// CacheBytes bounds the verdict cache, shared by all sessions
+	// (default DefaultCacheBytes).
+	CacheBytes int64
+	// MaxStatementSize is the longest statement text (a Query message's,
+	// or a Parse's) decided on; longer ones are refused (54000) before any
+	// other work. Default sqlscan.DefaultMaxBytes.
+	MaxStatementSize int
+	// MaxStatementTokens is the most tokens a statement text may have;
+	// beyond it the text is refused (54000) before it is parsed. Default
+	// sqlscan.DefaultMaxTokens.
+	MaxStatementTokens int
+	// SessionPreparedBytes bounds the statement texts one session's
+	// prepared statements hold (default DefaultSessionPreparedBytes); a
+	// Parse or PREPARE beyond it is refused (54000).
+	SessionPreparedBytes int64
 }
+
+// Defaults of the byte bounds in Config.
+const (
+	DefaultCacheBytes           = 64 << 20
+	DefaultSessionPreparedBytes = 32 << 20
+)
 
 // Guard is the policy-enforcing proxy.Interceptor.
 type Guard struct {
@@ -102,11 +122,28 @@ func New(cfg Config) (*Guard, error) {
 	default:
 		return nil, fmt.Errorf("guard: mode %q: must be enforce or monitor", cfg.Mode)
 	}
-	if cfg.CacheEntries <= 0 {
-		cfg.CacheEntries = 100_000
+	cfg.setDefaults()
+	g := &Guard{cfg: cfg, cache: newVerdictCache(cfg.CacheBytes),
+		lastRefresh: make(map[string]time.Time), databases: make(map[string]bool)}
+	if m := cfg.Metrics; m != nil {
+		g.cache.onSize = func(n int64) { m.VerdictCacheBytes.Set(float64(n)) }
 	}
-	return &Guard{cfg: cfg, cache: newVerdictCache(cfg.CacheEntries),
-		lastRefresh: make(map[string]time.Time), databases: make(map[string]bool)}, nil
+	return g, nil
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	if cfg.MaxStatementSize <= 0 {
+		cfg.MaxStatementSize = sqlscan.DefaultMaxBytes
+	}
+	if cfg.MaxStatementTokens <= 0 {
+		cfg.MaxStatementTokens = sqlscan.DefaultMaxTokens
+	}
+	if cfg.SessionPreparedBytes <= 0 {
+		cfg.SessionPreparedBytes = DefaultSessionPreparedBytes
+	}
 }
 
 // OpenSession implements proxy.Interceptor.

@@ -47,9 +47,13 @@ type session struct {
 	// text it parsed before as the unnamed statement (see record).
 	recent     [recentRecords]*prepared
 	recentNext int
-	errors     uint64 // ErrorResponses seen
-	sawError   bool   // an ErrorResponse since the last confirmation
-	ddlPending bool
+	// preparedBytes bounds from above the statement text the records
+	// hold: each new record adds its text, and preparedDenial counts
+	// again when the sum would pass Config.SessionPreparedBytes.
+	preparedBytes int64
+	errors        uint64 // ErrorResponses seen
+	sawError      bool   // an ErrorResponse since the last confirmation
+	ddlPending    bool
 	// unsettled are the relation names DDL of the open transaction named
 	// (sorted): the catalog cannot see uncommitted changes.
 	unsettled []string
@@ -227,7 +231,7 @@ func (s *session) Close() {
 func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d := s.stateDenial(text); d != nil {
+	if d := s.textDenial(text); d != nil {
 		return s.apply(&verdict{denied: d}, segment), true
 	}
 	var v *verdict
@@ -239,7 +243,21 @@ func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict,
 	if v == nil {
 		v = s.verdictFor(text)
 	}
+	if v.denied == nil {
+		if d := s.preparedDenial(prepareBytes(v)); d != nil {
+			v = &verdict{denied: d}
+		}
+	}
 	return s.apply(v, segment), true
+}
+
+// textDenial refuses a text before any lookup: a text longer than the
+// guard decides on, or any text while the state is unknown.
+func (s *session) textDenial(text []byte) *denial {
+	if d := s.sizeDenial(text); d != nil {
+		return d
+	}
+	return s.stateDenial(text)
 }
 
 // stateDenial refuses a statement while pgguard does not know the state it
@@ -265,7 +283,7 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 	if !ok {
 		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}, segment), true
 	}
-	if d := s.stateDenial(text); d != nil {
+	if d := s.textDenial(text); d != nil {
 		return s.apply(&verdict{denied: d}, segment), true
 	}
 	var v *verdict
@@ -276,6 +294,11 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 	}
 	if v == nil {
 		v = s.verdictFor(text)
+	}
+	if v.denied == nil {
+		if d := s.preparedDenial(len(text)); d != nil {
+			v = &verdict{denied: d}
+		}
 	}
 	// The statement runs at Execute, perhaps many times, perhaps never: its
 	// session effects wait for Bind.
@@ -316,6 +339,7 @@ func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 // newRecord makes the record of a statement parsed with verdict v.
 func (s *session) newRecord(text []byte, v *verdict) *prepared {
 	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table}
+	s.preparedBytes += int64(len(text))
 	if v.single {
 		p.accesses = v.accesses
 	}
@@ -324,6 +348,29 @@ func (s *session) newRecord(text []byte, v *verdict) *prepared {
 		s.recentNext = (s.recentNext + 1) % recentRecords
 	}
 	return p
+}
+
+// recountPrepared sums the text of every record the session holds: by
+// name (with the statements each may have replaced), in changes not yet
+// settled, and kept for reuse. A record held twice counts twice.
+func (s *session) recountPrepared() int64 {
+	var n int64
+	chain := func(p *prepared) {
+		for ; p != nil; p = p.replaced {
+			n += int64(len(p.text))
+		}
+	}
+	for _, p := range s.prepared {
+		chain(p)
+	}
+	for _, c := range s.changes {
+		chain(c.rec)
+		chain(c.prev)
+	}
+	for _, p := range &s.recent {
+		chain(p)
+	}
+	return n
 }
 
 // The records kept for reuse are bounded in number (enough for a

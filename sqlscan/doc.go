@@ -60,7 +60,9 @@
 //   - COPY to or from a program or a server-side file, TRUNCATE ... CASCADE,
 //     CREATE RULE, LOAD, cross-database names, conflicting or malformed
 //     purpose comments;
-//   - statements beyond the analysis budget (node count, view nesting).
+//   - statements beyond the analysis budget (node count, view nesting), and
+//     texts longer or with more tokens than Context.Limits allow
+//     (too_large), which are refused before the parser sees them.
 //
 // When the search path is unknown (Context.SearchPath nil), or a schema on
 // it before the match is missing from the snapshot, an unqualified name

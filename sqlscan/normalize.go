@@ -20,7 +20,7 @@ const unparsablePlaceholder = "/* pgguard: unparsable statement */"
 // keep some) and to drop comments, which may hold values too. Text that
 // does not parse gives a fixed placeholder.
 func Normalize(sql string) string {
-	if textDenial(sql) != nil {
+	if textDenial(sql, Limits{}) != nil {
 		return unparsablePlaceholder
 	}
 	norm, err := pg.Normalize(sql)
@@ -82,7 +82,7 @@ func scrubTokens(s string) (string, bool) {
 // differ in ways it ignores may touch different columns. Text that does
 // not parse gives "".
 func Fingerprint(sql string) string {
-	if textDenial(sql) != nil {
+	if textDenial(sql, Limits{}) != nil {
 		return ""
 	}
 	fp, err := pg.Fingerprint(sql)

@@ -79,6 +79,8 @@ type Context struct {
 	// FunctionAllowed names extra functions outside pg_catalog and
 	// information_schema that may run. nil allows none.
 	FunctionAllowed func(schema, name string) bool
+	// Limits bound the text analysed; the zero value is the defaults.
+	Limits Limits
 }
 
 // TempTable is a table of the session's temporary schema.
@@ -130,6 +132,7 @@ const (
 	CodeInternal         = "internal"          // a bug in the analysis; fail closed
 	CodeTooDeep          = "too_deep"          // nests deeper than the parser can safely walk
 	CodeTemporary        = "temporary"         // a name that may be the session's temporary relation
+	CodeTooLarge         = "too_large"         // longer, or more tokens, than Limits allow
 )
 
 func (d *Denial) Error() string { return d.Code + ": " + d.Reason }
@@ -223,7 +226,7 @@ func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 			res = single(sql, "unparsable", &Denial{Code: CodeInternal, Reason: fmt.Sprintf("internal error while analysing the statement (%T)", p)})
 		}
 	}()
-	if d := textDenial(sql); d != nil {
+	if d := textDenial(sql, ctx.Limits); d != nil {
 		return single(sql, "unparsable", d)
 	}
 	tree, err := pg.Parse(sql)
@@ -256,17 +259,24 @@ func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 	return res
 }
 
-// textDenial refuses text the parser would not read as the server does (a
-// NUL byte ends the C string pg_query sees, and pg_query reads UTF-8 only)
-// and text nested so deeply that the parser's recursion could overflow its
-// stack, which would end the process. Every call into pg_query that builds
-// or walks a tree checks it first.
-func textDenial(sql string) *Denial {
+// textDenial refuses text longer or with more tokens than lim allows,
+// text the parser would not read as the server does (a NUL byte ends the C
+// string pg_query sees, and pg_query reads UTF-8 only) and text nested so
+// deeply that the parser's recursion could overflow its stack, which would
+// end the process. Every call into pg_query that builds or walks a tree
+// checks it first.
+func textDenial(sql string, lim Limits) *Denial {
+	if len(sql) > lim.withDefaults().MaxBytes {
+		return CheckSize(sql, lim) // before any pass over the text
+	}
 	if strings.IndexByte(sql, 0) >= 0 {
 		return &Denial{Code: CodeLexical, Reason: "the statement contains a NUL byte"}
 	}
 	if !utf8.ValidString(sql) {
 		return &Denial{Code: CodeLexical, Reason: "the statement is not valid UTF-8"}
+	}
+	if d := CheckSize(sql, lim); d != nil {
+		return d
 	}
 	if sqldepth.TooDeep(sql) {
 		return &Denial{Code: CodeTooDeep, Reason: fmt.Sprintf("the statement nests more than %d levels deep", sqldepth.Limit)}

@@ -19,6 +19,7 @@ import (
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/guard"
 	"github.com/pgguard/pgguard/proxy"
+	"github.com/pgguard/pgguard/sqlscan"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
@@ -33,6 +34,10 @@ type serveConfig struct {
 	metrics, alertWebhook        string
 	logLevel, logFormat          string
 	maxMessageSize, eventLoops   int
+	maxStatementSize             int
+	maxStatementTokens           int
+	verdictCacheBytes            int64
+	sessionPreparedBytes         int64
 	shutdownGrace, catalogMaxAge time.Duration
 	catalogRefresh               time.Duration
 	reloadInterval               time.Duration
@@ -54,6 +59,10 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json|console")
 	fs.IntVar(&c.maxMessageSize, "max-message-size", proxy.DefaultMaxMessageSize, "largest client message accepted, in bytes")
+	fs.IntVar(&c.maxStatementSize, "max-statement-size", sqlscan.DefaultMaxBytes, "longest statement text decided on, in bytes; longer ones are refused (54000) unread")
+	fs.IntVar(&c.maxStatementTokens, "max-statement-tokens", sqlscan.DefaultMaxTokens, "most tokens a statement text may have; more are refused (54000) before it is parsed")
+	fs.Int64Var(&c.verdictCacheBytes, "verdict-cache-bytes", guard.DefaultCacheBytes, "bytes the verdict cache, shared by all sessions, may hold")
+	fs.Int64Var(&c.sessionPreparedBytes, "session-prepared-bytes", guard.DefaultSessionPreparedBytes, "bytes of statement text one session's prepared statements may hold; a Parse or PREPARE beyond it is refused (54000)")
 	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops relaying plain TCP and Unix sessions (0: half the CPUs, at least one; -1: a goroutine pair per session, as for TLS)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
 	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "oldest catalog a statement may be decided on; older ones are read again first")
@@ -72,6 +81,17 @@ func (c *serveConfig) validate() error {
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usageError("--tls-cert and --tls-key go together")
+	}
+	for _, b := range []struct {
+		name  string
+		value int64
+	}{
+		{"max-statement-size", int64(c.maxStatementSize)}, {"max-statement-tokens", int64(c.maxStatementTokens)},
+		{"verdict-cache-bytes", c.verdictCacheBytes}, {"session-prepared-bytes", c.sessionPreparedBytes},
+	} {
+		if b.value <= 0 {
+			return usageError(fmt.Sprintf("--%s %d: must be positive", b.name, b.value))
+		}
 	}
 	return nil
 }
@@ -128,6 +148,8 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	a.guard, err = guard.New(guard.Config{
 		Policy: engine, Catalogs: catalog.NewCache(catalog.Dialer(catalogURL), c.catalogMaxAge),
 		Alerts: a.alerts, Metrics: a.metrics, Mode: alert.Mode(c.mode), Logger: log,
+		CacheBytes: c.verdictCacheBytes, MaxStatementSize: c.maxStatementSize,
+		MaxStatementTokens: c.maxStatementTokens, SessionPreparedBytes: c.sessionPreparedBytes,
 	})
 	if err != nil {
 		return nil, err
