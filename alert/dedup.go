@@ -1,17 +1,57 @@
 package alert
 
-import "time"
+import (
+	"net"
+	"strings"
+	"time"
+)
 
-// dedupKey is what makes two alerts "the same": one user running one
-// statement shape into one kind of refusal.
+// dedupKey is what makes two alerts "the same": everything the event
+// reports but its time, its session and the client's port. A summary shows
+// one event's fields for all the repeats it folds, so repeats that differ
+// in any field it shows (the purpose, a denied column, the database) are
+// not folded together.
 type dedupKey struct {
-	user        string
-	fingerprint string
-	kind        Kind
+	user, fingerprint, statement   string
+	kind                           Kind
+	mode                           Mode
+	purpose, database, clientHost  string
+	applicationName, policyVersion string
+	roles, denied                  string
 }
 
 func keyOf(e Event) dedupKey {
-	return dedupKey{user: e.User, fingerprint: e.Fingerprint, kind: e.Kind}
+	return dedupKey{
+		user: e.User, fingerprint: e.Fingerprint, statement: e.Statement, kind: e.Kind, mode: e.Mode,
+		purpose: e.Purpose, database: e.Database, clientHost: clientHost(e.ClientAddr),
+		applicationName: e.ApplicationName, policyVersion: e.PolicyVersion,
+		roles: strings.Join(e.Roles, "\x00"), denied: deniedKey(e.Denied),
+	}
+}
+
+// clientHost is the client's address without its port: a client that
+// connects anew for each statement is still one client.
+func clientHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// deniedKey renders the denied accesses in order.
+func deniedKey(ds []Denial) string {
+	var b strings.Builder
+	for _, d := range ds {
+		b.WriteString(d.Column)
+		b.WriteByte(0)
+		b.WriteString(d.Category)
+		b.WriteByte(0)
+		b.WriteString(d.Act)
+		b.WriteByte(0)
+		b.WriteString(d.Reason)
+		b.WriteByte(1)
+	}
+	return b.String()
 }
 
 // dedupEntry is an open window for one key.

@@ -434,3 +434,44 @@ func collectStrings(t *testing.T, raw []byte, out *[]string) {
 	}
 	walk(v)
 }
+
+// TestDedupFoldsOnlyIdenticalReports: repeats are folded only when the
+// summary's fields describe them all; a repeat from another port of the
+// same client, or in another session, is still a repeat.
+func TestDedupFoldsOnlyIdenticalReports(t *testing.T) {
+	variants := map[string]func(*Event){
+		"purpose":          func(e *Event) { e.Purpose = "campaign_analysis" },
+		"database":         func(e *Event) { e.Database = "archive" },
+		"denied column":    func(e *Event) { e.Denied[0].Column = "crm.customers.phone" },
+		"denial reason":    func(e *Event) { e.Denied[0].Reason = "deny rule" },
+		"application":      func(e *Event) { e.ApplicationName = "batch" },
+		"client host":      func(e *Event) { e.ClientAddr = "10.0.0.8:51234" },
+		"roles":            func(e *Event) { e.Roles = []string{"marketing"} },
+		"policy version":   func(e *Event) { e.PolicyVersion = "sha256:1111" },
+		"another denial":   func(e *Event) { e.Denied = append(e.Denied, Denial{Column: "crm.customers.iban", Act: "read"}) },
+		"statement (same)": nil,
+	}
+	for name, change := range variants {
+		t.Run(name, func(t *testing.T) {
+			clock := newFakeClock()
+			d, buf := newTestDispatcher(t, Config{DedupWindow: time.Minute, SweepInterval: time.Millisecond, Now: clock.Now})
+			d.Emit(sampleEvent())
+			waitFor(t, "the first occurrence", func() bool { return len(buf.alertLines(t)) == 1 })
+			e := sampleEvent()
+			e.Denied = append([]Denial(nil), e.Denied...)
+			e.ClientAddr, e.SessionID = "10.0.0.7:60000", "s-43"
+			if change != nil {
+				change(&e)
+			}
+			d.Emit(e)
+			if change == nil {
+				waitFor(t, "the repeat folded", func() bool { return value(t, d.metrics.suppressed) == 1 })
+				return
+			}
+			waitFor(t, "the variant sent on its own", func() bool { return len(buf.alertLines(t)) == 2 })
+			if got := value(t, d.metrics.suppressed); got != 0 {
+				t.Errorf("suppressed = %v, want 0", got)
+			}
+		})
+	}
+}
