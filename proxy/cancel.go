@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,7 +66,7 @@ func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	nc, err := s.dialUpstream(ctx)
+	nc, err := s.dialCancel(ctx)
 	if err != nil {
 		return
 	}
@@ -79,6 +80,19 @@ func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest)
 	// waiting for that keeps the cancel ordered before our own close.
 	var one [1]byte
 	_, _ = nc.Read(one[:])
+}
+
+// dialCancel opens the connection a cancel request goes out on. Where
+// sslmode lets a session fall back to plain text (prefer, allow), the
+// request goes in plain text, as libpq sends its own: a TLS handshake would
+// cost the request more round trips and CPU than the rest of its way, and
+// PostgreSQL applies no pg_hba.conf rule to it. Modes that demand TLS
+// (require, verify-ca, verify-full) get it.
+func (s *Server) dialCancel(ctx context.Context) (net.Conn, error) {
+	if slices.Contains(s.upstream.attempts, nil) {
+		return s.dialOnce(ctx, nil)
+	}
+	return s.dialUpstream(ctx)
 }
 
 // dialUpstream opens a TCP connection with TLS negotiated per sslmode. It
