@@ -3,6 +3,7 @@ package alert
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +32,18 @@ const (
 const (
 	ReloadSuccess = "success"
 	ReloadFailure = "failure"
+)
+
+// Stages of a connection whose session is not established yet, the
+// `stage` label of pgguard_connections_starting.
+const (
+	// StageStartup: encryption, the startup packet or a cancel request;
+	// no server connection yet.
+	StageStartup = "startup"
+	// StageAuthenticating: pgguard connected to the server, which is
+	// authenticating the client or the session is being opened; each such
+	// connection holds a server backend.
+	StageAuthenticating = "authenticating"
 )
 
 // latencyBuckets span 1µs to 100ms: analysis and decisions are in-memory
@@ -82,6 +95,11 @@ type Metrics struct {
 	policyVersion *prometheus.GaugeVec
 	mu            sync.Mutex // makes SetPolicyVersion's reset-then-set atomic
 
+	// starting reads the connections of each stage before a session is
+	// established (see CountStarting); nil reads zeros.
+	starting       atomic.Pointer[func() (startup, authenticating int)]
+	startingGauges []prometheus.Collector
+
 	// verdicts are Statements' series of the fixed verdicts, resolved once:
 	// CountStatement runs for every statement, and a label lookup (hashing
 	// the value, a read lock shared by every loop thread) would cost more
@@ -132,6 +150,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pgguard_policy_version", Help: "The policy version in force (value 1; the version is the label).",
 		}, []string{"version"}),
 	}
+	m.startingGauges = []prometheus.Collector{m.startingGauge(StageStartup), m.startingGauge(StageAuthenticating)}
 	m.preinit()
 	if reg != nil {
 		reg.MustRegister(m.collectors()...)
@@ -159,7 +178,33 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.AnalysisDuration,
 		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.policyVersion,
+		m.startingGauges[0], m.startingGauges[1],
 	}
+}
+
+// startingGauge is pgguard_connections_starting's series of one stage.
+func (m *Metrics) startingGauge(stage string) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "pgguard_connections_starting",
+		Help:        "Client connections whose session is not established yet, by stage.",
+		ConstLabels: prometheus.Labels{"stage": stage},
+	}, func() float64 {
+		f := m.starting.Load()
+		if f == nil {
+			return 0
+		}
+		startup, authenticating := (*f)()
+		if stage == StageStartup {
+			return float64(startup)
+		}
+		return float64(authenticating)
+	})
+}
+
+// CountStarting makes pgguard_connections_starting read its values from
+// f at each scrape (the proxy's Server.Starting).
+func (m *Metrics) CountStarting(f func() (startup, authenticating int)) {
+	m.starting.Store(&f)
 }
 
 // CountStatement counts one judged statement under verdict, one of the

@@ -152,3 +152,23 @@ func TestNewMetricsRegistration(t *testing.T) {
 	}()
 	NewMetrics(reg)
 }
+
+func TestCountStarting(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	srv := httptest.NewServer(Handler(reg, nil))
+	defer srv.Close()
+	_, body := get(t, srv.URL+"/metrics")
+	for _, w := range []string{`pgguard_connections_starting{stage="startup"} 0`, `pgguard_connections_starting{stage="authenticating"} 0`} {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("/metrics lacks %q before CountStarting", w)
+		}
+	}
+	m.CountStarting(func() (int, int) { return 470, 50 })
+	_, body = get(t, srv.URL+"/metrics")
+	for _, w := range []string{`pgguard_connections_starting{stage="startup"} 470`, `pgguard_connections_starting{stage="authenticating"} 50`} {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("/metrics lacks %q", w)
+		}
+	}
+}

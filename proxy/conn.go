@@ -33,6 +33,7 @@ type conn struct {
 	key         cancelKey
 	keyIssued   bool
 	upstreamKey *pgproto3.BackendKeyData
+	stage       stage // owned by the session's goroutine
 
 	// stopping is set when the server hard-stops, so the session's end is
 	// reported as an administrator's shutdown, not an upstream failure.
@@ -98,6 +99,7 @@ func (c *conn) serve(stop context.Context) {
 	startupCtx, cancelStartup := context.WithDeadline(stop, deadline)
 	defer cancelStartup()
 
+	c.setStage(stageStartup)
 	// 1. Startup: SSL and GSS negotiation, cancel requests, StartupMessage.
 	startup, err := c.readStartup(stop)
 	if err != nil || startup == nil {
@@ -109,6 +111,7 @@ func (c *conn) serve(stop context.Context) {
 		c.end(err)
 		return
 	}
+	c.setStage(stageAuthenticating)
 	// 3. Authentication passes through; the session starts at ReadyForQuery.
 	if err := c.authenticate(); err != nil {
 		c.end(err)
@@ -138,6 +141,7 @@ func (c *conn) serve(stop context.Context) {
 		c.end(err)
 		return
 	}
+	c.setStage(stageNone)
 	c.relaying.Store(true)
 	if c.stopping.Load() {
 		c.end(errors.New("server stopping"))
@@ -184,6 +188,7 @@ func (c *conn) end(err error) {
 }
 
 func (c *conn) finish() {
+	c.setStage(stageNone)
 	if c.keyIssued {
 		c.srv.cancels.release(c.key)
 	}

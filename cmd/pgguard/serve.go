@@ -34,6 +34,7 @@ type serveConfig struct {
 	logLevel, logFormat          string
 	maxMessageSize, eventLoops   int
 	shutdownGrace, catalogMaxAge time.Duration
+	startupTimeout               time.Duration
 	catalogRefresh               time.Duration
 	reloadInterval               time.Duration
 }
@@ -55,6 +56,7 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.StringVar(&c.logFormat, "log-format", "json", "json|console")
 	fs.IntVar(&c.maxMessageSize, "max-message-size", proxy.DefaultMaxMessageSize, "largest client message accepted, in bytes")
 	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops relaying plain TCP and Unix sessions (0: half the CPUs, at least one; -1: a goroutine pair per session, as for TLS)")
+	fs.DurationVar(&c.startupTimeout, "startup-timeout", proxy.DefaultStartupTimeout, "how long a client may take from connecting to its session being established (TLS, startup packet, authentication, opening)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
 	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "oldest catalog a statement may be decided on; older ones are read again first")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
@@ -72,6 +74,9 @@ func (c *serveConfig) validate() error {
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usageError("--tls-cert and --tls-key go together")
+	}
+	if c.startupTimeout <= 0 {
+		return usageError(fmt.Sprintf("--startup-timeout %s: must be positive", c.startupTimeout))
 	}
 	return nil
 }
@@ -138,9 +143,13 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	}
 	a.proxy, err = proxy.New(proxy.Config{
 		Upstream: c.upstream, TLS: tlsCfg, Interceptor: a.guard, Logger: log, MaxMessageSize: c.maxMessageSize,
-		EventLoops: c.eventLoops,
+		EventLoops: c.eventLoops, StartupTimeout: c.startupTimeout,
 	})
-	return a, err
+	if err != nil {
+		return nil, err
+	}
+	a.metrics.CountStarting(a.proxy.Starting)
+	return a, nil
 }
 
 func (a *app) close() {

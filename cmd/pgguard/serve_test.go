@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -123,4 +124,96 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// servedPgguard is a `pgguard serve` running in the test.
+type servedPgguard struct {
+	listen, metrics string
+	logs            *lockedBuffer
+	cancel          context.CancelFunc
+	done            chan int
+}
+
+// startServe runs `pgguard serve` on free ports with the environment the
+// test set, in front of pg, and stops it when the test ends.
+func startServe(t *testing.T, pg *pgtest.Server, args ...string) *servedPgguard {
+	t.Helper()
+	s := &servedPgguard{listen: freeAddr(t), metrics: freeAddr(t), logs: &lockedBuffer{}, done: make(chan int, 1)}
+	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
+	var ctx context.Context
+	ctx, s.cancel = context.WithCancel(context.Background())
+	args = append([]string{"serve", "--listen", s.listen, "--metrics", s.metrics}, args...)
+	go func() { s.done <- run(ctx, args, io.Discard, s.logs) }()
+	t.Cleanup(func() {
+		s.cancel()
+		select {
+		case code := <-s.done:
+			if code != exitOK {
+				t.Errorf("serve exit %d:\n%s", code, s.logs.String())
+			}
+		case <-time.After(time.Minute):
+			t.Errorf("serve did not stop")
+		}
+	})
+	eventuallyTrue(t, "pgguard to listen", func() bool {
+		c, err := net.Dial("tcp", s.listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return s
+}
+
+// status GETs url and returns the status code and body.
+func status(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventuallyTrue polls cond until it holds, failing the test after a
+// bound generous enough for a loaded machine.
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeCountsStartingConnectionsAndTimesThemOut: a client that
+// connects and says nothing counts as starting, and --startup-timeout
+// closes it.
+func TestServeCountsStartingConnectionsAndTimesThemOut(t *testing.T) {
+	pg := pgtest.Shared(t)
+	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
+	t.Setenv("PGGUARD_STARTUP_TIMEOUT", "500ms")
+	s := startServe(t, pg)
+	silent, err := net.Dial("tcp", s.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	eventuallyTrue(t, "the silent client to count as starting", func() bool {
+		_, body := status(t, "http://"+s.metrics+"/metrics")
+		return strings.Contains(body, `pgguard_connections_starting{stage="startup"} 1`+"\n")
+	})
+	// Far longer than the configured timeout, far shorter than the default.
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent client not closed by --startup-timeout (read %d, %v)", n, err)
+	}
+	eventuallyTrue(t, "the count to drop", func() bool {
+		_, body := status(t, "http://"+s.metrics+"/metrics")
+		return strings.Contains(body, `pgguard_connections_starting{stage="startup"} 0`+"\n")
+	})
 }
