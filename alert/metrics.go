@@ -226,26 +226,35 @@ func (m *Metrics) SetPolicyVersion(v string) {
 	m.policyVersion.WithLabelValues(v).Set(1)
 }
 
-// Handler serves /metrics from reg and /healthz from healthy: 200 "ok", or
-// 503 with the error text. A nil healthy means always healthy; a nil reg
-// serves no metrics. It never logs: scrape errors go to the scraper.
-func Handler(reg prometheus.Gatherer, healthy func() error) http.Handler {
+// Handler serves /metrics from reg and the health checks: /livez answers
+// 200 "ok" as long as the process serves HTTP at all; /readyz and /healthz
+// (its older name) ask ready and answer 200 "ok", or 503 with the error's
+// text when the process should get no new clients. A nil ready means always
+// ready; a nil reg serves no metrics. It never logs: scrape errors go to
+// the scraper.
+func Handler(reg prometheus.Gatherer, ready func() error) http.Handler {
 	if reg == nil {
 		reg = prometheus.Gatherers{}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		if healthy != nil {
-			if err := healthy(); err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte(err.Error()))
-				return
-			}
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { health(w, nil) })
+	readiness := func(w http.ResponseWriter, _ *http.Request) { health(w, ready) }
+	mux.HandleFunc("GET /readyz", readiness)
+	mux.HandleFunc("GET /healthz", readiness)
 	return mux
+}
+
+// health answers a health check: 200 "ok", or 503 with check's error.
+func health(w http.ResponseWriter, check func() error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if check != nil {
+		if err := check(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(err.Error()))
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ok"))
 }

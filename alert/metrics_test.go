@@ -94,9 +94,15 @@ func TestHealthz(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), tc.healthy))
 			defer srv.Close()
-			code, body := get(t, srv.URL+"/healthz")
-			if code != tc.wantCode || body != tc.wantBody {
-				t.Errorf("/healthz = %d %q, want %d %q", code, body, tc.wantCode, tc.wantBody)
+			for _, path := range []string{"/healthz", "/readyz"} {
+				code, body := get(t, srv.URL+path)
+				if code != tc.wantCode || body != tc.wantBody {
+					t.Errorf("%s = %d %q, want %d %q", path, code, body, tc.wantCode, tc.wantBody)
+				}
+			}
+			// Liveness does not depend on readiness.
+			if code, body := get(t, srv.URL+"/livez"); code != http.StatusOK || body != "ok" {
+				t.Errorf("/livez = %d %q, want 200 \"ok\"", code, body)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,7 +51,7 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.StringVar(&c.unclassified, "unclassified", "allow", "allow|deny: columns no g2 rule classifies")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate for TLS towards clients")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "key for TLS towards clients")
-	fs.StringVar(&c.metrics, "metrics", "", "address for /metrics and /healthz (off when empty)")
+	fs.StringVar(&c.metrics, "metrics", "", "address for /metrics and the health checks /livez, /readyz and /healthz (off when empty)")
 	fs.StringVar(&c.alertWebhook, "alert-webhook", "", "URL to POST each alert to as JSON (off when empty)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json|console")
@@ -111,6 +112,8 @@ type app struct {
 	engine  *authz.Engine
 	proxy   *proxy.Server
 	guard   *guard.Guard
+	// draining is set once shutdown began: new connections are refused.
+	draining atomic.Bool
 }
 
 func build(c *serveConfig, log zerolog.Logger) (*app, error) {
@@ -192,6 +195,7 @@ func (a *app) serveOn(ctx context.Context, ln net.Listener, c *serveConfig) erro
 		return err
 	case <-ctx.Done():
 	}
+	a.draining.Store(true)
 	a.log.Info().Dur("grace", c.shutdownGrace).Msg("shutting down: waiting for sessions to end")
 	drain, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
 	defer cancel()
@@ -244,13 +248,22 @@ func (a *app) serveMetrics(addr string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen: %w", err)
 	}
-	srv := &http.Server{Handler: alert.Handler(a.reg, nil), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: alert.Handler(a.reg, a.ready), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error().Err(err).Msg("metrics server stopped")
 		}
 	}()
 	return func() { _ = srv.Close() }, nil
+}
+
+// ready says why pgguard should get no new clients now, or nil: /readyz
+// and /healthz answer 503 with it.
+func (a *app) ready() error {
+	if a.draining.Load() {
+		return errors.New("shutting down: new connections are refused")
+	}
+	return nil
 }
 
 func clientTLS(cert, key string) (*tls.Config, error) {

@@ -217,3 +217,34 @@ func TestServeCountsStartingConnectionsAndTimesThemOut(t *testing.T) {
 		return strings.Contains(body, `pgguard_connections_starting{stage="startup"} 0`+"\n")
 	})
 }
+
+// TestServeHealthWhileDraining: once shutdown begins, readiness (/readyz,
+// and /healthz, its older name) answers 503 while the open sessions drain;
+// liveness (/livez) stays 200.
+func TestServeHealthWhileDraining(t *testing.T) {
+	pg := pgtest.Shared(t)
+	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
+	s := startServe(t, pg, "--shutdown-grace", "1m")
+	wantStatus := func(path string, want int) {
+		t.Helper()
+		if code, body := status(t, "http://"+s.metrics+path); code != want {
+			t.Errorf("%s = %d %q, want %d", path, code, body, want)
+		}
+	}
+	for _, path := range []string{"/livez", "/readyz", "/healthz"} {
+		wantStatus(path, http.StatusOK)
+	}
+	// An open session keeps the drain going.
+	conn := connectEventually(t, "postgres://"+pgtest.Superuser+"@"+s.listen+"/postgres?sslmode=disable")
+	s.cancel()
+	eventuallyTrue(t, "/healthz to answer 503", func() bool {
+		code, _ := status(t, "http://"+s.metrics+"/healthz")
+		return code == http.StatusServiceUnavailable
+	})
+	wantStatus("/readyz", http.StatusServiceUnavailable)
+	wantStatus("/livez", http.StatusOK)
+	if _, body := status(t, "http://"+s.metrics+"/readyz"); !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz says %q, want the reason", body)
+	}
+	conn.Close(context.Background())
+}
