@@ -120,9 +120,9 @@ func (c *conn) serve(stop context.Context) {
 	_ = c.rawClient.SetDeadline(time.Time{})
 	_ = c.server.SetDeadline(time.Time{})
 	// 4. The interceptor opens its view of the session.
-	si, err := c.srv.cfg.Interceptor.OpenSession(stop, c.session)
+	si, err := c.srv.cfg.Interceptor.OpenSession(startupCtx, c.session)
 	if err != nil {
-		c.sendFatal("XX000", fmt.Sprintf("pgguard: cannot open session: %v", err))
+		c.sendFatal(sqlState(err, "XX000"), fmt.Sprintf("pgguard: cannot open session: %v", err))
 		c.end(fmt.Errorf("open session: %w", err))
 		return
 	}
@@ -212,6 +212,16 @@ func (c *conn) sendFatal(code, msg string) {
 	}
 	_ = writeFrame(c.cw, 'E', fatal(code, msg)[5:])
 	_ = c.cw.Flush()
+}
+
+// sqlState is the SQLSTATE an error in err's chain names through a
+// SQLState method, or def.
+func sqlState(err error, def string) string {
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) && len(st.SQLState()) == 5 {
+		return st.SQLState()
+	}
+	return def
 }
 
 func isClosedErr(err error) bool {

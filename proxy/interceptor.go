@@ -15,7 +15,9 @@ type Interceptor interface {
 	// OpenSession is called once the upstream accepted the client's
 	// credentials and reported ReadyForQuery, before the client sees that
 	// ReadyForQuery: a client that may start is always guarded. An error
-	// ends the session with a FATAL error to the client instead.
+	// ends the session with a FATAL error to the client instead, whose
+	// SQLSTATE is XX000 unless an error in the chain names one with a
+	// SQLState() string method. ctx ends with the startup timeout.
 	OpenSession(ctx context.Context, s *Session) (SessionInterceptor, error)
 }
 

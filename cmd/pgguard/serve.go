@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
@@ -36,6 +37,8 @@ type serveConfig struct {
 	maxMessageSize, eventLoops   int
 	shutdownGrace, catalogMaxAge time.Duration
 	startupTimeout               time.Duration
+	catalogConnectTimeout        time.Duration
+	catalogStatementTimeout      time.Duration
 	catalogRefresh               time.Duration
 	reloadInterval               time.Duration
 }
@@ -60,6 +63,8 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.DurationVar(&c.startupTimeout, "startup-timeout", proxy.DefaultStartupTimeout, "how long a client may take from connecting to its session being established (TLS, startup packet, authentication, opening)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
 	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "oldest catalog a statement may be decided on; older ones are read again first")
+	fs.DurationVar(&c.catalogConnectTimeout, "catalog-connect-timeout", catalog.DefaultConnectTimeout, "how long connecting to read a catalog may take")
+	fs.DurationVar(&c.catalogStatementTimeout, "catalog-statement-timeout", catalog.DefaultStatementTimeout, "how long reading a catalog may take once connected")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
 	return &flagSetWithConfig{fs}
@@ -76,8 +81,13 @@ func (c *serveConfig) validate() error {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usageError("--tls-cert and --tls-key go together")
 	}
-	if c.startupTimeout <= 0 {
-		return usageError(fmt.Sprintf("--startup-timeout %s: must be positive", c.startupTimeout))
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"startup-timeout", c.startupTimeout}, {"catalog-connect-timeout", c.catalogConnectTimeout}, {"catalog-statement-timeout", c.catalogStatementTimeout}} {
+		if d.value <= 0 {
+			return usageError(fmt.Sprintf("--%s %s: must be positive", d.flag, d.value))
+		}
 	}
 	return nil
 }
@@ -110,6 +120,7 @@ type app struct {
 	metrics *alert.Metrics
 	alerts  *alert.Dispatcher
 	engine  *authz.Engine
+	catalog *catalog.Cache
 	proxy   *proxy.Server
 	guard   *guard.Guard
 	// draining is set once shutdown began: new connections are refused.
@@ -129,12 +140,11 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	if a.alerts, err = alert.New(alert.Config{WebhookURL: c.alertWebhook}, log, a.reg); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
-	catalogURL := c.catalogURL
-	if catalogURL == "" {
-		catalogURL = c.upstream
+	if a.catalog, err = a.newCatalogCache(c); err != nil {
+		return nil, err
 	}
 	a.guard, err = guard.New(guard.Config{
-		Policy: engine, Catalogs: catalog.NewCache(catalog.Dialer(catalogURL), c.catalogMaxAge),
+		Policy: engine, Catalogs: a.catalog,
 		Alerts: a.alerts, Metrics: a.metrics, Mode: alert.Mode(c.mode), Logger: log,
 	})
 	if err != nil {
@@ -155,7 +165,33 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	return a, nil
 }
 
+// newCatalogCache reads catalogs over --catalog-url (or --upstream) within
+// the catalog timeouts, and logs and alerts when one becomes unavailable.
+func (a *app) newCatalogCache(c *serveConfig) (*catalog.Cache, error) {
+	catalogURL := c.catalogURL
+	if catalogURL == "" {
+		catalogURL = c.upstream
+	}
+	load, err := catalog.NewDialer(catalogURL, catalog.DialerConfig{
+		ConnectTimeout: c.catalogConnectTimeout, StatementTimeout: c.catalogStatementTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return catalog.NewCacheWith(catalog.CacheConfig{
+		Load: load, MaxAge: c.catalogMaxAge,
+		OnUnavailable: func(db string, err error) {
+			a.log.Error().Err(err).Str("database", db).Msg("catalog unavailable; sessions of the database are refused until it loads")
+			a.alerts.Emit(alert.Event{Kind: alert.KindCatalogUnavailable, Database: db, Error: err.Error()})
+		},
+		OnAvailable: func(db string) {
+			a.log.Info().Str("database", db).Msg("catalog available again")
+		},
+	})
+}
+
 func (a *app) close() {
+	a.catalog.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.alerts.Close(ctx)
@@ -263,7 +299,30 @@ func (a *app) ready() error {
 	if a.draining.Load() {
 		return errors.New("shutting down: new connections are refused")
 	}
+	for db, err := range a.catalog.Unavailable() {
+		if catalogServerDown(err) {
+			return fmt.Errorf("catalog of database %q unavailable: %w", db, err)
+		}
+	}
 	return nil
+}
+
+// catalogServerDown reports whether a failed catalog load says the server
+// could not be reached or did not answer in time (no answer at all, a
+// timeout, too many connections, shutting down), which every database
+// shares. An error about one database alone (it does not exist, the
+// catalog role may not connect to it) leaves readiness alone: another
+// instance would fail the same way, and the other databases still work.
+func catalogServerDown(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) < 2 {
+		return true
+	}
+	switch pe.Code[:2] {
+	case "08", "53", "57":
+		return true
+	}
+	return false
 }
 
 func clientTLS(cert, key string) (*tls.Config, error) {

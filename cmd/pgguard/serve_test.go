@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -247,4 +248,83 @@ func TestServeHealthWhileDraining(t *testing.T) {
 		t.Errorf("/readyz says %q, want the reason", body)
 	}
 	conn.Close(context.Background())
+}
+
+// silentServer accepts TCP connections and never answers, as a catalog
+// endpoint behind a stuck proxy or firewall does; it counts them.
+func silentServer(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int64
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return l.Addr().String(), &accepted
+}
+
+// TestServeCatalogUnavailable: with a catalog endpoint that accepts but
+// never answers, the first client is refused once the catalog connect
+// timeout passes, the next at once without another connection, with
+// "catalog unavailable"; a catalog_unavailable alert is raised and
+// readiness fails.
+func TestServeCatalogUnavailable(t *testing.T) {
+	pg := pgtest.Shared(t)
+	catalogAddr, dials := silentServer(t)
+	t.Setenv("PGGUARD_CATALOG_URL", "postgres://pgguard_catalog@"+catalogAddr+"/postgres?sslmode=disable")
+	t.Setenv("PGGUARD_CATALOG_CONNECT_TIMEOUT", "300ms")
+	s := startServe(t, pg)
+	url := "postgres://" + pgtest.Superuser + "@" + s.listen + "/postgres?sslmode=disable"
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		conn, err := pgx.Connect(ctx, url)
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			t.Fatalf("client %d: session opened without a catalog", i+1)
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "57P03" || !strings.Contains(pe.Message, "catalog unavailable") {
+			t.Fatalf("client %d: %v, want 57P03 catalog unavailable", i+1, err)
+		}
+		if strings.Contains(pe.Message, catalogAddr) || strings.Contains(pe.Message, "pgguard_catalog") {
+			t.Errorf("client %d: the refusal names the catalog connection: %s", i+1, pe.Message)
+		}
+		if i == 0 && dials.Load() != 1 {
+			t.Fatalf("%d catalog connections for the first client, want 1", dials.Load())
+		}
+	}
+	eventuallyTrue(t, "the catalog_unavailable alert", func() bool {
+		return strings.Contains(s.logs.String(), `"event":"catalog_unavailable"`)
+	})
+	for _, path := range []string{"/readyz", "/healthz"} {
+		code, body := status(t, "http://"+s.metrics+path)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "catalog") {
+			t.Errorf("%s = %d %q, want 503 naming the catalog", path, code, body)
+		}
+	}
+	if code, _ := status(t, "http://"+s.metrics+"/livez"); code != http.StatusOK {
+		t.Errorf("/livez = %d, want 200", code)
+	}
 }
