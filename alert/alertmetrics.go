@@ -73,7 +73,7 @@ func newDispatchMetrics() *dispatchMetrics {
 // preinit creates every known label combination so dashboards and alerting
 // rules see zeros instead of absent series.
 func (m *dispatchMetrics) preinit() {
-	for _, k := range []Kind{KindQueryBlocked, KindQueryFlagged, KindPolicyReloadFailed, KindPolicyReloaded} {
+	for _, k := range []Kind{KindQueryBlocked, KindQueryFlagged, KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable} {
 		m.emitted.WithLabelValues(string(k))
 	}
 	for _, s := range []string{sinkDispatcher, sinkLog, sinkWebhook} {

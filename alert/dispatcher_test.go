@@ -38,6 +38,8 @@ func TestLogSink(t *testing.T) {
 		{"reload failed", reload, "policy reload failed", map[string]any{
 			"event": "policy_reload_failed", "error": "policy.csv:7: unknown effect", "time": "2026-01-02T03:04:05.000000006Z",
 		}},
+		{"catalog unavailable", Event{Kind: KindCatalogUnavailable, Database: "app", Error: "catalog unavailable: timeout"},
+			"catalog unavailable", map[string]any{"event": "catalog_unavailable", "database": "app", "error": "catalog unavailable: timeout"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,10 @@ const (
 	// KindPolicyReloaded: a new policy is in force; Change says what it
 	// changed and whether that can open access.
 	KindPolicyReloaded Kind = "policy_reloaded"
+	// KindCatalogUnavailable: a database's catalog could not be read, so
+	// its new sessions are refused (enforce mode) and its statements denied
+	// until a load succeeds; Database names it and Error says why.
+	KindCatalogUnavailable Kind = "catalog_unavailable"
 )
 
 // Mode is the proxy mode an alert was raised under.
@@ -110,7 +114,8 @@ type Event struct {
 	LastSeen time.Time `json:"last_seen,omitzero"`
 	// SessionID identifies the client session within this pgguard process.
 	SessionID string `json:"session_id"`
-	// Error is the reason of a policy_reload_failed event; empty otherwise.
+	// Error is the reason of a policy_reload_failed or catalog_unavailable
+	// event; empty otherwise.
 	Error string `json:"error,omitempty"`
 	// Change is what a policy_reloaded event's reload changed.
 	Change *PolicyChange `json:"change,omitempty"`
@@ -174,7 +179,7 @@ func (e Event) Validate() error {
 		if KindForMode(e.Mode) != e.Kind {
 			return fmt.Errorf("%w: event %q does not match mode %q", ErrInvalidEvent, e.Kind, e.Mode)
 		}
-	case KindPolicyReloadFailed, KindPolicyReloaded:
+	case KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable:
 	default:
 		return fmt.Errorf("%w: unknown event kind %q", ErrInvalidEvent, e.Kind)
 	}

@@ -114,6 +114,7 @@ func TestValidateEvent(t *testing.T) {
 		{"normalized denial", sampleEvent(), ""},
 		{"flagged in monitor", func() Event { e := sampleEvent(); e.Kind, e.Mode = KindQueryFlagged, ModeMonitor; return e }(), ""},
 		{"reload failure needs no mode", Event{Kind: KindPolicyReloadFailed}, ""},
+		{"catalog unavailable needs no mode", Event{Kind: KindCatalogUnavailable, Database: "app", Error: "timeout"}, ""},
 		{"unknown kind", func() Event { e := sampleEvent(); e.Kind = "query_denied"; return e }(), "unknown event kind"},
 		{"bad mode", func() Event { e := sampleEvent(); e.Mode = "audit"; return e }(), "mode"},
 		{"kind contradicts mode", func() Event { e := sampleEvent(); e.Mode = ModeMonitor; return e }(), "does not match mode"},

@@ -96,6 +96,8 @@ func logMessage(k Kind) string {
 		return "policy reload failed"
 	case KindPolicyReloaded:
 		return "policy reloaded"
+	case KindCatalogUnavailable:
+		return "catalog unavailable"
 	}
 	return "alert"
 }

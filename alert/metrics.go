@@ -3,6 +3,7 @@ package alert
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +36,18 @@ const (
 const (
 	ReloadSuccess = "success"
 	ReloadFailure = "failure"
+)
+
+// Stages of a connection whose session is not established yet, the
+// `stage` label of pgguard_connections_starting.
+const (
+	// StageStartup: encryption, the startup packet or a cancel request;
+	// no server connection yet.
+	StageStartup = "startup"
+	// StageAuthenticating: pgguard connected to the server, which is
+	// authenticating the client or the session is being opened; each such
+	// connection holds a server backend.
+	StageAuthenticating = "authenticating"
 )
 
 // latencyBuckets span 1µs to 100ms: analysis and decisions are in-memory
@@ -89,6 +102,11 @@ type Metrics struct {
 	policyVersion *prometheus.GaugeVec
 	mu            sync.Mutex // makes SetPolicyVersion's reset-then-set atomic
 
+	// starting reads the connections of each stage before a session is
+	// established (see CountStarting); nil reads zeros.
+	starting       atomic.Pointer[func() (startup, authenticating int)]
+	startingGauges []prometheus.Collector
+
 	// verdicts are Statements' series of the fixed verdicts, resolved once:
 	// CountStatement runs for every statement, and a label lookup (hashing
 	// the value, a read lock shared by every loop thread) would cost more
@@ -142,6 +160,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "pgguard_policy_version", Help: "The policy version in force (value 1; the version is the label).",
 		}, []string{"version"}),
 	}
+	m.startingGauges = []prometheus.Collector{m.startingGauge(StageStartup), m.startingGauge(StageAuthenticating)}
 	m.preinit()
 	if reg != nil {
 		reg.MustRegister(m.collectors()...)
@@ -169,7 +188,33 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.VerdictCacheBytes, m.AnalysisDuration,
 		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.policyVersion,
+		m.startingGauges[0], m.startingGauges[1],
 	}
+}
+
+// startingGauge is pgguard_connections_starting's series of one stage.
+func (m *Metrics) startingGauge(stage string) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "pgguard_connections_starting",
+		Help:        "Client connections whose session is not established yet, by stage.",
+		ConstLabels: prometheus.Labels{"stage": stage},
+	}, func() float64 {
+		f := m.starting.Load()
+		if f == nil {
+			return 0
+		}
+		startup, authenticating := (*f)()
+		if stage == StageStartup {
+			return float64(startup)
+		}
+		return float64(authenticating)
+	})
+}
+
+// CountStarting makes pgguard_connections_starting read its values from
+// f at each scrape (the proxy's Server.Starting).
+func (m *Metrics) CountStarting(f func() (startup, authenticating int)) {
+	m.starting.Store(&f)
 }
 
 // CountStatement counts one judged statement under verdict, one of the
@@ -191,26 +236,35 @@ func (m *Metrics) SetPolicyVersion(v string) {
 	m.policyVersion.WithLabelValues(v).Set(1)
 }
 
-// Handler serves /metrics from reg and /healthz from healthy: 200 "ok", or
-// 503 with the error text. A nil healthy means always healthy; a nil reg
-// serves no metrics. It never logs: scrape errors go to the scraper.
-func Handler(reg prometheus.Gatherer, healthy func() error) http.Handler {
+// Handler serves /metrics from reg and the health checks: /livez answers
+// 200 "ok" as long as the process serves HTTP at all; /readyz and /healthz
+// (its older name) ask ready and answer 200 "ok", or 503 with the error's
+// text when the process should get no new clients. A nil ready means always
+// ready; a nil reg serves no metrics. It never logs: scrape errors go to
+// the scraper.
+func Handler(reg prometheus.Gatherer, ready func() error) http.Handler {
 	if reg == nil {
 		reg = prometheus.Gatherers{}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		if healthy != nil {
-			if err := healthy(); err != nil {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				_, _ = w.Write([]byte(err.Error()))
-				return
-			}
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { health(w, nil) })
+	readiness := func(w http.ResponseWriter, _ *http.Request) { health(w, ready) }
+	mux.HandleFunc("GET /readyz", readiness)
+	mux.HandleFunc("GET /healthz", readiness)
 	return mux
+}
+
+// health answers a health check: 200 "ok", or 503 with check's error.
+func health(w http.ResponseWriter, check func() error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if check != nil {
+		if err := check(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(err.Error()))
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ok"))
 }

@@ -94,9 +94,15 @@ func TestHealthz(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(Handler(prometheus.NewRegistry(), tc.healthy))
 			defer srv.Close()
-			code, body := get(t, srv.URL+"/healthz")
-			if code != tc.wantCode || body != tc.wantBody {
-				t.Errorf("/healthz = %d %q, want %d %q", code, body, tc.wantCode, tc.wantBody)
+			for _, path := range []string{"/healthz", "/readyz"} {
+				code, body := get(t, srv.URL+path)
+				if code != tc.wantCode || body != tc.wantBody {
+					t.Errorf("%s = %d %q, want %d %q", path, code, body, tc.wantCode, tc.wantBody)
+				}
+			}
+			// Liveness does not depend on readiness.
+			if code, body := get(t, srv.URL+"/livez"); code != http.StatusOK || body != "ok" {
+				t.Errorf("/livez = %d %q, want 200 \"ok\"", code, body)
 			}
 		})
 	}
@@ -151,4 +157,24 @@ func TestNewMetricsRegistration(t *testing.T) {
 		}
 	}()
 	NewMetrics(reg)
+}
+
+func TestCountStarting(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	srv := httptest.NewServer(Handler(reg, nil))
+	defer srv.Close()
+	_, body := get(t, srv.URL+"/metrics")
+	for _, w := range []string{`pgguard_connections_starting{stage="startup"} 0`, `pgguard_connections_starting{stage="authenticating"} 0`} {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("/metrics lacks %q before CountStarting", w)
+		}
+	}
+	m.CountStarting(func() (int, int) { return 470, 50 })
+	_, body = get(t, srv.URL+"/metrics")
+	for _, w := range []string{`pgguard_connections_starting{stage="startup"} 470`, `pgguard_connections_starting{stage="authenticating"} 50`} {
+		if !strings.Contains(body, w+"\n") {
+			t.Errorf("/metrics lacks %q", w)
+		}
+	}
 }

@@ -2,17 +2,74 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// loadTimeout bounds one load. A load runs detached from the caller that
-// started it, so that a client hanging up does not waste the work the other
-// waiting sessions need; this keeps a stuck server from holding it forever.
+// loadTimeout bounds one load whatever the loader does. A load runs
+// detached from the caller that started it, so that a client hanging up
+// does not waste the work the other waiting sessions need; this keeps a
+// loader without timeouts of its own from holding it forever. Dialer's
+// timeouts end a load long before.
 const loadTimeout = 2 * time.Minute
+
+// ErrUnavailable is wrapped by the error of every failed load, and returned
+// at once, without waiting, while a database's catalog is remembered as
+// unavailable (see Cache).
+var ErrUnavailable = errors.New("catalog unavailable")
+
+// Defaults of CacheConfig.
+const (
+	DefaultRetryMin = time.Second
+	DefaultRetryMax = 30 * time.Second
+)
+
+// CacheConfig configures a Cache. The zero value of every optional field
+// picks the default documented on it.
+type CacheConfig struct {
+	// Load reads one database's snapshot (Dialer builds one); required.
+	Load func(ctx context.Context, database string) (*Snapshot, error)
+	// MaxAge: snapshots older than this are loaded again before use; zero
+	// or less means never by age, only through Invalidate and Refresh.
+	MaxAge time.Duration
+	// RetryMin is how long a failed load is remembered before the cache
+	// tries again by itself (default DefaultRetryMin); each further failure
+	// doubles it, up to RetryMax (default DefaultRetryMax).
+	RetryMin, RetryMax time.Duration
+	// OnUnavailable, when set, is called (on its own goroutine) when a
+	// database's catalog becomes unavailable: the first failed load after a
+	// good one, or at first use. OnAvailable is called when a load succeeds
+	// again.
+	OnUnavailable func(database string, err error)
+	OnAvailable   func(database string)
+}
+
+func (c *CacheConfig) validate() error {
+	switch {
+	case c.Load == nil:
+		return errors.New("catalog cache: no loader")
+	case c.RetryMin < 0 || c.RetryMax < 0:
+		return fmt.Errorf("catalog cache: retry interval %s to %s: must not be negative", c.RetryMin, c.RetryMax)
+	case c.RetryMin > 0 && c.RetryMax > 0 && c.RetryMax < c.RetryMin:
+		return fmt.Errorf("catalog cache: longest retry interval %s is below the shortest %s", c.RetryMax, c.RetryMin)
+	}
+	return nil
+}
+
+func (c CacheConfig) withDefaults() CacheConfig {
+	if c.RetryMin == 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
+	}
+	return c
+}
 
 // Cache holds the current Snapshot of each database and reloads it when it
 // is older than its maximum age or has been invalidated.
@@ -22,18 +79,22 @@ const loadTimeout = 2 * time.Minute
 // No lock is held while loading.
 //
 // Failure semantics: a failed load leaves the previous snapshot in place but
-// does not make it current again; the next Get tries again. A call that
-// could not produce a current snapshot returns the previous one (nil if there
-// never was one) together with the error. Callers that enforce policy must
-// treat any error as "schema unknown" and deny; the stale snapshot is only
-// for reporting (monitor mode, diagnostics), because after DDL it may lack
-// columns that `*` now reads.
+// does not make it current again. The failure is remembered: until a load
+// succeeds, every Get and Refresh of that database returns at once with an
+// error wrapping ErrUnavailable, so that a server that does not answer
+// costs each caller nothing but the first. The cache tries again by itself
+// after RetryMin, backing off up to RetryMax while loads keep failing. A
+// call that could not produce a current snapshot returns the previous one
+// (nil if there never was one) together with the error. Callers that
+// enforce policy must treat any error as "schema unknown" and deny; the
+// stale snapshot is only for reporting (monitor mode, diagnostics), because
+// after DDL it may lack columns that `*` now reads.
 type Cache struct {
-	load   func(ctx context.Context, database string) (*Snapshot, error)
-	maxAge time.Duration
+	cfg CacheConfig
 
 	mu      sync.Mutex // guards entries and every entry's fields; never held during a load
 	entries map[string]*cacheEntry
+	closed  bool
 }
 
 // cacheEntry is one database's state. Loads are numbered in the order they
@@ -49,6 +110,12 @@ type cacheEntry struct {
 	lastSeq    uint64 // number of the most recently finished load
 	lastErr    error  // its error, nil when it succeeded
 	lastResult *Snapshot
+	// down is the error of the failed load that made the catalog
+	// unavailable, nil while it is available; backoff is the wait before
+	// the next retry, which retry runs.
+	down    error
+	backoff time.Duration
+	retry   *time.Timer
 }
 
 // loadCall is one load in progress; done closes when snap and err are set.
@@ -60,10 +127,49 @@ type loadCall struct {
 }
 
 // NewCache returns a Cache that loads snapshots with load (Dialer builds one
-// for a server). A maxAge of zero or less means snapshots never expire by
-// age, only through Invalidate and Refresh.
+// for a server), with the default retry intervals. A maxAge of zero or less
+// means snapshots never expire by age, only through Invalidate and Refresh.
 func NewCache(load func(ctx context.Context, database string) (*Snapshot, error), maxAge time.Duration) *Cache {
-	return &Cache{load: load, maxAge: maxAge, entries: map[string]*cacheEntry{}}
+	c, err := NewCacheWith(CacheConfig{Load: load, MaxAge: maxAge})
+	if err != nil {
+		panic(err) // only a nil load gets here: a wiring bug
+	}
+	return c
+}
+
+// NewCacheWith checks cfg and returns a Cache.
+func NewCacheWith(cfg CacheConfig) (*Cache, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Cache{cfg: cfg.withDefaults(), entries: map[string]*cacheEntry{}}, nil
+}
+
+// Close stops the retries the cache would start by itself; loads under way
+// finish. Get and Refresh go on working.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, e := range c.entries {
+		if e.retry != nil {
+			e.retry.Stop()
+		}
+	}
+}
+
+// Unavailable returns the databases whose catalog is unavailable now, with
+// the error of the load that failed.
+func (c *Cache) Unavailable() map[string]error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]error{}
+	for db, e := range c.entries {
+		if e.down != nil {
+			out[db] = e.down
+		}
+	}
+	return out
 }
 
 // Get returns the current snapshot of database, loading it on first use,
@@ -76,6 +182,11 @@ func (c *Cache) Get(ctx context.Context, database string) (*Snapshot, error) {
 		s := e.snap
 		c.mu.Unlock()
 		return s, nil
+	}
+	if e.down != nil {
+		s, err := c.unavailable(database, e)
+		c.mu.Unlock()
+		return s, err
 	}
 	after, begun := e.staleUpTo, e.started
 	c.mu.Unlock()
@@ -113,6 +224,11 @@ func (c *Cache) Refresh(ctx context.Context, database string) (*Snapshot, error)
 	c.mu.Lock()
 	e := c.entry(database)
 	e.staleUpTo = e.started
+	if e.down != nil {
+		s, err := c.unavailable(database, e)
+		c.mu.Unlock()
+		return s, err
+	}
 	after := e.started
 	c.mu.Unlock()
 	return c.await(ctx, database, after, after)
@@ -133,7 +249,13 @@ func (c *Cache) current(e *cacheEntry) bool {
 	if e.snap == nil || e.snapSeq <= e.staleUpTo {
 		return false
 	}
-	return c.maxAge <= 0 || time.Since(e.loadedAt) < c.maxAge
+	return c.cfg.MaxAge <= 0 || time.Since(e.loadedAt) < c.cfg.MaxAge
+}
+
+// unavailable returns the error a call that finds e's catalog unavailable
+// gets at once, with the previous snapshot; c.mu must be held.
+func (c *Cache) unavailable(database string, e *cacheEntry) (*Snapshot, error) {
+	return e.snap, fmt.Errorf("catalog of %s: %w", database, e.down)
 }
 
 // await returns the result of a load numbered above after: one in flight,
@@ -145,6 +267,10 @@ func (c *Cache) await(ctx context.Context, database string, after, begun uint64)
 		e := c.entry(database)
 		call := e.inflight
 		switch {
+		case call == nil && e.down != nil:
+			s, err := c.unavailable(database, e)
+			c.mu.Unlock()
+			return s, err
 		case call == nil && e.lastSeq > begun:
 			s, err := e.lastResult, e.lastErr
 			prev := e.snap
@@ -174,12 +300,12 @@ func (c *Cache) start(ctx context.Context, database string, e *cacheEntry) *load
 	loadCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 	go func() {
 		defer cancel()
-		snap, err := c.load(loadCtx, database)
+		snap, err := c.cfg.Load(loadCtx, database)
 		if err == nil && snap == nil {
 			err = fmt.Errorf("loader returned no snapshot")
 		}
 		if err != nil {
-			err = fmt.Errorf("load catalog of %s: %w", database, err)
+			err = fmt.Errorf("%w: load catalog of %s: %w", ErrUnavailable, database, err)
 			snap = nil
 		}
 		c.finish(database, call, snap, err)
@@ -187,7 +313,8 @@ func (c *Cache) start(ctx context.Context, database string, e *cacheEntry) *load
 	return call
 }
 
-// finish records a load's result and wakes its waiters.
+// finish records a load's result, wakes its waiters and, on a change of
+// availability, tells the configured callback.
 func (c *Cache) finish(database string, call *loadCall, snap *Snapshot, err error) {
 	c.mu.Lock()
 	e := c.entry(database)
@@ -197,8 +324,43 @@ func (c *Cache) finish(database string, call *loadCall, snap *Snapshot, err erro
 	e.lastSeq, e.lastResult, e.lastErr = call.seq, snap, err
 	e.inflight = nil
 	call.snap, call.err = snap, err
+	wentDown, cameBack := c.track(database, e, err)
 	c.mu.Unlock()
 	close(call.done)
+	switch {
+	case wentDown && c.cfg.OnUnavailable != nil:
+		go c.cfg.OnUnavailable(database, err)
+	case cameBack && c.cfg.OnAvailable != nil:
+		go c.cfg.OnAvailable(database)
+	}
+}
+
+// track updates e's availability after a load that ended with err, and
+// schedules the next retry while it fails; c.mu must be held.
+func (c *Cache) track(database string, e *cacheEntry, err error) (wentDown, cameBack bool) {
+	if err == nil {
+		cameBack = e.down != nil
+		e.down, e.backoff = nil, 0
+		return false, cameBack
+	}
+	wentDown = e.down == nil
+	e.down = err
+	if e.backoff = min(2*e.backoff, c.cfg.RetryMax); e.backoff == 0 {
+		e.backoff = c.cfg.RetryMin
+	}
+	if !c.closed {
+		e.retry = time.AfterFunc(e.backoff, func() { c.retryLoad(database) })
+	}
+	return wentDown, false
+}
+
+// retryLoad starts a load of an unavailable catalog, nobody waiting for it.
+func (c *Cache) retryLoad(database string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entry(database); !c.closed && e.down != nil && e.inflight == nil {
+		c.start(context.Background(), database, e)
+	}
 }
 
 // previous returns the last good snapshot of database, or nil.
@@ -217,16 +379,70 @@ func pick(fresh, previous *Snapshot, err error) (*Snapshot, error) {
 	return fresh, nil
 }
 
+// Defaults of DialerConfig.
+const (
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultStatementTimeout = 30 * time.Second
+)
+
+// statementGrace is how much longer than the statement timeout pgguard
+// waits for the server's answer before it gives up on the connection.
+const statementGrace = time.Second
+
+// DialerConfig bounds the catalog connection. The zero value of each field
+// picks its default.
+type DialerConfig struct {
+	// ConnectTimeout bounds connecting: TCP, TLS, authentication (default
+	// DefaultConnectTimeout). A server that accepts connections but never
+	// answers costs a load this long.
+	ConnectTimeout time.Duration
+	// StatementTimeout bounds reading the catalog once connected (default
+	// DefaultStatementTimeout): the server's statement_timeout, and pgguard
+	// gives up a second later on a server that stopped answering.
+	StatementTimeout time.Duration
+}
+
+func (d DialerConfig) validate() error {
+	if d.ConnectTimeout < 0 || d.StatementTimeout < 0 {
+		return fmt.Errorf("catalog connection: timeouts %s and %s: must not be negative", d.ConnectTimeout, d.StatementTimeout)
+	}
+	return nil
+}
+
+func (d DialerConfig) withDefaults() DialerConfig {
+	if d.ConnectTimeout == 0 {
+		d.ConnectTimeout = DefaultConnectTimeout
+	}
+	if d.StatementTimeout == 0 {
+		d.StatementTimeout = DefaultStatementTimeout
+	}
+	return d
+}
+
 // Dialer returns a loader for NewCache that connects to baseURL (a
 // PostgreSQL URL or keyword/value string) with the database replaced, runs
-// Load and disconnects. The URL's role needs no privileges beyond CONNECT.
+// Load and disconnects, with the default timeouts. The URL's role needs no
+// privileges beyond CONNECT.
 func Dialer(baseURL string) func(ctx context.Context, database string) (*Snapshot, error) {
+	return dialer(baseURL, DialerConfig{}.withDefaults())
+}
+
+// NewDialer is Dialer with the timeouts of cfg.
+func NewDialer(baseURL string, cfg DialerConfig) (func(ctx context.Context, database string) (*Snapshot, error), error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return dialer(baseURL, cfg.withDefaults()), nil
+}
+
+func dialer(baseURL string, d DialerConfig) func(ctx context.Context, database string) (*Snapshot, error) {
 	return func(ctx context.Context, database string) (*Snapshot, error) {
 		cfg, err := pgx.ParseConfig(baseURL)
 		if err != nil {
 			return nil, fmt.Errorf("parse catalog connection URL: %w", err)
 		}
 		cfg.Database = database
+		cfg.ConnectTimeout = d.ConnectTimeout
 		// A connection used once gains nothing from prepared statements,
 		// which would cost Load a round trip to prepare them.
 		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
@@ -234,13 +450,25 @@ func Dialer(baseURL string) func(ctx context.Context, database string) (*Snapsho
 			cfg.RuntimeParams = map[string]string{}
 		}
 		cfg.RuntimeParams["application_name"] = "pgguard catalog"
-		conn, err := pgx.ConnectConfig(ctx, cfg)
+		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(1, d.StatementTimeout.Milliseconds()), 10)
+		conn, err := connect(ctx, cfg, d.ConnectTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", database, err)
 		}
 		defer closeConn(ctx, conn)
+		// The server's statement_timeout comes first, with an error that
+		// says so; this bounds a server that stopped answering at all.
+		ctx, cancel := context.WithTimeout(ctx, d.StatementTimeout+statementGrace)
+		defer cancel()
 		return Load(ctx, conn)
 	}
+}
+
+// connect opens cfg's connection within timeout.
+func connect(ctx context.Context, cfg *pgx.ConnConfig, timeout time.Duration) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // closeConn says goodbye to the server even when ctx has ended, but does

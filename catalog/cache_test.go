@@ -3,12 +3,15 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
@@ -169,7 +172,7 @@ func TestCacheRefreshWaitsOutOlderLoad(t *testing.T) {
 func TestCacheFailureKeepsPreviousSnapshot(t *testing.T) {
 	srv, db := freshDB(t, "CREATE TABLE t (a int)")
 	l := newCountingLoader(srv)
-	c := catalog.NewCache(l.load, time.Hour)
+	c := newCache(t, catalog.CacheConfig{Load: l.load, MaxAge: time.Hour, RetryMin: 20 * time.Millisecond})
 	good := get(t, c, db)
 	l.fail.Store(true)
 	c.Invalidate(db)
@@ -177,15 +180,172 @@ func TestCacheFailureKeepsPreviousSnapshot(t *testing.T) {
 	if err == nil || s != good {
 		t.Fatalf("failed reload: got %p, %v; want the previous %p and an error", s, err, good)
 	}
-	// Still stale: the next call tries again rather than serving it as current.
+	// Still stale: the next call does not serve it as current.
 	if _, err := c.Get(context.Background(), db); err == nil {
 		t.Fatal("stale snapshot served as current after a failed reload")
 	}
 	l.fail.Store(false)
-	if s := get(t, c, db); s == good {
-		t.Error("recovered load returned the old snapshot")
+	// The cache tries again by itself and recovers.
+	eventually(t, "the catalog to load again", func() bool {
+		s, err := c.Get(context.Background(), db)
+		return err == nil && s != good
+	})
+}
+
+// newCache is NewCacheWith, stopped when the test ends.
+func newCache(t *testing.T, cfg catalog.CacheConfig) *catalog.Cache {
+	t.Helper()
+	c, err := catalog.NewCacheWith(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	wantLoads(t, l, 4)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// eventually polls cond until it holds, within a bound that only keeps a
+// broken build from hanging.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCacheRemembersFailure: after a failed load, callers are refused at
+// once with ErrUnavailable, without another load, until the retry; the
+// failure is reported once.
+func TestCacheRemembersFailure(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	l.fail.Store(true)
+	var reported atomic.Int64
+	c := newCache(t, catalog.CacheConfig{Load: l.load, MaxAge: time.Hour, RetryMin: time.Hour,
+		OnUnavailable: func(database string, err error) {
+			if database == db && errors.Is(err, catalog.ErrUnavailable) {
+				reported.Add(1)
+			}
+		}})
+	if _, err := c.Get(context.Background(), db); !errors.Is(err, catalog.ErrUnavailable) {
+		t.Fatalf("first Get: %v, want ErrUnavailable", err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.Get(context.Background(), db); !errors.Is(err, catalog.ErrUnavailable) {
+				t.Errorf("Get after the failure: %v, want ErrUnavailable", err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := c.Refresh(context.Background(), db); !errors.Is(err, catalog.ErrUnavailable) {
+		t.Fatalf("Refresh: %v, want ErrUnavailable", err)
+	}
+	wantLoads(t, l, 1)
+	if down := c.Unavailable(); len(down) != 1 || down[db] == nil {
+		t.Fatalf("Unavailable() = %v, want %s", down, db)
+	}
+	eventually(t, "the failure to be reported", func() bool { return reported.Load() == 1 })
+}
+
+// TestCacheRetryBacksOffAndRecovers: while loads keep failing the cache
+// tries again by itself, and a load that succeeds makes the catalog
+// available again and is reported.
+func TestCacheRetryBacksOffAndRecovers(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	l.fail.Store(true)
+	var back atomic.Int64
+	c := newCache(t, catalog.CacheConfig{Load: l.load, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+		OnAvailable: func(string) { back.Add(1) }})
+	if _, err := c.Get(context.Background(), db); !errors.Is(err, catalog.ErrUnavailable) {
+		t.Fatalf("Get: %v, want ErrUnavailable", err)
+	}
+	eventually(t, "retries", func() bool { return l.loads.Load() >= 3 })
+	l.fail.Store(false)
+	eventually(t, "the catalog to come back", func() bool { return len(c.Unavailable()) == 0 })
+	get(t, c, db)
+	eventually(t, "the recovery to be reported", func() bool { return back.Load() == 1 })
+}
+
+func TestCacheConfigValidation(t *testing.T) {
+	load := func(context.Context, string) (*catalog.Snapshot, error) { return nil, nil }
+	for _, cfg := range []catalog.CacheConfig{
+		{},
+		{Load: load, RetryMin: -time.Second},
+		{Load: load, RetryMin: time.Minute, RetryMax: time.Second},
+	} {
+		if _, err := catalog.NewCacheWith(cfg); err == nil {
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+	if _, err := catalog.NewDialer("postgres://x/", catalog.DialerConfig{ConnectTimeout: -1}); err == nil {
+		t.Error("negative connect timeout accepted")
+	}
+}
+
+// TestDialerConnectTimeout: a server that accepts connections and never
+// answers fails the load after the connect timeout, not after the caller's
+// patience.
+func TestDialerConnectTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close()
+		}
+	}()
+	load, err := catalog.NewDialer("postgres://catalog@"+l.Addr().String()+"/?sslmode=disable",
+		catalog.DialerConfig{ConnectTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := load(ctx, "postgres"); err == nil || ctx.Err() != nil {
+		t.Fatalf("load from a silent server: %v (caller's context: %v), want a connect timeout", err, ctx.Err())
+	}
+	if accepted.Load() != 1 {
+		t.Fatalf("%d connections, want 1", accepted.Load())
+	}
+}
+
+// TestDialerStatementTimeout: a catalog read that waits (here behind a lock
+// on pg_inherits) is ended by the server's statement_timeout.
+func TestDialerStatementTimeout(t *testing.T) {
+	srv, db := freshDB(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	locker, err := pgx.Connect(ctx, srv.URL(pgtest.Superuser, "", db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(context.Background())
+	if _, err := locker.Exec(ctx, "BEGIN; LOCK TABLE pg_catalog.pg_inherits IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	load, err := catalog.NewDialer(srv.URL(pgtest.Superuser, "", "postgres"), catalog.DialerConfig{StatementTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = load(ctx, db)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57014" {
+		t.Fatalf("load behind a lock: %v, want the server's statement timeout (57014)", err)
+	}
 }
 
 func TestCacheFailureWithoutSnapshot(t *testing.T) {

@@ -149,22 +149,43 @@ func (cfg *Config) setDefaults() {
 // OpenSession implements proxy.Interceptor.
 func (g *Guard) OpenSession(ctx context.Context, ps *proxy.Session) (proxy.SessionInterceptor, error) {
 	s := newSession(g, ps)
-	s.ctx = ctx
+	s.ctx = ps.Context()
 	g.refreshMu.Lock()
 	g.databases[ps.Database] = true
 	g.refreshMu.Unlock()
 	if g.cfg.Metrics != nil {
-		g.cfg.Metrics.ConnectionsOpen.Inc()
 		g.cfg.Metrics.ConnectionsTotal.Inc()
 	}
 	// Load the database's catalog now, so the first statement does not pay
-	// for it; a failure is not fatal here: statements will be refused until
-	// a load succeeds.
+	// for it. Without one, enforce mode refuses the session, telling the
+	// client why at once rather than refusing each statement; monitor mode
+	// lets it go on, flagging what it cannot decide.
 	if _, err := g.cfg.Catalogs.Get(ctx, ps.Database); err != nil {
-		s.log.Warn().Err(err).Msg("catalog not available; statements that touch relations will be refused")
+		if g.cfg.Mode == alert.ModeEnforce {
+			s.log.Warn().Err(err).Msg("session refused: catalog not available")
+			return nil, unavailableError{ps.Database}
+		}
+		s.log.Warn().Err(err).Msg("catalog not available; statements that touch relations are flagged")
+	}
+	if g.cfg.Metrics != nil {
+		g.cfg.Metrics.ConnectionsOpen.Inc()
 	}
 	return s, nil
 }
+
+// unavailableError refuses a session whose database's catalog cannot be
+// read. It tells the client no more than that: the reason names pgguard's
+// catalog connection.
+type unavailableError struct{ database string }
+
+func (e unavailableError) Error() string {
+	return fmt.Sprintf("catalog unavailable for database %q; try again later", e.database)
+}
+
+func (e unavailableError) Unwrap() error { return catalog.ErrUnavailable }
+
+// SQLState is cannot_connect_now, which pools take as a reason to retry.
+func (unavailableError) SQLState() string { return "57P03" }
 
 // RefreshCatalogs reloads, every interval until ctx ends, the catalog of
 // each database sessions have used. Schema changes made around pgguard

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,7 +74,7 @@ func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest)
 func (s *Server) cancelBackend(ctx context.Context, key *pgproto3.BackendKeyData) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
-	nc, err := s.dialUpstream(ctx)
+	nc, err := s.dialCancel(ctx)
 	if err != nil {
 		return err
 	}
@@ -88,6 +89,19 @@ func (s *Server) cancelBackend(ctx context.Context, key *pgproto3.BackendKeyData
 	var one [1]byte
 	_, _ = nc.Read(one[:])
 	return nil
+}
+
+// dialCancel opens the connection a cancel request goes out on. Where
+// sslmode lets a session fall back to plain text (prefer, allow), the
+// request goes in plain text, as libpq sends its own: a TLS handshake would
+// cost the request more round trips and CPU than the rest of its way, and
+// PostgreSQL applies no pg_hba.conf rule to it. Modes that demand TLS
+// (require, verify-ca, verify-full) get it.
+func (s *Server) dialCancel(ctx context.Context) (net.Conn, error) {
+	if slices.Contains(s.upstream.attempts, nil) {
+		return s.dialOnce(ctx, nil)
+	}
+	return s.dialUpstream(ctx)
 }
 
 // dialUpstream opens a TCP connection with TLS negotiated per sslmode. It

@@ -33,6 +33,7 @@ type conn struct {
 	key         cancelKey
 	keyIssued   bool
 	upstreamKey *pgproto3.BackendKeyData
+	stage       stage // owned by the session's goroutine
 
 	// stopping is set when the server hard-stops, so the session's end is
 	// reported as an administrator's shutdown, not an upstream failure.
@@ -102,6 +103,7 @@ func (c *conn) serve(stop context.Context) {
 	startupCtx, cancelStartup := context.WithDeadline(stop, deadline)
 	defer cancelStartup()
 
+	c.setStage(stageStartup)
 	// 1. Startup: SSL and GSS negotiation, cancel requests, StartupMessage.
 	startup, err := c.readStartup(stop)
 	if err != nil || startup == nil {
@@ -113,6 +115,7 @@ func (c *conn) serve(stop context.Context) {
 		c.end(err)
 		return
 	}
+	c.setStage(stageAuthenticating)
 	// 3. Authentication passes through; the session starts at ReadyForQuery.
 	if err := c.authenticate(); err != nil {
 		c.end(err)
@@ -120,13 +123,14 @@ func (c *conn) serve(stop context.Context) {
 	}
 	_ = c.rawClient.SetDeadline(time.Time{})
 	_ = c.server.SetDeadline(time.Time{})
-	// 4. The interceptor opens its view of the session, with a context that
-	// ends with it.
+	// 4. The interceptor opens its view of the session, within the startup
+	// timeout; the session's own context ends with it.
 	sessionCtx, endSession := context.WithCancel(stop)
 	defer endSession()
-	si, err := c.srv.cfg.Interceptor.OpenSession(sessionCtx, c.session)
+	c.session.ctx = sessionCtx
+	si, err := c.srv.cfg.Interceptor.OpenSession(startupCtx, c.session)
 	if err != nil {
-		c.sendFatal("XX000", fmt.Sprintf("pgguard: cannot open session: %v", err))
+		c.sendFatal(sqlState(err, "XX000"), fmt.Sprintf("pgguard: cannot open session: %v", err))
 		c.end(fmt.Errorf("open session: %w", err))
 		return
 	}
@@ -145,6 +149,7 @@ func (c *conn) serve(stop context.Context) {
 		c.end(err)
 		return
 	}
+	c.setStage(stageNone)
 	c.relaying.Store(true)
 	if c.stopping.Load() {
 		c.end(errors.New("server stopping"))
@@ -195,6 +200,7 @@ func (c *conn) end(err error) {
 }
 
 func (c *conn) finish() {
+	c.setStage(stageNone)
 	if c.keyIssued {
 		c.srv.cancels.release(c.key)
 	}
@@ -218,6 +224,16 @@ func (c *conn) sendFatal(code, msg string) {
 	}
 	_ = writeFrame(c.cw, 'E', fatal(code, msg)[5:])
 	_ = c.cw.Flush()
+}
+
+// sqlState is the SQLSTATE an error in err's chain names through a
+// SQLState method, or def.
+func sqlState(err error, def string) string {
+	var st interface{ SQLState() string }
+	if errors.As(err, &st) && len(st.SQLState()) == 5 {
+		return st.SQLState()
+	}
+	return def
 }
 
 func isClosedErr(err error) bool {

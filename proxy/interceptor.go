@@ -15,9 +15,10 @@ type Interceptor interface {
 	// OpenSession is called once the upstream accepted the client's
 	// credentials and reported ReadyForQuery, before the client sees that
 	// ReadyForQuery: a client that may start is always guarded. An error
-	// ends the session with a FATAL error to the client instead. ctx ends
-	// with the session (or the server's hard stop): work the interceptor
-	// does for the session should end with it.
+	// ends the session with a FATAL error to the client instead, whose
+	// SQLSTATE is XX000 unless an error in the chain names one with a
+	// SQLState() string method. ctx ends with the startup timeout; work
+	// done for the session later runs under Session.Context.
 	OpenSession(ctx context.Context, s *Session) (SessionInterceptor, error)
 }
 
@@ -170,9 +171,19 @@ type Session struct {
 	// Logger is the session's child logger (connection id, user, database).
 	Logger zerolog.Logger
 
+	ctx       context.Context
 	txStatus  atomic.Uint32
 	readySeen atomic.Uint64
 	params    sync.Map // string -> string, from ParameterStatus
+}
+
+// Context ends when the session does (or the server stops hard): work an
+// interceptor does for the session should end with it.
+func (s *Session) Context() context.Context {
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
 }
 
 // ReadyCount is how many ReadyForQuery messages of the client's segments

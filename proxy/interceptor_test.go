@@ -39,7 +39,7 @@ func (ti *testInterceptor) OpenSession(ctx context.Context, s *proxy.Session) (p
 	ti.mu.Lock()
 	defer ti.mu.Unlock()
 	ti.sessions = append(ti.sessions, s)
-	ti.contexts = append(ti.contexts, ctx)
+	ti.contexts = append(ti.contexts, s.Context())
 	return &testSession{ti: ti}, nil
 }
 

@@ -21,6 +21,9 @@ type Server struct {
 
 	nextID atomic.Uint64
 	wg     sync.WaitGroup
+	// inStartup and authenticating count the connections of each stage
+	// before relaying (see Starting).
+	inStartup, authenticating atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -141,6 +144,42 @@ func (s *Server) ActiveConnections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// Starting reports the client connections whose session is not established
+// yet: in startup (encryption, the startup packet, a cancel request; no
+// upstream connection yet) and authenticating (pgguard connected upstream:
+// authentication and the session's opening, each holding a server backend).
+// ActiveConnections counts them too.
+func (s *Server) Starting() (startup, authenticating int) {
+	return int(s.inStartup.Load()), int(s.authenticating.Load())
+}
+
+// stage is where a connection is on its way to relaying.
+type stage uint8
+
+const (
+	stageNone stage = iota // not counted: relaying or ended
+	stageStartup
+	stageAuthenticating
+)
+
+// setStage moves c to st in the server's counts.
+func (c *conn) setStage(st stage) {
+	c.srv.stageCount(c.stage).Add(-1)
+	c.srv.stageCount(st).Add(1)
+	c.stage = st
+}
+
+// stageCount is st's counter; a scratch one for stageNone.
+func (s *Server) stageCount(st stage) *atomic.Int64 {
+	switch st {
+	case stageStartup:
+		return &s.inStartup
+	case stageAuthenticating:
+		return &s.authenticating
+	}
+	return new(atomic.Int64)
 }
 
 func (s *Server) isClosing() bool {

@@ -71,6 +71,9 @@ func (c *conn) readStartup(ctx context.Context) (*pgproto3.StartupMessage, error
 				return nil, fmt.Errorf("%w: %v", errStartup, err)
 			}
 			c.srv.forwardCancel(ctx, req)
+			// The client waits for the close (libpq's PQcancel does), so
+			// it comes before anything else.
+			_ = c.rawClient.Close()
 			c.log.Debug().Msg("cancel request relayed")
 			return nil, nil
 		default:

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -224,4 +225,38 @@ func TestStartupBlackholeUpstream(t *testing.T) {
 		t.Fatalf("got %s %q, want 08006", e.Code, e.Message)
 	}
 	expectClosed(t, rc)
+}
+
+// TestStartingConnectionsCounted: connections that have not reached their
+// session yet are counted by stage: before pgguard connected upstream, and
+// while authentication holds a server backend; an established session
+// leaves both counts.
+func TestStartingConnectionsCounted(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	wantStarting := func(startup, authenticating int) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%d in startup, %d authenticating", startup, authenticating), func() bool {
+			s, a := p.Srv.Starting()
+			return s == startup && a == authenticating
+		})
+	}
+	silent := rawDial(t, p.Addr)
+	wantStarting(1, 0)
+
+	pending := rawDial(t, p.Addr)
+	pending.send(t, &pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+		Parameters: map[string]string{"user": appUser, "database": "postgres"}})
+	if _, ok := pending.recv(t).(*pgproto3.AuthenticationSASL); !ok {
+		t.Fatal("want the server's SCRAM challenge")
+	}
+	wantStarting(1, 1)
+
+	rawStartup(t, p.Addr, pgtest.Superuser)
+	wantStarting(1, 1)
+	if n := p.Srv.ActiveConnections(); n != 3 {
+		t.Fatalf("%d active connections, want 3", n)
+	}
+	silent.Close()
+	pending.Close()
+	wantStarting(0, 0)
 }

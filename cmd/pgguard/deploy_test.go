@@ -742,6 +742,40 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 	}
 }
 
+// TestDeployOperationsDocumentsEverything: every flag of serve, with its
+// environment variable, and every pgguard metric has its place in
+// docs/operations.md.
+func TestDeployOperationsDocumentsEverything(t *testing.T) {
+	b, err := os.ReadFile("docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) {
+		for _, name := range []string{"`--" + f.Name + "`", "`" + envName(f.Name) + "`"} {
+			if !strings.Contains(doc, name) {
+				t.Errorf("docs/operations.md does not document %s", name)
+			}
+		}
+	})
+	reg := prometheus.NewRegistry()
+	alert.NewMetrics(reg)
+	d, err := alert.New(alert.Config{WebhookURL: "http://127.0.0.1:1/"}, zerolog.Nop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if !strings.Contains(doc, "`"+mf.GetName()+"`") {
+			t.Errorf("docs/operations.md does not document metric %s", mf.GetName())
+		}
+	}
+}
+
 // TestDeployDocsNameRealMetricsAndFlags keeps the documentation and the
 // Grafana dashboard honest: every pgguard metric, flag and PGGUARD_
 // variable they name exists.

@@ -51,6 +51,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{"serve"},
 		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--mode", "block"},
 		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--tls-cert", "x.pem"},
+		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--startup-timeout", "0s"},
 		{"bogus"},
 	} {
 		if code, out := runCmd(t, args...); code != exitError {

@@ -11,9 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
@@ -39,6 +41,9 @@ type serveConfig struct {
 	verdictCacheBytes            int64
 	sessionPreparedBytes         int64
 	shutdownGrace, catalogMaxAge time.Duration
+	startupTimeout               time.Duration
+	catalogConnectTimeout        time.Duration
+	catalogStatementTimeout      time.Duration
 	catalogRefresh               time.Duration
 	reloadInterval               time.Duration
 }
@@ -54,7 +59,7 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.StringVar(&c.unclassified, "unclassified", "allow", "allow|deny: columns no g2 rule classifies")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate for TLS towards clients")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "key for TLS towards clients")
-	fs.StringVar(&c.metrics, "metrics", "", "address for /metrics and /healthz (off when empty)")
+	fs.StringVar(&c.metrics, "metrics", "", "address for /metrics and the health checks /livez, /readyz and /healthz (off when empty)")
 	fs.StringVar(&c.alertWebhook, "alert-webhook", "", "URL to POST each alert to as JSON (off when empty)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug|info|warn|error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json|console")
@@ -64,8 +69,11 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.Int64Var(&c.verdictCacheBytes, "verdict-cache-bytes", guard.DefaultCacheBytes, "bytes the verdict cache, shared by all sessions, may hold")
 	fs.Int64Var(&c.sessionPreparedBytes, "session-prepared-bytes", guard.DefaultSessionPreparedBytes, "bytes of statement text one session's prepared statements may hold; a Parse or PREPARE beyond it is refused (54000)")
 	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops relaying plain TCP and Unix sessions (0: half the CPUs, at least one; -1: a goroutine pair per session, as for TLS)")
+	fs.DurationVar(&c.startupTimeout, "startup-timeout", proxy.DefaultStartupTimeout, "how long a client may take from connecting to its session being established (TLS, startup packet, authentication, opening)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
 	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "oldest catalog a statement may be decided on; older ones are read again first")
+	fs.DurationVar(&c.catalogConnectTimeout, "catalog-connect-timeout", catalog.DefaultConnectTimeout, "how long connecting to read a catalog may take")
+	fs.DurationVar(&c.catalogStatementTimeout, "catalog-statement-timeout", catalog.DefaultStatementTimeout, "how long reading a catalog may take once connected")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
 	return &flagSetWithConfig{fs}
@@ -91,6 +99,14 @@ func (c *serveConfig) validate() error {
 	} {
 		if b.value <= 0 {
 			return usageError(fmt.Sprintf("--%s %d: must be positive", b.name, b.value))
+		}
+	}
+	for _, d := range []struct {
+		flag  string
+		value time.Duration
+	}{{"startup-timeout", c.startupTimeout}, {"catalog-connect-timeout", c.catalogConnectTimeout}, {"catalog-statement-timeout", c.catalogStatementTimeout}} {
+		if d.value <= 0 {
+			return usageError(fmt.Sprintf("--%s %s: must be positive", d.flag, d.value))
 		}
 	}
 	return nil
@@ -124,8 +140,11 @@ type app struct {
 	metrics *alert.Metrics
 	alerts  *alert.Dispatcher
 	engine  *authz.Engine
+	catalog *catalog.Cache
 	proxy   *proxy.Server
 	guard   *guard.Guard
+	// draining is set once shutdown began: new connections are refused.
+	draining atomic.Bool
 }
 
 func build(c *serveConfig, log zerolog.Logger) (*app, error) {
@@ -141,12 +160,11 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	if a.alerts, err = alert.New(alert.Config{WebhookURL: c.alertWebhook}, log, a.reg); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
 	}
-	catalogURL := c.catalogURL
-	if catalogURL == "" {
-		catalogURL = c.upstream
+	if a.catalog, err = a.newCatalogCache(c); err != nil {
+		return nil, err
 	}
 	a.guard, err = guard.New(guard.Config{
-		Policy: engine, Catalogs: catalog.NewCache(catalog.Dialer(catalogURL), c.catalogMaxAge),
+		Policy: engine, Catalogs: a.catalog,
 		Alerts: a.alerts, Metrics: a.metrics, Mode: alert.Mode(c.mode), Logger: log,
 		CacheBytes: c.verdictCacheBytes, MaxStatementSize: c.maxStatementSize,
 		MaxStatementTokens: c.maxStatementTokens, SessionPreparedBytes: c.sessionPreparedBytes,
@@ -160,12 +178,42 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	}
 	a.proxy, err = proxy.New(proxy.Config{
 		Upstream: c.upstream, TLS: tlsCfg, Interceptor: a.guard, Logger: log, MaxMessageSize: c.maxMessageSize,
-		EventLoops: c.eventLoops,
+		EventLoops: c.eventLoops, StartupTimeout: c.startupTimeout,
 	})
-	return a, err
+	if err != nil {
+		return nil, err
+	}
+	a.metrics.CountStarting(a.proxy.Starting)
+	return a, nil
+}
+
+// newCatalogCache reads catalogs over --catalog-url (or --upstream) within
+// the catalog timeouts, and logs and alerts when one becomes unavailable.
+func (a *app) newCatalogCache(c *serveConfig) (*catalog.Cache, error) {
+	catalogURL := c.catalogURL
+	if catalogURL == "" {
+		catalogURL = c.upstream
+	}
+	load, err := catalog.NewDialer(catalogURL, catalog.DialerConfig{
+		ConnectTimeout: c.catalogConnectTimeout, StatementTimeout: c.catalogStatementTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return catalog.NewCacheWith(catalog.CacheConfig{
+		Load: load, MaxAge: c.catalogMaxAge,
+		OnUnavailable: func(db string, err error) {
+			a.log.Error().Err(err).Str("database", db).Msg("catalog unavailable; sessions of the database are refused until it loads")
+			a.alerts.Emit(alert.Event{Kind: alert.KindCatalogUnavailable, Database: db, Error: err.Error()})
+		},
+		OnAvailable: func(db string) {
+			a.log.Info().Str("database", db).Msg("catalog available again")
+		},
+	})
 }
 
 func (a *app) close() {
+	a.catalog.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.alerts.Close(ctx)
@@ -205,6 +253,7 @@ func (a *app) serveOn(ctx context.Context, ln net.Listener, c *serveConfig) erro
 		return err
 	case <-ctx.Done():
 	}
+	a.draining.Store(true)
 	a.log.Info().Dur("grace", c.shutdownGrace).Msg("shutting down: waiting for sessions to end")
 	drain, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
 	defer cancel()
@@ -257,13 +306,45 @@ func (a *app) serveMetrics(addr string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen: %w", err)
 	}
-	srv := &http.Server{Handler: alert.Handler(a.reg, nil), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: alert.Handler(a.reg, a.ready), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error().Err(err).Msg("metrics server stopped")
 		}
 	}()
 	return func() { _ = srv.Close() }, nil
+}
+
+// ready says why pgguard should get no new clients now, or nil: /readyz
+// and /healthz answer 503 with it.
+func (a *app) ready() error {
+	if a.draining.Load() {
+		return errors.New("shutting down: new connections are refused")
+	}
+	for db, err := range a.catalog.Unavailable() {
+		if catalogServerDown(err) {
+			return fmt.Errorf("catalog of database %q unavailable: %w", db, err)
+		}
+	}
+	return nil
+}
+
+// catalogServerDown reports whether a failed catalog load says the server
+// could not be reached or did not answer in time (no answer at all, a
+// timeout, too many connections, shutting down), which every database
+// shares. An error about one database alone (it does not exist, the
+// catalog role may not connect to it) leaves readiness alone: another
+// instance would fail the same way, and the other databases still work.
+func catalogServerDown(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) < 2 {
+		return true
+	}
+	switch pe.Code[:2] {
+	case "08", "53", "57":
+		return true
+	}
+	return false
 }
 
 func clientTLS(cert, key string) (*tls.Config, error) {

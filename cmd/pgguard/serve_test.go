@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +125,206 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// servedPgguard is a `pgguard serve` running in the test.
+type servedPgguard struct {
+	listen, metrics string
+	logs            *lockedBuffer
+	cancel          context.CancelFunc
+	done            chan int
+}
+
+// startServe runs `pgguard serve` on free ports with the environment the
+// test set, in front of pg, and stops it when the test ends.
+func startServe(t *testing.T, pg *pgtest.Server, args ...string) *servedPgguard {
+	t.Helper()
+	s := &servedPgguard{listen: freeAddr(t), metrics: freeAddr(t), logs: &lockedBuffer{}, done: make(chan int, 1)}
+	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
+	var ctx context.Context
+	ctx, s.cancel = context.WithCancel(context.Background())
+	args = append([]string{"serve", "--listen", s.listen, "--metrics", s.metrics}, args...)
+	go func() { s.done <- run(ctx, args, io.Discard, s.logs) }()
+	t.Cleanup(func() {
+		s.cancel()
+		select {
+		case code := <-s.done:
+			if code != exitOK {
+				t.Errorf("serve exit %d:\n%s", code, s.logs.String())
+			}
+		case <-time.After(time.Minute):
+			t.Errorf("serve did not stop")
+		}
+	})
+	eventuallyTrue(t, "pgguard to listen", func() bool {
+		c, err := net.Dial("tcp", s.listen)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return s
+}
+
+// status GETs url and returns the status code and body.
+func status(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventuallyTrue polls cond until it holds, failing the test after a
+// bound generous enough for a loaded machine.
+func eventuallyTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeCountsStartingConnectionsAndTimesThemOut: a client that
+// connects and says nothing counts as starting, and --startup-timeout
+// closes it.
+func TestServeCountsStartingConnectionsAndTimesThemOut(t *testing.T) {
+	pg := pgtest.Shared(t)
+	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
+	t.Setenv("PGGUARD_STARTUP_TIMEOUT", "500ms")
+	s := startServe(t, pg)
+	silent, err := net.Dial("tcp", s.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	eventuallyTrue(t, "the silent client to count as starting", func() bool {
+		_, body := status(t, "http://"+s.metrics+"/metrics")
+		return strings.Contains(body, `pgguard_connections_starting{stage="startup"} 1`+"\n")
+	})
+	// Far longer than the configured timeout, far shorter than the default.
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent client not closed by --startup-timeout (read %d, %v)", n, err)
+	}
+	eventuallyTrue(t, "the count to drop", func() bool {
+		_, body := status(t, "http://"+s.metrics+"/metrics")
+		return strings.Contains(body, `pgguard_connections_starting{stage="startup"} 0`+"\n")
+	})
+}
+
+// TestServeHealthWhileDraining: once shutdown begins, readiness (/readyz,
+// and /healthz, its older name) answers 503 while the open sessions drain;
+// liveness (/livez) stays 200.
+func TestServeHealthWhileDraining(t *testing.T) {
+	pg := pgtest.Shared(t)
+	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
+	s := startServe(t, pg, "--shutdown-grace", "1m")
+	wantStatus := func(path string, want int) {
+		t.Helper()
+		if code, body := status(t, "http://"+s.metrics+path); code != want {
+			t.Errorf("%s = %d %q, want %d", path, code, body, want)
+		}
+	}
+	for _, path := range []string{"/livez", "/readyz", "/healthz"} {
+		wantStatus(path, http.StatusOK)
+	}
+	// An open session keeps the drain going.
+	conn := connectEventually(t, "postgres://"+pgtest.Superuser+"@"+s.listen+"/postgres?sslmode=disable")
+	s.cancel()
+	eventuallyTrue(t, "/healthz to answer 503", func() bool {
+		code, _ := status(t, "http://"+s.metrics+"/healthz")
+		return code == http.StatusServiceUnavailable
+	})
+	wantStatus("/readyz", http.StatusServiceUnavailable)
+	wantStatus("/livez", http.StatusOK)
+	if _, body := status(t, "http://"+s.metrics+"/readyz"); !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz says %q, want the reason", body)
+	}
+	conn.Close(context.Background())
+}
+
+// silentServer accepts TCP connections and never answers, as a catalog
+// endpoint behind a stuck proxy or firewall does; it counts them.
+func silentServer(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int64
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return l.Addr().String(), &accepted
+}
+
+// TestServeCatalogUnavailable: with a catalog endpoint that accepts but
+// never answers, the first client is refused once the catalog connect
+// timeout passes, the next at once without another connection, with
+// "catalog unavailable"; a catalog_unavailable alert is raised and
+// readiness fails.
+func TestServeCatalogUnavailable(t *testing.T) {
+	pg := pgtest.Shared(t)
+	catalogAddr, dials := silentServer(t)
+	t.Setenv("PGGUARD_CATALOG_URL", "postgres://pgguard_catalog@"+catalogAddr+"/postgres?sslmode=disable")
+	t.Setenv("PGGUARD_CATALOG_CONNECT_TIMEOUT", "300ms")
+	s := startServe(t, pg)
+	url := "postgres://" + pgtest.Superuser + "@" + s.listen + "/postgres?sslmode=disable"
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		conn, err := pgx.Connect(ctx, url)
+		cancel()
+		if err == nil {
+			conn.Close(context.Background())
+			t.Fatalf("client %d: session opened without a catalog", i+1)
+		}
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "57P03" || !strings.Contains(pe.Message, "catalog unavailable") {
+			t.Fatalf("client %d: %v, want 57P03 catalog unavailable", i+1, err)
+		}
+		if strings.Contains(pe.Message, catalogAddr) || strings.Contains(pe.Message, "pgguard_catalog") {
+			t.Errorf("client %d: the refusal names the catalog connection: %s", i+1, pe.Message)
+		}
+		if i == 0 && dials.Load() != 1 {
+			t.Fatalf("%d catalog connections for the first client, want 1", dials.Load())
+		}
+	}
+	eventuallyTrue(t, "the catalog_unavailable alert", func() bool {
+		return strings.Contains(s.logs.String(), `"event":"catalog_unavailable"`)
+	})
+	for _, path := range []string{"/readyz", "/healthz"} {
+		code, body := status(t, "http://"+s.metrics+path)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "catalog") {
+			t.Errorf("%s = %d %q, want 503 naming the catalog", path, code, body)
+		}
+	}
+	if code, _ := status(t, "http://"+s.metrics+"/livez"); code != http.StatusOK {
+		t.Errorf("/livez = %d, want 200", code)
+	}
 }
