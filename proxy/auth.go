@@ -104,7 +104,7 @@ func (c *conn) authMessage(typ byte, body []byte) (bool, error) {
 	case 'R':
 		return false, c.authRequest(body)
 	case 'K':
-		return false, c.replaceKey(body)
+		return false, c.passKey(body)
 	case 'S':
 		c.trackParameter(body)
 	case 'Z':
@@ -190,20 +190,16 @@ func withoutChannelBinding(body []byte) ([]byte, error) {
 	return encode(sasl)[5:], nil
 }
 
-// replaceKey records the server's cancel key and gives the client one of
-// pgguard's, so cancel requests come to pgguard and only for this session.
-func (c *conn) replaceKey(body []byte) error {
-	real := &pgproto3.BackendKeyData{}
-	if err := real.Decode(body); err != nil {
+// passKey records the server's cancel key and passes it to the client as
+// the server sent it: a CancelRequest then reaches the right backend
+// through any pgguard process, which forwards it unchanged.
+func (c *conn) passKey(body []byte) error {
+	key := &pgproto3.BackendKeyData{}
+	if err := key.Decode(body); err != nil {
 		return c.refuseRelay("08P01", "invalid BackendKeyData from upstream")
 	}
-	c.upstreamKey = real
-	c.key = c.srv.cancels.issue(c)
-	c.keyIssued = true
-	var ours [8]byte
-	binary.BigEndian.PutUint32(ours[:4], c.key.pid)
-	binary.BigEndian.PutUint32(ours[4:], c.key.secret)
-	return writeFrame(c.cw, 'K', ours[:])
+	c.upstreamKey = key
+	return writeFrame(c.cw, 'K', body)
 }
 
 // trackParameter records a ParameterStatus for the interceptor.

@@ -2,70 +2,24 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// cancelKey is the BackendKeyData pgguard gave a client.
-type cancelKey struct {
-	pid    uint32
-	secret uint32
-}
-
-// cancelMap maps the keys pgguard hands out to the sessions holding the
-// upstream's real keys.
-type cancelMap struct {
-	mu sync.Mutex
-	m  map[cancelKey]*conn
-}
-
-// issue draws a fresh random key for c; keys are unguessable so that one
-// client cannot cancel another's queries.
-func (cm *cancelMap) issue(c *conn) cancelKey {
-	cm.mu.Lock()
-	defer cm.mu.Unlock()
-	for {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		k := cancelKey{pid: binary.BigEndian.Uint32(b[:4]) &^ (1 << 31), secret: binary.BigEndian.Uint32(b[4:])}
-		if _, taken := cm.m[k]; !taken && k.pid != 0 {
-			cm.m[k] = c
-			return k
-		}
-	}
-}
-
-func (cm *cancelMap) lookup(k cancelKey) *conn {
-	cm.mu.Lock()
-	defer cm.mu.Unlock()
-	return cm.m[k]
-}
-
-func (cm *cancelMap) release(k cancelKey) {
-	cm.mu.Lock()
-	defer cm.mu.Unlock()
-	delete(cm.m, k)
-}
-
-// forwardCancel sends the upstream's real key for the session that owns k to
-// the upstream, on a connection of its own as the protocol asks. Unknown
-// keys are ignored silently, like PostgreSQL does.
+// forwardCancel passes a client's CancelRequest to the upstream unchanged,
+// on a connection of its own as the protocol asks. The key is the server's
+// own (BackendKeyData passes through), so pgguard need not know the
+// session: a request for a key no backend holds is ignored by the server,
+// as it would be directly.
 func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest) {
 	if len(req.SecretKey) != 4 {
 		return
 	}
-	target := s.cancels.lookup(cancelKey{pid: req.ProcessID, secret: binary.BigEndian.Uint32(req.SecretKey)})
-	if target == nil || target.upstreamKey == nil {
-		return
-	}
-	_ = s.cancelBackend(ctx, target.upstreamKey)
+	_ = s.cancelBackend(ctx, &pgproto3.BackendKeyData{ProcessID: req.ProcessID, SecretKey: req.SecretKey})
 }
 
 // cancelBackend asks the upstream to cancel what the backend with key runs,

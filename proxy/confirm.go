@@ -43,6 +43,7 @@ type confirmer struct {
 	messages []byte // Parse, Bind, Execute, Close portal, Close statement, Sync
 	row      [][]byte
 	err      *pgproto3.ErrorResponse
+	retries  int // cancelled attempts of the current confirmation
 }
 
 func newConfirmer(si SessionInterceptor) *confirmer {
@@ -71,10 +72,10 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 // reports whether it was the last (ReadyForQuery). Asynchronous messages
 // (notices, notifications, parameter changes) are not its own: ours is
 // false and the caller forwards them.
-func (f *confirmer) message(typ byte, body []byte) (ours, done bool) {
+func (f *confirmer) message(typ byte, body []byte) (ours, done, again bool) {
 	switch typ {
 	case 'N', 'A', 'S':
-		return false, false
+		return false, false, false
 	case 'D':
 		f.row = decodeRow(body)
 	case 'E':
@@ -90,14 +91,24 @@ func (f *confirmer) message(typ byte, body []byte) (ours, done bool) {
 		}
 		row, err := f.row, f.err
 		f.row, f.err = nil, nil
+		if err != nil && err.Code == "57014" && f.retries < maxConfirmRetries {
+			// A client's cancel request, meant for its own statement, may
+			// arrive while the state query runs: ask again.
+			f.retries++
+			return true, false, true
+		}
+		f.retries = 0
 		if row == nil && err == nil {
 			err = &pgproto3.ErrorResponse{Code: "XX000", Message: "the state query returned no row"}
 		}
 		f.si.Confirmed(row, err, status)
-		return true, true
+		return true, true, false
 	}
-	return true, false
+	return true, false, false
 }
+
+// maxConfirmRetries bounds how often a cancelled state query is sent again.
+const maxConfirmRetries = 3
 
 // decodeRow copies a DataRow's values; nil for NULL or a malformed row.
 func decodeRow(body []byte) [][]byte {
@@ -132,7 +143,15 @@ func (c *conn) confirmAtStart() error {
 		if err != nil {
 			return c.upstreamLost(err)
 		}
-		ours, done := c.confirm.message(typ, body)
+		ours, done, again := c.confirm.message(typ, body)
+		if again {
+			if _, err := c.sw.Write(c.confirm.messages); err != nil {
+				return c.upstreamLost(err)
+			}
+			if err := c.sw.Flush(); err != nil {
+				return c.upstreamLost(err)
+			}
+		}
 		switch {
 		case typ == 'Z':
 			if len(body) == 1 {
@@ -194,7 +213,10 @@ func (c *conn) sendConfirm() error {
 // confirmMessage takes one server message while the state query is being
 // answered; the answer's own messages never reach the client.
 func (c *conn) confirmMessage(typ byte, body []byte) error {
-	ours, done := c.confirm.message(typ, body)
+	ours, done, again := c.confirm.message(typ, body)
+	if again {
+		return c.sendConfirm()
+	}
 	switch typ {
 	case 'S':
 		c.trackParameter(body)

@@ -30,8 +30,6 @@ type conn struct {
 	session     *Session
 	si          SessionInterceptor
 	rewriter    ErrorRewriter // si, when it rewrites errors
-	key         cancelKey
-	keyIssued   bool
 	upstreamKey *pgproto3.BackendKeyData
 	stage       stage // owned by the session's goroutine
 
@@ -201,9 +199,6 @@ func (c *conn) end(err error) {
 
 func (c *conn) finish() {
 	c.setStage(stageNone)
-	if c.keyIssued {
-		c.srv.cancels.release(c.key)
-	}
 	c.sockMu.Lock()
 	if c.server != nil {
 		c.server.Close()

@@ -9,7 +9,8 @@
 //  2. upstream: one server connection per client session, TLS per sslmode;
 //  3. authentication: passed through to PostgreSQL untouched, except that
 //     SCRAM-SHA-256-PLUS is never offered (channel binding cannot span two TLS
-//     sessions) and BackendKeyData is replaced by a key of our own;
+//     sessions); BackendKeyData passes through, so a CancelRequest, which
+//     pgguard forwards unchanged, works through any pgguard;
 //  4. relay: every client message goes to the Interceptor before it may
 //     reach the server; server output is forwarded as framed bytes, decoding
 //     only the few message types that carry session state. On Linux a

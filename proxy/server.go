@@ -15,7 +15,6 @@ import (
 type Server struct {
 	cfg      Config
 	upstream upstream
-	cancels  cancelMap
 	loops    *loopGroup   // nil: sessions relay on their own goroutines
 	looped   atomic.Int64 // sessions handed to a loop, for tests
 
@@ -51,7 +50,6 @@ func New(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:        cfg,
 		upstream:   up,
-		cancels:    cancelMap{m: make(map[cancelKey]*conn)},
 		loops:      newLoopGroup(cfg.EventLoops),
 		listeners:  make(map[net.Listener]struct{}),
 		conns:      make(map[*conn]struct{}),
