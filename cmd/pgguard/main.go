@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code, err = policy(ctx, rest, stdout)
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
+	case "grants":
+		code, err = runGrants(ctx, rest, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "pgguard", version)
 	case "help", "-h", "--help":
@@ -77,6 +79,7 @@ const usage = `usage:
   pgguard check [flags] "SQL"     decide on one statement and say why
   pgguard policy lint [flags]     find mistakes in the policy
   pgguard policy test [flags] F   check the expectations of test file F
+  pgguard grants [--apply] [flags] PostgreSQL privileges compiled from the policy
   pgguard demo [--interactive]    the whole system with a throwaway PostgreSQL
   pgguard version
 Every flag can also be set as PGGUARD_<FLAG> (upper case, '-' as '_'); the flag wins.

@@ -1,0 +1,252 @@
+// Package grants compiles a policy into PostgreSQL's own privileges: the
+// second lock. Each department gets a NOLOGIN role holding column
+// privileges on exactly the columns it may use for some purpose, and the
+// policy's users become its members, so that a statement that got past
+// pgguard's analysis still meets the database's column privileges.
+//
+// The plan is computed from the same decisions pgguard takes: a column of
+// a table is readable when reading it is allowed for some purpose; a
+// column of a view when what the view computes it from is (as pgguard's
+// analysis traces it); a column is writable when writing it is allowed.
+// DELETE and TRUNCATE, which pgguard counts as writing every column, are
+// granted where every column may be written.
+package grants
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/sqlscan"
+)
+
+// DefaultRolePrefix starts every department role's name, so that it cannot
+// clash with the roles a database already has.
+const DefaultRolePrefix = "pgguard_dept_"
+
+// Options shape a plan.
+type Options struct {
+	// RolePrefix starts department role names; DefaultRolePrefix when empty.
+	RolePrefix string
+}
+
+// Plan is what the policy compiles to.
+type Plan struct {
+	// Departments are sorted by name.
+	Departments []Department
+	// Users maps each user of the policy to the departments it belongs to
+	// (at every level), sorted.
+	Users map[string][]string
+	// Schemas are the schemas the plan's REVOKEs sweep: every schema of the
+	// catalog outside PostgreSQL's own.
+	Schemas []string
+}
+
+// Department is one department's role and privileges.
+type Department struct {
+	Name, Role string
+	// Tables are sorted by schema and name; only those with a privilege.
+	Tables []Table
+}
+
+// Table is a department's privileges on one relation.
+type Table struct {
+	Schema, Name           string
+	Select, Insert, Update []string // columns, in the relation's order
+	Delete, Truncate       bool
+}
+
+// Compile works out the plan for pol over the relations of snap.
+func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, error) {
+	if opts.RolePrefix == "" {
+		opts.RolePrefix = DefaultRolePrefix
+	}
+	rules := parseRules(pol.Rules())
+	purposes := rules.purposes()
+	plan := &Plan{Users: map[string][]string{}}
+	for _, dept := range rules.departments() {
+		d := Department{Name: dept, Role: opts.RolePrefix + roleSafe(dept)}
+		for _, r := range snap.Relations() {
+			if builtinSchema(r.Schema) {
+				continue
+			}
+			if t, ok := tablePrivileges(pol, snap, dept, purposes, r); ok {
+				d.Tables = append(d.Tables, t)
+			}
+		}
+		plan.Departments = append(plan.Departments, d)
+	}
+	for _, user := range rules.users() {
+		var depts []string
+		for _, role := range append([]string{user}, pol.Roles(user)...) {
+			if slices.Contains(rules.departments(), role) {
+				depts = append(depts, role)
+			}
+		}
+		sort.Strings(depts)
+		plan.Users[user] = depts
+	}
+	for _, s := range snap.Schemas() {
+		if !builtinSchema(s) {
+			plan.Schemas = append(plan.Schemas, s)
+		}
+	}
+	return plan, nil
+}
+
+// tablePrivileges decides each column of r for dept.
+func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation) (Table, bool) {
+	t := Table{Schema: r.Schema, Name: r.Name}
+	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
+	writesAll := stored && len(r.Columns) > 0
+	for _, col := range r.Columns {
+		if readable(pol, snap, dept, purposes, r, col) {
+			t.Select = append(t.Select, col)
+		}
+		if !stored {
+			continue
+		}
+		w := []authz.Access{{Column: r.Schema + "." + r.Name + "." + col, Act: authz.ActWrite}}
+		if allowedForSome(pol, dept, purposes, w) {
+			t.Insert = append(t.Insert, col)
+			t.Update = append(t.Update, col)
+		} else {
+			writesAll = false
+		}
+	}
+	t.Delete, t.Truncate = writesAll, writesAll
+	return t, len(t.Select)+len(t.Insert)+len(t.Update) > 0 || t.Delete
+}
+
+// readable asks pgguard's analysis what reading the column reads (for a
+// view, the stored columns it is computed from), and the policy whether
+// the department may read all of it for some purpose.
+func readable(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation, col string) bool {
+	sql := "SELECT " + quoteIdent(col) + " FROM " + quoteIdent(r.Schema) + "." + quoteIdent(r.Name)
+	res := sqlscan.Analyze(sql, snap, sqlscan.Context{Database: snap.Database, SearchPath: []string{}})
+	if res.Denial() != nil || len(res.Statements) != 1 {
+		return false
+	}
+	var reads []authz.Access
+	for _, a := range res.Statements[0].Accesses {
+		reads = append(reads, authz.Access{Column: a.Schema + "." + a.Table + "." + a.Column, Act: authz.Act(a.Act)})
+	}
+	return allowedForSome(pol, dept, purposes, reads)
+}
+
+// allowedForSome reports whether some purpose (or none) allows all of the
+// accesses to the department.
+func allowedForSome(pol *authz.Policy, dept string, purposes []string, accesses []authz.Access) bool {
+	for _, p := range purposes {
+		if pol.Decide(dept, p, accesses).Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+func builtinSchema(s string) bool {
+	return s == "pg_catalog" || s == "information_schema" || strings.HasPrefix(s, "pg_toast") || strings.HasPrefix(s, "pg_temp")
+}
+
+// rules are a policy's rules, split into fields.
+type rules [][]string
+
+func parseRules(texts []string) rules {
+	var out rules
+	for _, t := range texts {
+		f := strings.Split(t, ",")
+		for i := range f {
+			f[i] = strings.TrimSpace(f[i])
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// departments are the subjects of p rules, sorted.
+func (rs rules) departments() []string {
+	var out []string
+	for _, r := range rs {
+		if r[0] == "p" && len(r) > 1 && !slices.Contains(out, r[1]) {
+			out = append(out, r[1])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// users are the members of g rules that are no department or group
+// themselves: the database logins.
+func (rs rules) users() []string {
+	groups := map[string]bool{}
+	for _, d := range rs.departments() {
+		groups[d] = true
+	}
+	for _, r := range rs {
+		if r[0] == "g" && len(r) > 2 {
+			groups[r[2]] = true
+		}
+	}
+	var out []string
+	for _, r := range rs {
+		if r[0] == "g" && len(r) > 2 && !groups[r[1]] && !slices.Contains(out, r[1]) {
+			out = append(out, r[1])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// purposes are none, and every purpose a rule names.
+func (rs rules) purposes() []string {
+	out := []string{""}
+	add := func(p string) {
+		if p != "" && p != "*" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, r := range rs {
+		switch {
+		case r[0] == "p" && len(r) > 2:
+			add(r[2])
+		case r[0] == "g3" && len(r) > 2:
+			add(r[1])
+			add(r[2])
+		}
+	}
+	sort.Strings(out[1:])
+	return out
+}
+
+// roleSafe turns a department name into the tail of a role name: lower
+// case letters, digits and underscores.
+func roleSafe(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// quoteIdent quotes a name for SQL, always.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// quoteLiteral quotes a string constant.
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// String summarises the plan.
+func (p *Plan) String() string {
+	return fmt.Sprintf("%d departments, %d users", len(p.Departments), len(p.Users))
+}

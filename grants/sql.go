@@ -1,0 +1,138 @@
+package grants
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SQL renders the plan as statements a DBA can review and run in one
+// transaction. Running them twice changes nothing: roles are created only
+// when missing, and every department role and user first loses all its
+// table privileges in the plan's schemas, then gets exactly the plan's. The
+// text depends only on the plan, in a fixed order, so it diffs well.
+func (p *Plan) SQL() string {
+	var b strings.Builder
+	b.WriteString("-- pgguard grants: PostgreSQL's own privileges, compiled from the policy.\n")
+	b.WriteString("-- Run as a superuser or the tables' owner, in one transaction.\n")
+	for _, d := range p.Departments {
+		p.department(&b, d)
+	}
+	for _, user := range sortedKeys(p.Users) {
+		p.user(&b, user)
+	}
+	return b.String()
+}
+
+// department writes one department's role and privileges.
+func (p *Plan) department(b *strings.Builder, d Department) {
+	role := quoteIdent(d.Role)
+	fmt.Fprintf(b, "\n-- department %s\n", d.Name)
+	fmt.Fprintf(b, "DO $pgguard$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s) THEN CREATE ROLE %s NOLOGIN; END IF; END $pgguard$;\n",
+		quoteLiteral(d.Role), role)
+	p.revokeTables(b, role)
+	for _, s := range d.schemas() {
+		fmt.Fprintf(b, "GRANT USAGE ON SCHEMA %s TO %s;\n", quoteIdent(s), role)
+	}
+	for _, t := range d.Tables {
+		rel := quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
+		for _, g := range []struct {
+			privilege string
+			cols      []string
+		}{{"SELECT", t.Select}, {"INSERT", t.Insert}, {"UPDATE", t.Update}} {
+			if len(g.cols) > 0 {
+				fmt.Fprintf(b, "GRANT %s (%s) ON %s TO %s;\n", g.privilege, columnList(g.cols), rel, role)
+			}
+		}
+		if t.Delete {
+			fmt.Fprintf(b, "GRANT DELETE, TRUNCATE ON %s TO %s;\n", rel, role)
+		}
+	}
+}
+
+// user writes one login's memberships: its departments' roles, and no
+// privileges of its own in the plan's schemas.
+func (p *Plan) user(b *strings.Builder, user string) {
+	fmt.Fprintf(b, "\n-- user %s\n", user)
+	p.revokeTables(b, quoteIdent(user))
+	mine := p.Users[user]
+	for _, d := range p.Departments {
+		verb := "REVOKE %s FROM %s;\n"
+		if contains(mine, d.Name) {
+			verb = "GRANT %s TO %s;\n"
+		}
+		fmt.Fprintf(b, verb, quoteIdent(d.Role), quoteIdent(user))
+	}
+}
+
+// revokeTables takes every table privilege in the plan's schemas from a
+// role (column privileges go with the table's), and the schemas' USAGE;
+// CREATE on a schema, which migrations need, is left as it is.
+func (p *Plan) revokeTables(b *strings.Builder, role string) {
+	if len(p.Schemas) == 0 {
+		return
+	}
+	schemas := make([]string, len(p.Schemas))
+	for i, s := range p.Schemas {
+		schemas[i] = quoteIdent(s)
+	}
+	list := strings.Join(schemas, ", ")
+	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;\n", list, role)
+	fmt.Fprintf(b, "REVOKE USAGE ON SCHEMA %s FROM %s;\n", list, role)
+}
+
+// schemas are the schemas the department has a privilege in.
+func (d Department) schemas() []string {
+	var out []string
+	for _, t := range d.Tables {
+		if !contains(out, t.Schema) {
+			out = append(out, t.Schema)
+		}
+	}
+	return out
+}
+
+// Apply runs the plan's SQL on conn in one transaction.
+func (p *Plan) Apply(ctx context.Context, conn *pgx.Conn) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, p.SQL()); err != nil {
+		return fmt.Errorf("apply grants: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit grants: %w", err)
+	}
+	return nil
+}
+
+func columnList(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = quoteIdent(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+func sortedKeys(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
