@@ -802,7 +802,8 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 			}
 		}
 	}
-	notMetrics := map[string]bool{"pgguard_catalog": true} // the catalog role of the examples
+	// The catalog role of the examples, and the department roles' prefix.
+	notMetrics := map[string]bool{"pgguard_catalog": true, "pgguard_dept_": true}
 
 	flags := map[string]bool{}
 	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }
@@ -811,7 +812,7 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	offlineFlags := newFlagSet("offline")
 	o.register(offlineFlags)
 	add(offlineFlags)
-	for _, f := range []string{"user", "purpose", "json", "interactive"} { // check and demo
+	for _, f := range []string{"user", "purpose", "json", "interactive", "apply", "role-prefix"} { // check, demo, grants
 		flags[f] = true
 	}
 	otherTools := map[string]bool{"build": true, "schema-only": true} // docker compose, pg_dump
