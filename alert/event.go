@@ -28,6 +28,11 @@ const (
 	// its new sessions are refused (enforce mode) and its statements denied
 	// until a load succeeds; Database names it and Error says why.
 	KindCatalogUnavailable Kind = "catalog_unavailable"
+	// KindQueryBlockedByDatabase: PostgreSQL refused, for want of a
+	// privilege (42501), a statement pgguard had let through: the second
+	// lock held where the analysis did not, a gap to look into. Error is
+	// the server's message.
+	KindQueryBlockedByDatabase Kind = "query_blocked_by_database"
 )
 
 // Mode is the proxy mode an alert was raised under.
@@ -42,7 +47,9 @@ const (
 )
 
 // query reports whether events of kind k are about a statement.
-func (k Kind) query() bool { return k == KindQueryBlocked || k == KindQueryFlagged }
+func (k Kind) query() bool {
+	return k == KindQueryBlocked || k == KindQueryFlagged || k == KindQueryBlockedByDatabase
+}
 
 // KindForMode returns the alert kind a denial produces under mode m, so that
 // callers cannot pair "blocked" with monitor mode by mistake.
@@ -179,7 +186,7 @@ func (e Event) Validate() error {
 		if KindForMode(e.Mode) != e.Kind {
 			return fmt.Errorf("%w: event %q does not match mode %q", ErrInvalidEvent, e.Kind, e.Mode)
 		}
-	case KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable:
+	case KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable, KindQueryBlockedByDatabase:
 	default:
 		return fmt.Errorf("%w: unknown event kind %q", ErrInvalidEvent, e.Kind)
 	}

@@ -94,6 +94,9 @@ type Metrics struct {
 	DecisionDuration prometheus.Histogram
 	// PolicyReloads counts policy reloads by outcome (Reload* constants).
 	PolicyReloads *prometheus.CounterVec
+	// DatabaseRefusals counts statements pgguard let through that
+	// PostgreSQL refused for want of a privilege (42501).
+	DatabaseRefusals prometheus.Counter
 	// ErrorDetails counts server error details withheld from the client
 	// because they could show values of columns the session may not read,
 	// by action (Detail* constants).
@@ -132,6 +135,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgguard_denials_total", Help: "Denied column accesses, by role and data category.",
 		}, []string{"role", "category"}),
+		DatabaseRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgguard_database_refusals_total",
+			Help: "Statements pgguard let through that PostgreSQL refused for want of a privilege (42501): gaps the second lock closed.",
+		}),
 		VerdictCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgguard_verdict_cache_hits_total", Help: "Decisions answered from the verdict cache.",
 		}),
@@ -187,7 +194,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.VerdictCacheBytes, m.AnalysisDuration,
-		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.policyVersion,
+		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.DatabaseRefusals, m.policyVersion,
 		m.startingGauges[0], m.startingGauges[1],
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/pgguard/pgguard/authz"
+	"github.com/pgguard/pgguard/sqlscan"
 )
 
 // contextKey is everything a verdict depends on besides the statement text.
@@ -270,11 +271,12 @@ const entryOverhead = 128
 // string and slice it points to as its own (strings shared with other
 // verdicts or the catalog count in each).
 func verdictSize(v *verdict) int64 {
-	n := int64(unsafe.Sizeof(*v)) + accessesSize(v.accesses) + int64(len(v.purpose))
+	n := int64(unsafe.Sizeof(*v)) + accessesSize(v.accesses) + int64(len(v.purpose)+len(v.text))
 	for i := range v.effects {
 		e := &v.effects[i]
 		n += int64(unsafe.Sizeof(*e)) + int64(len(e.Kind)+len(e.Name)+len(e.Value)+len(e.purpose)+len(e.text))
-		n += accessesSize(e.accesses) + stringsSize(e.changes)
+		n += accessesSize(e.accesses) + stringsSize(e.changes) + stringsSize(e.tempWrites)
+		n += int64(cap(e.tempReads)) * int64(unsafe.Sizeof(sqlscan.Access{}))
 	}
 	if d := v.denied; d != nil {
 		n += int64(unsafe.Sizeof(*d)) + int64(len(d.statement)+len(d.fingerprint)+len(d.purpose)+len(d.policy))

@@ -35,7 +35,14 @@ type verdict struct {
 	// barrier is set when running the text may change session state that
 	// verdicts depend on: the server's state is read again after it.
 	barrier bool
+	// text is the statement, kept (when short) for the alert raised if the
+	// database refuses what pgguard let through; a verdict shared by
+	// texts of one shape keeps the first, whose normalized form they share.
+	text string
 }
+
+// keptTextMax is the longest text a verdict keeps for an alert.
+const keptTextMax = 1 << 10
 
 // effect is a session change a statement makes.
 type effect struct {
@@ -99,6 +106,9 @@ func (s *session) verdictFor(text []byte) *verdict {
 		table.land(k, f, v)
 	}()
 	v = s.evaluate(ctx, str, snap, pol)
+	if v.denied == nil && len(str) <= keptTextMax {
+		v.text = str
+	}
 	if v.cacheable {
 		s.g.cache.put(table, k, v)
 		// Only an allowed verdict without session effects holds for every
@@ -605,6 +615,7 @@ func plural(n int) string {
 func (s *session) apply(v *verdict, segment uint64) proxy.Verdict {
 	out := s.decide(v)
 	if out.Action == proxy.Forward {
+		s.lastText = v.text
 		for i := range v.effects {
 			s.replay(&v.effects[i], segment)
 		}
@@ -826,6 +837,31 @@ func txControlKind(kind string) bool {
 // deciding anything about it: transaction control and changes of settings.
 func stateFree(st *sqlscan.Statement) bool {
 	return st.Effect != nil && st.Effect.Kind != "execute" && st.Effect.Kind != "prepare" && len(st.Accesses) == 0
+}
+
+// raiseDatabaseRefusal reports a statement PostgreSQL refused for want of
+// a privilege after pgguard let it through: the last one forwarded, which
+// in a pipeline may not be the one that failed.
+func (s *session) raiseDatabaseRefusal(f *proxy.ErrorFields) {
+	s.count(func(m *alert.Metrics) { m.DatabaseRefusals.Inc() })
+	pol := s.g.cfg.Policy.Policy()
+	statement, fingerprint := "", ""
+	if s.lastText != "" {
+		statement, fingerprint = alertText(s.lastText)
+	}
+	ev := alert.Event{
+		Kind: alert.KindQueryBlockedByDatabase, User: s.ps.User, Roles: pol.Roles(s.ps.User),
+		Purpose: s.effectivePurpose(""), Database: s.ps.Database, ClientAddr: s.ps.ClientAddr.String(),
+		ApplicationName: s.ps.Parameter("application_name"), Statement: statement, Fingerprint: fingerprint,
+		Denied:        []alert.Denial{{Reason: "PostgreSQL refused it: " + string(f.Message)}},
+		PolicyVersion: pol.Version(), Mode: s.g.cfg.Mode, SessionID: fmt.Sprint(s.ps.ID),
+		Error: string(f.Code) + " " + string(f.Message),
+	}
+	s.log.Warn().Str("sqlstate", string(f.Code)).Str("fingerprint", fingerprint).
+		Msg("PostgreSQL refused a statement pgguard let through: a gap in the analysis the database's privileges closed")
+	if s.g.cfg.Alerts != nil {
+		s.g.cfg.Alerts.Emit(ev)
+	}
 }
 
 // raise sends the alert of a denial and counts it.

@@ -54,6 +54,9 @@ type session struct {
 	errors        uint64 // ErrorResponses seen
 	sawError      bool   // an ErrorResponse since the last confirmation
 	ddlPending    bool
+	// lastText is the last statement forwarded, for an alert when the
+	// database refuses it ("" when not kept).
+	lastText string
 	// unsettled are the relation names DDL of the open transaction named
 	// (sorted): the catalog cannot see uncommitted changes.
 	unsettled []string
@@ -177,6 +180,9 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 	case 'E':
 		s.errors++
 		s.sawError = true
+		if f, ok := proxy.DecodeErrorFields(m.Body); ok && string(f.Code) == "42501" {
+			s.raiseDatabaseRefusal(&f)
+		}
 	case 'Z':
 		s.settle(s.ps.ReadyCount())
 		if s.ddlPending && m.TxStatus == 'I' {
@@ -450,6 +456,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 			s.replay(&p.effects[i], 0)
 		}
 	}
+	s.lastText = p.text
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
 }
 

@@ -99,6 +99,8 @@ func NewServerMessage(typ byte, body []byte) ServerMessage {
 type ErrorFields struct {
 	// Code is the SQLSTATE.
 	Code []byte
+	// Message is the primary message.
+	Message []byte
 	// Detail is the DETAIL field; HasDetail tells an empty one from none.
 	Detail    []byte
 	HasDetail bool
@@ -119,6 +121,8 @@ func DecodeErrorFields(body []byte) (f ErrorFields, ok bool) {
 		switch body[0] {
 		case 'C':
 			f.Code = v
+		case 'M':
+			f.Message = v
 		case 'D':
 			f.Detail, f.HasDetail = v, true
 		case 's':
