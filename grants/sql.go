@@ -3,6 +3,7 @@ package grants
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -61,7 +62,7 @@ func (p *Plan) user(b *strings.Builder, user string) {
 	mine := p.Users[user]
 	for _, d := range p.Departments {
 		verb := "REVOKE %s FROM %s;\n"
-		if contains(mine, d.Name) {
+		if slices.Contains(mine, d.Name) {
 			verb = "GRANT %s TO %s;\n"
 		}
 		fmt.Fprintf(b, verb, quoteIdent(d.Role), quoteIdent(user))
@@ -88,7 +89,7 @@ func (p *Plan) revokeTables(b *strings.Builder, role string) {
 func (d Department) schemas() []string {
 	var out []string
 	for _, t := range d.Tables {
-		if !contains(out, t.Schema) {
+		if !slices.Contains(out, t.Schema) {
 			out = append(out, t.Schema)
 		}
 	}
@@ -126,13 +127,4 @@ func sortedKeys(m map[string][]string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -220,30 +221,21 @@ func (a *analyzer) utility(n *pg.Node) string {
 // ddlCalls checks every function call and operator anywhere inside a DDL
 // statement.
 func (a *analyzer) ddlCalls(m protoreflect.Message) {
-	if !a.tick() {
-		return
-	}
-	if node, ok := m.Interface().(*pg.Node); ok {
+	walkMessages(m, func(msg proto.Message) bool {
+		if !a.tick() {
+			return false
+		}
+		node, ok := msg.(*pg.Node)
+		if !ok {
+			return true
+		}
 		switch x := node.GetNode().(type) {
 		case *pg.Node_FuncCall:
 			a.checkFunction(stringList(x.FuncCall.GetFuncname()), len(x.FuncCall.GetArgs()))
 		case *pg.Node_AExpr:
 			a.checkOperator(stringList(x.AExpr.GetName()))
 		case *pg.Node_CreateFunctionStmt:
-			return
-		}
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
-			return true
-		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				a.ddlCalls(l.Get(i).Message())
-			}
-		} else {
-			a.ddlCalls(v.Message())
+			return false // the body is stored, not run
 		}
 		return !a.failed()
 	})
