@@ -80,6 +80,7 @@ const usage = `usage:
   pgguard policy lint [flags]     find mistakes in the policy
   pgguard policy test [flags] F   check the expectations of test file F
   pgguard grants [--apply] [flags] PostgreSQL privileges compiled from the policy
+  pgguard grants check [flags]    differences between the live privileges and the policy's
   pgguard demo [--interactive]    the whole system with a throwaway PostgreSQL
   pgguard version
 Every flag can also be set as PGGUARD_<FLAG> (upper case, '-' as '_'); the flag wins.
