@@ -86,7 +86,11 @@ func (l *linter) ruleNames(f facts, r rule) {
 		l.add(r.line, sev, "unknown-purpose", "purpose %q appears in no g3 rule%s", purpose, suggest(purpose, f.purposes))
 	}
 	if sub != "*" && sub != "" && !f.users[sub] && !f.roles[sub] {
-		l.add(r.line, SeverityWarning, "unknown-subject", "subject %q is neither a role nor a user of any g rule%s", sub, suggest(sub, f.roles))
+		// The rule could only apply to a login of exactly this name, which
+		// no g rule places anywhere: far more often a misspelt department,
+		// and a misspelt deny rule silently opens access. A rule meant for
+		// one user names a user that a g rule places in a department.
+		l.add(r.line, SeverityError, "unknown-subject", "subject %q is neither a department nor a user of any g rule, so this rule applies to no one the policy knows%s", sub, suggest(sub, f.roles))
 	}
 }
 
