@@ -21,13 +21,19 @@ import (
 // is denied.
 func (p *Policy) Decide(subject, purpose string, accesses []Access) Decision {
 	d := Decision{Allowed: true, Roles: p.roles[subject], PolicyVersion: p.version}
+	missingAllow := false
 	for _, a := range accesses {
 		v := p.verdict(subject, purpose, a.Column, a.Act)
 		if v.allowed || alreadyDenied(d.Denied, a) {
 			continue
 		}
 		d.Allowed = false
+		missingAllow = missingAllow || !v.denyRule
 		d.Denied = append(d.Denied, Denial{Column: a.Column, Category: v.category, Act: a.Act, Reason: v.reason})
+	}
+	if missingAllow {
+		d.UnknownSubject = !p.HasRules(subject)
+		d.UnknownPurpose = purpose != "" && !p.KnownPurpose(purpose)
 	}
 	return d
 }
@@ -96,7 +102,7 @@ func (p *Policy) evaluate(subject, purpose, object string, act Act) verdict {
 		if !deny.category {
 			category = first(cats)
 		}
-		return verdict{category: category, reason: fmt.Sprintf("deny rule %q (%s:%d)", deny.text, p.file, deny.line)}
+		return verdict{denyRule: true, category: category, reason: fmt.Sprintf("deny rule %q (%s:%d)", deny.text, p.file, deny.line)}
 	case allow != nil:
 		return verdict{allowed: true}
 	case len(cats) > 0:

@@ -168,6 +168,16 @@ func personalHint(column string) string {
 
 // suggest proposes the closest known name for a likely typo.
 func suggest(name string, known map[string]bool) string {
+	best := closest(name, known)
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// closest returns the known name at most two edits from name, the first in
+// sort order among equally close ones; "" when there is none.
+func closest(name string, known map[string]bool) string {
 	best, bestDist := "", 3
 	names := make([]string, 0, len(known))
 	for k := range known {
@@ -179,10 +189,7 @@ func suggest(name string, known map[string]bool) string {
 			best, bestDist = k, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best
 }
 
 // completeness refuses a policy that classifies nothing or allows nothing.
