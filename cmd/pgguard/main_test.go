@@ -96,9 +96,26 @@ func TestShippedPolicyLintsClean(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
+	if !strings.Contains(out, "policy is clean") || strings.Contains(out, "skipped") {
+		t.Errorf("with a catalog, lint runs every check:\n%s", out)
+	}
 	code, out = runCmd(t, "policy", "lint", "--policy", "authz/testdata/lint/bad_effect_case.csv")
-	if code != exitDenied || !strings.Contains(out, "bad_effect_case.csv:") {
+	if code != exitDenied || !strings.Contains(out, "bad_effect_case.csv:") || !strings.Contains(out, "skipped 2 check(s)") {
 		t.Fatalf("bad policy: exit %d:\n%s", code, out)
+	}
+}
+
+func TestLintWithoutCatalogSaysWhatItSkipped(t *testing.T) {
+	code, out := runCmd(t, "policy", "lint")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	want := "no findings\n" +
+		"skipped 2 check(s) that need the catalog (give --schema FILE.sql or --upstream URL):\n" +
+		"  pattern-matches-nothing: g2 and p column patterns that match no column of the database\n" +
+		"  unclassified-personal-data: columns that look like personal data but no g2 rule classifies\n"
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
 	}
 }
 
