@@ -121,6 +121,7 @@ type Policy struct {
 	ancestors      map[string][]string     // purpose -> its ancestors
 	bySubject      map[string][]*pRule     // p rules by subject
 	purposes       map[string]bool         // purposes named anywhere
+	outline        outline                 // names in file order, for Matrix
 
 	cache *decisionCache
 }
@@ -232,6 +233,7 @@ func (p *Policy) index(rules []rule) error {
 		p.indexRule(r, subjects)
 	}
 	sort.Strings(p.rules)
+	p.outline = outlineOf(rules)
 	var err error
 	if p.roles, err = implicitRoles(p.enforcer, "g", subjects); err != nil {
 		return err
