@@ -77,6 +77,7 @@ const usage = `usage:
   pgguard check [flags] "SQL"     decide on one statement and say why
   pgguard policy lint [flags]     find mistakes in the policy
   pgguard policy test [flags] F   check the expectations of test file F
+  pgguard policy matrix [flags]   which department may use which data for which purpose
   pgguard demo [--interactive]    the whole system with a throwaway PostgreSQL
   pgguard version
 Every flag can also be set as PGGUARD_<FLAG> (upper case, '-' as '_'); the flag wins.

@@ -11,16 +11,18 @@ import (
 	"github.com/pgguard/pgguard/authz"
 )
 
-// policy runs `pgguard policy lint|test`.
+// policy runs `pgguard policy lint|test|matrix`.
 func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	if len(args) == 0 {
-		return exitError, usageError("policy needs lint or test")
+		return exitError, usageError("policy needs lint, test or matrix")
 	}
 	switch args[0] {
 	case "lint":
 		return lint(ctx, args[1:], stdout)
 	case "test":
 		return policyTest(ctx, args[1:], stdout)
+	case "matrix":
+		return policyMatrix(args[1:], stdout)
 	}
 	return exitError, usageError(fmt.Sprintf("unknown policy command %q", args[0]))
 }
