@@ -359,3 +359,23 @@ func TestDecideNamesUnknownSubjectAndPurpose(t *testing.T) {
 		t.Error("HasRules: payroll_app has hr's rules, mallory none")
 	}
 }
+
+func TestWhyNamesTheDecidingRule(t *testing.T) {
+	p := loadShipped(t, Options{})
+	tests := []struct {
+		user, purpose, column string
+		allowed               bool
+		reason                string
+	}{
+		{"sales_app", "shipping", "crm.customers.email", true, `allow rule "p, sales, order_fulfilment, customer_contact, read, allow" (policy.csv:`},
+		{"sales_app", "shipping", "crm.customers.id", true, "unclassified"},
+		{"sales_app", "shipping", "crm.customers.bsn", false, `no allow for category customer_identity with purpose "shipping"`},
+		{"marketing_app", "newsletter", "crm.customers.phone", false, `deny rule "p, marketing, marketing, crm.customers.phone, read, deny"`},
+	}
+	for _, tt := range tests {
+		allowed, reason := p.Why(tt.user, tt.purpose, Access{Column: tt.column, Act: ActRead})
+		if allowed != tt.allowed || !strings.Contains(reason, tt.reason) {
+			t.Errorf("%s %s %s: %v %q, want %v %q", tt.user, tt.purpose, tt.column, allowed, reason, tt.allowed, tt.reason)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -139,4 +140,26 @@ func TestDemoScenarioEndToEnd(t *testing.T) {
 	if strings.Contains(out, "UNEXPECTED") || strings.Contains(out, "unexpected") {
 		t.Errorf("demo reported an unexpected outcome:\n%s", out)
 	}
+}
+
+// versions hides the policy and catalog versions, which change with every
+// edit of policy.csv or demo/schema.sql, from golden output.
+var versions = regexp.MustCompile(`(policy |catalog |"policy_version": "|"catalog_version": ")[0-9a-f]+`)
+
+// TestCheckExplainsEachColumnGolden: a refused statement shows every column
+// on a line of its own with its categories and the rule that decided it;
+// --json keeps its shape.
+func TestCheckExplainsEachColumnGolden(t *testing.T) {
+	base := []string{"check", "--schema", "demo/schema.sql"}
+	cases := []struct{ file, user, purpose, sql string }{
+		{"check_refused.txt", "marketing_app", "newsletter", "SELECT id, email, phone FROM crm.customers WHERE city = 'Utrecht'"},
+		{"check_unknown_purpose.txt", "payroll_app", "payrol", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id"},
+		{"check_allowed.txt", "sales_app", "shipping", "SELECT email, status FROM crm.customers c JOIN crm.orders o ON o.customer_id = c.id"},
+	}
+	for _, tc := range cases {
+		_, out := runCmd(t, append(append([]string{}, base...), "--user", tc.user, "--purpose", tc.purpose, tc.sql)...)
+		golden(t, tc.file, versions.ReplaceAllString(out, "${1}VERSION"))
+	}
+	_, out := runCmd(t, append(append([]string{}, base...), "--json", "--user", "marketing_app", "--purpose", "newsletter", cases[0].sql)...)
+	golden(t, "check_refused.json", versions.ReplaceAllString(out, "${1}VERSION"))
 }
