@@ -811,6 +811,7 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	offlineFlags := newFlagSet("offline")
 	o.register(offlineFlags)
 	add(offlineFlags)
+	add(matrixFlags(&matrixConfig{}))
 	for _, f := range []string{"user", "purpose", "json", "interactive"} { // check and demo
 		flags[f] = true
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"html"
 	"io"
@@ -26,19 +27,16 @@ var matrixLegend = []string{
 // policyMatrix prints which department may do what with which data for
 // which purpose, as authz judges it: `pgguard policy matrix`.
 func policyMatrix(args []string, stdout io.Writer) (int, error) {
-	var model, policyFile, format string
-	fs := newFlagSet("policy matrix")
-	fs.StringVar(&model, "model", "model.conf", "Casbin model file")
-	fs.StringVar(&policyFile, "policy", "policy.csv", "Casbin policy file")
-	fs.StringVar(&format, "format", "text", "text|markdown|html")
+	var c matrixConfig
+	fs := matrixFlags(&c)
 	if err := parseFlags(fs, args); err != nil {
 		return exitError, err
 	}
-	render, ok := matrixFormats[format]
+	render, ok := matrixFormats[c.format]
 	if !ok || fs.NArg() != 0 {
 		return exitError, usageError("policy matrix takes --format text, markdown or html, and no arguments")
 	}
-	p, err := authz.Load(model, policyFile, authz.Options{})
+	p, err := authz.Load(c.model, c.policy, authz.Options{})
 	if err != nil {
 		return exitError, fmt.Errorf("policy: %w", err)
 	}
@@ -46,6 +44,18 @@ func policyMatrix(args []string, stdout io.Writer) (int, error) {
 		return exitError, err
 	}
 	return exitOK, nil
+}
+
+// matrixConfig is what the flags of policy matrix set.
+type matrixConfig struct{ model, policy, format string }
+
+// matrixFlags are the flags of policy matrix.
+func matrixFlags(c *matrixConfig) *flag.FlagSet {
+	fs := newFlagSet("policy matrix")
+	fs.StringVar(&c.model, "model", "model.conf", "Casbin model file")
+	fs.StringVar(&c.policy, "policy", "policy.csv", "Casbin policy file")
+	fs.StringVar(&c.format, "format", "text", "text|markdown|html")
+	return fs
 }
 
 // matrixFormats render the cells of a matrix, header first.
