@@ -21,6 +21,7 @@ type cacheKey struct {
 // filled in by the caller, which knows them.
 type verdict struct {
 	allowed  bool
+	denyRule bool // denied by a deny rule, not for want of an allow
 	category string
 	reason   string
 }

@@ -21,13 +21,19 @@ import (
 // is denied.
 func (p *Policy) Decide(subject, purpose string, accesses []Access) Decision {
 	d := Decision{Allowed: true, Roles: p.roles[subject], PolicyVersion: p.version}
+	missingAllow := false
 	for _, a := range accesses {
 		v := p.verdict(subject, purpose, a.Column, a.Act)
 		if v.allowed || alreadyDenied(d.Denied, a) {
 			continue
 		}
 		d.Allowed = false
+		missingAllow = missingAllow || !v.denyRule
 		d.Denied = append(d.Denied, Denial{Column: a.Column, Category: v.category, Act: a.Act, Reason: v.reason})
+	}
+	if missingAllow {
+		d.UnknownSubject = !p.HasRules(subject)
+		d.UnknownPurpose = purpose != "" && !p.KnownPurpose(purpose)
 	}
 	return d
 }
@@ -66,6 +72,21 @@ func (p *Policy) DDLAllowed(subject, purpose string) bool {
 	return p.verdict(subject, purpose, ObjectDDL, ActDDL).allowed
 }
 
+// Why answers one access like Decide and names what decided it: the deny
+// rule or the missing allow when denied, the first allow rule (with its
+// file and line) or the unclassified setting when allowed.
+func (p *Policy) Why(subject, purpose string, a Access) (allowed bool, reason string) {
+	v := p.verdict(subject, purpose, a.Column, a.Act)
+	if !v.allowed {
+		return false, v.reason
+	}
+	allow, _ := p.match(subject, purpose, a.Column, a.Act, p.Categories(a.Column))
+	if allow == nil {
+		return true, "unclassified: no g2 rule classifies the column, and unclassified columns are allowed"
+	}
+	return true, fmt.Sprintf("allow rule %q (%s:%d)", allow.text, p.file, allow.line)
+}
+
 // verdict answers one question from the cache, computing it on a miss.
 func (p *Policy) verdict(subject, purpose, object string, act Act) verdict {
 	k := cacheKey{subject: subject, purpose: purpose, object: object, act: act}
@@ -96,7 +117,7 @@ func (p *Policy) evaluate(subject, purpose, object string, act Act) verdict {
 		if !deny.category {
 			category = first(cats)
 		}
-		return verdict{category: category, reason: fmt.Sprintf("deny rule %q (%s:%d)", deny.text, p.file, deny.line)}
+		return verdict{denyRule: true, category: category, reason: fmt.Sprintf("deny rule %q (%s:%d)", deny.text, p.file, deny.line)}
 	case allow != nil:
 		return verdict{allowed: true}
 	case len(cats) > 0:

@@ -323,3 +323,59 @@ func TestCacheIsBounded(t *testing.T) {
 		t.Errorf("cache holds %d verdicts, bound 128", n)
 	}
 }
+
+func TestDecideNamesUnknownSubjectAndPurpose(t *testing.T) {
+	p := loadShipped(t, Options{})
+	email := []Access{{Column: "crm.customers.email", Act: ActRead}}
+	iban := []Access{{Column: "crm.customers.iban", Act: ActRead}}
+	tests := []struct {
+		name, user, purpose string
+		accesses            []Access
+		subject, purpose2   bool
+	}{
+		{"known user, known purpose", "sales_app", "newsletter", email, false, false},
+		{"unknown purpose", "sales_app", "nonsense", email, false, true},
+		{"unknown user", "mallory", "order_fulfilment", email, true, false},
+		{"unknown user and purpose", "mallory", "nonsense", email, true, true},
+		{"a department as the login", "sales", "nonsense", email, false, true},
+		{"only a deny rule refused: it is the reason", "support_app", "nonsense", iban, false, false},
+	}
+	for _, tt := range tests {
+		d := p.Decide(tt.user, tt.purpose, tt.accesses)
+		if d.Allowed || d.UnknownSubject != tt.subject || d.UnknownPurpose != tt.purpose2 {
+			t.Errorf("%s: allowed %v, unknown subject %v purpose %v; want false %v %v", tt.name, d.Allowed, d.UnknownSubject, d.UnknownPurpose, tt.subject, tt.purpose2)
+		}
+	}
+	if d := p.Decide("mallory", "nonsense", []Access{{Column: "crm.customers.id", Act: ActRead}}); !d.Allowed || d.UnknownSubject || d.UnknownPurpose {
+		t.Errorf("an allowed decision names nothing unknown: %+v", d)
+	}
+	if got := p.SimilarPurpose("newsleter"); got != "newsletter" {
+		t.Errorf("SimilarPurpose(newsleter) = %q", got)
+	}
+	if got := p.SimilarPurpose("nonsense"); got != "" {
+		t.Errorf("SimilarPurpose(nonsense) = %q", got)
+	}
+	if !p.HasRules("payroll_app") || p.HasRules("mallory") {
+		t.Error("HasRules: payroll_app has hr's rules, mallory none")
+	}
+}
+
+func TestWhyNamesTheDecidingRule(t *testing.T) {
+	p := loadShipped(t, Options{})
+	tests := []struct {
+		user, purpose, column string
+		allowed               bool
+		reason                string
+	}{
+		{"sales_app", "shipping", "crm.customers.email", true, `allow rule "p, sales, order_fulfilment, customer_contact, read, allow" (policy.csv:`},
+		{"sales_app", "shipping", "crm.customers.id", true, "unclassified"},
+		{"sales_app", "shipping", "crm.customers.bsn", false, `no allow for category customer_identity with purpose "shipping"`},
+		{"marketing_app", "newsletter", "crm.customers.phone", false, `deny rule "p, marketing, marketing, crm.customers.phone, read, deny"`},
+	}
+	for _, tt := range tests {
+		allowed, reason := p.Why(tt.user, tt.purpose, Access{Column: tt.column, Act: ActRead})
+		if allowed != tt.allowed || !strings.Contains(reason, tt.reason) {
+			t.Errorf("%s %s %s: %v %q, want %v %q", tt.user, tt.purpose, tt.column, allowed, reason, tt.allowed, tt.reason)
+		}
+	}
+}

@@ -62,6 +62,27 @@ func hasErrors(fs []Finding) bool {
 	return false
 }
 
+// Check names one kind of finding and what it looks for.
+type Check struct {
+	Code  string // the code of its findings, e.g. "pattern-matches-nothing"
+	About string // what it finds, in a few words
+}
+
+// catalogChecks are the checks that need the catalog's columns.
+var catalogChecks = []Check{
+	{"pattern-matches-nothing", "g2 and p column patterns that match no column of the database"},
+	{"unclassified-personal-data", "columns that look like personal data but no g2 rule classifies"},
+}
+
+// SkippedChecks are the checks Lint does not run with the given columns:
+// those that need the catalog when columns is nil, else none.
+func SkippedChecks(columns []string) []Check {
+	if columns != nil {
+		return nil
+	}
+	return append([]Check(nil), catalogChecks...)
+}
+
 // Lint checks a model and a policy file and returns what it finds, sorted
 // by file and line. columns, when not nil, are the catalog's columns as
 // "schema.table.column"; with them lint also reports g2 patterns that match

@@ -34,7 +34,7 @@ func TestLintFindings(t *testing.T) {
 		{"unknown_type.csv", nil, []wantFinding{{"unknown-type", 6, e}, {"unknown-type", 7, e}}, `"g4"`},
 		{"unknown_category.csv", nil, []wantFinding{{"unknown-category", 6, e}}, `did you mean "contact"?`},
 		{"unknown_purpose.csv", nil, []wantFinding{{"unknown-purpose", 6, w}, {"unknown-purpose", 7, e}}, `did you mean "newsletter"?`},
-		{"unknown_subject.csv", nil, []wantFinding{{"unknown-subject", 6, w}}, `did you mean "dept"?`},
+		{"unknown_subject.csv", nil, []wantFinding{{"unknown-subject", 6, e}, {"unknown-subject", 7, e}}, `did you mean "dept"?`},
 		{"syntax.csv", nil, []wantFinding{{"syntax", 6, e}}, "Casbin cannot read this line"},
 		{"bad_act.csv", nil, []wantFinding{{"bad-act", 6, e}, {"bad-act", 7, e}}, `act "Read"`},
 		{"bad_ddl.csv", nil, []wantFinding{{"bad-act", 6, e}, {"bad-act", 7, e}, {"bad-act", 8, e}, {"bad-pattern", 9, e}, {"bad-pattern", 10, e}}, "act ddl goes with object ddl"},

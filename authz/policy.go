@@ -46,6 +46,12 @@ type Decision struct {
 	Denied        []Denial // one per denied access, in access order; nil when allowed
 	Roles         []string // the subject's roles, all levels; shared, do not modify
 	PolicyVersion string
+	// UnknownSubject and UnknownPurpose say, on a decision that denied some
+	// access for want of an allow rule, what of the request the policy
+	// does not know: no p rule names the subject or any of its roles, or
+	// the declared purpose is named by no rule (only "*" rules apply to it).
+	// They are the real reason of such a refusal, more than any one column.
+	UnknownSubject, UnknownPurpose bool
 }
 
 // Unclassified settings: what happens to a column no g2 pattern covers.
@@ -115,6 +121,7 @@ type Policy struct {
 	ancestors      map[string][]string     // purpose -> its ancestors
 	bySubject      map[string][]*pRule     // p rules by subject
 	purposes       map[string]bool         // purposes named anywhere
+	outline        outline                 // names in file order, for Matrix
 
 	cache *decisionCache
 }
@@ -226,6 +233,7 @@ func (p *Policy) index(rules []rule) error {
 		p.indexRule(r, subjects)
 	}
 	sort.Strings(p.rules)
+	p.outline = outlineOf(rules)
 	var err error
 	if p.roles, err = implicitRoles(p.enforcer, "g", subjects); err != nil {
 		return err
@@ -312,6 +320,28 @@ func (p *Policy) Roles(subject string) []string {
 // heard of, which can only ever match "*" rules.
 func (p *Policy) KnownPurpose(name string) bool {
 	return name != "" && name != "*" && p.purposes[name]
+}
+
+// HasRules reports whether some p rule names the subject or one of its
+// roles; a subject without any can be allowed nothing but unclassified
+// columns.
+func (p *Policy) HasRules(subject string) bool {
+	if len(p.bySubject[subject]) > 0 {
+		return true
+	}
+	for _, role := range p.roles[subject] {
+		if len(p.bySubject[role]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// SimilarPurpose returns the purpose of the policy closest in spelling to
+// name (at most two edits away), or "" when there is none: the likely
+// intent behind a purpose the policy does not know.
+func (p *Policy) SimilarPurpose(name string) string {
+	return closest(name, p.purposes)
 }
 
 // Categories returns the column's data categories: those its g2 patterns

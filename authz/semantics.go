@@ -86,7 +86,11 @@ func (l *linter) ruleNames(f facts, r rule) {
 		l.add(r.line, sev, "unknown-purpose", "purpose %q appears in no g3 rule%s", purpose, suggest(purpose, f.purposes))
 	}
 	if sub != "*" && sub != "" && !f.users[sub] && !f.roles[sub] {
-		l.add(r.line, SeverityWarning, "unknown-subject", "subject %q is neither a role nor a user of any g rule%s", sub, suggest(sub, f.roles))
+		// The rule could only apply to a login of exactly this name, which
+		// no g rule places anywhere: far more often a misspelt department,
+		// and a misspelt deny rule silently opens access. A rule meant for
+		// one user names a user that a g rule places in a department.
+		l.add(r.line, SeverityError, "unknown-subject", "subject %q is neither a department nor a user of any g rule, so this rule applies to no one the policy knows%s", sub, suggest(sub, f.roles))
 	}
 }
 
@@ -164,6 +168,16 @@ func personalHint(column string) string {
 
 // suggest proposes the closest known name for a likely typo.
 func suggest(name string, known map[string]bool) string {
+	best := closest(name, known)
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// closest returns the known name at most two edits from name, the first in
+// sort order among equally close ones; "" when there is none.
+func closest(name string, known map[string]bool) string {
 	best, bestDist := "", 3
 	names := make([]string, 0, len(known))
 	for k := range known {
@@ -175,10 +189,7 @@ func suggest(name string, known map[string]bool) string {
 			best, bestDist = k, d
 		}
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best
 }
 
 // completeness refuses a policy that classifies nothing or allows nothing.

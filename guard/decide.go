@@ -424,6 +424,9 @@ func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
 		msg, hint = "pgguard: the statement attaches code to the database (a function, procedure, trigger, rule, type, "+
 			"operator, cast, policy, extension, ...), which is not allowed "+what, ddlHint
 	}
+	if cause, causeHint := s.unknownCause(d, purpose); cause != "" {
+		msg, hint = msg+": "+cause, causeHint
+	}
 	out := &denial{
 		err: &pgproto3.ErrorResponse{
 			Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501",
@@ -437,6 +440,31 @@ func (s *session) policyDenial(d authz.Decision, purpose, text string) *denial {
 	}
 	return out
 }
+
+// unknownCause names what of the request the policy does not know, when
+// that is why the statement was refused, and what to do about it: the
+// user (no rule names it or any of its departments) before the purpose
+// (no rule names it), since no purpose helps a user the policy ignores.
+func (s *session) unknownCause(d authz.Decision, purpose string) (cause, hint string) {
+	user := s.ps.User
+	switch {
+	case d.UnknownSubject && len(d.Roles) == 0:
+		return fmt.Sprintf("user %q belongs to no department", user), fmt.Sprintf(unknownUserHint, user)
+	case d.UnknownSubject:
+		return fmt.Sprintf("user %q belongs to no department that has rules (it belongs to %s)", user, strings.Join(d.Roles, ", ")),
+			fmt.Sprintf(unknownUserHint, user)
+	case d.UnknownPurpose:
+		hint = purposeHint
+		if similar := s.g.cfg.Policy.Policy().SimilarPurpose(purpose); similar != "" {
+			hint = fmt.Sprintf("Did you mean %q? ", similar) + hint
+		}
+		return fmt.Sprintf("purpose %q is not defined in the policy", purpose), hint
+	}
+	return "", ""
+}
+
+// unknownUserHint is the hint for a user no rule applies to; %q is the user.
+const unknownUserHint = "Ask the security team to place user %q in a department of the policy (a g rule), or connect as a user that has one."
 
 // refusal refuses a statement the analysis could not clear. Most such
 // refusals are pgguard's own (42501); a statement nested too deeply for the
@@ -910,7 +938,12 @@ func (s *session) count(f func(*alert.Metrics)) {
 // statement that needs one will be refused, and the cause is most likely a
 // typo in the application's configuration.
 func (s *session) warnUnknownPurpose(purpose string) {
-	if purpose != "" && !s.g.cfg.Policy.Policy().KnownPurpose(purpose) {
-		s.log.Warn().Str("purpose", purpose).Msg("client declared a purpose the policy does not know")
+	pol := s.g.cfg.Policy.Policy()
+	if purpose != "" && !pol.KnownPurpose(purpose) {
+		ev := s.log.Warn().Str("purpose", purpose)
+		if similar := pol.SimilarPurpose(purpose); similar != "" {
+			ev = ev.Str("did_you_mean", similar)
+		}
+		ev.Msg("client declared a purpose the policy does not know")
 	}
 }

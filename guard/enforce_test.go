@@ -170,6 +170,48 @@ func TestPurposeDeclarations(t *testing.T) {
 	}
 }
 
+// TestRefusalNamesWhatThePolicyDoesNotKnow: a refusal caused by a user or
+// a purpose the policy has never heard of says so, instead of blaming the
+// column.
+func TestRefusalNamesWhatThePolicyDoesNotKnow(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	cases := []struct {
+		name, user, options, sql string
+		message, hint            string // substrings
+	}{
+		{"misspelt purpose", "payroll_app", "-c pgguard.purpose=payrol", "SELECT gross_monthly FROM hr.salaries",
+			`not allowed for purpose "payrol": purpose "payrol" is not defined in the policy`, `Did you mean "payroll"?`},
+		{"made-up purpose", "sales_app", "-c pgguard.purpose=nonsense", "SELECT email FROM crm.customers",
+			`purpose "nonsense" is not defined in the policy`, "SET pgguard.purpose"},
+		{"user in no department", outsider, "-c pgguard.purpose=order_fulfilment", "SELECT email FROM crm.customers",
+			`is not allowed for purpose "order_fulfilment": user "intern_app" belongs to no department`, `place user "intern_app" in a department`},
+		{"the user comes first", outsider, "-c pgguard.purpose=nonsense", "SELECT email FROM crm.customers",
+			`user "intern_app" belongs to no department`, "g rule"},
+		{"a deny rule stays the reason", "support_app", "-c pgguard.purpose=nonsense", "SELECT iban FROM crm.customers",
+			`crm.customers.iban (customer_financial) is not allowed for purpose "nonsense"`, "SET pgguard.purpose"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := w.connect(t, tc.user, tc.options)
+			err := execSQL(conn, tc.sql)
+			expectDenied(t, err, "")
+			pe := pgErr(t, err)
+			if !strings.Contains(pe.Message, tc.message) || !strings.Contains(pe.Hint, tc.hint) {
+				t.Errorf("got message %q hint %q; want %q and %q", pe.Message, pe.Hint, tc.message, tc.hint)
+			}
+			if tc.name == "a deny rule stays the reason" && strings.Contains(pe.Message, "not defined") {
+				t.Errorf("a deny rule refused the column, yet the message blames the purpose: %q", pe.Message)
+			}
+		})
+	}
+	w.addRules(t, "g, "+outsider+", interns")
+	conn := w.connect(t, outsider, "-c pgguard.purpose=order_fulfilment")
+	if pe := pgErr(t, execSQL(conn, "SELECT email FROM crm.customers")); !strings.Contains(pe.Message,
+		`user "intern_app" belongs to no department that has rules (it belongs to interns)`) {
+		t.Errorf("department without rules: %q", pe.Message)
+	}
+}
+
 func TestTransactionFailsLikePostgreSQL(t *testing.T) {
 	w := newWorld(t, alert.ModeEnforce)
 	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")

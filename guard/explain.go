@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/proxy"
 	"github.com/pgguard/pgguard/sqlscan"
 )
@@ -43,6 +44,11 @@ type ExplainAccess struct {
 	Act        string   `json:"act"`
 	Clause     string   `json:"clause"`
 	Categories []string `json:"categories"`
+	// Allowed and DecidedBy are the policy's verdict on this access under
+	// the statement's purpose, and the rule (or missing allow) behind it,
+	// for people; the JSON output leaves them out.
+	Allowed   bool   `json:"-"`
+	DecidedBy string `json:"-"`
 }
 
 // Explain decides on sql for user connected to database with purpose
@@ -83,7 +89,9 @@ func (g *Guard) Explain(ctx context.Context, user, database, purpose, sql string
 		}
 		for _, a := range st.Accesses {
 			col := a.Schema + "." + a.Table + "." + a.Column
-			es.Accesses = append(es.Accesses, ExplainAccess{Column: col, Act: string(a.Act), Clause: a.Clause, Categories: pol.Categories(col)})
+			allowed, why := pol.Why(user, es.Purpose, authz.Access{Column: col, Act: authz.Act(a.Act)})
+			es.Accesses = append(es.Accesses, ExplainAccess{Column: col, Act: string(a.Act), Clause: a.Clause,
+				Categories: pol.Categories(col), Allowed: allowed, DecidedBy: why})
 		}
 		out.Statements = append(out.Statements, es)
 	}

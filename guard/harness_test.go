@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,9 @@ const password = "s3cret-pw"
 
 // departmentUsers are the logins of the example policy's departments.
 var departmentUsers = []string{"hr_app", "payroll_app", "sales_app", "finance_app", "marketing_app", "support_app"}
+
+// outsider is a login the example policy does not name at all.
+const outsider = "intern_app"
 
 var setupOnce sync.Once
 
@@ -107,7 +111,7 @@ func loadSchema(t *testing.T, pg *pgtest.Server) {
 		INSERT INTO hr.sick_leave VALUES (100, '2024-03-01', '2024-03-05', 'flu');
 		CREATE TABLE public.notes (id int, body text);
 		CREATE FUNCTION public.unaccent(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT $1';`)
-	for _, u := range departmentUsers {
+	for _, u := range append(slices.Clone(departmentUsers), outsider) {
 		pg.MustCreateRole(t, u, password, pgtest.SCRAM)
 		// The database lets every department see everything: pgguard is
 		// what keeps them apart in these tests.

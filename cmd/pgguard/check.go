@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/pgguard/pgguard/authz"
@@ -104,16 +105,19 @@ func check(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	return exitDenied, nil
 }
 
+// printExplanation shows a decision for people: the verdict, then each
+// column a statement touches on a line of its own, with its categories and
+// the rule that decided it.
 func printExplanation(w io.Writer, ex guard.Explanation) {
 	if ex.Allowed {
 		fmt.Fprintln(w, "ALLOWED")
 	} else {
 		fmt.Fprintln(w, "DENIED:", ex.Message)
-		if ex.Detail != "" {
+		if ex.Detail != "" && !anyDeniedAccess(ex) {
 			fmt.Fprintln(w, "  why: ", ex.Detail)
 		}
 		for _, d := range ex.Denied {
-			if d.Column != "" {
+			if d.Column != "" && !explained(ex, d.Column, d.Act) {
 				fmt.Fprintf(w, "  denied: %s %s (%s): %s\n", d.Act, d.Column, orNone(d.Category), d.Reason)
 			}
 		}
@@ -126,11 +130,43 @@ func printExplanation(w io.Writer, ex guard.Explanation) {
 		if st.Refused != "" {
 			fmt.Fprintln(w, "  cannot be analysed:", st.Refused)
 		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, a := range st.Accesses {
-			fmt.Fprintf(w, "  %-5s %s [%s] in %s\n", a.Act, a.Column, orNone(strings.Join(a.Categories, ",")), a.Clause)
+			verdict := "allowed"
+			if !a.Allowed {
+				verdict = "denied"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\tin %s\t%s\n", verdict, a.Act, a.Column, orNone(strings.Join(a.Categories, ",")), a.Clause, a.DecidedBy)
 		}
+		tw.Flush()
 	}
 	fmt.Fprintf(w, "policy %s, catalog %s\n", ex.PolicyVersion, ex.CatalogVersion)
+}
+
+// anyDeniedAccess reports whether some access line shows a denial, which
+// then says more than the error's detail.
+func anyDeniedAccess(ex guard.Explanation) bool {
+	for _, st := range ex.Statements {
+		for _, a := range st.Accesses {
+			if !a.Allowed {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// explained reports whether a statement's access lines already show the
+// denied column (they do not show functions or attaching code).
+func explained(ex guard.Explanation, column, act string) bool {
+	for _, st := range ex.Statements {
+		for _, a := range st.Accesses {
+			if a.Column == column && a.Act == act && !a.Allowed {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func orNone(s string) string {

@@ -812,6 +812,7 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	offlineFlags := newFlagSet("offline")
 	o.register(offlineFlags)
 	add(offlineFlags)
+	add(matrixFlags(&matrixConfig{}))
 	for _, f := range []string{"user", "purpose", "json", "interactive", "apply", "role-prefix"} { // check, demo, grants
 		flags[f] = true
 	}

@@ -79,6 +79,7 @@ const usage = `usage:
   pgguard check [flags] "SQL"     decide on one statement and say why
   pgguard policy lint [flags]     find mistakes in the policy
   pgguard policy test [flags] F   check the expectations of test file F
+  pgguard policy matrix [flags]   which department may use which data for which purpose
   pgguard grants [--apply] [flags] PostgreSQL privileges compiled from the policy
   pgguard grants check [flags]    differences between the live privileges and the policy's
   pgguard demo [--interactive]    the whole system with a throwaway PostgreSQL

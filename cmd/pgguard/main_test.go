@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -96,9 +97,26 @@ func TestShippedPolicyLintsClean(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
+	if !strings.Contains(out, "policy is clean") || strings.Contains(out, "skipped") {
+		t.Errorf("with a catalog, lint runs every check:\n%s", out)
+	}
 	code, out = runCmd(t, "policy", "lint", "--policy", "authz/testdata/lint/bad_effect_case.csv")
-	if code != exitDenied || !strings.Contains(out, "bad_effect_case.csv:") {
+	if code != exitDenied || !strings.Contains(out, "bad_effect_case.csv:") || !strings.Contains(out, "skipped 2 check(s)") {
 		t.Fatalf("bad policy: exit %d:\n%s", code, out)
+	}
+}
+
+func TestLintWithoutCatalogSaysWhatItSkipped(t *testing.T) {
+	code, out := runCmd(t, "policy", "lint")
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	want := "no findings\n" +
+		"skipped 2 check(s) that need the catalog (give --schema FILE.sql or --upstream URL):\n" +
+		"  pattern-matches-nothing: g2 and p column patterns that match no column of the database\n" +
+		"  unclassified-personal-data: columns that look like personal data but no g2 rule classifies\n"
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
 	}
 }
 
@@ -122,4 +140,26 @@ func TestDemoScenarioEndToEnd(t *testing.T) {
 	if strings.Contains(out, "UNEXPECTED") || strings.Contains(out, "unexpected") {
 		t.Errorf("demo reported an unexpected outcome:\n%s", out)
 	}
+}
+
+// versions hides the policy and catalog versions, which change with every
+// edit of policy.csv or demo/schema.sql, from golden output.
+var versions = regexp.MustCompile(`(policy |catalog |"policy_version": "|"catalog_version": ")[0-9a-f]+`)
+
+// TestCheckExplainsEachColumnGolden: a refused statement shows every column
+// on a line of its own with its categories and the rule that decided it;
+// --json keeps its shape.
+func TestCheckExplainsEachColumnGolden(t *testing.T) {
+	base := []string{"check", "--schema", "demo/schema.sql"}
+	cases := []struct{ file, user, purpose, sql string }{
+		{"check_refused.txt", "marketing_app", "newsletter", "SELECT id, email, phone FROM crm.customers WHERE city = 'Utrecht'"},
+		{"check_unknown_purpose.txt", "payroll_app", "payrol", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id"},
+		{"check_allowed.txt", "sales_app", "shipping", "SELECT email, status FROM crm.customers c JOIN crm.orders o ON o.customer_id = c.id"},
+	}
+	for _, tc := range cases {
+		_, out := runCmd(t, append(append([]string{}, base...), "--user", tc.user, "--purpose", tc.purpose, tc.sql)...)
+		golden(t, tc.file, versions.ReplaceAllString(out, "${1}VERSION"))
+	}
+	_, out := runCmd(t, append(append([]string{}, base...), "--json", "--user", "marketing_app", "--purpose", "newsletter", cases[0].sql)...)
+	golden(t, "check_refused.json", versions.ReplaceAllString(out, "${1}VERSION"))
 }

@@ -11,16 +11,18 @@ import (
 	"github.com/pgguard/pgguard/authz"
 )
 
-// policy runs `pgguard policy lint|test`.
+// policy runs `pgguard policy lint|test|matrix`.
 func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	if len(args) == 0 {
-		return exitError, usageError("policy needs lint or test")
+		return exitError, usageError("policy needs lint, test or matrix")
 	}
 	switch args[0] {
 	case "lint":
 		return lint(ctx, args[1:], stdout)
 	case "test":
 		return policyTest(ctx, args[1:], stdout)
+	case "matrix":
+		return policyMatrix(args[1:], stdout)
 	}
 	return exitError, usageError(fmt.Sprintf("unknown policy command %q", args[0]))
 }
@@ -52,12 +54,32 @@ func lint(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	for _, f := range findings {
 		fmt.Fprintln(stdout, f.String())
 	}
-	if len(findings) > 0 {
+	skipped := authz.SkippedChecks(columns)
+	switch {
+	case len(findings) > 0:
 		fmt.Fprintf(stdout, "%d finding(s)\n", len(findings))
+	case len(skipped) > 0:
+		fmt.Fprintln(stdout, "no findings")
+	default:
+		fmt.Fprintln(stdout, "policy is clean")
+	}
+	printSkipped(stdout, skipped)
+	if len(findings) > 0 {
 		return exitDenied, nil
 	}
-	fmt.Fprintln(stdout, "policy is clean")
 	return exitOK, nil
+}
+
+// printSkipped says which checks lint did not run, so that "no findings"
+// is never read as "clean" when the catalog was not given.
+func printSkipped(w io.Writer, skipped []authz.Check) {
+	if len(skipped) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "skipped %d check(s) that need the catalog (give --schema FILE.sql or --upstream URL):\n", len(skipped))
+	for _, c := range skipped {
+		fmt.Fprintf(w, "  %s: %s\n", c.Code, c.About)
+	}
 }
 
 // userColumns leaves out the system catalogs, which hold no personal data
