@@ -97,44 +97,60 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	return plan, nil
 }
 
-// tablePrivileges decides each column of r for dept.
+// tablePrivileges decides each column of r for dept. A stored column is
+// written itself; a view's column writes what the view computes it from
+// (PostgreSQL writes through a simple view to its table's columns).
 func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation) (Table, bool) {
 	t := Table{Schema: r.Schema, Name: r.Name}
 	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
-	writesAll := stored && len(r.Columns) > 0
+	writable := stored || r.Kind == catalog.View
+	writesAll := writable && len(r.Columns) > 0
 	for _, col := range r.Columns {
-		if readable(pol, snap, dept, purposes, r, col) {
+		reads, ok := columnReads(snap, r, col)
+		if ok && allowedForSome(pol, dept, purposes, reads) {
 			t.Select = append(t.Select, col)
 		}
-		if !stored {
+		if !writable {
 			continue
 		}
-		w := []authz.Access{{Column: r.Schema + "." + r.Name + "." + col, Act: authz.ActWrite}}
-		if allowedForSome(pol, dept, purposes, w) {
+		writes := []authz.Access{{Column: r.Schema + "." + r.Name + "." + col, Act: authz.ActWrite}}
+		if !stored {
+			writes = asWrites(reads)
+		}
+		if ok && allowedForSome(pol, dept, purposes, writes) {
 			t.Insert = append(t.Insert, col)
 			t.Update = append(t.Update, col)
 		} else {
 			writesAll = false
 		}
 	}
-	t.Delete, t.Truncate = writesAll, writesAll
+	t.Delete, t.Truncate = writesAll, writesAll && stored
 	return t, len(t.Select)+len(t.Insert)+len(t.Update) > 0 || t.Delete
 }
 
-// readable asks pgguard's analysis what reading the column reads (for a
-// view, the stored columns it is computed from), and the policy whether
-// the department may read all of it for some purpose.
-func readable(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation, col string) bool {
+// columnReads asks pgguard's analysis what reading the column reads: the
+// column itself and, for a view, the stored columns it is computed from.
+// ok is false when the analysis refuses to say.
+func columnReads(snap *catalog.Snapshot, r *catalog.Relation, col string) ([]authz.Access, bool) {
 	sql := "SELECT " + quoteIdent(col) + " FROM " + quoteIdent(r.Schema) + "." + quoteIdent(r.Name)
 	res := sqlscan.Analyze(sql, snap, sqlscan.Context{Database: snap.Database, SearchPath: []string{}})
 	if res.Denial() != nil || len(res.Statements) != 1 {
-		return false
+		return nil, false
 	}
 	var reads []authz.Access
 	for _, a := range res.Statements[0].Accesses {
 		reads = append(reads, authz.Access{Column: a.Schema + "." + a.Table + "." + a.Column, Act: authz.Act(a.Act)})
 	}
-	return allowedForSome(pol, dept, purposes, reads)
+	return reads, true
+}
+
+// asWrites turns reads of columns into writes of the same columns.
+func asWrites(reads []authz.Access) []authz.Access {
+	out := make([]authz.Access, len(reads))
+	for i, a := range reads {
+		out[i] = authz.Access{Column: a.Column, Act: authz.ActWrite}
+	}
+	return out
 }
 
 // allowedForSome reports whether some purpose (or none) allows all of the

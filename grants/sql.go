@@ -48,8 +48,11 @@ func (p *Plan) department(b *strings.Builder, d Department) {
 				fmt.Fprintf(b, "GRANT %s (%s) ON %s TO %s;\n", g.privilege, columnList(g.cols), rel, role)
 			}
 		}
-		if t.Delete {
+		switch {
+		case t.Delete && t.Truncate:
 			fmt.Fprintf(b, "GRANT DELETE, TRUNCATE ON %s TO %s;\n", rel, role)
+		case t.Delete:
+			fmt.Fprintf(b, "GRANT DELETE ON %s TO %s;\n", rel, role)
 		}
 	}
 }
