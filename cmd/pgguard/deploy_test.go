@@ -817,7 +817,8 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 		flags[f] = true
 	}
 	otherTools := map[string]bool{"build": true, "schema-only": true} // docker compose, pg_dump
-	env := map[string]bool{}
+	// Besides serve's flags: the knobs of the longer test runs.
+	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true}
 	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) { env[envName(f.Name)] = true })
 
 	files := []string{"README.md", "docs/policy-guide.md", "docs/operations.md", "docs/security-model.md", "docs/grafana-dashboard.json"}
