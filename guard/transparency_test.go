@@ -58,3 +58,35 @@ func TestInvalidStatementsGetTheServersErrors(t *testing.T) {
 		t.Errorf("%d alerts; want only the denial's: statements the server refuses anyway raise none", n)
 	}
 }
+
+// TestProceduresAndSessionViews: CALL takes the execute rules functions
+// take, and pg_stat_activity is refused column by column, as connection
+// pools' health checks need.
+func TestProceduresAndSessionViews(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE PROCEDURE public.pgg_touch(n int) LANGUAGE sql AS $$ SELECT n $$;
+		GRANT EXECUTE ON PROCEDURE public.pgg_touch(int) TO PUBLIC`)
+	w.addRules(t, "p, sales, *, function:public.pgg_touch, execute, allow")
+	sales := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	mustExec(t, sales, "CALL public.pgg_touch(1)")
+	// The argument is read like any other expression.
+	expectDenied(t, execSQL(sales, "CALL public.pgg_touch((SELECT length(iban) FROM crm.customers LIMIT 1))"), "crm.customers.iban")
+	marketing := w.connect(t, "marketing_app", "-c pgguard.purpose=newsletter")
+	expectDenied(t, execSQL(marketing, "CALL public.pgg_touch(1)"), "")
+
+	for _, sql := range []string{
+		"SELECT pid FROM pg_stat_activity WHERE state = 'idle'",
+		"SELECT count(*) FROM pg_stat_activity",
+		"SELECT pid, usename, datname, state, backend_start FROM pg_catalog.pg_stat_activity",
+	} {
+		mustExec(t, sales, sql)
+	}
+	for _, sql := range []string{
+		"SELECT query FROM pg_stat_activity",
+		"SELECT pid FROM pg_stat_activity WHERE query LIKE '%iban%'",
+		"SELECT client_addr FROM pg_stat_activity",
+		"SELECT * FROM pg_stat_activity",
+	} {
+		expectDenied(t, execSQL(sales, sql), "")
+	}
+}

@@ -37,7 +37,17 @@ func (a *analyzer) topLevel(n *pg.Node) string {
 		a.deny(CodeDoBlock, "DO runs procedural code the analysis cannot see into")
 		return "do"
 	case *pg.Node_CallStmt:
-		a.deny(CodeCall, "CALL runs a procedure the analysis cannot see into")
+		// A procedure is decided as a function is: allowed by an execute
+		// rule (or from a trusted extension), its arguments read. What it
+		// runs may end the transaction or change settings, so it is a
+		// barrier (UserCode).
+		fc := x.CallStmt.GetFunccall()
+		if fc == nil {
+			a.deny(CodeCall, "CALL without a procedure")
+			return "call"
+		}
+		a.funcCall(fc, nil)
+		a.userCode = true
 		return "call"
 	case *pg.Node_TruncateStmt:
 		a.truncate(x.TruncateStmt)

@@ -143,12 +143,13 @@ const (
 // sensitiveRelations are keyed by schema.name; the schema "*" matches
 // extension relations installed in any schema.
 var sensitiveRelations = map[string]sensitiveRelation{
-	"pg_catalog.pg_statistic":                 {statsReason, nil},
-	"pg_catalog.pg_stats":                     {statsReason, nil},
-	"pg_catalog.pg_statistic_ext_data":        {statsReason, nil},
-	"pg_catalog.pg_stats_ext":                 {statsReason, nil},
-	"pg_catalog.pg_stats_ext_exprs":           {statsReason, nil},
-	"pg_catalog.pg_stat_activity":             {sessionsReason, nil},
+	"pg_catalog.pg_statistic":          {statsReason, nil},
+	"pg_catalog.pg_stats":              {statsReason, nil},
+	"pg_catalog.pg_statistic_ext_data": {statsReason, nil},
+	"pg_catalog.pg_stats_ext":          {statsReason, nil},
+	"pg_catalog.pg_stats_ext_exprs":    {statsReason, nil},
+	"pg_catalog.pg_stat_activity": {sessionsReason, []string{"query", "query_id", "client_addr", "client_hostname",
+		"client_port", "application_name"}},
 	"*.pg_stat_statements":                    {sessionsReason, nil},
 	"*.pg_stat_statements_info":               {sessionsReason, nil},
 	"pg_catalog.pg_largeobject":               {loReason, nil},
