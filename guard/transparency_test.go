@@ -90,3 +90,29 @@ func TestProceduresAndSessionViews(t *testing.T) {
 		expectDenied(t, execSQL(sales, sql), "")
 	}
 }
+
+// TestStandardConformingStringsOff: with standard_conforming_strings off, a
+// statement without a backslash is read the same by the server as by
+// pgguard and is decided as usual; one with a backslash stays refused; and
+// the session can turn the setting back on.
+func TestStandardConformingStringsOff(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	through := w.connect(t, "hr_app", "-c pgguard.purpose=personnel_admin")
+	mustExec(t, through, "SET standard_conforming_strings = off")
+	simple := func(sql string) error {
+		_, err := through.PgConn().Exec(context.Background(), sql).ReadAll()
+		return err
+	}
+	if err := simple("SELECT count(*) FROM hr.employees WHERE first_name <> 'it''s'"); err != nil {
+		t.Fatalf("statement without a backslash: %v", err)
+	}
+	// For the server the string runs to the last quote: bsn would be read
+	// where pgguard sees a string.
+	expectDenied(t, simple(`SELECT 'a\', bsn FROM hr.employees --'`), "")
+	if err := simple("SET standard_conforming_strings = on"); err != nil {
+		t.Fatal(err)
+	}
+	if err := simple(`SELECT length('a\')`); err != nil {
+		t.Fatalf("backslash after turning the setting on: %v", err)
+	}
+}

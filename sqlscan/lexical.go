@@ -71,10 +71,11 @@ func cleanEncodingName(s string) string {
 // client_encoding (as the server reported them in ParameterStatus). It
 // returns nil when it would, else a Denial with code lexical.
 //
-//   - standard_conforming_strings must be on: with it off, a backslash in
-//     '...' escapes the quote and the string ends elsewhere for the
-//     server. An empty value (not yet known) is accepted only for text
-//     without any backslash.
+//   - standard_conforming_strings on, or text without any backslash: with
+//     it off, a backslash in '...' escapes the quote and the string ends
+//     elsewhere for the server; without a backslash both modes split and
+//     read every string the same way. An empty value (not yet known) is
+//     treated like off.
 //   - client_encoding UTF8: the text must be valid UTF-8.
 //   - single-byte and EUC encodings (LATIN1..10, WIN125x, ISO_8859_*,
 //     KOI8R/U, EUC_*, SQL_ASCII, MULE_INTERNAL): only pure 7-bit ASCII
@@ -95,7 +96,9 @@ func CheckLexical(sql string, standardConformingStrings, clientEncoding string) 
 			return &Denial{Code: CodeLexical, Reason: "standard_conforming_strings is not known and the statement contains a backslash"}
 		}
 	default:
-		return &Denial{Code: CodeLexical, Reason: "standard_conforming_strings is off: backslashes in strings would be read differently"}
+		if strings.IndexByte(sql, '\\') >= 0 {
+			return &Denial{Code: CodeLexical, Reason: "standard_conforming_strings is off and the statement contains a backslash, which strings would read differently"}
+		}
 	}
 	switch encodings[cleanEncodingName(clientEncoding)] {
 	case encUTF8:

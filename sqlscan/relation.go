@@ -139,7 +139,7 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 // when read without ONLY, its partitions' and children's column; a view's
 // column is itself plus what its definition computes it from.
 func (a *analyzer) catalogColumns(cr *catalog.Relation, inh bool) []*column {
-	if cr.Kind == catalog.View || (cr.Kind == catalog.MaterializedView && cr.ViewDefinition != "") {
+	if (cr.Kind == catalog.View && !readAsStored(cr)) || (cr.Kind == catalog.MaterializedView && cr.ViewDefinition != "") {
 		return a.viewColumns(cr)
 	}
 	cols := make([]*column, len(cr.Columns))

@@ -1,6 +1,10 @@
 package sqlscan
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/pgguard/pgguard/catalog"
+)
 
 // This file is the one place that lists what the analysis refuses because
 // a column policy cannot describe it. Each entry says why.
@@ -160,6 +164,25 @@ var sensitiveRelations = map[string]sensitiveRelation{
 	"information_schema._pg_user_mappings":    {secretReason, []string{"umoptions"}},
 	"information_schema.user_mapping_options": {secretReason, []string{"option_value"}},
 	"pg_catalog.pg_subscription":              {secretReason, []string{"subconninfo"}},
+}
+
+// sessionViews are pg_catalog views whose definitions read
+// pg_stat_get_activity, refused as a whole for its statement and client
+// address columns, while the views themselves show neither: each session's
+// TLS (pg_stat_ssl) or GSSAPI (pg_stat_gssapi) state. They are read as
+// relations of their own, every column reported as itself, so a policy can
+// still classify them (a client certificate's subject names a person).
+// pg_catalog is trusted like its functions: only a superuser with
+// allow_system_table_mods could redefine them.
+var sessionViews = map[string]bool{
+	"pg_catalog.pg_stat_ssl":    true,
+	"pg_catalog.pg_stat_gssapi": true,
+}
+
+// readAsStored reports whether a view is read like a stored relation, its
+// definition not expanded.
+func readAsStored(cr *catalog.Relation) bool {
+	return cr.Kind == catalog.View && sessionViews[cr.Schema+"."+cr.Name]
 }
 
 func lookupSensitive(schema, name string) (sensitiveRelation, bool) {
