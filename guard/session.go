@@ -249,7 +249,7 @@ func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict,
 	if v == nil {
 		v = s.verdictFor(text)
 	}
-	if v.denied == nil {
+	if v.denied == nil && len(v.effects) > 0 {
 		if d := s.preparedDenial(prepareBytes(v)); d != nil {
 			v = &verdict{denied: d}
 		}
@@ -260,10 +260,13 @@ func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict,
 // textDenial refuses a text before any lookup: a text longer than the
 // guard decides on, or any text while the state is unknown.
 func (s *session) textDenial(text []byte) *denial {
-	if d := s.sizeDenial(text); d != nil {
-		return d
+	if len(text) > s.g.cfg.MaxStatementSize {
+		return s.sizeDenial(text)
 	}
-	return s.stateDenial(text)
+	if s.segmentUnknown {
+		return s.stateDenial(text)
+	}
+	return nil
 }
 
 // stateDenial refuses a statement while pgguard does not know the state it
