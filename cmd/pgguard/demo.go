@@ -50,12 +50,16 @@ const demoEditRule = "p, marketing, newsletter, customer_contact, read, allow\n"
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var interactive bool
 	var listen, model, policyFile string
-	fs := newFlagSet("demo")
+	fs := newFlagSet("demo", "pgguard demo [flags]")
 	fs.BoolVar(&interactive, "interactive", false, "skip the scenario and wait for Ctrl-C")
 	fs.StringVar(&listen, "listen", "127.0.0.1:6432", "address pgguard listens on")
 	fs.StringVar(&model, "model", "model.conf", "Casbin model to start from")
 	fs.StringVar(&policyFile, "policy", "policy.csv", "policy to start from (the demo edits a copy)")
-	if err := parseFlags(fs, args); err != nil {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArguments(fs, rest); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "Starting a throwaway PostgreSQL ...")

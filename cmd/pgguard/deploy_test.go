@@ -435,7 +435,7 @@ func TestDeployEnvironmentNamesServeFlags(t *testing.T) {
 		}
 	}
 	var c serveConfig
-	if err := parseFlags(serveFlags(&c).FlagSet, nil); err != nil {
+	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil {
 		t.Fatalf("the deployment's environment does not parse: %v", err)
 	}
 	if err := c.validate(); err != nil {
@@ -652,7 +652,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 		}
 	}
 	var c serveConfig
-	if err := parseFlags(serveFlags(&c).FlagSet, nil); err != nil {
+	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The compose network's host names and the container's paths, mapped to
@@ -806,9 +806,9 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 
 	flags := map[string]bool{}
 	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }
-	add(serveFlags(&serveConfig{}).FlagSet)
+	add(serveFlags(&serveConfig{}))
 	var o offline
-	offlineFlags := newFlagSet("offline")
+	offlineFlags := newFlagSet("offline", "")
 	o.register(offlineFlags)
 	add(offlineFlags)
 	for _, f := range []string{"user", "purpose", "json", "interactive"} { // check and demo

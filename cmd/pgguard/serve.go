@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -48,8 +49,8 @@ type serveConfig struct {
 	reloadInterval               time.Duration
 }
 
-func serveFlags(c *serveConfig) *flagSetWithConfig {
-	fs := newFlagSet("serve")
+func serveFlags(c *serveConfig) *flag.FlagSet {
+	fs := newFlagSet("serve", "pgguard serve [flags]\n\nEvery flag can also be set as PGGUARD_<FLAG> (upper case, '-' as '_'); the flag wins.")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:6432", "address to accept clients on")
 	fs.StringVar(&c.upstream, "upstream", "", "PostgreSQL server: postgres://HOST:PORT[/?sslmode=...&sslrootcert=FILE]")
 	fs.StringVar(&c.catalogURL, "catalog-url", "", "connection URL pgguard reads pg_catalog with (default: --upstream, whose user and password serve only this)")
@@ -76,7 +77,7 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.DurationVar(&c.catalogStatementTimeout, "catalog-statement-timeout", catalog.DefaultStatementTimeout, "how long reading a catalog may take once connected")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
-	return &flagSetWithConfig{fs}
+	return fs
 }
 
 // validate checks the values that the packages do not.
@@ -115,7 +116,12 @@ func (c *serveConfig) validate() error {
 // serve runs the proxy until ctx ends (SIGINT/SIGTERM), then drains.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var c serveConfig
-	if err := parseFlags(serveFlags(&c).FlagSet, args); err != nil {
+	fs := serveFlags(&c)
+	rest, err := parseFlagsAndEnv(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArguments(fs, rest); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
