@@ -96,7 +96,7 @@ type demoProxy struct {
 	stop         func()
 }
 
-func startDemoProxy(ctx context.Context, pg *pgtest.Server, listen, model, policyFile string, stderr io.Writer) (*demoProxy, error) {
+func startDemoProxy(ctx context.Context, pg *pgtest.Server, listenAddr, model, policyFile string, stderr io.Writer) (*demoProxy, error) {
 	dir, err := os.MkdirTemp("", "pgguard-demo-")
 	if err != nil {
 		return nil, err
@@ -124,15 +124,17 @@ func startDemoProxy(ctx context.Context, pg *pgtest.Server, listen, model, polic
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", listen)
+	c.listen = listenAddr
+	ls, err := listen(&c)
 	if err != nil {
+		d.app.close()
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, err
 	}
-	d.addr = ln.Addr().String()
+	d.addr = ls.clients.Addr().String()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { _ = d.app.serveOn(runCtx, ln, &c); close(done) }()
+	go func() { _ = d.app.serveOn(runCtx, ls, &c); close(done) }()
 	d.stop = func() {
 		cancel()
 		<-done

@@ -667,12 +667,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 	if c.policy, _, ok = hostPath(mounts, c.policy); !ok {
 		t.Fatalf("policy %s is not mounted", c.policy)
 	}
-	metricsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.metrics = metricsLn.Addr().String()
-	metricsLn.Close()
+	c.listen, c.metrics = "127.0.0.1:0", "127.0.0.1:0"
 	c.shutdownGrace = time.Second
 
 	log, _ := newLogger("error", "console", io.Discard)
@@ -680,13 +675,14 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ls, err := listen(&c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, metricsAddr := ls.clients, ls.metrics.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.serveOn(ctx, ln, &c) }()
+	go func() { done <- a.serveOn(ctx, ls, &c) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -729,7 +725,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 
 	// The compose health check's URL, and the metrics beside it.
 	for p, want := range map[string]string{"/healthz": "ok", "/metrics": "pgguard_statements_total"} {
-		resp, err := http.Get("http://" + c.metrics + p)
+		resp, err := http.Get("http://" + metricsAddr + p)
 		if err != nil {
 			t.Errorf("GET %s: %v", p, err)
 			continue
