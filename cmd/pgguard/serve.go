@@ -289,7 +289,7 @@ func (a *app) serveOn(ctx context.Context, ls listeners, c *serveConfig) error {
 	ev.Msg("pgguard serving")
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	go func() { _ = a.engine.Watch(bg, a.log, c.reloadInterval, a.onReload) }()
+	go func() { _ = a.engine.Watch(bg, watchLogger(a.log), c.reloadInterval, a.onReload) }()
 	go a.reloadOnSIGHUP(bg)
 	if c.catalogRefresh > 0 {
 		go a.guard.RefreshCatalogs(bg, c.catalogRefresh)
@@ -302,7 +302,7 @@ func (a *app) serveOn(ctx context.Context, ls listeners, c *serveConfig) error {
 	case <-ctx.Done():
 	}
 	a.draining.Store(true)
-	a.log.Info().Dur("grace", c.shutdownGrace).Msg("shutting down: waiting for sessions to end")
+	a.log.Info().Str("grace", c.shutdownGrace.String()).Msg("shutting down: waiting for sessions to end")
 	drain, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
 	defer cancel()
 	if err := a.proxy.Shutdown(drain); err != nil {
@@ -326,11 +326,12 @@ func (a *app) reloadOnSIGHUP(ctx context.Context) {
 	}
 }
 
-// onReload logs, counts and alerts one reload attempt.
+// onReload counts and alerts one reload attempt. The alert is the one log
+// line of the reload: it goes to the log (at warn) with its error or
+// change, whatever --log-level says.
 func (a *app) onReload(res authz.ReloadResult) {
 	if res.Err != nil {
 		a.metrics.PolicyReloads.WithLabelValues(alert.ReloadFailure).Inc()
-		a.log.Error().Err(res.Err).Str("policy_version", res.OldVersion).Msg("policy reload failed; previous policy stays in force")
 		a.alerts.Emit(alert.Event{Kind: alert.KindPolicyReloadFailed, PolicyVersion: res.OldVersion, Error: res.Err.Error()})
 		return
 	}
@@ -339,14 +340,24 @@ func (a *app) onReload(res authz.ReloadResult) {
 	}
 	a.metrics.PolicyReloads.WithLabelValues(alert.ReloadSuccess).Inc()
 	a.metrics.SetPolicyVersion(res.NewVersion)
-	a.log.Info().Str("old_version", res.OldVersion).Str("policy_version", res.NewVersion).
-		Strs("added", res.Added).Strs("removed", res.Removed).Msg("policy reloaded")
 	c := res.Change()
 	a.alerts.Emit(alert.Event{Kind: alert.KindPolicyReloaded, PolicyVersion: res.NewVersion, Change: &alert.PolicyChange{
 		OldVersion: res.OldVersion, Classified: nonNil(c.Classified), Declassified: nonNil(c.Declassified),
 		RulesAdded: nonNil(c.RulesAdded), RulesRemoved: nonNil(c.RulesRemoved),
 		WidensAccess: len(c.Widens) > 0, Widens: nonNil(c.Widens),
 	}})
+}
+
+// watchLogger is the logger the policy watcher gets. The watcher reports
+// the outcome of each reload at info (reloaded) and error (rejected), which
+// onReload's alert already puts on the log; its warnings (file events
+// unavailable, a folder that cannot be watched) and debug lines pass.
+func watchLogger(log zerolog.Logger) zerolog.Logger {
+	return log.Hook(zerolog.HookFunc(func(e *zerolog.Event, level zerolog.Level, _ string) {
+		if level == zerolog.InfoLevel || level == zerolog.ErrorLevel {
+			e.Discard()
+		}
+	}))
 }
 
 func (a *app) serveMetrics(ln net.Listener) func() {
@@ -413,11 +424,22 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Logger{}, usageError(fmt.Sprintf("--log-format %q: must be json or console", format))
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminal reports whether w is a terminal, where colours are welcome,
+// and NO_COLOR (https://no-color.org) is not set.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // nonNil makes an empty list [] rather than null in JSON.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -445,5 +447,106 @@ func TestServeChecksCatalogAtStart(t *testing.T) {
 	})
 	if code, body := status(t, "http://"+s.metrics+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d %q once the catalog connects, want 200", code, body)
+	}
+}
+
+// TestServeLogsEachReloadOnceWithUnits runs serve on a copy of the policy,
+// changes it well and then badly, and reads the log: one line per reload,
+// and durations written with their unit.
+func TestServeLogsEachReloadOnceWithUnits(t *testing.T) {
+	pg := pgtest.Shared(t)
+	dir := t.TempDir()
+	for _, f := range []string{"model.conf", "policy.csv"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policyFile := filepath.Join(dir, "policy.csv")
+	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
+	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
+	listen := freeAddr(t)
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", listen, "--model", filepath.Join(dir, "model.conf"), "--policy", policyFile,
+			"--policy-check-interval", "100ms", "--shutdown-grace", "2s"}, io.Discard, logs)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("serve exit %d:\n%s", code, logs.String())
+		}
+	}()
+	conn := connectEventually(t, "postgres://"+pgtest.Superuser+"@"+listen+"/postgres?sslmode=disable")
+	conn.Close(context.Background())
+
+	reloadLines := func() []string {
+		var out []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(strings.ToLower(l), "reload") || strings.Contains(l, "rejected") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	b, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(policyFile, []byte(strings.Replace(string(b), demoEditRule, "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the reload", func() bool { return strings.Contains(logs.String(), `"event":"policy_reloaded"`) })
+	if err := os.WriteFile(policyFile, []byte(string(b)+"p, marketing, newsletter, customer_contact, write, Deny\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the rejected reload", func() bool { return strings.Contains(logs.String(), `"event":"policy_reload_failed"`) })
+	time.Sleep(500 * time.Millisecond) // any further line about the same reloads
+	if lines := reloadLines(); len(lines) != 2 {
+		t.Errorf("%d log lines about two reloads, want one each:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	eventuallyTrue(t, "the session's end on the log", func() bool { return strings.Contains(logs.String(), `"connection closed"`) })
+	if !regexp.MustCompile(`"duration":"[0-9.]+(ns|µs|ms|s|m[0-9.]+s)"`).MatchString(logs.String()) {
+		t.Errorf("no duration with its unit on the log:\n%s", logs.String())
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("serve exit %d:\n%s", code, logs.String())
+	}
+	done <- exitOK // for the deferred check, which has nothing left to wait for
+	if !strings.Contains(logs.String(), `"grace":"2s"`) {
+		t.Errorf("the shutdown grace is not written as 2s:\n%s", logs.String())
+	}
+}
+
+// TestConsoleLogHasNoColoursOffTerminal: --log-format console writes no
+// ANSI colour codes to a file or pipe.
+func TestConsoleLogHasNoColoursOffTerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	for _, w := range []io.Writer{f, &buf} {
+		log, err := newLogger("info", "console", w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Error().Str("grace", "30s").Msg("something")
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{string(b), buf.String()} {
+		if strings.Contains(out, "\x1b[") || !strings.Contains(out, "something") {
+			t.Errorf("console log off a terminal: %q", out)
+		}
 	}
 }
