@@ -802,13 +802,8 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 
 	flags := map[string]bool{}
 	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }
-	add(serveFlags(&serveConfig{}))
-	var o offline
-	offlineFlags := newFlagSet("offline", "")
-	o.register(offlineFlags)
-	add(offlineFlags)
-	for _, f := range []string{"user", "purpose", "json", "interactive"} { // check and demo
-		flags[f] = true
+	for _, fs := range commandFlagSets() {
+		add(fs)
 	}
 	otherTools := map[string]bool{"build": true, "schema-only": true} // docker compose, pg_dump
 	env := map[string]bool{}

@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -86,6 +87,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return code
+}
+
+// commandFlagSets returns the flag set of every command that has flags,
+// by its name after "pgguard".
+func commandFlagSets() map[string]*flag.FlagSet {
+	return map[string]*flag.FlagSet{
+		"serve":       serveFlags(&serveConfig{}),
+		"check":       checkFlags(&checkConfig{}),
+		"policy lint": lintFlags(&offline{}),
+		"policy test": policyTestFlags(&offline{}),
+		"demo":        demoFlags(&demoConfig{}),
+	}
 }
 
 type usageError string

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
@@ -104,12 +108,11 @@ func TestShippedPolicyLintsClean(t *testing.T) {
 }
 
 func TestDemoScenarioEndToEnd(t *testing.T) {
-	code, out := runCmd(t, "demo", "--listen", "127.0.0.1:0")
+	code, out := runCmd(t, "demo", "--script-only", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
 	if code != exitOK {
 		t.Fatalf("demo exit %d:\n%s", code, out)
 	}
 	for _, want := range []string{
-		"psql \"host=127.0.0.1",
 		"allowed: 3 row(s)",
 		"refused: ERROR 42501 pgguard:",
 		`"event":"query_blocked"`,
@@ -250,5 +253,68 @@ func TestEnvironmentOnlyForServe(t *testing.T) {
 	var c serveConfig
 	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil || c.policy != "does-not-exist.csv" || c.upstream == "" {
 		t.Errorf("serve does not read the environment: %v, policy %q, upstream %q", err, c.policy, c.upstream)
+	}
+}
+
+// TestDemoKeepsRunning runs the demo as the README says, without
+// --script-only: once the scenario is played it keeps running, and the
+// psql lines, the metrics URL and the alerts it prints work, with the real
+// psql, until it is stopped.
+func TestDemoKeepsRunning(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql")
+		if len(matches) == 0 {
+			t.Fatal("psql not found: apt-get install -y postgresql-client")
+		}
+		psql = matches[len(matches)-1]
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, out, out) }()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(out.String(), "Ctrl-C stops pgguard") {
+		select {
+		case code := <-done:
+			t.Fatalf("the demo ended (exit %d) instead of running on:\n%s", code, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not get ready:\n%s", out.String())
+		}
+	}
+	printed := out.String()
+	sales := regexp.MustCompile(`sales:\s+psql "([^"]+)"`).FindStringSubmatch(printed)
+	metrics := regexp.MustCompile(`Metrics: (http://\S+/metrics)`).FindStringSubmatch(printed)
+	if sales == nil || metrics == nil {
+		t.Fatalf("no psql line for sales or no metrics URL:\n%s", printed)
+	}
+	runPsql := func(sql string) (string, error) {
+		cmd := exec.Command(psql, "-X", "-v", "ON_ERROR_STOP=1", sales[1], "-c", sql)
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if got, err := runPsql("SELECT first_name, email FROM crm.customers LIMIT 3"); err != nil || !strings.Contains(got, "(3 rows)") {
+		t.Errorf("psql as sales, allowed query: %v\n%s", err, got)
+	}
+	if got, err := runPsql("SELECT gross_monthly FROM hr.salaries"); err == nil || !strings.Contains(got, "pgguard:") {
+		t.Errorf("psql as sales reading salaries: %v, want a pgguard refusal:\n%s", err, got)
+	}
+	eventuallyTrue(t, "the alert to be printed", func() bool {
+		return strings.Contains(out.String(), `alert: {"denied":[{"act":"read","category":"employee_salary","column":"hr.salaries.gross_monthly"`)
+	})
+	if body := get(t, metrics[1]); !strings.Contains(body, `pgguard_statements_total{verdict="denied"}`) {
+		t.Errorf("%s lacks the statements counter", metrics[1])
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("demo exit %d after Ctrl-C:\n%s", code, out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the demo did not stop")
 	}
 }
