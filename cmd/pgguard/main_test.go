@@ -273,7 +273,9 @@ func TestDemoKeepsRunning(t *testing.T) {
 	defer cancel()
 	out := &lockedBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, out, out) }()
+	go func() {
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, out, out)
+	}()
 	deadline := time.Now().Add(3 * time.Minute)
 	for !strings.Contains(out.String(), "Ctrl-C stops pgguard") {
 		select {
