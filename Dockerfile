@@ -14,7 +14,9 @@
 # cgo is required: the SQL parser is PostgreSQL's own (pg_query), written in C.
 # The binary is linked statically (glibc's libc.a, netgo and osusergo keep it
 # free of NSS and dlopen), so it runs on any Linux base image.
-FROM golang:1.26-bookworm AS build
+# The image names a patch release: the official images set GOTOOLCHAIN=local,
+# so a cached golang:1.26 older than the go line of go.mod would not build.
+FROM golang:1.26.8-bookworm AS build
 
 WORKDIR /src
 ENV CGO_ENABLED=1 \
@@ -25,7 +27,9 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 
 COPY . .
-ARG VERSION=dev
+# The version `pgguard version` reports; without it, the module's build
+# information says "(devel)" (.git is not in the build context).
+ARG VERSION=
 # The first build compiles pg_query and takes a few minutes; the build cache
 # mount makes later builds take seconds.
 RUN --mount=type=cache,target=/go/pkg/mod \

@@ -2,8 +2,8 @@
 // data path, that pgguard refused (or in monitor mode would have refused) a
 // statement, and exposes pgguard's Prometheus metrics.
 //
-// The wire shape of an alert is part of pgguard's external contract (§6 of
-// CONTRACT.md): every field name of Event is binding. An alert never carries
+// The wire shape of an alert is part of pgguard's interface, documented in
+// docs/reference.md ("Alerts"): every field name of Event is binding. An alert never carries
 // data values: callers hand in a normalized statement, and the Dispatcher
 // redacts a statement that still looks like it holds a literal (see
 // Event.Validate) before any sink sees it.

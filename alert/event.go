@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Kind says what happened. Its values are the contract's `event` field.
+// Kind says what happened. Its values are the alert's `event` field.
 type Kind string
 
 // The kinds of alert pgguard raises.
@@ -38,7 +38,7 @@ const (
 // Mode is the proxy mode an alert was raised under.
 type Mode string
 
-// The proxy modes of the contract's --mode flag.
+// The proxy modes of the --mode flag.
 const (
 	// ModeEnforce refuses denied statements.
 	ModeEnforce Mode = "enforce"
@@ -75,13 +75,13 @@ type Denial struct {
 }
 
 // Event is one alert as the security team receives it. The JSON field names
-// are binding (contract §6).
+// are binding (docs/reference.md, "Alerts").
 type Event struct {
 	// Time is when the statement was seen (for a dedup summary: when the
 	// summary was emitted). Emit fills it from the clock when zero; it is
 	// always written as RFC 3339 with nanoseconds, in UTC.
 	Time time.Time `json:"time"`
-	// Kind is the contract's `event` field.
+	// Kind is the alert's `event` field.
 	Kind Kind `json:"event"`
 	// User is the subject: the StartupMessage user name.
 	User string `json:"user"`
@@ -146,7 +146,7 @@ type PolicyChange struct {
 // can delegate to encoding/json without recursing.
 type wireEvent Event
 
-// MarshalJSON writes the contract shape: times in UTC, empty lists as []
+// MarshalJSON writes the documented shape: times in UTC, empty lists as []
 // rather than null (consumers index into them), and seen-times only on
 // summaries.
 func (e Event) MarshalJSON() ([]byte, error) {

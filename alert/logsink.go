@@ -19,7 +19,7 @@ type logSink struct {
 }
 
 // newLogSink lowers a logger set to error or above to warn for alerts
-// only: the contract promises every alert on the log, and an operator
+// only: every alert is promised on the log (docs/reference.md), and an operator
 // quietening pgguard's chatter must not silence the security team. A
 // disabled logger stays disabled.
 func newLogSink(logger zerolog.Logger) *logSink {

@@ -427,30 +427,70 @@ func Dialer(baseURL string) func(ctx context.Context, database string) (*Snapsho
 	return dialer(baseURL, DialerConfig{}.withDefaults())
 }
 
-// NewDialer is Dialer with the timeouts of cfg.
+// NewDialer is Dialer with the timeouts of cfg. It checks that baseURL
+// parses.
 func NewDialer(baseURL string, cfg DialerConfig) (func(ctx context.Context, database string) (*Snapshot, error), error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if _, err := pgx.ParseConfig(baseURL); err != nil {
+		return nil, fmt.Errorf("parse catalog connection URL: %w", err)
+	}
 	return dialer(baseURL, cfg.withDefaults()), nil
+}
+
+// Ping connects to baseURL within cfg's connect timeout and disconnects:
+// it checks the address, TLS, the role and its password, and that the
+// database exists, as every load will need. When baseURL names no
+// database, it connects to "postgres".
+func Ping(ctx context.Context, baseURL string, cfg DialerConfig) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	cc, err := connConfig(baseURL, "", cfg.withDefaults())
+	if err != nil {
+		return err
+	}
+	if cc.Database == "" {
+		cc.Database = "postgres"
+	}
+	conn, err := connect(ctx, cc, cc.ConnectTimeout)
+	if err != nil {
+		return err
+	}
+	closeConn(ctx, conn)
+	return nil
+}
+
+// connConfig is the configuration of a catalog connection to baseURL;
+// database replaces the URL's unless empty.
+func connConfig(baseURL, database string, d DialerConfig) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse catalog connection URL: %w", err)
+	}
+	if database != "" {
+		cfg.Database = database
+	}
+	cfg.ConnectTimeout = d.ConnectTimeout
+	// A connection used once gains nothing from prepared statements,
+	// which would cost Load a round trip to prepare them.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["application_name"] = "pgguard catalog"
+	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(1, d.StatementTimeout.Milliseconds()), 10)
+	return cfg, nil
 }
 
 func dialer(baseURL string, d DialerConfig) func(ctx context.Context, database string) (*Snapshot, error) {
 	return func(ctx context.Context, database string) (*Snapshot, error) {
-		cfg, err := pgx.ParseConfig(baseURL)
+		cfg, err := connConfig(baseURL, database, d)
 		if err != nil {
-			return nil, fmt.Errorf("parse catalog connection URL: %w", err)
+			return nil, err
 		}
 		cfg.Database = database
-		cfg.ConnectTimeout = d.ConnectTimeout
-		// A connection used once gains nothing from prepared statements,
-		// which would cost Load a round trip to prepare them.
-		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-		if cfg.RuntimeParams == nil {
-			cfg.RuntimeParams = map[string]string{}
-		}
-		cfg.RuntimeParams["application_name"] = "pgguard catalog"
-		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(1, d.StatementTimeout.Milliseconds()), 10)
 		conn, err := connect(ctx, cfg, d.ConnectTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", database, err)

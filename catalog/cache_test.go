@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,6 +286,50 @@ func TestCacheConfigValidation(t *testing.T) {
 	}
 	if _, err := catalog.NewDialer("postgres://x/", catalog.DialerConfig{ConnectTimeout: -1}); err == nil {
 		t.Error("negative connect timeout accepted")
+	}
+	if _, err := catalog.NewDialer("postgres://%zz", catalog.DialerConfig{}); err == nil || !strings.Contains(err.Error(), "parse catalog connection URL") {
+		t.Errorf("a URL that does not parse: %v", err)
+	}
+}
+
+// TestPing: Ping connects as the URL says, to "postgres" when it names no
+// database, and returns the server's own error for a wrong password or a
+// missing database, and a network error for a closed port.
+func TestPing(t *testing.T) {
+	srv := pgtest.Shared(t)
+	srv.MustCreateRole(t, "ping_role", "right", pgtest.SCRAM)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := catalog.DialerConfig{ConnectTimeout: 5 * time.Second}
+	for _, u := range []string{
+		srv.URL(pgtest.Superuser, "", "postgres"),
+		"postgres://ping_role:right@" + srv.Addr() + "/?sslmode=disable",
+	} {
+		if err := catalog.Ping(ctx, u, cfg); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	}
+	for url, code := range map[string]string{
+		"postgres://ping_role:wrong@" + srv.Addr() + "/postgres?sslmode=disable":              "28P01",
+		"postgres://ping_role:right@" + srv.Addr() + "/no_such_database_ping?sslmode=disable": "3D000",
+	} {
+		var pe *pgconn.PgError
+		if err := catalog.Ping(ctx, url, cfg); !errors.As(err, &pe) || pe.Code != code {
+			t.Errorf("Ping %s: %v, want %s", url, err, code)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	var pe *pgconn.PgError
+	if err := catalog.Ping(ctx, "postgres://x@"+closed+"/postgres?sslmode=disable", cfg); err == nil || errors.As(err, &pe) {
+		t.Errorf("Ping of a closed port: %v, want a network error", err)
+	}
+	if err := catalog.Ping(ctx, "postgres://%zz", cfg); err == nil {
+		t.Error("Ping of a URL that does not parse succeeded")
 	}
 }
 

@@ -25,7 +25,7 @@ func pgErr(t *testing.T, err error) *pgconn.PgError {
 	return pe
 }
 
-// expectDenied checks the contract's error: 42501, ERROR, a message that
+// expectDenied checks the documented error: 42501, ERROR, a message that
 // starts with pgguard: and names the column, and a hint about purposes.
 func expectDenied(t *testing.T, err error, column string) {
 	t.Helper()

@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -626,13 +625,6 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 	}
 	s.table = s.g.cache.forContext(k)
 	s.ctxPolicy, s.ctxSnap, s.ctxGen = pol, snap, s.stateGen
-}
-
-func cstring(b []byte) []byte {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		return b[:i]
-	}
-	return b
 }
 
 func joinPath(p []string) string { return strings.Join(p, ",") }

@@ -191,7 +191,7 @@ func (c *conn) end(err error) {
 	if err != nil && !isClosedErr(err) {
 		ev = c.log.Info().Str("reason", err.Error())
 	}
-	ev.Dur("duration", time.Since(c.started)).
+	ev.Str("duration", time.Since(c.started).String()).
 		Int64("bytes_in", c.bytesIn.Load()).
 		Int64("bytes_out", c.bytesOut.Load()).
 		Msg("connection closed")

@@ -66,27 +66,44 @@ func (o *offline) guard() (*guard.Guard, error) {
 	return guard.New(guard.Config{Policy: engine, Catalogs: cats, Logger: zerolog.Nop()})
 }
 
+// checkConfig is what `pgguard check` is configured with.
+type checkConfig struct {
+	offline
+	user, purpose string
+	asJSON        bool
+}
+
+func checkFlags(c *checkConfig) *flag.FlagSet {
+	fs := newFlagSet("check", `pgguard check [flags] "SQL"`)
+	c.register(fs)
+	fs.StringVar(&c.user, "user", "", "the user the statement runs as (required)")
+	fs.StringVar(&c.purpose, "purpose", "", "the declared purpose")
+	fs.BoolVar(&c.asJSON, "json", false, "print the decision as JSON")
+	return fs
+}
+
 // check decides on one statement: exit 0 allowed, 1 denied, 2 error.
 func check(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	var o offline
-	var user, purpose string
-	var asJSON bool
-	fs := newFlagSet("check")
-	o.register(fs)
-	fs.StringVar(&user, "user", "", "the user the statement runs as")
-	fs.StringVar(&purpose, "purpose", "", "the declared purpose")
-	fs.BoolVar(&asJSON, "json", false, "print the decision as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	var c checkConfig
+	fs := checkFlags(&c)
+	sql, err := parseFlags(fs, args)
+	if err != nil {
 		return exitError, err
 	}
-	if user == "" || fs.NArg() != 1 {
-		return exitError, usageError(`check needs --user and one "SQL" argument`)
+	switch {
+	case len(sql) == 0:
+		return exitError, usageError(`check needs one "SQL" argument`)
+	case len(sql) > 1:
+		return exitError, usageError(fmt.Sprintf(`check needs one "SQL" argument, got %d: %q (quote the statement as one argument)`, len(sql), sql))
+	case c.user == "":
+		return exitError, usageError("check needs --user")
 	}
+	o, user, purpose, asJSON := &c.offline, c.user, c.purpose, c.asJSON
 	g, err := o.guard()
 	if err != nil {
 		return exitError, err
 	}
-	ex := g.Explain(ctx, user, o.database, purpose, fs.Arg(0))
+	ex := g.Explain(ctx, user, o.database, purpose, sql[0])
 	if ex.CatalogVersion == "" {
 		return exitError, fmt.Errorf("catalog of database %q could not be loaded", o.database)
 	}

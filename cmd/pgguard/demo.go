@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/demo"
 	"github.com/pgguard/pgguard/internal/pgtest"
+	"github.com/rs/zerolog"
 )
 
 // demoStep is one narrated step of the scenario and the outcome it must have.
@@ -45,17 +47,33 @@ var demoScenario = []demoStep{
 // demoEditRule is the rule the live policy edit removes.
 const demoEditRule = "p, marketing, newsletter, customer_contact, read, allow\n"
 
+// demoConfig is what `pgguard demo` is configured with.
+type demoConfig struct {
+	scriptOnly                     bool
+	listen, metrics, model, policy string
+}
+
+func demoFlags(c *demoConfig) *flag.FlagSet {
+	fs := newFlagSet("demo", "pgguard demo [flags]\n\nPlays the scenario, then keeps running until Ctrl-C for you to try it with psql.")
+	fs.BoolVar(&c.scriptOnly, "script-only", false, "play the scenario and exit (for CI): exit 0 when every step turned out as expected")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:6432", "address pgguard listens on")
+	fs.StringVar(&c.metrics, "metrics", "127.0.0.1:9187", "address for /metrics and the health checks")
+	fs.StringVar(&c.model, "model", "model.conf", "Casbin model to start from")
+	fs.StringVar(&c.policy, "policy", "policy.csv", "policy to start from (the demo edits a copy)")
+	return fs
+}
+
 // runDemo starts a throwaway PostgreSQL with the demo data and a pgguard in
-// front of it, prints how to connect, and plays the scenario.
+// front of it, plays the scenario, and then, unless --script-only, prints
+// how to connect and keeps running until ctx ends (Ctrl-C).
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var interactive bool
-	var listen, model, policyFile string
-	fs := newFlagSet("demo")
-	fs.BoolVar(&interactive, "interactive", false, "skip the scenario and wait for Ctrl-C")
-	fs.StringVar(&listen, "listen", "127.0.0.1:6432", "address pgguard listens on")
-	fs.StringVar(&model, "model", "model.conf", "Casbin model to start from")
-	fs.StringVar(&policyFile, "policy", "policy.csv", "policy to start from (the demo edits a copy)")
-	if err := parseFlags(fs, args); err != nil {
+	var c demoConfig
+	fs := demoFlags(&c)
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArguments(fs, rest); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "Starting a throwaway PostgreSQL ...")
@@ -70,35 +88,43 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := pg.Exec(ctx, "postgres", demo.Schema+demo.SetupSQL()); err != nil {
 		return fmt.Errorf("load demo data: %w", err)
 	}
-	d, err := startDemoProxy(ctx, pg, listen, model, policyFile, stderr)
+	d, err := startDemoProxy(ctx, pg, &c, stderr)
 	if err != nil {
 		return err
 	}
 	defer d.stop()
-	d.printLogins(stdout)
-	if interactive {
-		fmt.Fprintln(stdout, "\nEdit", d.policy, "to see verdicts change live. Ctrl-C removes everything.")
-		<-ctx.Done()
+	fmt.Fprintf(stdout, "pgguard listens on %s in front of it.\n", d.addr)
+	if err := d.play(ctx, stdout); err != nil {
+		return err
+	}
+	if c.scriptOnly {
+		fmt.Fprintln(stdout, "\nAll steps turned out as expected.")
 		return nil
 	}
-	return d.play(ctx, stdout)
+	if err := d.restorePolicy(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nAll steps turned out as expected. The policy is back as it was; now try it yourself.")
+	d.printLogins(stdout)
+	return d.showAlertsUntil(ctx, stdout)
 }
 
 // demoProxy is a pgguard serving the demo database.
 type demoProxy struct {
-	addr, policy string
-	app          *app
-	alerts       *alertRecorder
-	stop         func()
+	addr, metrics, policy string
+	original              []byte // the policy as the demo started it
+	app                   *app
+	alerts                *alertRecorder
+	stop                  func()
 }
 
-func startDemoProxy(ctx context.Context, pg *pgtest.Server, listen, model, policyFile string, stderr io.Writer) (*demoProxy, error) {
+func startDemoProxy(ctx context.Context, pg *pgtest.Server, dc *demoConfig, stderr io.Writer) (*demoProxy, error) {
 	dir, err := os.MkdirTemp("", "pgguard-demo-")
 	if err != nil {
 		return nil, err
 	}
 	d := &demoProxy{policy: filepath.Join(dir, "policy.csv"), alerts: newAlertRecorder()}
-	for from, to := range map[string]string{model: filepath.Join(dir, "model.conf"), policyFile: d.policy} {
+	for from, to := range map[string]string{dc.model: filepath.Join(dir, "model.conf"), dc.policy: d.policy} {
 		b, err := os.ReadFile(from)
 		if err != nil {
 			os.RemoveAll(dir)
@@ -108,6 +134,9 @@ func startDemoProxy(ctx context.Context, pg *pgtest.Server, listen, model, polic
 			os.RemoveAll(dir)
 			return nil, err
 		}
+		if to == d.policy {
+			d.original = b
+		}
 	}
 	c := serveConfig{
 		upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", catalogURL: pg.URL(pgtest.Superuser, "", "postgres"),
@@ -115,20 +144,29 @@ func startDemoProxy(ctx context.Context, pg *pgtest.Server, listen, model, polic
 		alertWebhook: d.alerts.srv.URL, maxMessageSize: 64 << 20, shutdownGrace: time.Second,
 		catalogMaxAge: time.Minute, reloadInterval: time.Second,
 	}
+	// Errors go to stderr; the alerts, which the alert package puts on the
+	// log at warn, are left out: the demo prints them itself.
 	log, _ := newLogger("error", "console", stderr)
+	log = log.Hook(zerolog.HookFunc(func(e *zerolog.Event, level zerolog.Level, _ string) {
+		if level == zerolog.WarnLevel {
+			e.Discard()
+		}
+	}))
 	if d.app, err = build(&c, log); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", listen)
+	c.listen, c.metrics = dc.listen, dc.metrics
+	ls, err := listen(&c)
 	if err != nil {
+		d.app.close()
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("%w (another pgguard or demo running? pass --listen and --metrics)", err)
 	}
-	d.addr = ln.Addr().String()
+	d.addr, d.metrics = ls.clients.Addr().String(), ls.metrics.Addr().String()
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { _ = d.app.serveOn(runCtx, ln, &c); close(done) }()
+	go func() { _ = d.app.serveOn(runCtx, ls, &c); close(done) }()
 	d.stop = func() {
 		cancel()
 		<-done
@@ -145,10 +183,56 @@ func (d *demoProxy) url(user, purpose string) string {
 		host, port, user, demo.Password, purpose)
 }
 
+// printLogins says how to try the demo: a psql line per department, where
+// the metrics are, where the alerts go, and which policy file to edit.
 func (d *demoProxy) printLogins(w io.Writer) {
-	fmt.Fprintf(w, "\npgguard listens on %s in front of PostgreSQL. One login per department:\n\n", d.addr)
+	fmt.Fprintf(w, "\npgguard keeps running on %s until Ctrl-C. One login per department:\n\n", d.addr)
 	for _, l := range demo.Logins {
 		fmt.Fprintf(w, "  %-20s psql \"%s\"\n", l.Department+":", d.url(l.User, l.Purpose))
+	}
+	fmt.Fprintf(w, "\nTry, as sales:  SELECT first_name, email FROM crm.customers LIMIT 3;   (allowed)\n")
+	fmt.Fprintf(w, "                SELECT gross_monthly FROM hr.salaries;                (ERROR 42501)\n")
+	fmt.Fprintf(w, "\nMetrics: http://%s/metrics   (health: http://%s/readyz)\n", d.metrics, d.metrics)
+	fmt.Fprintf(w, "Alerts:  printed below as they arrive; each is also POSTed as JSON to %s, the demo's webhook receiver\n", d.alerts.srv.URL)
+	fmt.Fprintf(w, "Policy:  edit %s and the verdicts change live\n", d.policy)
+	fmt.Fprintln(w, "\nCtrl-C stops pgguard and removes the throwaway PostgreSQL.")
+}
+
+// restorePolicy undoes the scenario's policy edit and waits for pgguard to
+// reload it.
+func (d *demoProxy) restorePolicy() error {
+	old, alerts := d.app.engine.Policy().Version(), d.alerts.count()
+	if err := os.WriteFile(d.policy, d.original, 0o644); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for d.app.engine.Policy().Version() == old {
+		if time.Now().After(deadline) {
+			return errors.New("demo: pgguard did not reload the restored policy")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.alerts.waitAfter(alerts, 10*time.Second) // its policy_reloaded alert, part of the scenario
+	return nil
+}
+
+// showAlertsUntil prints each alert that arrives after the scenario, until
+// ctx ends.
+func (d *demoProxy) showAlertsUntil(ctx context.Context, w io.Writer) error {
+	shown := d.alerts.count()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(w, "\nStopping.")
+			return nil
+		case <-tick.C:
+		}
+		for _, ev := range d.alerts.since(shown) {
+			fmt.Fprintf(w, "alert: %s\n", ev)
+			shown++
+		}
 	}
 }
 
@@ -168,7 +252,6 @@ func (d *demoProxy) play(ctx context.Context, w io.Writer) error {
 	if failed > 0 {
 		return fmt.Errorf("demo: %d step(s) did not turn out as expected", failed)
 	}
-	fmt.Fprintln(w, "\nAll steps turned out as expected. Run `pgguard demo --interactive` to try it yourself.")
 	return nil
 }
 
@@ -209,7 +292,7 @@ func (d *demoProxy) liveEdit(ctx context.Context, w io.Writer, n int) bool {
 		fmt.Fprintln(w, "   the policy does not contain the rule (unexpected)")
 		return false
 	}
-	old := d.app.engine.Policy().Version()
+	old, alerts := d.app.engine.Policy().Version(), d.alerts.count()
 	if err := os.WriteFile(d.policy, []byte(strings.Replace(string(b), demoEditRule, "", 1)), 0o644); err != nil {
 		fmt.Fprintln(w, "   cannot write the policy:", err)
 		return false
@@ -223,6 +306,7 @@ func (d *demoProxy) liveEdit(ctx context.Context, w io.Writer, n int) bool {
 		return false
 	} else {
 		fmt.Fprintf(w, "   pgguard reloaded: policy %s -> %s\n", old, v)
+		d.alerts.waitAfter(alerts, 10*time.Second) // the policy_reloaded alert, before the next step's
 	}
 	return d.step(ctx, w, n+1, demoStep{"Marketing's newsletter query, once allowed, is now refused.",
 		"marketing_app", "newsletter", "SELECT first_name, email FROM crm.customers ORDER BY id LIMIT 3", false})
@@ -286,6 +370,16 @@ func (a *alertRecorder) count() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.events)
+}
+
+// since returns the events received after the first n.
+func (a *alertRecorder) since(n int) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n >= len(a.events) {
+		return nil
+	}
+	return append([]string(nil), a.events[n:]...)
 }
 
 func (a *alertRecorder) waitAfter(n int, timeout time.Duration) (string, bool) {

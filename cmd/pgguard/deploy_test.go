@@ -15,11 +15,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -435,7 +437,7 @@ func TestDeployEnvironmentNamesServeFlags(t *testing.T) {
 		}
 	}
 	var c serveConfig
-	if err := parseFlags(serveFlags(&c).FlagSet, nil); err != nil {
+	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil {
 		t.Fatalf("the deployment's environment does not parse: %v", err)
 	}
 	if err := c.validate(); err != nil {
@@ -460,9 +462,28 @@ func TestDeployDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
-	if goVersion == nil || !strings.HasPrefix(build.from, "golang:"+string(goVersion[1])) {
-		t.Errorf("build stage FROM %s, want golang:%s (go.mod)", build.from, goVersion[1])
+	// The official images set GOTOOLCHAIN=local: the image's Go must be at
+	// least what go.mod asks for, so the tag must name a patch release.
+	image := regexp.MustCompile(`^golang:(\d+)\.(\d+)\.(\d+)-`).FindStringSubmatch(build.from)
+	if image == nil {
+		t.Fatalf("build stage FROM %s, want golang:X.Y.Z-...: a tag without the patch release may be older than go.mod needs", build.from)
+	}
+	for _, re := range []string{`(?m)^go (\d+)\.(\d+)(?:\.(\d+))?\s*$`, `(?m)^toolchain go(\d+)\.(\d+)(?:\.(\d+))?\s*$`} {
+		need := regexp.MustCompile(re).FindSubmatch(gomod)
+		if need == nil {
+			continue
+		}
+		for i := 1; i <= 3; i++ {
+			have, _ := strconv.Atoi(image[i])
+			want, _ := strconv.Atoi(string(need[i]))
+			if have > want {
+				break
+			}
+			if have < want {
+				t.Errorf("build stage FROM %s is older than go.mod's %q", build.from, need[0])
+				break
+			}
+		}
 	}
 	if build.env()["CGO_ENABLED"] != "1" {
 		t.Errorf("build stage: CGO_ENABLED must be 1, pg_query is C")
@@ -652,7 +673,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 		}
 	}
 	var c serveConfig
-	if err := parseFlags(serveFlags(&c).FlagSet, nil); err != nil {
+	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The compose network's host names and the container's paths, mapped to
@@ -667,12 +688,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 	if c.policy, _, ok = hostPath(mounts, c.policy); !ok {
 		t.Fatalf("policy %s is not mounted", c.policy)
 	}
-	metricsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.metrics = metricsLn.Addr().String()
-	metricsLn.Close()
+	c.listen, c.metrics = "127.0.0.1:0", "127.0.0.1:0"
 	c.shutdownGrace = time.Second
 
 	log, _ := newLogger("error", "console", io.Discard)
@@ -680,13 +696,14 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ls, err := listen(&c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln, metricsAddr := ls.clients, ls.metrics.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.serveOn(ctx, ln, &c) }()
+	go func() { done <- a.serveOn(ctx, ls, &c) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -729,7 +746,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 
 	// The compose health check's URL, and the metrics beside it.
 	for p, want := range map[string]string{"/healthz": "ok", "/metrics": "pgguard_statements_total"} {
-		resp, err := http.Get("http://" + c.metrics + p)
+		resp, err := http.Get("http://" + metricsAddr + p)
 		if err != nil {
 			t.Errorf("GET %s: %v", p, err)
 			continue
@@ -807,21 +824,18 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 
 	flags := map[string]bool{}
 	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }
-	add(serveFlags(&serveConfig{}).FlagSet)
-	var o offline
-	offlineFlags := newFlagSet("offline")
-	o.register(offlineFlags)
-	add(offlineFlags)
-	add(matrixFlags(&matrixConfig{}))
-	for _, f := range []string{"user", "purpose", "json", "interactive", "apply", "role-prefix"} { // check, demo, grants
-		flags[f] = true
+	for _, fs := range commandFlagSets() {
+		add(fs)
 	}
 	otherTools := map[string]bool{"build": true, "schema-only": true} // docker compose, pg_dump
+	flags["help"], flags["version"] = true, true                      // pgguard's own, outside the flag sets
+	add(matrixFlags(&matrixConfig{}))
+	flags["apply"], flags["role-prefix"] = true, true // grants
 	// Besides serve's flags: the knobs of the longer test runs.
 	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true}
 	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) { env[envName(f.Name)] = true })
 
-	files := []string{"README.md", "docs/policy-guide.md", "docs/operations.md", "docs/security-model.md", "docs/grafana-dashboard.json"}
+	files := []string{"README.md", "docs/policy-guide.md", "docs/operations.md", "docs/security-model.md", "docs/reference.md", "docs/grafana-dashboard.json"}
 	metricRe := regexp.MustCompile(`\bpgguard_[a-z_]+`)
 	flagRe := regexp.MustCompile(`(?:^|[^A-Za-z0-9-])--([a-z][a-z0-9-]*)`)
 	envRe := regexp.MustCompile(`PGGUARD_[A-Z0-9_]+`)
@@ -878,5 +892,153 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	}
 	if queries == 0 {
 		t.Error("the dashboard has no queries")
+	}
+}
+
+// TestReferenceDocumentsEveryFlag: every flag of every command, and the
+// environment variable of every serve flag, is in docs/reference.md.
+func TestReferenceDocumentsEveryFlag(t *testing.T) {
+	b, err := os.ReadFile("docs/reference.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for cmd, fs := range commandFlagSets() {
+		if !strings.Contains(doc, "pgguard "+cmd) {
+			t.Errorf("docs/reference.md does not document the command pgguard %s", cmd)
+		}
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(doc, "`--"+f.Name+"`") {
+				t.Errorf("docs/reference.md does not document --%s of pgguard %s", f.Name, cmd)
+			}
+		})
+	}
+	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(doc, "`"+envName(f.Name)+"`") {
+			t.Errorf("docs/reference.md does not document %s", envName(f.Name))
+		}
+	})
+	for _, kind := range []alert.Kind{alert.KindQueryBlocked, alert.KindQueryFlagged, alert.KindPolicyReloaded,
+		alert.KindPolicyReloadFailed, alert.KindCatalogUnavailable, alert.KindQueryBlockedByDatabase} {
+		if !strings.Contains(doc, "`"+string(kind)+"`") {
+			t.Errorf("docs/reference.md does not document the alert event %s", kind)
+		}
+	}
+	fields := map[string]any{}
+	full := alert.Event{Count: 2, FirstSeen: time.Now(), LastSeen: time.Now(), Error: "x", Change: &alert.PolicyChange{}}
+	js, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(js, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for name := range fields {
+		if !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("docs/reference.md does not document the alert field %s", name)
+		}
+	}
+}
+
+// trackedFiles lists the files git tracks, or every file under the
+// repository root when git cannot say.
+func trackedFiles(t *testing.T) []string {
+	t.Helper()
+	if out, err := exec.Command("git", "ls-files", "-z").Output(); err == nil && len(out) > 0 {
+		return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	}
+	var files []string
+	err := filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestNoPathOutsideRepository: no file of the repository refers to a file
+// outside it, by a relative path that climbs out, by an absolute path of a
+// workplace, or by the name of a document the repository does not hold.
+func TestNoPathOutsideRepository(t *testing.T) {
+	relative := regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])((?:\.\./)+[A-Za-z0-9_.*-][A-Za-z0-9_.*/-]*)`)
+	// Built from parts, so that this file does not match them itself.
+	outside := regexp.MustCompile(`(?:^|[^A-Za-z0-9_.-])(` + "shared" + `/|/work/[a-z]|/home/[a-z]|/Users/[A-Za-z]|` +
+		`CONTRACT` + `\.md|contract` + ` §)`)
+	files := trackedFiles(t)
+	if len(files) < 50 {
+		t.Fatalf("only %d files found", len(files))
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // deleted in the work tree
+			}
+			t.Fatal(err)
+		}
+		if strings.IndexByte(string(b), 0) >= 0 {
+			continue // binary
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := outside.FindStringSubmatch(line); m != nil {
+				t.Errorf("%s:%d: refers outside the repository (%q): %s", file, i+1, m[1], strings.TrimSpace(line))
+			}
+			for _, m := range relative.FindAllStringSubmatch(line, -1) {
+				if p := path.Join(path.Dir(file), m[1]); p == ".." || strings.HasPrefix(p, "../") {
+					t.Errorf("%s:%d: %s leads outside the repository", file, i+1, m[1])
+				}
+			}
+		}
+	}
+}
+
+// TestReadmeStatesWhatCIRuns: every command .ci/run runs after installing
+// packages is in the README, in the same order, and the README's test
+// command is the one CI runs.
+func TestReadmeStatesWhatCIRuns(t *testing.T) {
+	ci, err := os.ReadFile(".ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ciCommands []string
+	for _, line := range strings.Split(string(ci), "\n") {
+		if strings.HasPrefix(line, "go ") {
+			ciCommands = append(ciCommands, strings.TrimSpace(line))
+		}
+	}
+	if len(ciCommands) == 0 || !strings.HasPrefix(ciCommands[len(ciCommands)-1], "go test ") {
+		t.Fatalf(".ci/run's go commands %q do not end with go test", ciCommands)
+	}
+	var readmeCommands []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if c, ok := strings.CutPrefix(line, "    go "); ok {
+			readmeCommands = append(readmeCommands, "go "+strings.TrimSpace(c))
+		}
+	}
+	at := 0
+	for _, c := range ciCommands {
+		i := slices.Index(readmeCommands[at:], c)
+		if i < 0 {
+			t.Errorf("the README does not state %q, which .ci/run runs (in this order: %q)", c, ciCommands)
+			continue
+		}
+		at += i + 1
+	}
+	if !slices.Contains(readmeCommands, ciCommands[len(ciCommands)-1]) {
+		t.Errorf("the README's test command is not CI's %q", ciCommands[len(ciCommands)-1])
 	}
 }

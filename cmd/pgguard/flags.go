@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,26 +9,66 @@ import (
 	"strings"
 )
 
-// newFlagSet makes a flag set whose errors are returned, not fatal.
-func newFlagSet(name string) *flag.FlagSet {
+// newFlagSet makes the flag set of a command whose errors are returned, not
+// fatal. synopsis is the command line its help starts with, after "usage:".
+func newFlagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("pgguard "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
-// parseFlags parses args, then fills every flag not given on the command
-// line from PGGUARD_<FLAG> in the environment: the flag wins.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
+// helpRequested is returned for -h or --help: run prints the command's
+// usage on standard output and exits 0.
+type helpRequested struct{ fs *flag.FlagSet }
+
+func (h helpRequested) Error() string { return "help requested" }
+
+// printHelp writes the usage of the command whose help was asked for.
+func (h helpRequested) printHelp(w io.Writer) {
+	h.fs.SetOutput(w)
+	h.fs.Usage()
+	h.fs.SetOutput(io.Discard)
+}
+
+// parseFlags parses args, in which flags and arguments may come in any
+// order (an argument "--" ends the flags: everything after it is an
+// argument), and returns the arguments. The environment is not read: only
+// serve takes its flags from there (parseFlagsAndEnv).
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, helpRequested{fs}
+			}
+			return nil, usageError(fmt.Sprintf("%s: %v", commandName(fs), err))
 		}
-		return usageError(err.Error())
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// parseFlagsAndEnv parses args as parseFlags does, then fills every flag
+// not given on the command line from PGGUARD_<FLAG> in the environment: the
+// flag wins.
+func parseFlagsAndEnv(fs *flag.FlagSet, args []string) ([]string, error) {
+	positional, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if given[f.Name] || err != nil {
 			return
@@ -39,14 +80,22 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	})
-	return err
+	return positional, err
 }
 
-// envName is the environment variable of a flag: PGGUARD_<FLAG>.
+// noArguments says what is wrong when a command that takes no arguments
+// got some.
+func noArguments(fs *flag.FlagSet, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return usageError(fmt.Sprintf("%s takes no arguments, got %q (flags are written --name value)", commandName(fs), args))
+}
+
+// commandName is the command a flag set belongs to, without "pgguard".
+func commandName(fs *flag.FlagSet) string { return strings.TrimPrefix(fs.Name(), "pgguard ") }
+
+// envName is the environment variable of a serve flag: PGGUARD_<FLAG>.
 func envName(flagName string) string {
 	return "PGGUARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
-
-// flagSetWithConfig lets a subcommand return its flag set for reuse by
-// tests that compare flags with the deployment files.
-type flagSetWithConfig struct{ *flag.FlagSet }

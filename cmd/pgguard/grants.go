@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 
@@ -16,31 +17,26 @@ func runGrants(ctx context.Context, args []string, stdout io.Writer) (int, error
 	if len(args) > 0 && args[0] == "check" {
 		return grantsCheck(ctx, args[1:], stdout)
 	}
-	var o offline
-	var apply bool
-	var prefix string
-	fs := newFlagSet("grants")
-	o.register(fs)
-	fs.BoolVar(&apply, "apply", false, "run the SQL on --upstream in one transaction instead of printing it")
-	fs.StringVar(&prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
-	if err := parseFlags(fs, args); err != nil {
-		return exitError, err
-	}
-	if fs.NArg() != 0 {
-		return exitError, usageError("grants takes no arguments")
-	}
-	if apply && o.upstream == "" {
-		return exitError, usageError("--apply needs --upstream, the database to change")
-	}
-	plan, err := o.grantsPlan(ctx, prefix)
+	var c grantsConfig
+	rest, err := parseFlags(grantsFlags(&c), args)
 	if err != nil {
 		return exitError, err
 	}
-	if !apply {
+	if len(rest) != 0 {
+		return exitError, usageError(fmt.Sprintf("grants takes no arguments, got %q", rest))
+	}
+	if c.apply && c.upstream == "" {
+		return exitError, usageError("--apply needs --upstream, the database to change")
+	}
+	plan, err := c.grantsPlan(ctx, c.prefix)
+	if err != nil {
+		return exitError, err
+	}
+	if !c.apply {
 		_, err := io.WriteString(stdout, plan.SQL())
 		return exitOK, err
 	}
-	conn, err := pgx.Connect(ctx, o.upstream)
+	conn, err := pgx.Connect(ctx, c.upstream)
 	if err != nil {
 		return exitError, fmt.Errorf("connect: %w", err)
 	}
@@ -50,6 +46,30 @@ func runGrants(ctx context.Context, args []string, stdout io.Writer) (int, error
 	}
 	fmt.Fprintf(stdout, "applied: %s\n", plan)
 	return exitOK, nil
+}
+
+// grantsConfig is what the flags of grants and grants check set.
+type grantsConfig struct {
+	offline
+	apply  bool
+	prefix string
+}
+
+// grantsFlags are the flags of grants.
+func grantsFlags(c *grantsConfig) *flag.FlagSet {
+	fs := newFlagSet("grants", "pgguard grants [flags]\n\nPrints the SQL that makes PostgreSQL enforce the policy's departments; --apply runs it.")
+	c.register(fs)
+	fs.BoolVar(&c.apply, "apply", false, "run the SQL on --upstream in one transaction instead of printing it")
+	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
+	return fs
+}
+
+// grantsCheckFlags are the flags of grants check.
+func grantsCheckFlags(c *grantsConfig) *flag.FlagSet {
+	fs := newFlagSet("grants check", "pgguard grants check [flags]\n\nLists the differences between the users' live privileges and the policy's.")
+	c.register(fs)
+	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
+	return fs
 }
 
 // grantsPlan compiles the policy over the catalog the flags name.
@@ -73,22 +93,19 @@ func (o *offline) grantsPlan(ctx context.Context, prefix string) (*grants.Plan, 
 // users hold in --upstream and those the policy compiles to. It exits 1
 // when there is one, as policy lint does for findings.
 func grantsCheck(ctx context.Context, args []string, stdout io.Writer) (int, error) {
-	var o offline
-	var prefix string
-	fs := newFlagSet("grants check")
-	o.register(fs)
-	fs.StringVar(&prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
-	if err := parseFlags(fs, args); err != nil {
-		return exitError, err
-	}
-	if o.upstream == "" || fs.NArg() != 0 {
-		return exitError, usageError("grants check needs --upstream, the database to compare")
-	}
-	plan, err := o.grantsPlan(ctx, prefix)
+	var c grantsConfig
+	rest, err := parseFlags(grantsCheckFlags(&c), args)
 	if err != nil {
 		return exitError, err
 	}
-	conn, err := pgx.Connect(ctx, o.upstream)
+	if c.upstream == "" || len(rest) != 0 {
+		return exitError, usageError("grants check needs --upstream, the database to compare, and no arguments")
+	}
+	plan, err := c.grantsPlan(ctx, c.prefix)
+	if err != nil {
+		return exitError, err
+	}
+	conn, err := pgx.Connect(ctx, c.upstream)
 	if err != nil {
 		return exitError, fmt.Errorf("connect: %w", err)
 	}

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
@@ -35,14 +39,14 @@ func TestEnvironmentFillsFlagsAndFlagsWin(t *testing.T) {
 	fs := serveFlags(&c)
 	t.Setenv("PGGUARD_MODE", "monitor")
 	t.Setenv("PGGUARD_LISTEN", "127.0.0.1:7000")
-	if err := parseFlags(fs.FlagSet, []string{"--listen", "127.0.0.1:7001"}); err != nil {
+	if _, err := parseFlagsAndEnv(fs, []string{"--listen", "127.0.0.1:7001"}); err != nil {
 		t.Fatal(err)
 	}
 	if c.mode != "monitor" || c.listen != "127.0.0.1:7001" {
 		t.Fatalf("mode %q listen %q", c.mode, c.listen)
 	}
 	t.Setenv("PGGUARD_MAX_MESSAGE_SIZE", "lots")
-	if err := parseFlags(serveFlags(&c).FlagSet, nil); err == nil || !strings.Contains(err.Error(), "PGGUARD_MAX_MESSAGE_SIZE") {
+	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err == nil || !strings.Contains(err.Error(), "PGGUARD_MAX_MESSAGE_SIZE") {
 		t.Fatalf("bad environment value: %v", err)
 	}
 }
@@ -121,12 +125,11 @@ func TestLintWithoutCatalogSaysWhatItSkipped(t *testing.T) {
 }
 
 func TestDemoScenarioEndToEnd(t *testing.T) {
-	code, out := runCmd(t, "demo", "--listen", "127.0.0.1:0")
+	code, out := runCmd(t, "demo", "--script-only", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
 	if code != exitOK {
 		t.Fatalf("demo exit %d:\n%s", code, out)
 	}
 	for _, want := range []string{
-		"psql \"host=127.0.0.1",
 		"allowed: 3 row(s)",
 		"refused: ERROR 42501 pgguard:",
 		`"event":"query_blocked"`,
@@ -162,4 +165,197 @@ func TestCheckExplainsEachColumnGolden(t *testing.T) {
 	}
 	_, out := runCmd(t, append(append([]string{}, base...), "--json", "--user", "marketing_app", "--purpose", "newsletter", cases[0].sql)...)
 	golden(t, "check_refused.json", versions.ReplaceAllString(out, "${1}VERSION"))
+}
+
+// runSplit runs a command and returns its exit code, standard output and
+// standard error apart.
+func runSplit(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestHelpExitsZero: every way of asking for help prints the usage on
+// standard output and exits 0, without calling it an error.
+func TestHelpExitsZero(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--help"}, "pgguard check [flags]"},
+		{[]string{"-h"}, "pgguard check [flags]"},
+		{[]string{"help"}, "pgguard check [flags]"},
+		{[]string{"help", "check"}, "-user"},
+		{[]string{"serve", "--help"}, "-catalog-url"},
+		{[]string{"check", "--help"}, "-user"},
+		{[]string{"check", "-h"}, "-purpose"},
+		{[]string{"check", "--user", "x", "--help"}, "-json"},
+		{[]string{"policy", "--help"}, "pgguard policy lint"},
+		{[]string{"policy", "-h"}, "pgguard policy test"},
+		{[]string{"policy", "lint", "--help"}, "-schema"},
+		{[]string{"policy", "test", "-h"}, "-schema"},
+		{[]string{"demo", "--help"}, "-listen"},
+	} {
+		code, stdout, stderr := runSplit(t, tc.args...)
+		if code != exitOK || !strings.Contains(stdout, tc.says) || !strings.Contains(stdout, "usage:") {
+			t.Errorf("%q: exit %d, want 0, and usage naming %q on stdout:\n%s", tc.args, code, tc.says, stdout)
+		}
+		if stderr != "" || strings.Contains(stdout, "help requested") {
+			t.Errorf("%q: help reported as an error: stdout %q stderr %q", tc.args, stdout, stderr)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-version"}} {
+		code, stdout, _ := runSplit(t, args...)
+		if code != exitOK || !strings.HasPrefix(stdout, "pgguard ") || strings.Contains(stdout, "pgguard dev") {
+			t.Errorf("%q: exit %d: %q", args, code, stdout)
+		}
+	}
+	info := func(main string, settings ...debug.BuildSetting) func() (*debug.BuildInfo, bool) {
+		return func() (*debug.BuildInfo, bool) {
+			return &debug.BuildInfo{Main: debug.Module{Path: "github.com/pgguard/pgguard", Version: main}, Settings: settings}, true
+		}
+	}
+	rev := debug.BuildSetting{Key: "vcs.revision", Value: "0123456789abcdef0123"}
+	dirty := debug.BuildSetting{Key: "vcs.modified", Value: "true"}
+	for _, tc := range []struct {
+		ldflags string
+		info    func() (*debug.BuildInfo, bool)
+		want    string
+	}{
+		{"1.4.0", info("v1.3.0"), "1.4.0"},
+		{"", info("v1.3.0"), "v1.3.0"},
+		{"", info("v0.0.0-20250101120000-0123456789ab"), "v0.0.0-20250101120000-0123456789ab"},
+		{"", info("(devel)", rev), "(devel) 0123456789ab"},
+		{"", info("(devel)", rev, dirty), "(devel) 0123456789ab-dirty"},
+		{"", info("(devel)"), "(devel)"},
+		{"", func() (*debug.BuildInfo, bool) { return nil, false }, "(devel)"},
+	} {
+		if got := versionOf(tc.ldflags, tc.info); got != tc.want {
+			t.Errorf("versionOf(%q, ...) = %q, want %q", tc.ldflags, got, tc.want)
+		}
+	}
+}
+
+// TestFlagsAfterArguments: flags may follow the SQL or the test file, and
+// what cannot be understood is named.
+func TestFlagsAfterArguments(t *testing.T) {
+	code, out := runCmd(t, "check", "SELECT bsn FROM crm.customers", "--schema", "demo/schema.sql", "--user", "sales_app", "--purpose", "order_fulfilment", "--json")
+	if code != exitDenied || !strings.Contains(out, `"allowed": false`) {
+		t.Errorf("check with flags after the SQL: exit %d:\n%s", code, out)
+	}
+	code, out = runCmd(t, "policy", "test", "policy_tests.txt", "--schema", "demo/schema.sql")
+	if code != exitOK || !strings.Contains(out, " 0 failed") {
+		t.Errorf("policy test with flags after the file: exit %d:\n%s", code, out)
+	}
+	// "--" ends the flags, so a statement may start with a dash.
+	code, out = runCmd(t, "check", "--schema", "demo/schema.sql", "--user", "sales_app", "--", "--comment\nSELECT 1")
+	if code != exitOK {
+		t.Errorf("check -- SQL: exit %d:\n%s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"check", "--schema", "demo/schema.sql", "SELECT 1", "--json"}, "check needs --user"},
+		{[]string{"check", "--schema", "demo/schema.sql", "--user", "x"}, `check needs one "SQL" argument`},
+		{[]string{"check", "--schema", "demo/schema.sql", "--user", "x", "SELECT", "1"}, `got 2: ["SELECT" "1"]`},
+		{[]string{"check", "--schema", "demo/schema.sql", "--user", "x", "SELECT 1", "--jsn"}, "flag provided but not defined: -jsn"},
+		{[]string{"policy", "lint", "policy.csv"}, `takes no arguments, got ["policy.csv"]`},
+		{[]string{"serve", "127.0.0.1:6432"}, `takes no arguments`},
+	} {
+		code, out := runCmd(t, tc.args...)
+		if code != exitError || !strings.Contains(out, tc.says) {
+			t.Errorf("%q: exit %d, want %d saying %q:\n%s", tc.args, code, exitError, tc.says, out)
+		}
+	}
+}
+
+// TestEnvironmentOnlyForServe: PGGUARD_ variables configure serve, and
+// are not read by check, policy lint, policy test or demo.
+func TestEnvironmentOnlyForServe(t *testing.T) {
+	t.Setenv("PGGUARD_UPSTREAM", "postgres://127.0.0.1:1/?sslmode=disable")
+	t.Setenv("PGGUARD_POLICY", "does-not-exist.csv")
+	t.Setenv("PGGUARD_LISTEN", "127.0.0.1:1")
+	if code, out := runCmd(t, "check", "--schema", "demo/schema.sql", "--user", "sales_app", "--purpose", "order_fulfilment", "SELECT email FROM crm.customers"); code != exitOK {
+		t.Errorf("check with PGGUARD_ variables set: exit %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "policy", "lint", "--schema", "demo/schema.sql"); code != exitOK {
+		t.Errorf("policy lint with PGGUARD_ variables set: exit %d:\n%s", code, out)
+	}
+	if code, out := runCmd(t, "policy", "test", "--schema", "demo/schema.sql", "policy_tests.txt"); code != exitOK {
+		t.Errorf("policy test with PGGUARD_ variables set: exit %d:\n%s", code, out)
+	}
+	var c serveConfig
+	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil || c.policy != "does-not-exist.csv" || c.upstream == "" {
+		t.Errorf("serve does not read the environment: %v, policy %q, upstream %q", err, c.policy, c.upstream)
+	}
+}
+
+// TestDemoKeepsRunning runs the demo as the README says, without
+// --script-only: once the scenario is played it keeps running, and the
+// psql lines, the metrics URL and the alerts it prints work, with the real
+// psql, until it is stopped.
+func TestDemoKeepsRunning(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/psql")
+		if len(matches) == 0 {
+			t.Fatal("psql not found: apt-get install -y postgresql-client")
+		}
+		psql = matches[len(matches)-1]
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, out, out)
+	}()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(out.String(), "Ctrl-C stops pgguard") {
+		select {
+		case code := <-done:
+			t.Fatalf("the demo ended (exit %d) instead of running on:\n%s", code, out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not get ready:\n%s", out.String())
+		}
+	}
+	printed := out.String()
+	sales := regexp.MustCompile(`sales:\s+psql "([^"]+)"`).FindStringSubmatch(printed)
+	metrics := regexp.MustCompile(`Metrics: (http://\S+/metrics)`).FindStringSubmatch(printed)
+	if sales == nil || metrics == nil {
+		t.Fatalf("no psql line for sales or no metrics URL:\n%s", printed)
+	}
+	runPsql := func(sql string) (string, error) {
+		cmd := exec.Command(psql, "-X", "-v", "ON_ERROR_STOP=1", sales[1], "-c", sql)
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if got, err := runPsql("SELECT first_name, email FROM crm.customers LIMIT 3"); err != nil || !strings.Contains(got, "(3 rows)") {
+		t.Errorf("psql as sales, allowed query: %v\n%s", err, got)
+	}
+	if got, err := runPsql("SELECT gross_monthly FROM hr.salaries"); err == nil || !strings.Contains(got, "pgguard:") {
+		t.Errorf("psql as sales reading salaries: %v, want a pgguard refusal:\n%s", err, got)
+	}
+	eventuallyTrue(t, "the alert to be printed", func() bool {
+		return strings.Contains(out.String(), `alert: {"denied":[{"act":"read","category":"employee_salary","column":"hr.salaries.gross_monthly"`)
+	})
+	if body := get(t, metrics[1]); !strings.Contains(body, `pgguard_statements_total{verdict="denied"}`) {
+		t.Errorf("%s lacks the statements counter", metrics[1])
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("demo exit %d after Ctrl-C:\n%s", code, out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the demo did not stop")
+	}
 }

@@ -29,11 +29,12 @@ var matrixLegend = []string{
 func policyMatrix(args []string, stdout io.Writer) (int, error) {
 	var c matrixConfig
 	fs := matrixFlags(&c)
-	if err := parseFlags(fs, args); err != nil {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
 		return exitError, err
 	}
 	render, ok := matrixFormats[c.format]
-	if !ok || fs.NArg() != 0 {
+	if !ok || len(rest) != 0 {
 		return exitError, usageError("policy matrix takes --format text, markdown or html, and no arguments")
 	}
 	p, err := authz.Load(c.model, c.policy, authz.Options{})
@@ -51,7 +52,7 @@ type matrixConfig struct{ model, policy, format string }
 
 // matrixFlags are the flags of policy matrix.
 func matrixFlags(c *matrixConfig) *flag.FlagSet {
-	fs := newFlagSet("policy matrix")
+	fs := newFlagSet("policy matrix", "pgguard policy matrix [flags]")
 	fs.StringVar(&c.model, "model", "model.conf", "Casbin model file")
 	fs.StringVar(&c.policy, "policy", "policy.csv", "Casbin policy file")
 	fs.StringVar(&c.format, "format", "text", "text|markdown|html")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,9 @@ func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 		return exitError, usageError("policy needs lint, test or matrix")
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, policyUsage)
+		return exitOK, nil
 	case "lint":
 		return lint(ctx, args[1:], stdout)
 	case "test":
@@ -27,12 +31,33 @@ func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	return exitError, usageError(fmt.Sprintf("unknown policy command %q", args[0]))
 }
 
+const policyUsage = `usage:
+  pgguard policy lint [flags]        find mistakes in the policy
+  pgguard policy test [flags] FILE   check the expectations of a test file
+Run "pgguard policy lint -h" or "pgguard policy test -h" for their flags.
+`
+
+func lintFlags(o *offline) *flag.FlagSet {
+	fs := newFlagSet("policy lint", "pgguard policy lint [flags]")
+	o.register(fs)
+	return fs
+}
+
+func policyTestFlags(o *offline) *flag.FlagSet {
+	fs := newFlagSet("policy test", "pgguard policy test [flags] FILE")
+	o.register(fs)
+	return fs
+}
+
 // lint prints each finding as FILE:LINE: severity: message; exit 1 on any.
 func lint(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	var o offline
-	fs := newFlagSet("policy lint")
-	o.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	fs := lintFlags(&o)
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if err := noArguments(fs, rest); err != nil {
 		return exitError, err
 	}
 	var columns []string
@@ -98,22 +123,23 @@ func userColumns(all []string) []string {
 // and the catalog, exactly as the proxy would decide.
 func policyTest(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	var o offline
-	fs := newFlagSet("policy test")
-	o.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	fs := policyTestFlags(&o)
+	files, err := parseFlags(fs, args)
+	if err != nil {
 		return exitError, err
 	}
-	if fs.NArg() != 1 {
-		return exitError, usageError("policy test needs one test file")
+	if len(files) != 1 {
+		return exitError, usageError(fmt.Sprintf("policy test needs one test file, got %q", files))
 	}
-	f, err := os.Open(fs.Arg(0))
+	file := files[0]
+	f, err := os.Open(file)
 	if err != nil {
 		return exitError, err
 	}
 	defer f.Close()
 	exps, err := authz.ParseExpectations(f)
 	if err != nil {
-		return exitError, fmt.Errorf("%s: %w", fs.Arg(0), err)
+		return exitError, fmt.Errorf("%s: %w", file, err)
 	}
 	g, err := o.guard()
 	if err != nil {
@@ -124,7 +150,7 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		ex := g.Explain(ctx, e.User, o.database, e.Purpose, e.SQL)
 		if msg := unmet(e, ex.Allowed, ex.Denied, ex.Message); msg != "" {
 			failed++
-			fmt.Fprintf(stdout, "FAIL %s:%d: %s\n", fs.Arg(0), e.Line, msg)
+			fmt.Fprintf(stdout, "FAIL %s:%d: %s\n", file, e.Line, msg)
 		}
 	}
 	fmt.Fprintf(stdout, "%d passed, %d failed\n", len(exps)-failed, failed)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -48,8 +51,8 @@ type serveConfig struct {
 	reloadInterval               time.Duration
 }
 
-func serveFlags(c *serveConfig) *flagSetWithConfig {
-	fs := newFlagSet("serve")
+func serveFlags(c *serveConfig) *flag.FlagSet {
+	fs := newFlagSet("serve", "pgguard serve [flags]\n\nEvery flag can also be set as PGGUARD_<FLAG> (upper case, '-' as '_'); the flag wins.")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:6432", "address to accept clients on")
 	fs.StringVar(&c.upstream, "upstream", "", "PostgreSQL server: postgres://HOST:PORT[/?sslmode=...&sslrootcert=FILE]")
 	fs.StringVar(&c.catalogURL, "catalog-url", "", "connection URL pgguard reads pg_catalog with (default: --upstream, whose user and password serve only this)")
@@ -76,7 +79,7 @@ func serveFlags(c *serveConfig) *flagSetWithConfig {
 	fs.DurationVar(&c.catalogStatementTimeout, "catalog-statement-timeout", catalog.DefaultStatementTimeout, "how long reading a catalog may take once connected")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
-	return &flagSetWithConfig{fs}
+	return fs
 }
 
 // validate checks the values that the packages do not.
@@ -115,7 +118,12 @@ func (c *serveConfig) validate() error {
 // serve runs the proxy until ctx ends (SIGINT/SIGTERM), then drains.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var c serveConfig
-	if err := parseFlags(serveFlags(&c).FlagSet, args); err != nil {
+	fs := serveFlags(&c)
+	rest, err := parseFlagsAndEnv(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArguments(fs, rest); err != nil {
 		return err
 	}
 	if err := c.validate(); err != nil {
@@ -130,7 +138,50 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer app.close()
-	return app.run(ctx, &c)
+	ls, err := listen(&c)
+	if err != nil {
+		return err
+	}
+	defer ls.close()
+	if err := app.checkCatalog(ctx, &c); err != nil {
+		return err
+	}
+	return app.serveOn(ctx, ls, &c)
+}
+
+// listeners are the sockets serve binds before it says it serves.
+type listeners struct {
+	clients net.Listener
+	metrics net.Listener // nil without --metrics
+}
+
+// listen binds --metrics and then --listen, so that an address in use is
+// an error at start, before anything is served.
+func listen(c *serveConfig) (listeners, error) {
+	var ls listeners
+	if c.metrics != "" {
+		ln, err := net.Listen("tcp", c.metrics)
+		if err != nil {
+			return ls, fmt.Errorf("--metrics %s: %w", c.metrics, err)
+		}
+		ls.metrics = ln
+	}
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		ls.close()
+		return ls, fmt.Errorf("--listen %s: %w", c.listen, err)
+	}
+	ls.clients = ln
+	return ls, nil
+}
+
+// close closes the listeners serveOn has not taken over.
+func (ls listeners) close() {
+	for _, ln := range []net.Listener{ls.clients, ls.metrics} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 }
 
 // app is a wired pgguard.
@@ -145,6 +196,9 @@ type app struct {
 	guard   *guard.Guard
 	// draining is set once shutdown began: new connections are refused.
 	draining atomic.Bool
+	// catalogDown holds the error of the catalog connection checked at
+	// start while it fails; nil once it worked.
+	catalogDown atomic.Pointer[error]
 }
 
 func build(c *serveConfig, log zerolog.Logger) (*app, error) {
@@ -219,32 +273,26 @@ func (a *app) close() {
 	_ = a.alerts.Close(ctx)
 }
 
-// run serves until ctx ends, reloading the policy on file changes and SIGHUP.
-func (a *app) run(ctx context.Context, c *serveConfig) error {
-	ln, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+// serveOn serves on ls until ctx ends, reloading the policy on file
+// changes and SIGHUP, then drains.
+func (a *app) serveOn(ctx context.Context, ls listeners, c *serveConfig) error {
+	ln := ls.clients
+	if ls.metrics != nil {
+		stopMetrics := a.serveMetrics(ls.metrics)
+		defer stopMetrics()
 	}
-	return a.serveOn(ctx, ln, c)
-}
-
-// serveOn is run on a listener the caller opened.
-func (a *app) serveOn(ctx context.Context, ln net.Listener, c *serveConfig) error {
-	a.log.Info().Str("listen", ln.Addr().String()).Str("mode", c.mode).
-		Str("policy_version", a.engine.Policy().Version()).Msg("pgguard serving")
+	ev := a.log.Info().Str("listen", ln.Addr().String()).Str("mode", c.mode).
+		Str("policy_version", a.engine.Policy().Version())
+	if ls.metrics != nil {
+		ev = ev.Str("metrics", ls.metrics.Addr().String())
+	}
+	ev.Msg("pgguard serving")
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	go func() { _ = a.engine.Watch(bg, a.log, c.reloadInterval, a.onReload) }()
+	go func() { _ = a.engine.Watch(bg, watchLogger(a.log), c.reloadInterval, a.onReload) }()
 	go a.reloadOnSIGHUP(bg)
 	if c.catalogRefresh > 0 {
 		go a.guard.RefreshCatalogs(bg, c.catalogRefresh)
-	}
-	if c.metrics != "" {
-		stopMetrics, err := a.serveMetrics(c.metrics)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.proxy.Serve(ln) }()
@@ -254,7 +302,7 @@ func (a *app) serveOn(ctx context.Context, ln net.Listener, c *serveConfig) erro
 	case <-ctx.Done():
 	}
 	a.draining.Store(true)
-	a.log.Info().Dur("grace", c.shutdownGrace).Msg("shutting down: waiting for sessions to end")
+	a.log.Info().Str("grace", c.shutdownGrace.String()).Msg("shutting down: waiting for sessions to end")
 	drain, cancel := context.WithTimeout(context.Background(), c.shutdownGrace)
 	defer cancel()
 	if err := a.proxy.Shutdown(drain); err != nil {
@@ -278,11 +326,12 @@ func (a *app) reloadOnSIGHUP(ctx context.Context) {
 	}
 }
 
-// onReload logs, counts and alerts one reload attempt.
+// onReload counts and alerts one reload attempt. The alert is the one log
+// line of the reload: it goes to the log (at warn) with its error or
+// change, whatever --log-level says.
 func (a *app) onReload(res authz.ReloadResult) {
 	if res.Err != nil {
 		a.metrics.PolicyReloads.WithLabelValues(alert.ReloadFailure).Inc()
-		a.log.Error().Err(res.Err).Str("policy_version", res.OldVersion).Msg("policy reload failed; previous policy stays in force")
 		a.alerts.Emit(alert.Event{Kind: alert.KindPolicyReloadFailed, PolicyVersion: res.OldVersion, Error: res.Err.Error()})
 		return
 	}
@@ -291,8 +340,6 @@ func (a *app) onReload(res authz.ReloadResult) {
 	}
 	a.metrics.PolicyReloads.WithLabelValues(alert.ReloadSuccess).Inc()
 	a.metrics.SetPolicyVersion(res.NewVersion)
-	a.log.Info().Str("old_version", res.OldVersion).Str("policy_version", res.NewVersion).
-		Strs("added", res.Added).Strs("removed", res.Removed).Msg("policy reloaded")
 	c := res.Change()
 	a.alerts.Emit(alert.Event{Kind: alert.KindPolicyReloaded, PolicyVersion: res.NewVersion, Change: &alert.PolicyChange{
 		OldVersion: res.OldVersion, Classified: nonNil(c.Classified), Declassified: nonNil(c.Declassified),
@@ -301,18 +348,26 @@ func (a *app) onReload(res authz.ReloadResult) {
 	}})
 }
 
-func (a *app) serveMetrics(addr string) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen: %w", err)
-	}
+// watchLogger is the logger the policy watcher gets. The watcher reports
+// the outcome of each reload at info (reloaded) and error (rejected), which
+// onReload's alert already puts on the log; its warnings (file events
+// unavailable, a folder that cannot be watched) and debug lines pass.
+func watchLogger(log zerolog.Logger) zerolog.Logger {
+	return log.Hook(zerolog.HookFunc(func(e *zerolog.Event, level zerolog.Level, _ string) {
+		if level == zerolog.InfoLevel || level == zerolog.ErrorLevel {
+			e.Discard()
+		}
+	}))
+}
+
+func (a *app) serveMetrics(ln net.Listener) func() {
 	srv := &http.Server{Handler: alert.Handler(a.reg, a.ready), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error().Err(err).Msg("metrics server stopped")
 		}
 	}()
-	return func() { _ = srv.Close() }, nil
+	return func() { _ = srv.Close() }
 }
 
 // ready says why pgguard should get no new clients now, or nil: /readyz
@@ -320,6 +375,9 @@ func (a *app) serveMetrics(addr string) (func(), error) {
 func (a *app) ready() error {
 	if a.draining.Load() {
 		return errors.New("shutting down: new connections are refused")
+	}
+	if err := a.catalogDown.Load(); err != nil {
+		return fmt.Errorf("catalog connection failing: %w", *err)
 	}
 	for db, err := range a.catalog.Unavailable() {
 		if catalogServerDown(err) {
@@ -366,11 +424,22 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isTerminal(w)}
 	default:
 		return zerolog.Logger{}, usageError(fmt.Sprintf("--log-format %q: must be json or console", format))
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// isTerminal reports whether w is a terminal, where colours are welcome,
+// and NO_COLOR (https://no-color.org) is not set.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // nonNil makes an empty list [] rather than null in JSON.
@@ -379,4 +448,119 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// checkCatalog connects once with the catalog URL before pgguard serves,
+// so that a wrong one is reported at start rather than at the first
+// session. When the server answered and refused (a wrong role, password
+// or database, pg_hba.conf), nothing will change by waiting: the error is
+// returned and serve exits. When the server could not be reached, pgguard
+// serves anyway, as it does when the server goes away later: sessions are
+// refused with 57P03 and /readyz answers 503 while the connection is
+// retried in the background, the error logged at each attempt, until it
+// succeeds.
+func (a *app) checkCatalog(ctx context.Context, c *serveConfig) error {
+	cfg := catalog.DialerConfig{ConnectTimeout: c.catalogConnectTimeout, StatementTimeout: c.catalogStatementTimeout}
+	err := catalog.Ping(ctx, c.catalogSource(), cfg)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !catalogServerDown(err) {
+		return errors.New(c.catalogProblem(err))
+	}
+	a.catalogDown.Store(&err)
+	a.log.Error().Msg(c.catalogProblem(err))
+	go func() {
+		wait := catalog.DefaultRetryMin
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			err := catalog.Ping(ctx, c.catalogSource(), cfg)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				a.catalogDown.Store(nil)
+				a.log.Info().Str("catalog_url", redactURL(c.catalogSource())).Msg("catalog connection works")
+				return
+			}
+			a.catalogDown.Store(&err)
+			a.log.Error().Msg(c.catalogProblem(err))
+			wait = min(2*wait, catalog.DefaultRetryMax)
+		}
+	}()
+	return nil
+}
+
+// catalogSource is the URL pgguard reads catalogs with.
+func (c *serveConfig) catalogSource() string {
+	if c.catalogURL != "" {
+		return c.catalogURL
+	}
+	return c.upstream
+}
+
+// catalogProblem says, in one line, which catalog connection failed (its
+// URL without the password, and the role it connected as), why, and what
+// to change.
+func (c *serveConfig) catalogProblem(err error) string {
+	u := c.catalogSource()
+	flagName := "--catalog-url"
+	if c.catalogURL == "" {
+		flagName = "--upstream (--catalog-url is not set)"
+	}
+	role := ""
+	if cfg, perr := pgconn.ParseConfig(u); perr == nil {
+		role = cfg.User
+	}
+	msg := fmt.Sprintf("catalog connection %s, as role %q, from %s failed: %v; ", redactURL(u), role, flagName, err)
+	var pe *pgconn.PgError
+	switch {
+	case c.catalogURL == "" && !urlNamesUser(c.upstream):
+		return msg + fmt.Sprintf("fix: --upstream names no user, so the catalog was read as %q (PGUSER or the operating-system user); "+
+			"set --catalog-url (PGGUARD_CATALOG_URL) to a URL with a role that may connect, e.g. postgres://pgguard_catalog:PASSWORD@HOST:PORT/postgres", role)
+	case errors.As(err, &pe) && strings.HasPrefix(pe.Code, "28"):
+		return msg + "fix: give a role that exists, may log in, with its password, and that pg_hba.conf admits from this host (docs/operations.md, \"The catalog\")"
+	case errors.As(err, &pe) && pe.Code == "3D000":
+		return msg + "fix: name a database that exists in the URL, e.g. /postgres"
+	case catalogServerDown(err):
+		return msg + "fix: check the host, port and sslmode of the URL and that PostgreSQL runs and is reachable from here; " +
+			"until it connects, sessions are refused (57P03) and /readyz answers 503; retrying"
+	}
+	return msg + "fix: correct the URL"
+}
+
+// urlNamesUser reports whether a connection URL or keyword/value string
+// names a user itself.
+func urlNamesUser(s string) bool {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		return u.User != nil && u.User.Username() != ""
+	}
+	return regexp.MustCompile(`(^|\s)user\s*=`).MatchString(s)
+}
+
+// passwordSetting is a password in a keyword/value connection string.
+var passwordSetting = regexp.MustCompile(`(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// redactURL is a connection URL or keyword/value string without its
+// password, for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if u.User != nil {
+			u.User = url.User(u.User.Username())
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Del("password")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return strings.TrimSpace(passwordSetting.ReplaceAllString(s, "$1"))
 }

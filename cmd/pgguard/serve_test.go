@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -250,17 +252,31 @@ func TestServeHealthWhileDraining(t *testing.T) {
 	conn.Close(context.Background())
 }
 
-// silentServer accepts TCP connections and never answers, as a catalog
-// endpoint behind a stuck proxy or firewall does; it counts them.
-func silentServer(t *testing.T) (string, *atomic.Int64) {
+// catalogEndpoint stands between pgguard and the catalog's server: it
+// relays connections to target until silence is called, and from then on
+// accepts connections and never answers, as an endpoint behind a stuck
+// proxy or firewall does, counting them.
+func catalogEndpoint(t *testing.T, target string) (addr string, silence func(), silentDials *atomic.Int64) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return catalogEndpointAt(t, "127.0.0.1:0", target)
+}
+
+// catalogEndpointAt is catalogEndpoint on a given address.
+func catalogEndpointAt(t *testing.T, at, target string) (addr string, silence func(), silentDials *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", at)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var accepted atomic.Int64
+	var silent atomic.Bool
+	silentDials = &atomic.Int64{}
 	var mu sync.Mutex
 	var conns []net.Conn
+	keep := func(c ...net.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		conns = append(conns, c...)
+	}
 	t.Cleanup(func() {
 		l.Close()
 		mu.Lock()
@@ -275,26 +291,36 @@ func silentServer(t *testing.T) (string, *atomic.Int64) {
 			if err != nil {
 				return
 			}
-			accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
+			keep(c)
+			if silent.Load() {
+				silentDials.Add(1)
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			keep(up)
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
 		}
 	}()
-	return l.Addr().String(), &accepted
+	return l.Addr().String(), func() { silent.Store(true) }, silentDials
 }
 
-// TestServeCatalogUnavailable: with a catalog endpoint that accepts but
-// never answers, the first client is refused once the catalog connect
+// TestServeCatalogUnavailable: with a catalog endpoint that, once pgguard
+// started, accepts but never answers, the first client is refused once the catalog connect
 // timeout passes, the next at once without another connection, with
 // "catalog unavailable"; a catalog_unavailable alert is raised and
 // readiness fails.
 func TestServeCatalogUnavailable(t *testing.T) {
 	pg := pgtest.Shared(t)
-	catalogAddr, dials := silentServer(t)
-	t.Setenv("PGGUARD_CATALOG_URL", "postgres://pgguard_catalog@"+catalogAddr+"/postgres?sslmode=disable")
+	catalogAddr, silence, dials := catalogEndpoint(t, pg.Addr())
+	t.Setenv("PGGUARD_CATALOG_URL", "postgres://"+pgtest.Superuser+"@"+catalogAddr+"/postgres?sslmode=disable")
 	t.Setenv("PGGUARD_CATALOG_CONNECT_TIMEOUT", "300ms")
-	s := startServe(t, pg)
+	s := startServe(t, pg) // the connection checked at start works
+	silence()
 	url := "postgres://" + pgtest.Superuser + "@" + s.listen + "/postgres?sslmode=disable"
 	for i := range 2 {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -308,7 +334,7 @@ func TestServeCatalogUnavailable(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "57P03" || !strings.Contains(pe.Message, "catalog unavailable") {
 			t.Fatalf("client %d: %v, want 57P03 catalog unavailable", i+1, err)
 		}
-		if strings.Contains(pe.Message, catalogAddr) || strings.Contains(pe.Message, "pgguard_catalog") {
+		if strings.Contains(pe.Message, catalogAddr) {
 			t.Errorf("client %d: the refusal names the catalog connection: %s", i+1, pe.Message)
 		}
 		if i == 0 && dials.Load() != 1 {
@@ -326,5 +352,201 @@ func TestServeCatalogUnavailable(t *testing.T) {
 	}
 	if code, _ := status(t, "http://"+s.metrics+"/livez"); code != http.StatusOK {
 		t.Errorf("/livez = %d, want 200", code)
+	}
+}
+
+// TestServeAddressInUse: an address that is taken, for metrics or for
+// clients, ends serve with an error naming the flag, before it says it
+// serves.
+func TestServeAddressInUse(t *testing.T) {
+	pg := pgtest.Shared(t)
+	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
+	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for _, tc := range []struct {
+		flag string
+		args []string
+	}{
+		{"--metrics", []string{"--listen", freeAddr(t), "--metrics", addr}},
+		{"--listen", []string{"--listen", addr, "--metrics", freeAddr(t)}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		logs := &lockedBuffer{}
+		code := run(ctx, append([]string{"serve"}, tc.args...), io.Discard, logs)
+		cancel()
+		out := logs.String()
+		if code != exitError || !strings.Contains(out, tc.flag+" "+addr+": ") || !strings.Contains(out, "address already in use") {
+			t.Errorf("%s taken: exit %d, want %d naming %s %s:\n%s", tc.flag, code, exitError, tc.flag, addr, out)
+		}
+		if strings.Contains(out, "pgguard serving") {
+			t.Errorf("%s taken: said it serves before failing:\n%s", tc.flag, out)
+		}
+	}
+}
+
+// TestServeChecksCatalogAtStart: serve connects with the catalog URL
+// before it serves. A server that refuses the connection (wrong password,
+// an upstream URL without a user) ends it with one error that names the
+// URL without its password and says what to change; a server that cannot
+// be reached is retried, with the error logged at each attempt and
+// readiness failing, until it connects.
+func TestServeChecksCatalogAtStart(t *testing.T) {
+	pg := pgtest.Shared(t)
+	pg.MustCreateRole(t, "serve_catalog", "rightpw", pgtest.SCRAM)
+	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
+	t.Setenv("PGUSER", "pgguard_no_such_role")
+	for _, tc := range []struct {
+		name, catalogURL string
+		says             []string
+	}{
+		{"wrong password", "postgres://serve_catalog:wrongpw@" + pg.Addr() + "/postgres?sslmode=disable",
+			[]string{"postgres://serve_catalog@" + pg.Addr() + "/postgres?sslmode=disable", "28P01", "from --catalog-url", "fix: give a role that exists"}},
+		{"upstream without a user", "",
+			[]string{"postgres://" + pg.Addr() + "/?sslmode=disable", `as role "pgguard_no_such_role"`, "--upstream names no user", "set --catalog-url (PGGUARD_CATALOG_URL)"}},
+	} {
+		t.Setenv("PGGUARD_CATALOG_URL", tc.catalogURL)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		logs := &lockedBuffer{}
+		code := run(ctx, []string{"serve", "--listen", freeAddr(t), "--metrics", freeAddr(t)}, io.Discard, logs)
+		cancel()
+		out := logs.String()
+		if code != exitError || strings.Contains(out, "pgguard serving") {
+			t.Errorf("%s: exit %d, want %d before serving:\n%s", tc.name, code, exitError, out)
+		}
+		for _, want := range tc.says {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: the error lacks %q:\n%s", tc.name, want, out)
+			}
+		}
+		if strings.Contains(out, "wrongpw") || strings.Count(out, "catalog connection") != 1 {
+			t.Errorf("%s: want one error without the password:\n%s", tc.name, out)
+		}
+	}
+
+	// Nothing listens at the catalog's address yet.
+	down := freeAddr(t)
+	t.Setenv("PGGUARD_CATALOG_URL", "postgres://serve_catalog:rightpw@"+down+"/postgres?sslmode=disable")
+	s := startServe(t, pg)
+	eventuallyTrue(t, "the error to be repeated", func() bool {
+		return strings.Count(s.logs.String(), "catalog connection postgres://serve_catalog@"+down) >= 2
+	})
+	if code, body := status(t, "http://"+s.metrics+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "catalog connection failing") {
+		t.Errorf("/readyz = %d %q while the catalog cannot be reached, want 503", code, body)
+	}
+	if out := s.logs.String(); strings.Contains(out, "rightpw") || !strings.Contains(out, "retrying") {
+		t.Errorf("the error shows the password or does not say it retries:\n%s", out)
+	}
+	catalogEndpointAt(t, down, pg.Addr())
+	eventuallyTrue(t, "the catalog connection to work", func() bool {
+		return strings.Contains(s.logs.String(), "catalog connection works")
+	})
+	if code, body := status(t, "http://"+s.metrics+"/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz = %d %q once the catalog connects, want 200", code, body)
+	}
+}
+
+// TestServeLogsEachReloadOnceWithUnits runs serve on a copy of the policy,
+// changes it well and then badly, and reads the log: one line per reload,
+// and durations written with their unit.
+func TestServeLogsEachReloadOnceWithUnits(t *testing.T) {
+	pg := pgtest.Shared(t)
+	dir := t.TempDir()
+	for _, f := range []string{"model.conf", "policy.csv"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policyFile := filepath.Join(dir, "policy.csv")
+	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
+	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
+	listen := freeAddr(t)
+	logs := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", listen, "--model", filepath.Join(dir, "model.conf"), "--policy", policyFile,
+			"--policy-check-interval", "100ms", "--shutdown-grace", "2s"}, io.Discard, logs)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("serve exit %d:\n%s", code, logs.String())
+		}
+	}()
+	conn := connectEventually(t, "postgres://"+pgtest.Superuser+"@"+listen+"/postgres?sslmode=disable")
+	conn.Close(context.Background())
+
+	reloadLines := func() []string {
+		var out []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(strings.ToLower(l), "reload") || strings.Contains(l, "rejected") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	b, err := os.ReadFile(policyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(policyFile, []byte(strings.Replace(string(b), demoEditRule, "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the reload", func() bool { return strings.Contains(logs.String(), `"event":"policy_reloaded"`) })
+	if err := os.WriteFile(policyFile, []byte(string(b)+"p, marketing, newsletter, customer_contact, write, Deny\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, "the rejected reload", func() bool { return strings.Contains(logs.String(), `"event":"policy_reload_failed"`) })
+	time.Sleep(500 * time.Millisecond) // any further line about the same reloads
+	if lines := reloadLines(); len(lines) != 2 {
+		t.Errorf("%d log lines about two reloads, want one each:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	eventuallyTrue(t, "the session's end on the log", func() bool { return strings.Contains(logs.String(), `"connection closed"`) })
+	if !regexp.MustCompile(`"duration":"[0-9.]+(ns|µs|ms|s|m[0-9.]+s)"`).MatchString(logs.String()) {
+		t.Errorf("no duration with its unit on the log:\n%s", logs.String())
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("serve exit %d:\n%s", code, logs.String())
+	}
+	done <- exitOK // for the deferred check, which has nothing left to wait for
+	if !strings.Contains(logs.String(), `"grace":"2s"`) {
+		t.Errorf("the shutdown grace is not written as 2s:\n%s", logs.String())
+	}
+}
+
+// TestConsoleLogHasNoColoursOffTerminal: --log-format console writes no
+// ANSI colour codes to a file or pipe.
+func TestConsoleLogHasNoColoursOffTerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	for _, w := range []io.Writer{f, &buf} {
+		log, err := newLogger("info", "console", w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Error().Str("grace", "30s").Msg("something")
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{string(b), buf.String()} {
+		if strings.Contains(out, "\x1b[") || !strings.Contains(out, "something") {
+			t.Errorf("console log off a terminal: %q", out)
+		}
 	}
 }
