@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -86,12 +85,13 @@ func runSuite(t *testing.T, goBin, pkg string, vars []string, skip map[string]st
 	t.Logf("output (last 200 lines):\n%s", tail(out.String(), 200))
 }
 
-// goTool finds the go command that built this test.
+// goTool finds the go command: on PATH, or in $GOROOT/bin when GOROOT is
+// set.
 func goTool(t *testing.T) string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	p := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("no go command on PATH or in %s", filepath.Dir(p))
 	}
