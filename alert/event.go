@@ -33,6 +33,10 @@ const (
 	// lock held where the analysis did not, a gap to look into. Error is
 	// the server's message.
 	KindQueryBlockedByDatabase Kind = "query_blocked_by_database"
+	// KindGrantsDrift: the privileges the policy's users hold in the
+	// database differ from what the policy compiles to (serve
+	// --grants-check); Denied lists the differences, Error sums them up.
+	KindGrantsDrift Kind = "grants_drift"
 )
 
 // Mode is the proxy mode an alert was raised under.
@@ -186,7 +190,7 @@ func (e Event) Validate() error {
 		if KindForMode(e.Mode) != e.Kind {
 			return fmt.Errorf("%w: event %q does not match mode %q", ErrInvalidEvent, e.Kind, e.Mode)
 		}
-	case KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable, KindQueryBlockedByDatabase:
+	case KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable, KindQueryBlockedByDatabase, KindGrantsDrift:
 	default:
 		return fmt.Errorf("%w: unknown event kind %q", ErrInvalidEvent, e.Kind)
 	}

@@ -94,6 +94,9 @@ type Metrics struct {
 	DecisionDuration prometheus.Histogram
 	// PolicyReloads counts policy reloads by outcome (Reload* constants).
 	PolicyReloads *prometheus.CounterVec
+	// GrantsDrift is the number of differences between the users' live
+	// privileges and the policy's grants at the last check.
+	GrantsDrift prometheus.Gauge
 	// DatabaseRefusals counts statements pgguard let through that
 	// PostgreSQL refused for want of a privilege (42501).
 	DatabaseRefusals prometheus.Counter
@@ -135,6 +138,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgguard_denials_total", Help: "Denied column accesses, by role and data category.",
 		}, []string{"role", "category"}),
+		GrantsDrift: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgguard_grants_drift",
+			Help: "Differences between the users' live column privileges and the policy's grants at the last check (serve --grants-check).",
+		}),
 		DatabaseRefusals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgguard_database_refusals_total",
 			Help: "Statements pgguard let through that PostgreSQL refused for want of a privilege (42501): gaps the second lock closed.",
@@ -194,7 +201,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.VerdictCacheBytes, m.AnalysisDuration,
-		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.DatabaseRefusals, m.policyVersion,
+		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.DatabaseRefusals, m.GrantsDrift, m.policyVersion,
 		m.startingGauges[0], m.startingGauges[1],
 	}
 }

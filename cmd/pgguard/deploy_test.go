@@ -919,7 +919,7 @@ func TestReferenceDocumentsEveryFlag(t *testing.T) {
 		}
 	})
 	for _, kind := range []alert.Kind{alert.KindQueryBlocked, alert.KindQueryFlagged, alert.KindPolicyReloaded,
-		alert.KindPolicyReloadFailed, alert.KindCatalogUnavailable, alert.KindQueryBlockedByDatabase} {
+		alert.KindPolicyReloadFailed, alert.KindCatalogUnavailable, alert.KindQueryBlockedByDatabase, alert.KindGrantsDrift} {
 		if !strings.Contains(doc, "`"+string(kind)+"`") {
 			t.Errorf("docs/reference.md does not document the alert event %s", kind)
 		}

@@ -48,6 +48,7 @@ type serveConfig struct {
 	catalogConnectTimeout        time.Duration
 	catalogStatementTimeout      time.Duration
 	catalogRefresh               time.Duration
+	grantsCheck                  bool
 	reloadInterval               time.Duration
 }
 
@@ -78,6 +79,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.catalogConnectTimeout, "catalog-connect-timeout", catalog.DefaultConnectTimeout, "how long connecting to read a catalog may take")
 	fs.DurationVar(&c.catalogStatementTimeout, "catalog-statement-timeout", catalog.DefaultStatementTimeout, "how long reading a catalog may take once connected")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
+	fs.BoolVar(&c.grantsCheck, "grants-check", false, "compare the users' column privileges in the catalog URL's database with the policy's grants every catalog refresh interval; report differences in pgguard_grants_drift and a grants_drift alert")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
 	return fs
 }
@@ -241,6 +243,14 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	return a, nil
 }
 
+// catalogURLOrUpstream is the URL catalogs are read with.
+func (c *serveConfig) catalogURLOrUpstream() string {
+	if c.catalogURL != "" {
+		return c.catalogURL
+	}
+	return c.upstream
+}
+
 // newCatalogCache reads catalogs over --catalog-url (or --upstream) within
 // the catalog timeouts, and logs and alerts when one becomes unavailable.
 func (a *app) newCatalogCache(c *serveConfig) (*catalog.Cache, error) {
@@ -293,6 +303,13 @@ func (a *app) serveOn(ctx context.Context, ls listeners, c *serveConfig) error {
 	go a.reloadOnSIGHUP(bg)
 	if c.catalogRefresh > 0 {
 		go a.guard.RefreshCatalogs(bg, c.catalogRefresh)
+	}
+	if c.grantsCheck {
+		interval := c.catalogRefresh
+		if interval <= 0 {
+			interval = 30 * time.Second
+		}
+		go a.watchGrants(bg, c.catalogURLOrUpstream(), interval)
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.proxy.Serve(ln) }()
