@@ -120,6 +120,8 @@ func TestUserCode(t *testing.T) {
 	ctx.FunctionAllowed = func(schema, name string) bool { return schema == "crm" && name == "mask_email" }
 	for sql, want := range map[string]bool{
 		"SELECT crm.mask_email(email) FROM crm.customers": true,
+		"SELECT masked FROM crm.masked_contacts":          true, // its definition calls crm.mask_email
+		"SELECT email FROM public.customer_emails":        false,
 		"SELECT lower(email) FROM crm.customers":          false,
 		"SELECT email FROM crm.customers":                 false,
 	} {

@@ -15,7 +15,8 @@ import (
 //
 //	crm        customers, orders; views customer_contacts (over customers),
 //	           contact_emails (a view over that view), distinct_cities
-//	           (DISTINCT); functions mask_email and email (named like
+//	           (DISTINCT), masked_contacts (calls mask_email); functions
+//	           mask_email and email (named like
 //	           the column, for functional notation)
 //	hr         employees, salaries, sick_leave; contractors INHERITS
 //	           employees; views employee_directory, payroll; function
@@ -85,6 +86,7 @@ func companyContents() catalog.Contents {
 			`SELECT e.id, e.last_name, s.gross_monthly
 			   FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id;`),
 		v("public", "customer_emails", "email", `SELECT customers.email FROM crm.customers;`),
+		v("crm", "masked_contacts", "masked", `SELECT crm.mask_email(customers.email) AS masked FROM crm.customers;`),
 		{Schema: "sales", Name: "revenue_by_city", Kind: catalog.MaterializedView,
 			Columns: []string{"city", "revenue"}, DefinitionSearchPath: []string{"pg_catalog"},
 			ViewDefinition: `SELECT c.city, sum(o.total_amount) AS revenue

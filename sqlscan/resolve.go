@@ -319,7 +319,13 @@ func (a *analyzer) checkQualifiedFunction(schema, name string) {
 // inside a view definition, which the database owner wrote and which the
 // analysis expands rather than trusts.
 func (a *analyzer) functionMayRun(schema, name string, builtin bool) bool {
-	if builtin || isBuiltinSchema(schema) || a.viewDepth > 0 {
+	if builtin || isBuiltinSchema(schema) {
+		return true
+	}
+	if a.viewDepth > 0 {
+		// The view's owner chose it; it runs, but its body may change the
+		// session's state as a function the policy allows may.
+		a.userCode = true
 		return true
 	}
 	if a.s.ctx.FunctionAllowed != nil && a.s.ctx.FunctionAllowed(schema, name) {
