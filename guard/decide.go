@@ -49,6 +49,7 @@ type effect struct {
 	sqlscan.Effect
 	ddl      bool
 	userCode bool // runs a function the policy allows (sqlscan.Statement.UserCode)
+	tempOnly bool // DDL that only creates a temporary table (sqlscan.Statement.TempOnly)
 	// tempWrites are the temporary tables the statement writes, into which
 	// what it reads (tempReads) flows.
 	tempWrites []string
@@ -301,7 +302,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		v.accesses, v.purpose = accesses, st.Purpose
 	}
 	if st.Effect != nil || st.DDL || st.UserCode || len(st.TempWrites) > 0 {
-		e := effect{ddl: st.DDL, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
+		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
 			tempWrites: st.TempWrites, tempReads: st.Accesses}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
@@ -685,7 +686,9 @@ func (s *session) decide(v *verdict) proxy.Verdict {
 // the server's state is read after it.
 func (s *session) replay(e *effect, segment uint64) {
 	if e.ddl {
-		s.ddlPending = true
+		// A temporary table is read from the server, not the catalog:
+		// other sessions need not wait for the catalog after it.
+		s.ddlPending = s.ddlPending || !e.tempOnly
 		s.unsettle(e.changes)
 	}
 	s.flowIntoTemps(e.tempWrites, e.tempReads)

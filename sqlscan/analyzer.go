@@ -160,6 +160,7 @@ func (s *session) statement(n *pg.Node) Statement {
 	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches, UserCode: a.userCode}
 	if a.ddl {
 		st.Changes = s.ddlChanges(n)
+		st.TempOnly = len(st.Changes) == 0 && createsTemp(n)
 	}
 	if a.denial == nil {
 		a.checkSensitiveColumns(acc)

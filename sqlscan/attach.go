@@ -2,6 +2,7 @@ package sqlscan
 
 import (
 	"slices"
+	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -213,4 +214,21 @@ func walkMessages(m protoreflect.Message, f func(proto.Message) bool) {
 		walkMessages(v.Message(), f)
 		return true
 	})
+}
+
+// createsTemp reports whether n creates a temporary table.
+func createsTemp(n *pg.Node) bool {
+	var rv *pg.RangeVar
+	switch x := n.GetNode().(type) {
+	case *pg.Node_CreateStmt:
+		rv = x.CreateStmt.GetRelation()
+	case *pg.Node_CreateTableAsStmt:
+		if x.CreateTableAsStmt.GetObjtype() != pg.ObjectType_OBJECT_TABLE {
+			return false
+		}
+		rv = x.CreateTableAsStmt.GetInto().GetRel()
+	case *pg.Node_SelectStmt:
+		rv = x.SelectStmt.GetIntoClause().GetRel()
+	}
+	return rv != nil && (rv.GetRelpersistence() == "t" || strings.HasPrefix(rv.GetSchemaname(), "pg_temp"))
 }

@@ -192,6 +192,11 @@ type Statement struct {
 	// outside the built-ins that Context.FunctionAllowed allows, whose body
 	// may change session state as SET does.
 	UserCode bool
+	// TempOnly is set for DDL that only creates a temporary table (CREATE
+	// TEMP TABLE, CREATE TEMP TABLE AS, SELECT INTO TEMP) naming no other
+	// relation: it changes nothing of the catalog, which leaves temporary
+	// schemas out, so the catalog need not be read again after it.
+	TempOnly bool
 	// Changes are, for a DDL statement, the relation names (without
 	// schema) it creates, alters, renames (old and new names) or drops,
 	// apart from temporary tables created in the same input: until the
