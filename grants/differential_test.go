@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
-	"github.com/pgguard/pgguard/grants"
 	"github.com/pgguard/pgguard/sqlscan"
 )
 
@@ -48,15 +47,7 @@ func TestDifferentialAgainstPostgreSQL(t *testing.T) {
 	pg, pol, _ := world(t)
 	pg.MustExec(t, "postgres", extraSchema)
 	snap := load(t, pg)
-	plan, err := grants.Compile(pol, snap, grants.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	super := superConn(t, pg)
-	ctx := context.Background()
-	if err := plan.Apply(ctx, super); err != nil {
-		t.Fatal(err)
-	}
+	plan, super := applied(t, pg, pol, snap)
 	gen := newGenerator(snap, rand.New(rand.NewPCG(7, 11)))
 	purposes := policyPurposes(pol)
 	var st tally

@@ -169,15 +169,8 @@ func TestGrantsMakePostgreSQLEnforceTheDepartments(t *testing.T) {
 // hand-made GRANT that opens a column is an error, a REVOKE a warning.
 func TestCheckFindsDrift(t *testing.T) {
 	pg, pol, snap := world(t)
-	plan, err := grants.Compile(pol, snap, grants.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	super := superConn(t, pg)
+	plan, super := applied(t, pg, pol, snap)
 	ctx := context.Background()
-	if err := plan.Apply(ctx, super); err != nil {
-		t.Fatal(err)
-	}
 	drift, err := plan.Check(ctx, super)
 	if err != nil || len(drift) != 0 {
 		t.Fatalf("after apply: %v %v", drift, err)
@@ -199,4 +192,19 @@ func TestCheckFindsDrift(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("drift:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// applied compiles the policy over snap and applies it as the superuser,
+// whose connection it returns.
+func applied(t *testing.T, pg *pgtest.Server, pol *authz.Policy, snap *catalog.Snapshot) (*grants.Plan, *pgx.Conn) {
+	t.Helper()
+	plan, err := grants.Compile(pol, snap, grants.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	super := superConn(t, pg)
+	if err := plan.Apply(context.Background(), super); err != nil {
+		t.Fatal(err)
+	}
+	return plan, super
 }

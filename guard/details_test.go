@@ -235,17 +235,7 @@ func TestSoundnessErrorDetailsUnderAPipelinedPurpose(t *testing.T) {
 // errorsOf sends msgs in one write and returns the errors of their answer.
 func (r *raw) errorsOf(msgs ...pgproto3.FrontendMessage) []pgproto3.ErrorResponse {
 	r.t.Helper()
-	ready := 0
-	for _, m := range msgs {
-		r.fe.Send(m)
-		switch m.(type) {
-		case *pgproto3.Query, *pgproto3.Sync:
-			ready++
-		}
-	}
-	if err := r.fe.Flush(); err != nil {
-		r.t.Fatal(err)
-	}
+	ready := r.write(msgs...)
 	var out []pgproto3.ErrorResponse
 	for ready > 0 {
 		m, err := r.fe.Receive()

@@ -71,17 +71,7 @@ type outcome struct {
 // pipeline asks for.
 func (r *raw) send(msgs ...pgproto3.FrontendMessage) outcome {
 	r.t.Helper()
-	ready := 0
-	for _, m := range msgs {
-		r.fe.Send(m)
-		switch m.(type) {
-		case *pgproto3.Query, *pgproto3.Sync:
-			ready++
-		}
-	}
-	if err := r.fe.Flush(); err != nil {
-		r.t.Fatal(err)
-	}
+	ready := r.write(msgs...)
 	var out outcome
 	for ready > 0 {
 		m, err := r.fe.Receive()
@@ -105,6 +95,24 @@ func (r *raw) send(msgs ...pgproto3.FrontendMessage) outcome {
 		}
 	}
 	return out
+}
+
+// write sends msgs in one write and returns how many ReadyForQuery they
+// ask for.
+func (r *raw) write(msgs ...pgproto3.FrontendMessage) int {
+	r.t.Helper()
+	ready := 0
+	for _, m := range msgs {
+		r.fe.Send(m)
+		switch m.(type) {
+		case *pgproto3.Query, *pgproto3.Sync:
+			ready++
+		}
+	}
+	if err := r.fe.Flush(); err != nil {
+		r.t.Fatal(err)
+	}
+	return ready
 }
 
 func q(sql string) *pgproto3.Query { return &pgproto3.Query{String: sql} }

@@ -31,9 +31,6 @@ var refusedByDesign = map[string]map[string]string{
 // TestPgxSuitesThroughGuard runs pgx's own tests of pgconn and pgxpool, from
 // the module cache, against a pgguard whose policy allows everything.
 func TestPgxSuitesThroughGuard(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs pgx's test suites; skipped with -short")
-	}
 	goBin := goTool(t)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "pgguard.log"))
 	if err != nil {
