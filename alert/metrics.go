@@ -113,6 +113,11 @@ type Metrics struct {
 	starting       atomic.Pointer[func() (startup, authenticating int)]
 	startingGauges []prometheus.Collector
 
+	// decisionCache reads the policy's decision cache size (see
+	// MeasureDecisionCache); nil reads zero.
+	decisionCache      atomic.Pointer[func() int64]
+	decisionCacheGauge prometheus.Collector
+
 	// verdicts are Statements' series of the fixed verdicts, resolved once:
 	// CountStatement runs for every statement, and a label lookup (hashing
 	// the value, a read lock shared by every loop thread) would cost more
@@ -175,6 +180,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"version"}),
 	}
 	m.startingGauges = []prometheus.Collector{m.startingGauge(StageStartup), m.startingGauge(StageAuthenticating)}
+	m.decisionCacheGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pgguard_decision_cache_bytes",
+		Help: "Bytes the policy in force holds in its decision cache: its questions and answers.",
+	}, func() float64 {
+		if f := m.decisionCache.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
 	m.preinit()
 	if reg != nil {
 		reg.MustRegister(m.collectors()...)
@@ -202,7 +216,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.VerdictCacheBytes, m.AnalysisDuration,
 		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.DatabaseRefusals, m.GrantsDrift, m.policyVersion,
-		m.startingGauges[0], m.startingGauges[1],
+		m.startingGauges[0], m.startingGauges[1], m.decisionCacheGauge,
 	}
 }
 
@@ -229,6 +243,12 @@ func (m *Metrics) startingGauge(stage string) prometheus.Collector {
 // f at each scrape (the proxy's Server.Starting).
 func (m *Metrics) CountStarting(f func() (startup, authenticating int)) {
 	m.starting.Store(&f)
+}
+
+// MeasureDecisionCache makes pgguard_decision_cache_bytes read its value
+// from f at each scrape (the policy in force's CacheBytes).
+func (m *Metrics) MeasureDecisionCache(f func() int64) {
+	m.decisionCache.Store(&f)
 }
 
 // CountStatement counts one judged statement under verdict, one of the

@@ -314,13 +314,53 @@ p, hr, care, hr.employees.*, read, allow
 	}
 }
 
-func TestCacheIsBounded(t *testing.T) {
-	p := loadShipped(t, Options{CacheSize: 128})
-	for i := 0; i < 10000; i++ {
+func TestCacheIsBoundedInBytes(t *testing.T) {
+	const bound = 64 << 10
+	p := loadShipped(t, Options{CacheBytes: bound})
+	for i := 0; i < 20000; i++ {
 		p.Decide("sales_app", "purpose"+itoa(i%1000), []Access{{Column: "crm.customers.email", Act: ActRead}, {Column: "crm.t" + itoa(i%997) + ".c", Act: ActRead}})
 	}
-	if n := p.cache.len(); n > 128 || n == 0 {
-		t.Errorf("cache holds %d verdicts, bound 128", n)
+	if n := p.CacheBytes(); n > bound || n == 0 {
+		t.Errorf("cache holds %d bytes, bound %d", n, bound)
+	}
+	var sum int64
+	for i := range p.cache.shards {
+		for _, e := range p.cache.shards[i].m {
+			sum += e.size
+		}
+	}
+	if sum != p.CacheBytes() {
+		t.Errorf("entries add up to %d bytes, cache reports %d", sum, p.CacheBytes())
+	}
+}
+
+// TestCacheKeepsItsHotSet streams ten times the cache's room of questions
+// asked once past a small set asked all the time: the hot set must stay
+// cached (a cache that empties itself when full would lose it each time).
+func TestCacheKeepsItsHotSet(t *testing.T) {
+	p := loadShipped(t, Options{CacheBytes: 256 << 10})
+	hot := make([]cacheKey, 64)
+	for i := range hot {
+		hot[i] = cacheKey{subject: "sales_app", purpose: "order_fulfilment", object: "crm.hot" + itoa(i) + ".c", act: ActRead}
+	}
+	ask := func(k cacheKey) { p.verdict(k.subject, k.purpose, k.object, k.act) }
+	for _, k := range hot {
+		ask(k)
+	}
+	misses := 0
+	for i := 0; i < 20000; i++ {
+		ask(cacheKey{subject: "sales_app", purpose: "order_fulfilment", object: "crm.cold" + itoa(i) + ".c", act: ActRead})
+		if i%10 == 0 {
+			for _, k := range hot {
+				if _, ok := p.cache.get(k); !ok {
+					misses++
+					ask(k)
+				}
+			}
+		}
+	}
+	if misses > 0 {
+		t.Errorf("the hot set missed %d times while cold questions streamed past", misses)
 	}
 }
 

@@ -69,8 +69,9 @@ type Options struct {
 	// Columns are the catalog's columns (schema.table.column), optional.
 	// Lint uses them for warnings only; they never block a load.
 	Columns []string
-	// CacheSize bounds the decisions a Policy caches; 0 means 65536.
-	CacheSize int
+	// CacheBytes bounds, in bytes, the decisions a Policy caches; 0 means
+	// DefaultCacheBytes.
+	CacheBytes int64
 	// Debounce is how long Watch waits for a burst of file events to end;
 	// 0 means 200ms.
 	Debounce time.Duration
@@ -91,6 +92,9 @@ func (o Options) settle() time.Duration {
 }
 
 func (o Options) validate() error {
+	if o.CacheBytes < 0 {
+		return fmt.Errorf("decision cache bytes must not be negative, got %d", o.CacheBytes)
+	}
 	switch o.Unclassified {
 	case "", UnclassifiedAllow, UnclassifiedDeny:
 		return nil
@@ -177,7 +181,7 @@ func loadBytes(modelPath string, modelData []byte, policyPath string, policyData
 		unclassifiedDeny: opts.Unclassified == UnclassifiedDeny,
 		findings:         findings,
 		enforcer:         e,
-		cache:            newDecisionCache(opts.CacheSize),
+		cache:            newDecisionCache(opts.CacheBytes),
 	}
 	if err := p.index(rules); err != nil {
 		return nil, fmt.Errorf("load policy %s: %w", policyPath, err)
@@ -300,6 +304,10 @@ func implicitRoles(e *casbin.Enforcer, ptype string, names map[string]bool) (map
 
 // Version is a short hex SHA-256 of the model and policy bytes.
 func (p *Policy) Version() string { return p.version }
+
+// CacheBytes is the size of the policy's decision cache, in bytes as it
+// counts them; at most Options.CacheBytes.
+func (p *Policy) CacheBytes() int64 { return p.cache.size() }
 
 // Findings are the lint warnings of this policy; a loaded policy has no errors.
 func (p *Policy) Findings() []Finding { return append([]Finding(nil), p.findings...) }

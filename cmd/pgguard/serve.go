@@ -42,6 +42,7 @@ type serveConfig struct {
 	maxStatementSize             int
 	maxStatementTokens           int
 	verdictCacheBytes            int64
+	decisionCacheBytes           int64
 	sessionPreparedBytes         int64
 	shutdownGrace, catalogMaxAge time.Duration
 	startupTimeout               time.Duration
@@ -71,6 +72,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.maxStatementSize, "max-statement-size", sqlscan.DefaultMaxBytes, "longest statement text decided on, in bytes; longer ones are refused (54000) unread")
 	fs.IntVar(&c.maxStatementTokens, "max-statement-tokens", sqlscan.DefaultMaxTokens, "most tokens a statement text may have; more are refused (54000) before it is parsed")
 	fs.Int64Var(&c.verdictCacheBytes, "verdict-cache-bytes", guard.DefaultCacheBytes, "bytes the verdict cache, shared by all sessions, may hold")
+	fs.Int64Var(&c.decisionCacheBytes, "decision-cache-bytes", authz.DefaultCacheBytes, "bytes the policy's cache of column decisions may hold; each policy reload starts it empty")
 	fs.Int64Var(&c.sessionPreparedBytes, "session-prepared-bytes", guard.DefaultSessionPreparedBytes, "bytes of statement text one session's prepared statements may hold; a Parse or PREPARE beyond it is refused (54000)")
 	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops relaying plain TCP and Unix sessions (0: half the CPUs, at least one; -1: a goroutine pair per session, as for TLS)")
 	fs.DurationVar(&c.startupTimeout, "startup-timeout", proxy.DefaultStartupTimeout, "how long a client may take from connecting to its session being established (TLS, startup packet, authentication, opening)")
@@ -101,6 +103,7 @@ func (c *serveConfig) validate() error {
 	}{
 		{"max-statement-size", int64(c.maxStatementSize)}, {"max-statement-tokens", int64(c.maxStatementTokens)},
 		{"verdict-cache-bytes", c.verdictCacheBytes}, {"session-prepared-bytes", c.sessionPreparedBytes},
+		{"decision-cache-bytes", c.decisionCacheBytes},
 	} {
 		if b.value <= 0 {
 			return usageError(fmt.Sprintf("--%s %d: must be positive", b.name, b.value))
@@ -207,11 +210,12 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	a := &app{log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = alert.NewMetrics(a.reg)
-	engine, err := authz.NewEngine(c.model, c.policy, authz.Options{Unclassified: c.unclassified})
+	engine, err := authz.NewEngine(c.model, c.policy, authz.Options{Unclassified: c.unclassified, CacheBytes: c.decisionCacheBytes})
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	a.engine = engine
+	a.metrics.MeasureDecisionCache(func() int64 { return engine.Policy().CacheBytes() })
 	a.metrics.SetPolicyVersion(engine.Policy().Version())
 	if a.alerts, err = alert.New(alert.Config{WebhookURL: c.alertWebhook}, log, a.reg); err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
