@@ -15,4 +15,4 @@ type loopSession struct{}
 
 func (s *loopSession) stop() {}
 
-func (c *conn) relayOnLoop() (bool, error) { return nil, false }
+func (c *conn) relayOnLoop() (bool, error) { return false, nil }

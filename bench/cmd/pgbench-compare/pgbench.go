@@ -51,6 +51,7 @@ type runResult struct {
 	CPUPer10k float64 `json:"proxy_cpu_seconds_per_10k_tx"`
 	CSPerTx   float64 `json:"proxy_context_switches_per_tx"`
 	MigPerTx  float64 `json:"proxy_cpu_migrations_per_tx"` // -1: not published by the kernel
+	ProxyRSS  int64   `json:"proxy_rss_bytes,omitempty"`   // after the run
 	Err       string  `json:"error,omitempty"`
 }
 
@@ -88,15 +89,39 @@ COMMIT;
 SET pgguard.purpose = '` + benchPurpose + `';
 SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 `,
+	"shapes-10k":  shapesScript(10_000),
+	"shapes-200k": shapesScript(200_000),
 }
 
+// shapesScript reads one account as -S does, in one of n statement shapes
+// chosen with a Zipf distribution: the column alias, an identifier, is the
+// shape's number, so every shape is a distinct text to a proxy that keys
+// verdicts by text and by text with literals blanked, and each first
+// sighting of a shape costs pgguard a full analysis. This is what ORMs and
+// reporting tools send: thousands of shapes, a few of them hot. pgbench
+// puts the numbers into the text only with -M simple (the other modes make
+// them parameters), so these scripts run in simple mode alone.
+func shapesScript(n int) string {
+	return `\set aid random(1, 100000 * :scale)
+\set shape random_zipfian(1, ` + strconv.Itoa(n) + `, 1.05)
+SELECT abalance AS shape_:shape FROM pgbench_accounts WHERE aid = :aid;
+`
+}
+
+// isShapes reports whether script is one of the shapes scripts.
+func isShapes(script string) bool { return strings.HasPrefix(script, "shapes-") }
+
 // scriptNames lists the scripts -scripts accepts, in order.
-var scriptNames = []string{"select-only", "tpcb", "select-tx", "purpose-tx", "purpose-set"}
+var scriptNames = []string{"select-only", "tpcb", "select-tx", "purpose-tx", "purpose-set", "shapes-10k", "shapes-200k"}
 
 func (o *options) configs() []config {
 	var out []config
 	for _, s := range o.scripts {
-		for _, m := range o.modes {
+		modes := o.modes
+		if isShapes(s) {
+			modes = []string{"simple"}
+		}
+		for _, m := range modes {
 			for _, c := range o.clients {
 				out = append(out, config{Script: s, Mode: m, Clients: c})
 			}
@@ -139,6 +164,20 @@ func runMatrix(ctx context.Context, o *options, e *env, res *results) error {
 				// A slow machine may finish no transaction in 2 s; the
 				// measured runs will tell whether the target works.
 				logf("warm-up through %s (%s): %v", t, m, firstLine(err.Error()))
+			}
+		}
+	}
+
+	// The shapes scripts' measure is after warm-up: each target runs each
+	// of them once, as long as a measured run, so that the hot shapes are
+	// in pgguard's cache, as they would be after minutes in production.
+	for _, c := range configs {
+		if !isShapes(c.Script) {
+			continue
+		}
+		for _, t := range o.targets {
+			if _, err := e.pgbench(ctx, c, t, o.seconds, "warmup"); err != nil {
+				logf("warm-up of %s through %s: %v", c, t, firstLine(err.Error()))
 			}
 		}
 	}
@@ -195,6 +234,9 @@ func (e *env) measure(ctx context.Context, c config, target string, round int) (
 	out, err := e.pgbench(ctx, c, target, e.o.seconds, fmt.Sprintf("r%d", round))
 	cpu1 := cpuSeconds(p)
 	cs1, mig1 := schedCounts(p)
+	if p != nil && p.cmd != nil && p.cmd.Process != nil {
+		rr.ProxyRSS, _ = rssBytes(p.cmd.Process.Pid)
+	}
 	if err != nil {
 		return rr, err
 	}

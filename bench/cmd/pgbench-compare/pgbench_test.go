@@ -30,6 +30,9 @@ func TestConfigs(t *testing.T) {
 		{"barrier scripts", []string{"-scripts", "select-only,select-tx,purpose-tx,purpose-set", "-modes", "prepared", "-clients", "1", "-light-rate", "0"}, []string{
 			"select-only prepared c1", "select-tx prepared c1", "purpose-tx prepared c1", "purpose-set prepared c1",
 		}},
+		{"shapes run in simple mode alone", []string{"-scripts", "shapes-10k,select-only", "-modes", "simple,prepared", "-clients", "8", "-light-rate", "0"}, []string{
+			"shapes-10k simple c8", "select-only simple c8", "select-only prepared c8",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +74,11 @@ func TestCustomScripts(t *testing.T) {
 			t.Errorf("-scripts accepts %s, which has no script file", name)
 			continue
 		}
-		for _, want := range []string{`\set aid random(1, 100000 * :scale)`, "SELECT abalance FROM pgbench_accounts WHERE aid = :aid;"} {
+		read := "SELECT abalance FROM pgbench_accounts WHERE aid = :aid;"
+		if isShapes(name) {
+			read = "SELECT abalance AS shape_:shape FROM pgbench_accounts WHERE aid = :aid;"
+		}
+		for _, want := range []string{`\set aid random(1, 100000 * :scale)`, read} {
 			if !strings.Contains(script, want) {
 				t.Errorf("%s lacks %q", name, want)
 			}

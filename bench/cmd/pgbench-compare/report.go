@@ -289,6 +289,7 @@ func markdown(o *options, res *results, sums []summary) string {
 			b.WriteString("\n")
 		}
 	}
+	writeShapesMemory(&b, o, res.Runs, proxies)
 	b.WriteString("\n![TPS relative to direct and proxy CPU per 10k transactions](latest.png)\n")
 
 	if len(res.Copy) > 0 {
@@ -393,4 +394,37 @@ func markdown(o *options, res *results, sums []summary) string {
 		}
 	}
 	return b.String()
+}
+
+// writeShapesMemory tables the proxies' resident memory after the shapes
+// scripts' runs, whose many statement texts fill pgguard's caches: the
+// largest RSS seen over the rounds, which the cache bounds must hold.
+func writeShapesMemory(b *strings.Builder, o *options, runs []runResult, proxies []string) {
+	var configs []config
+	for _, c := range o.configs() {
+		if isShapes(c.Script) {
+			configs = append(configs, c)
+		}
+	}
+	if len(configs) == 0 || len(proxies) == 0 {
+		return
+	}
+	b.WriteString("\nProxy memory after the shapes runs: the largest RSS over the rounds (/proc/PID/status VmRSS), MiB.\n\n| script | clients |")
+	for _, t := range proxies {
+		fmt.Fprintf(b, " %s |", t)
+	}
+	b.WriteString("\n|---|--:|" + strings.Repeat("--:|", len(proxies)) + "\n")
+	for _, c := range configs {
+		fmt.Fprintf(b, "| %s | %s |", c.Script, c.clients())
+		for _, t := range proxies {
+			var most int64
+			for _, r := range runs {
+				if r.Config == c && r.Target == t {
+					most = max(most, r.ProxyRSS)
+				}
+			}
+			fmt.Fprintf(b, " %.1f |", float64(most)/(1<<20))
+		}
+		b.WriteString("\n")
+	}
 }
