@@ -74,6 +74,10 @@ type conn struct {
 	relaying    atomic.Bool
 	// looped is set once an event loop relays the session.
 	looped atomic.Pointer[loopSession]
+	// cleanup is what runs when the session ends (atEnd, runEnd), and done
+	// what tells the server.
+	cleanup []func()
+	done    func()
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -85,16 +89,24 @@ func (s *Server) newConn(nc net.Conn) *conn {
 }
 
 // serve runs the connection's life: startup and TLS, upstream, auth, relay.
-func (c *conn) serve(stop context.Context) {
-	defer c.finish()
-	// A bug reached through one session must not take down the others.
+// done runs when the session has ended and everything it held is let go
+// of. A session an event loop relays outlives serve: the loop holds it
+// without a goroutine while it is idle, and its end runs done (see
+// loop_session_linux.go).
+func (c *conn) serve(stop context.Context, done func()) {
+	c.done = done
+	handedOff := false
 	defer func() {
+		// A bug reached through one session must not take down the others.
 		if p := recover(); p != nil {
 			c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
 		}
+		if !handedOff {
+			c.runEnd()
+		}
 	}()
 	unhook := context.AfterFunc(stop, c.hardStop)
-	defer unhook()
+	c.atEnd(func() { unhook() })
 	// StartupTimeout bounds both legs until the session is established.
 	deadline := time.Now().Add(c.srv.cfg.StartupTimeout)
 	_ = c.rawClient.SetDeadline(deadline)
@@ -124,7 +136,7 @@ func (c *conn) serve(stop context.Context) {
 	// 4. The interceptor opens its view of the session, within the startup
 	// timeout; the session's own context ends with it.
 	sessionCtx, endSession := context.WithCancel(stop)
-	defer endSession()
+	c.atEnd(func() { endSession() })
 	c.session.ctx = sessionCtx
 	si, err := c.srv.cfg.Interceptor.OpenSession(startupCtx, c.session)
 	if err != nil {
@@ -134,7 +146,7 @@ func (c *conn) serve(stop context.Context) {
 	}
 	c.si = si
 	c.rewriter, _ = si.(ErrorRewriter)
-	defer si.Close()
+	c.atEnd(si.Close)
 	// The interceptor starts from the state the server reports.
 	c.confirm, c.resume = newConfirmer(si), make(chan struct{}, 1)
 	if err := c.confirmAtStart(); err != nil {
@@ -147,14 +159,43 @@ func (c *conn) serve(stop context.Context) {
 		c.end(err)
 		return
 	}
+	// The startup's deadline and its timer are no longer needed; an idle
+	// session should hold as little as it can.
+	cancelStartup()
 	c.setStage(stageNone)
 	c.relaying.Store(true)
 	if c.stopping.Load() {
 		c.end(errors.New("server stopping"))
 		return
 	}
-	// 5. Relay until either side ends.
-	c.end(c.relay())
+	// 5. Relay until either side ends, or hand the session to a loop.
+	err = c.relay()
+	if errors.Is(err, errHandedOff) {
+		handedOff = true
+		return
+	}
+	c.end(err)
+}
+
+// errHandedOff reports that an event loop relays the session now and will
+// end it (loop_session_linux.go).
+var errHandedOff = errors.New("handed to an event loop")
+
+// atEnd adds f to what runs when the session ends, before what was added
+// earlier, as deferred calls would.
+func (c *conn) atEnd(f func()) { c.cleanup = append(c.cleanup, f) }
+
+// runEnd lets go of everything the session held: atEnd's functions in
+// reverse order, then the sockets; then it reports the end to the server.
+func (c *conn) runEnd() {
+	for i := len(c.cleanup) - 1; i >= 0; i-- {
+		c.cleanup[i]()
+	}
+	c.cleanup = nil
+	c.finish()
+	if c.done != nil {
+		c.done()
+	}
 }
 
 // hardStop ends the session at once, after cancelling a statement the

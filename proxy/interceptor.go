@@ -25,10 +25,10 @@ type Interceptor interface {
 // SessionInterceptor sees one session's messages.
 //
 // ClientMessage and ServerMessage may be called from different goroutines
-// (the two pumps, or an event loop and the session's goroutine): an
+// (the two pumps, or an event loop and a goroutine started for a slow decision): an
 // implementation must synchronise its state. On an event loop, ServerMessage
 // runs on the loop's thread, shared with other sessions, and must not block;
-// it is never called while the session's goroutine runs a ClientMessage of
+// it is never called while such a goroutine runs a ClientMessage of
 // the same session.
 type SessionInterceptor interface {
 	// ClientMessage decides on one client message before anything of it

@@ -16,12 +16,12 @@ package proxy
 // The loop runs the pumps' per-message code (act, deny, serverState) and
 // never waits:
 //   - a message a QuickSessionInterceptor cannot decide at once is decided on
-//     the session's own goroutine, and the session pauses meanwhile (both
+//     a goroutine started for it, and the session pauses meanwhile (both
 //     directions, so the interceptor never sees it from two threads);
 //   - a socket that takes no more makes the loop stop reading the other side
 //     until it drains;
 //   - the session's end, with its last messages, is written out by the
-//     session's goroutine.
+//     goroutine started for it; an idle session holds no goroutine.
 
 import (
 	"encoding/binary"

@@ -28,18 +28,15 @@ type loopSession struct {
 	client loopSide
 	server loopSide
 	// quick is the interceptor's non-blocking side; nil sends every
-	// message to the session's goroutine.
+	// message to a goroutine of its own (decideSlow).
 	quick QuickSessionInterceptor
 
 	cin    []byte // client bytes not yet handled: a partial message, or what follows a paused one
 	sin    []byte // a partial server header or state message
 	stream int    // bytes of a streamed server message still to forward
 
-	paused bool // a client message is being decided on the session's goroutine
+	paused bool // a client message is being decided on a goroutine of its own
 	ended  bool
-
-	slow chan ClientMessage // to the session's goroutine, one at a time
-	done chan loopEnd       // the session's end, once
 }
 
 // loopSide is one socket of a loop session.
@@ -51,7 +48,7 @@ type loopSide struct {
 	events uint32 // registered with epoll; 0: not registered
 }
 
-// loopEnd is how a loop session ended, and what the session's goroutine
+// loopEnd is how a loop session ended, and what its end goroutine
 // still has to write before closing the sockets.
 type loopEnd struct {
 	clientErr, serverErr error
@@ -133,9 +130,12 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 	return int(r), errno
 }
 
-// relayOnLoop hands the established session to an event loop and serves its
-// slow decisions until it ends. It reports false, having changed nothing,
-// when the session cannot be relayed there (TLS on either side).
+// relayOnLoop hands the established session to an event loop, which holds
+// it without a goroutine: a message the interceptor cannot decide at once
+// gets a goroutine of its own (decideSlow), and so does the session's end
+// (end), which returns errHandedOff's promise by running the connection's
+// cleanup. It reports false, having changed nothing, when the session
+// cannot be relayed there (TLS on either side).
 func (c *conn) relayOnLoop() (bool, error) {
 	if c.srv.loops == nil {
 		return false, nil
@@ -175,7 +175,7 @@ func (c *conn) relayOnLoop() (bool, error) {
 	if c.stopping.Load() { // hardStop may have run before looped was set
 		s.stop()
 	}
-	return true, s.serve()
+	return true, errHandedOff
 }
 
 // dupSocket returns a descriptor of its own for a plain TCP or Unix socket.
@@ -203,7 +203,7 @@ func dupSocket(nc net.Conn) (int, bool) {
 }
 
 func (c *conn) newLoopSession(l *eventLoop, cfd, sfd int) *loopSession {
-	s := &loopSession{c: c, l: l, slow: make(chan ClientMessage, 1), done: make(chan loopEnd, 1)}
+	s := &loopSession{c: c, l: l}
 	s.quick, _ = c.si.(QuickSessionInterceptor)
 	s.client = loopSide{s: s, fd: cfd, client: true, out: loopSink{fd: cfd, count: &c.bytesOut}}
 	s.server = loopSide{s: s, fd: sfd, out: loopSink{fd: sfd}}
@@ -216,29 +216,41 @@ func (c *conn) newLoopSession(l *eventLoop, cfd, sfd int) *loopSession {
 	return s
 }
 
-// serve runs on the session's goroutine: it decides what the loop passes
-// it, then writes the session's last bytes and closes the sockets.
-func (s *loopSession) serve() error {
-	for {
-		select {
-		case m := <-s.slow:
-			v, err := s.decide(m)
-			s.l.post(func() { s.resume(v, err) })
-		case e := <-s.done:
-			if e.cancel {
-				s.c.cancelOrphan("the client left")
-			}
-			s.close(e)
-			var upErr *UpstreamError
-			if errors.As(e.serverErr, &upErr) {
-				return e.serverErr
-			}
-			if errors.Is(e.clientErr, errTerminated) {
-				return nil
-			}
-			return e.clientErr
+// decideSlow runs on a goroutine of its own while the loop holds the
+// message: it decides, and hands the verdict back to the loop.
+func (s *loopSession) decideSlow(m ClientMessage) {
+	v, err := s.decide(m)
+	s.l.post(func() { s.resume(v, err) })
+}
+
+// end runs on a goroutine of its own once the loop let go of the session:
+// it cancels what the server may still run for a client that left, writes
+// the session's last bytes, closes the sockets and ends the connection.
+func (s *loopSession) end(e loopEnd) {
+	c := s.c
+	defer c.runEnd()
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
 		}
+	}()
+	if e.cancel {
+		c.cancelOrphan("the client left")
 	}
+	s.close(e)
+	c.end(e.err())
+}
+
+// err is the error the session's end is logged with.
+func (e loopEnd) err() error {
+	var upErr *UpstreamError
+	if errors.As(e.serverErr, &upErr) {
+		return e.serverErr
+	}
+	if errors.Is(e.clientErr, errTerminated) {
+		return nil
+	}
+	return e.clientErr
 }
 
 // decide asks the interceptor, turning a panic into an error that ends
@@ -374,8 +386,7 @@ func (s *loopSession) read(side *loopSide) {
 }
 
 // clientBytes handles every whole client message in cin followed by p, and
-// keeps the rest. It stops at a message that must be decided on the
-// session's goroutine.
+// keeps the rest. It stops at a message that must be decided off the loop.
 func (s *loopSession) clientBytes(p []byte) {
 	data := p
 	if len(s.cin) > 0 {
@@ -445,11 +456,11 @@ func (s *loopSession) try(typ byte, body []byte) (Verdict, bool) {
 	return s.quick.TryClientMessage(NewClientMessage(typ, body, s.c.readySent+1))
 }
 
-// pause hands a message to the session's goroutine; body lies in cin,
+// pause hands a message to a goroutine of its own; body lies in cin,
 // which stays put until resume.
 func (s *loopSession) pause(typ byte, body []byte) {
 	s.paused = true
-	s.slow <- NewClientMessage(typ, body, s.c.readySent+1)
+	go s.decideSlow(NewClientMessage(typ, body, s.c.readySent+1))
 }
 
 // resume acts on the verdict for the paused message and goes on with what
@@ -586,7 +597,7 @@ func (l *eventLoop) register(side *loopSide, want uint32) error {
 // it, the server gets a Terminate (unless the client sent one), preceded by
 // a cancel when a statement may still run, and the client an error for a
 // protocol fault; when the server side ended, the client learns why. The
-// session's goroutine cancels and writes what remains.
+// goroutine started for the end cancels and writes what remains.
 func (s *loopSession) finish(clientErr, serverErr error) {
 	if s.ended {
 		return
@@ -617,7 +628,7 @@ func (s *loopSession) finish(clientErr, serverErr error) {
 	delete(s.l.sides, int32(s.client.fd))
 	delete(s.l.sides, int32(s.server.fd))
 	s.cin, s.sin = nil, nil
-	s.done <- e
+	go s.end(e)
 }
 
 // leftover is what w and side's sink still hold for a healthy socket.

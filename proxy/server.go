@@ -87,11 +87,10 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.trackConn(c, false)
-			c.serve(s.stop)
-		}()
+		go c.serve(s.stop, func() {
+			s.trackConn(c, false)
+			s.wg.Done()
+		})
 	}
 }
 
