@@ -174,8 +174,16 @@ type Session struct {
 	ctx       context.Context
 	txStatus  atomic.Uint32
 	readySeen atomic.Uint64
-	params    sync.Map // string -> string, from ParameterStatus
+	// params are the run-time parameters from ParameterStatus, in the
+	// order first reported: a server reports about fifteen, read rarely
+	// (alerts), so a short list under a lock costs less memory per idle
+	// session than a map.
+	paramsMu sync.Mutex
+	params   []parameter
 }
+
+// parameter is one run-time parameter's name and last reported value.
+type parameter struct{ name, value string }
 
 // Context ends when the session does (or the server stops hard): work an
 // interceptor does for the session should end with it.
@@ -199,13 +207,28 @@ func (s *Session) TxStatus() byte { return byte(s.txStatus.Load()) }
 // parameter (client_encoding, standard_conforming_strings, application_name,
 // server_version, ...) through ParameterStatus.
 func (s *Session) Parameter(name string) string {
-	v, _ := s.params.Load(name)
-	str, _ := v.(string)
-	return str
+	s.paramsMu.Lock()
+	defer s.paramsMu.Unlock()
+	for _, p := range s.params {
+		if p.name == name {
+			return p.value
+		}
+	}
+	return ""
 }
 
 // SetParameter records a run-time parameter as if the server had reported
 // it. The proxy calls it for every ParameterStatus; tools that evaluate
 // statements outside a live session (pgguard check) set what a server would
 // report.
-func (s *Session) SetParameter(name, value string) { s.params.Store(name, value) }
+func (s *Session) SetParameter(name, value string) {
+	s.paramsMu.Lock()
+	defer s.paramsMu.Unlock()
+	for i := range s.params {
+		if s.params[i].name == name {
+			s.params[i].value = value
+			return
+		}
+	}
+	s.params = append(s.params, parameter{name, value})
+}

@@ -210,7 +210,8 @@ func (c *conn) newLoopSession(l *eventLoop, cfd, sfd int) *loopSession {
 	// What the startup's readers hold already is the loop's first input.
 	s.cin = c.cr.r.take()
 	s.sin = c.sr.r.take()
-	c.cr.buf, c.sr.buf = nil, nil
+	// The loop reads the sockets itself; the startup's readers go.
+	c.cr, c.sr = nil, nil
 	c.cw = &bufWriter{dst: &s.client.out}
 	c.sw = &bufWriter{dst: &s.server.out}
 	return s
