@@ -207,17 +207,16 @@ func (r *replica) count(s string) int { return strings.Count(r.out.String(), s) 
 // the relay the replicas reach the store through, three replicas and
 // HAProxy in front of them.
 type fixture struct {
-	pg                 *pgtest.Server
-	storeURL           string // direct, for pushes and status
-	store              *relay
-	replicas           []*replica
-	haproxy            string // address clients connect to
-	granted, revoked   string // policy files
-	regranted, model   string
-	ctx                context.Context
-	clientURL          string
-	sessionsByReplica  []*pgx.Conn
-	sessionBackendPIDs []uint32
+	pg                *pgtest.Server
+	storeURL          string // direct, for pushes and status
+	store             *relay
+	replicas          []*replica
+	haproxy           string // address clients connect to
+	granted, revoked  string // policy files
+	regranted, model  string
+	ctx               context.Context
+	clientURL         string
+	sessionsByReplica []*pgx.Conn
 }
 
 const financeQuery = "/*purpose='financial_reporting'*/ SELECT sum(gross_monthly) FROM hr.salaries"
