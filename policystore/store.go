@@ -84,6 +84,17 @@ func setupTx(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(setupLock)); err != nil {
 		return fmt.Errorf("policy store: lock: %w", err)
 	}
+	// Once the tables exist, no DDL runs: CREATE ... IF NOT EXISTS checks
+	// the CREATE privilege before it looks, and a pushing role needs no
+	// more than INSERT and SELECT on pgguard.policy.
+	var exist bool
+	err := tx.QueryRow(ctx, "SELECT to_regclass('pgguard.policy') IS NOT NULL AND to_regclass('pgguard.policy_replicas') IS NOT NULL").Scan(&exist)
+	if err != nil {
+		return fmt.Errorf("policy store: look for the tables: %w", err)
+	}
+	if exist {
+		return nil
+	}
 	if _, err := tx.Exec(ctx, schemaSQL); err != nil {
 		return fmt.Errorf("policy store: create tables: %w", err)
 	}

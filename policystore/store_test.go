@@ -207,3 +207,47 @@ func TestStatusStale(t *testing.T) {
 		})
 	}
 }
+
+// TestPushNeedsOnlyTablePrivilegesOnceCreated: after the first push, a role
+// with INSERT and SELECT on pgguard.policy (no CREATE anywhere) can push,
+// and a replica role can read and beat but not push.
+func TestPushNeedsOnlyTablePrivilegesOnceCreated(t *testing.T) {
+	pg, db, url := storeDB(t)
+	ctx := context.Background()
+	admin := connect(t, url)
+	if _, _, err := Push(ctx, admin, "model.conf", "m", "policy.csv", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	pg.MustExec(t, db, `REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+		CREATE ROLE ps_pusher LOGIN PASSWORD 'pw'; CREATE ROLE ps_replica LOGIN PASSWORD 'pw';
+		GRANT USAGE ON SCHEMA pgguard TO ps_pusher, ps_replica;
+		GRANT SELECT, INSERT ON pgguard.policy TO ps_pusher;
+		GRANT SELECT ON pgguard.policy TO ps_replica;
+		GRANT SELECT, INSERT, UPDATE, DELETE ON pgguard.policy_replicas TO ps_replica`)
+	for _, tc := range []struct {
+		role     string
+		wantPush bool
+	}{
+		{"ps_pusher", true},
+		{"ps_replica", false},
+	} {
+		t.Run(tc.role, func(t *testing.T) {
+			conn := connect(t, pg.URL(tc.role, "pw", db))
+			rec, created, err := Push(ctx, conn, "model.conf", "m", "policy.csv", "by "+tc.role)
+			if tc.wantPush && (err != nil || !created || rec.PushedBy != tc.role) {
+				t.Fatalf("push as %s: %+v %v %v", tc.role, rec, created, err)
+			}
+			if !tc.wantPush && err == nil {
+				t.Fatalf("push as %s succeeded, want a permission error", tc.role)
+			}
+			if !tc.wantPush {
+				if err := Beat(ctx, conn, Heartbeat{ReplicaID: "r", Version: 1, Checksum: "c", StartedAt: time.Now(), TTL: time.Minute}); err != nil {
+					t.Fatalf("heartbeat as %s: %v", tc.role, err)
+				}
+				if _, err := Latest(ctx, conn); err != nil {
+					t.Fatalf("read as %s: %v", tc.role, err)
+				}
+			}
+		})
+	}
+}
