@@ -150,3 +150,28 @@ func TestServeFollowsPolicyStore(t *testing.T) {
 		t.Errorf("after the reconnection: %v, want the revocation kept", err)
 	}
 }
+
+// TestServeStoreStartErrors: serve with --policy-store exits with status 2
+// and says why when it has no policy to start with, or a max age the
+// heartbeat cannot keep.
+func TestServeStoreStartErrors(t *testing.T) {
+	empty := storeDatabase(t, "cmd_serve_store_empty")
+	upstream := "postgres://127.0.0.1:1/"
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"max age within the heartbeat", []string{"--policy-store", empty, "--policy-max-age", "5s"}, "--policy-max-age 5s: must be longer than the policy store heartbeat (5s)"},
+		{"store unreachable", []string{"--policy-store", "postgres://pgguard@127.0.0.1:1/store?sslmode=disable&connect_timeout=2"}, "policy: policy store postgres://pgguard@127.0.0.1:1/store"},
+		{"empty store", []string{"--policy-store", empty}, "holds no policy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--upstream", upstream, "--listen", "127.0.0.1:0"}, tc.args...)
+			code, out := runCmd(t, args...)
+			if code != exitError || !strings.Contains(out, tc.want) {
+				t.Fatalf("exit %d, want %d, and output with %q:\n%s", code, exitError, tc.want, out)
+			}
+		})
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/guard"
+	"github.com/pgguard/pgguard/policystore"
 	"github.com/pgguard/pgguard/proxy"
 	"github.com/pgguard/pgguard/sqlscan"
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,6 +120,9 @@ func (c *serveConfig) validate() error {
 		if d.value <= 0 {
 			return usageError(fmt.Sprintf("--%s %s: must be positive", d.flag, d.value))
 		}
+	}
+	if c.policyStore != "" && c.policyMaxAge <= policystore.DefaultHeartbeat {
+		return usageError(fmt.Sprintf("--policy-max-age %s: must be longer than the policy store heartbeat (%s), which confirms the policy", c.policyMaxAge, policystore.DefaultHeartbeat))
 	}
 	return nil
 }

@@ -269,7 +269,7 @@ func setUp(t *testing.T) *fixture {
 			"--listen", r.listen, "--metrics", r.metrics,
 			"--upstream", "postgres://"+f.pg.Addr()+"/?sslmode=disable",
 			"--catalog-url", f.pg.URL(pgtest.Superuser, "", "postgres"),
-			"--policy-store", storeViaRelay, "--replica-id", r.id, "--policy-max-age", "5s",
+			"--policy-store", storeViaRelay, "--replica-id", r.id, "--policy-max-age", "7s",
 			"--log-level", "debug", "--shutdown-grace", "2s")
 		f.replicas = append(f.replicas, r)
 	}
@@ -521,7 +521,7 @@ func TestReplicasBehindHAProxy(t *testing.T) {
 		}
 		for _, r := range f.replicas {
 			if r.count(`"event":"policy_stale"`) != 1 {
-				t.Errorf("%s: want one policy_stale alert after 10s without the store (--policy-max-age 5s)", r.id)
+				t.Errorf("%s: want one policy_stale alert after 10s without the store (--policy-max-age 7s)", r.id)
 			}
 		}
 		if err := f.store.start(); err != nil {
