@@ -218,18 +218,20 @@ func TestPushNeedsOnlyTablePrivilegesOnceCreated(t *testing.T) {
 	if _, _, err := Push(ctx, admin, "model.conf", "m", "policy.csv", "v1"); err != nil {
 		t.Fatal(err)
 	}
-	pg.MustExec(t, db, `REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-		CREATE ROLE ps_pusher LOGIN PASSWORD 'pw'; CREATE ROLE ps_replica LOGIN PASSWORD 'pw';
-		GRANT USAGE ON SCHEMA pgguard TO ps_pusher, ps_replica;
-		GRANT SELECT, INSERT ON pgguard.policy TO ps_pusher;
-		GRANT SELECT ON pgguard.policy TO ps_replica;
-		GRANT SELECT, INSERT, UPDATE, DELETE ON pgguard.policy_replicas TO ps_replica`)
+	// roles are cluster-wide; databases are made per test run
+	pusher, replica := "pusher_"+db, "replica_"+db
+	pg.MustExec(t, db, strings.NewReplacer("PUSHER", pusher, "REPLICA", replica).Replace(`REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+		CREATE ROLE PUSHER LOGIN PASSWORD 'pw'; CREATE ROLE REPLICA LOGIN PASSWORD 'pw';
+		GRANT USAGE ON SCHEMA pgguard TO PUSHER, REPLICA;
+		GRANT SELECT, INSERT ON pgguard.policy TO PUSHER;
+		GRANT SELECT ON pgguard.policy TO REPLICA;
+		GRANT SELECT, INSERT, UPDATE, DELETE ON pgguard.policy_replicas TO REPLICA`))
 	for _, tc := range []struct {
 		role     string
 		wantPush bool
 	}{
-		{"ps_pusher", true},
-		{"ps_replica", false},
+		{pusher, true},
+		{replica, false},
 	} {
 		t.Run(tc.role, func(t *testing.T) {
 			conn := connect(t, pg.URL(tc.role, "pw", db))

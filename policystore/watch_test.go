@@ -66,9 +66,10 @@ func TestWatcherFollowsPushesAndReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg.MustExec(t, db, "CREATE ROLE watch_replica LOGIN PASSWORD 'pw'; GRANT USAGE ON SCHEMA pgguard TO watch_replica; "+
-		"GRANT SELECT ON pgguard.policy TO watch_replica; GRANT SELECT, INSERT, UPDATE, DELETE ON pgguard.policy_replicas TO watch_replica")
-	replicaURL := pg.URL("watch_replica", "pw", db) + "&application_name=watch_replica"
+	role := "replica_" + db // roles are cluster-wide; databases are made per test run
+	pg.MustExec(t, db, strings.ReplaceAll("CREATE ROLE RNAME LOGIN PASSWORD 'pw'; GRANT USAGE ON SCHEMA pgguard TO RNAME; "+
+		"GRANT SELECT ON pgguard.policy TO RNAME; GRANT SELECT, INSERT, UPDATE, DELETE ON pgguard.policy_replicas TO RNAME", "RNAME", role))
+	replicaURL := pg.URL(role, "pw", db) + "&application_name=watch_replica"
 	held, err := Load(ctx, replicaURL, 0)
 	if err != nil || held.Checksum != first.Checksum {
 		t.Fatalf("Load: %+v, %v", held, err)
@@ -105,7 +106,7 @@ func TestWatcherFollowsPushesAndReconnects(t *testing.T) {
 			return rec
 		}},
 		{"a push made while the store refused the replica is applied on reconnection", func(t *testing.T) Record {
-			pg.MustExec(t, db, "ALTER ROLE watch_replica NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'watch_replica'")
+			pg.MustExec(t, db, "ALTER ROLE "+role+" NOLOGIN; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'watch_replica' AND datname = '"+db+"'")
 			down := waitFor(t, w, a, "disconnected", func(s Status) bool { return !s.Up && s.Err != nil })
 			rec, _, err := Push(ctx, admin, "model.conf", "m", "policy.csv", "v3")
 			if err != nil {
@@ -114,7 +115,7 @@ func TestWatcherFollowsPushesAndReconnects(t *testing.T) {
 			if down.Held.Version != 2 {
 				t.Fatalf("held %d while away, want 2 kept", down.Held.Version)
 			}
-			pg.MustExec(t, db, "ALTER ROLE watch_replica LOGIN")
+			pg.MustExec(t, db, "ALTER ROLE "+role+" LOGIN")
 			return rec
 		}},
 		{"a version Apply refuses is not held, and a newer one is", func(t *testing.T) Record {
@@ -145,13 +146,21 @@ func TestWatcherFollowsPushesAndReconnects(t *testing.T) {
 			}
 		})
 	}
-	// the heartbeat row says what the replica holds
-	reps, newest, err := Replicas(ctx, admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(reps) != 1 || reps[0].ID != "r1" || !reps[0].Live || !reps[0].Current || reps[0].Version != newest.Version {
-		t.Fatalf("replicas %+v, newest %d", reps, newest.Version)
+	// the heartbeat row says what the replica holds; it is written right
+	// after the version is applied, so it may trail the status a moment
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reps, newest, err := Replicas(ctx, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reps) == 1 && reps[0].ID == "r1" && reps[0].Live && reps[0].Current && reps[0].Version == newest.Version {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas %+v, newest %d", reps, newest.Version)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
