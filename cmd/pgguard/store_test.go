@@ -20,6 +20,7 @@ import (
 func storeDatabase(t *testing.T, name string) string {
 	t.Helper()
 	pg := pgtest.Shared(t)
+	pg.MustExec(t, "postgres", "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") // left by an earlier -count
 	if err := pg.CreateDatabase(context.Background(), name); err != nil {
 		t.Fatal(err)
 	}
