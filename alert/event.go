@@ -37,6 +37,15 @@ const (
 	// database differ from what the policy compiles to (serve
 	// --grants-check); Denied lists the differences, Error sums them up.
 	KindGrantsDrift Kind = "grants_drift"
+	// KindPolicyStale: the policy store has not confirmed for longer than
+	// serve --policy-max-age that the policy in force is its newest
+	// version (the store is unreachable, or the newest version was
+	// rejected); pgguard keeps enforcing it. PolicyVersion is the version
+	// in force, Error says how old and why.
+	KindPolicyStale Kind = "policy_stale"
+	// KindPolicyConfirmed: after a policy_stale alert, the store confirmed
+	// the policy in force again.
+	KindPolicyConfirmed Kind = "policy_confirmed"
 )
 
 // Mode is the proxy mode an alert was raised under.
@@ -190,7 +199,8 @@ func (e Event) Validate() error {
 		if KindForMode(e.Mode) != e.Kind {
 			return fmt.Errorf("%w: event %q does not match mode %q", ErrInvalidEvent, e.Kind, e.Mode)
 		}
-	case KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable, KindQueryBlockedByDatabase, KindGrantsDrift:
+	case KindPolicyReloadFailed, KindPolicyReloaded, KindCatalogUnavailable, KindQueryBlockedByDatabase, KindGrantsDrift,
+		KindPolicyStale, KindPolicyConfirmed:
 	default:
 		return fmt.Errorf("%w: unknown event kind %q", ErrInvalidEvent, e.Kind)
 	}

@@ -137,3 +137,20 @@ func TestValidateEvent(t *testing.T) {
 		})
 	}
 }
+
+func TestStoreEventsLogMessages(t *testing.T) {
+	for _, tc := range []struct {
+		kind Kind
+		want string
+	}{
+		{KindPolicyStale, "policy stale"},
+		{KindPolicyConfirmed, "policy confirmed"},
+	} {
+		if got := logMessage(tc.kind); got != tc.want {
+			t.Errorf("log message of %s = %q, want %q", tc.kind, got, tc.want)
+		}
+		if err := (Event{Kind: tc.kind, Time: time.Now()}).Validate(); err != nil {
+			t.Errorf("%s: %v", tc.kind, err)
+		}
+	}
+}

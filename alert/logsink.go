@@ -98,6 +98,10 @@ func logMessage(k Kind) string {
 		return "policy reloaded"
 	case KindCatalogUnavailable:
 		return "catalog unavailable"
+	case KindPolicyStale:
+		return "policy stale"
+	case KindPolicyConfirmed:
+		return "policy confirmed"
 	}
 	return "alert"
 }

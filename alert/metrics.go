@@ -1,9 +1,11 @@
 package alert
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -105,8 +107,14 @@ type Metrics struct {
 	// by action (Detail* constants).
 	ErrorDetails *prometheus.CounterVec
 
+	// PolicyLoaded is the Unix time the policy in force was loaded.
+	PolicyLoaded prometheus.Gauge
+
 	policyVersion *prometheus.GaugeVec
-	mu            sync.Mutex // makes SetPolicyVersion's reset-then-set atomic
+	policyInfo    *prometheus.GaugeVec
+	storeUp       *prometheus.GaugeVec
+	confirmed     *prometheus.GaugeVec
+	mu            sync.Mutex // makes SetPolicyVersion's and SetPolicyInfo's reset-then-set atomic
 
 	// starting reads the connections of each stage before a session is
 	// established (see CountStarting); nil reads zeros.
@@ -178,6 +186,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		policyVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pgguard_policy_version", Help: "The policy version in force (value 1; the version is the label).",
 		}, []string{"version"}),
+		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgguard_policy_info",
+			Help: "The policy in force (value 1): version is the policy store's version number, or \"file\" for a policy read from files; checksum is its SHA-256.",
+		}, []string{"version", "checksum"}),
+		PolicyLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgguard_policy_loaded_timestamp_seconds", Help: "Unix time the policy in force was loaded.",
+		}),
+		storeUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgguard_policy_store_up",
+			Help: "1 while the connection to the policy store (serve --policy-store) is up and listening, 0 while it is lost; the label is the store's address.",
+		}, []string{"store"}),
+		confirmed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgguard_policy_confirmed_timestamp_seconds",
+			Help: "Unix time the policy store last confirmed that the policy in force is its newest version.",
+		}, []string{"store"}),
 	}
 	m.startingGauges = []prometheus.Collector{m.startingGauge(StageStartup), m.startingGauge(StageAuthenticating)}
 	m.decisionCacheGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -216,6 +239,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.ConnectionsOpen, m.ConnectionsTotal, m.Statements, m.Denials,
 		m.VerdictCacheHits, m.VerdictCacheMisses, m.VerdictCacheBytes, m.AnalysisDuration,
 		m.DecisionDuration, m.PolicyReloads, m.ErrorDetails, m.DatabaseRefusals, m.GrantsDrift, m.policyVersion,
+		m.policyInfo, m.PolicyLoaded, m.storeUp, m.confirmed,
 		m.startingGauges[0], m.startingGauges[1], m.decisionCacheGauge,
 	}
 }
@@ -270,6 +294,29 @@ func (m *Metrics) SetPolicyVersion(v string) {
 	m.policyVersion.WithLabelValues(v).Set(1)
 }
 
+// SetPolicyInfo makes (version, checksum) the only series of
+// pgguard_policy_info and sets the time the policy was loaded.
+func (m *Metrics) SetPolicyInfo(version, checksum string, loaded time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.policyInfo.Reset()
+	m.policyInfo.WithLabelValues(version, checksum).Set(1)
+	m.PolicyLoaded.Set(float64(loaded.UnixNano()) / 1e9)
+}
+
+// SetPolicyStore reports the policy store connection: up, and when the
+// store last confirmed the policy in force (zero: leave as it was).
+func (m *Metrics) SetPolicyStore(store string, up bool, confirmed time.Time) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.storeUp.WithLabelValues(store).Set(v)
+	if !confirmed.IsZero() {
+		m.confirmed.WithLabelValues(store).Set(float64(confirmed.UnixNano()) / 1e9)
+	}
+}
+
 // Handler serves /metrics from reg and the health checks: /livez answers
 // 200 "ok" as long as the process serves HTTP at all; /readyz and /healthz
 // (its older name) ask ready and answer 200 "ok", or 503 with the error's
@@ -277,6 +324,15 @@ func (m *Metrics) SetPolicyVersion(v string) {
 // ready; a nil reg serves no metrics. It never logs: scrape errors go to
 // the scraper.
 func Handler(reg prometheus.Gatherer, ready func() error) http.Handler {
+	return HandlerWithStatus(reg, ready, nil)
+}
+
+// HandlerWithStatus is Handler whose /healthz also says, after its first
+// line ("ok" or the reason it is not ready), what status returns: state
+// that an operator should see but that does not make the process unready,
+// such as a lost policy store connection. /readyz is unchanged, so probes
+// that compare its body with "ok" keep working.
+func HandlerWithStatus(reg prometheus.Gatherer, ready func() error, status func() string) http.Handler {
 	if reg == nil {
 		reg = prometheus.Gatherers{}
 	}
@@ -285,7 +341,22 @@ func Handler(reg prometheus.Gatherer, ready func() error) http.Handler {
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { health(w, nil) })
 	readiness := func(w http.ResponseWriter, _ *http.Request) { health(w, ready) }
 	mux.HandleFunc("GET /readyz", readiness)
-	mux.HandleFunc("GET /healthz", readiness)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if status == nil {
+			readiness(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		first, code := "ok", http.StatusOK
+		if ready != nil {
+			if err := ready(); err != nil {
+				first, code = err.Error(), http.StatusServiceUnavailable
+			}
+		}
+		w.WriteHeader(code)
+		_, _ = fmt.Fprintf(w, "%s\n%s", first, status())
+	})
 	return mux
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -175,6 +176,61 @@ func TestCountStarting(t *testing.T) {
 	for _, w := range []string{`pgguard_connections_starting{stage="startup"} 470`, `pgguard_connections_starting{stage="authenticating"} 50`} {
 		if !strings.Contains(body, w+"\n") {
 			t.Errorf("/metrics lacks %q", w)
+		}
+	}
+}
+
+func TestHealthzWithStatus(t *testing.T) {
+	status := func() string { return "policy store db:5432/security: connection lost (refused); keeping version 3\n" }
+	tests := []struct {
+		name        string
+		ready       func() error
+		wantCode    int
+		wantHealthz string
+		wantReadyz  string
+	}{
+		{"ready: the status follows ok, readiness unchanged", nil, http.StatusOK,
+			"ok\npolicy store db:5432/security: connection lost (refused); keeping version 3\n", "ok"},
+		{"not ready: the status follows the reason", func() error { return errString("shutting down") }, http.StatusServiceUnavailable,
+			"shutting down\npolicy store db:5432/security: connection lost (refused); keeping version 3\n", "shutting down"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(HandlerWithStatus(prometheus.NewRegistry(), tc.ready, status))
+			defer srv.Close()
+			if code, body := get(t, srv.URL+"/healthz"); code != tc.wantCode || body != tc.wantHealthz {
+				t.Errorf("/healthz = %d %q, want %d %q", code, body, tc.wantCode, tc.wantHealthz)
+			}
+			if code, body := get(t, srv.URL+"/readyz"); code != tc.wantCode || body != tc.wantReadyz {
+				t.Errorf("/readyz = %d %q, want %d %q", code, body, tc.wantCode, tc.wantReadyz)
+			}
+		})
+	}
+}
+
+func TestPolicyInfoAndStore(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	loaded := time.Unix(1_780_000_000, 0)
+	m.SetPolicyInfo("2", "aaaa", loaded.Add(-time.Hour))
+	m.SetPolicyInfo("3", "bbbb", loaded) // replaces the series: one policy in force
+	m.SetPolicyStore("db:5432/security", false, time.Time{})
+	m.SetPolicyStore("db:5432/security", true, loaded)
+	srv := httptest.NewServer(Handler(reg, nil))
+	defer srv.Close()
+	_, body := get(t, srv.URL+"/metrics")
+	for _, tc := range []struct {
+		series string
+		want   bool
+	}{
+		{`pgguard_policy_info{checksum="bbbb",version="3"} 1`, true},
+		{`pgguard_policy_info{checksum="aaaa",version="2"}`, false},
+		{`pgguard_policy_loaded_timestamp_seconds 1.78e+09`, true},
+		{`pgguard_policy_store_up{store="db:5432/security"} 1`, true},
+		{`pgguard_policy_confirmed_timestamp_seconds{store="db:5432/security"} 1.78e+09`, true},
+	} {
+		if strings.Contains(body, tc.series) != tc.want {
+			t.Errorf("/metrics has %s: %v, want %v", tc.series, !tc.want, tc.want)
 		}
 	}
 }

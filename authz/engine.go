@@ -18,8 +18,9 @@ type Engine struct {
 	modelPath, policyPath string
 	opts                  Options
 
-	current atomic.Pointer[Policy]
-	reload  sync.Mutex // one reload at a time: SIGHUP and the watcher may race
+	current  atomic.Pointer[Policy]
+	reload   sync.Mutex // one reload at a time: SIGHUP and the watcher may race
+	fromText bool       // made by NewEngineFromText: no files to reload
 }
 
 // ReloadResult describes one reload attempt.
@@ -32,6 +33,25 @@ type ReloadResult struct {
 	Findings   []Finding // lint findings of the files read
 	Err        error     // why the files were rejected; the old policy stays
 }
+
+// NewEngineFromText loads a model and policy held in memory, as the policy
+// store hands them out, and fails as NewEngine does. modelName and
+// policyName are the names findings and explanations give (the files they
+// were pushed from). Such an engine has no files: Reload fails and Watch
+// returns an error; new texts come in through Swap.
+func NewEngineFromText(modelName string, modelData []byte, policyName string, policyData []byte, opts Options) (*Engine, error) {
+	p, err := loadBytes(modelName, modelData, policyName, policyData, opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, fromText: true}
+	e.current.Store(p)
+	return e, nil
+}
+
+// ErrNoFiles is returned by Reload, and by Watch, on an engine made with
+// NewEngineFromText: it has no files to read again.
+var ErrNoFiles = errors.New("policy was not loaded from files")
 
 // NewEngine loads the files and fails if they do not load or lint with errors.
 func NewEngine(modelPath, policyPath string, opts Options) (*Engine, error) {
@@ -56,16 +76,36 @@ func (e *Engine) Reload() (ReloadResult, error) {
 	defer e.reload.Unlock()
 	old := e.current.Load()
 	res := ReloadResult{OldVersion: old.version, NewVersion: old.version}
+	if e.fromText {
+		res.Err = fmt.Errorf("reload: %w", ErrNoFiles)
+		return res, res.Err
+	}
 	modelData, policyData, err := e.readSettled()
 	if err != nil {
 		res.Err = err
 		return res, err
 	}
-	res.NewVersion = versionOf(modelData, policyData)
+	return e.swapLocked(old, e.modelPath, modelData, e.policyPath, policyData)
+}
+
+// Swap puts a model and policy held in memory in force, as Reload does with
+// the files: the same checks, the same result, and unchanged content is a
+// no-op. modelName and policyName are the names findings give. The policy
+// store's watcher calls it with each version pushed.
+func (e *Engine) Swap(modelName string, modelData []byte, policyName string, policyData []byte) (ReloadResult, error) {
+	e.reload.Lock()
+	defer e.reload.Unlock()
+	return e.swapLocked(e.current.Load(), modelName, modelData, policyName, policyData)
+}
+
+// swapLocked loads the texts and swaps them in unless they are what old
+// holds. The caller holds e.reload.
+func (e *Engine) swapLocked(old *Policy, modelName string, modelData []byte, policyName string, policyData []byte) (ReloadResult, error) {
+	res := ReloadResult{OldVersion: old.version, NewVersion: versionOf(modelData, policyData)}
 	if res.NewVersion == old.version {
 		return res, nil
 	}
-	p, err := loadBytes(e.modelPath, modelData, e.policyPath, policyData, e.opts)
+	p, err := loadBytes(modelName, modelData, policyName, policyData, e.opts)
 	if err != nil {
 		var lint *LintError
 		if errors.As(err, &lint) {

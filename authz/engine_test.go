@@ -144,3 +144,50 @@ func TestConcurrentDecideAndReload(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func TestEngineFromTextSwaps(t *testing.T) {
+	modelData, policyData := readFile(t, shippedModel), readFile(t, shippedPolicy)
+	e, err := NewEngineFromText("model.conf", []byte(modelData), "policy.csv", []byte(policyData), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.Policy()
+	if first.Checksum() != Checksum([]byte(modelData), []byte(policyData)) || !strings.HasPrefix(first.Checksum(), first.Version()) {
+		t.Fatalf("checksum %s, version %s", first.Checksum(), first.Version())
+	}
+	newsletter := []Access{{Column: "crm.customers.email", Act: ActRead}}
+	revoked := strings.Replace(policyData, "p, marketing, newsletter,", "p, marketing, nobody_purpose,", 1)
+	if revoked == policyData {
+		t.Fatal("the shipped policy has no marketing newsletter rule to revoke")
+	}
+	broken := policyData + "\np, marketing, newsletter, customer_contact, read, Deny\n"
+	for _, tc := range []struct {
+		name        string
+		policy      string
+		wantErr     bool
+		wantSwapped bool
+		wantAllowed bool
+	}{
+		{"unchanged text is a no-op", policyData, false, false, true},
+		{"a lint error keeps the policy", broken, true, false, true},
+		{"a revocation swaps in", revoked, false, true, false},
+		{"the same revocation again is a no-op", revoked, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.Policy()
+			res, err := e.Swap("model.conf", []byte(modelData), "policy.csv", []byte(tc.policy))
+			if (err != nil) != tc.wantErr || res.Swapped != tc.wantSwapped {
+				t.Fatalf("Swap: %+v, %v", res, err)
+			}
+			if !tc.wantSwapped && e.Policy() != before {
+				t.Fatal("policy replaced although not swapped")
+			}
+			if got := e.Policy().Decide("marketing_app", "newsletter", newsletter).Allowed; got != tc.wantAllowed {
+				t.Fatalf("newsletter allowed %v, want %v", got, tc.wantAllowed)
+			}
+		})
+	}
+	if _, err := e.Reload(); !errors.Is(err, ErrNoFiles) {
+		t.Fatalf("Reload of a text engine: %v, want ErrNoFiles", err)
+	}
+}

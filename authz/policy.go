@@ -108,6 +108,7 @@ func (o Options) validate() error {
 // cache and old answers can never leak into the new policy.
 type Policy struct {
 	version          string
+	checksum         string // full SHA-256 of model and policy; version is its prefix
 	file             string // base name of the policy file, for explanations
 	unclassifiedDeny bool
 	rules            []string  // every rule as text, sorted, for reload diffs
@@ -177,6 +178,7 @@ func loadBytes(modelPath string, modelData []byte, policyPath string, policyData
 	}
 	p := &Policy{
 		version:          versionOf(modelData, policyData),
+		checksum:         Checksum(modelData, policyData),
 		file:             baseName(policyPath),
 		unclassifiedDeny: opts.Unclassified == UnclassifiedDeny,
 		findings:         findings,
@@ -192,11 +194,19 @@ func loadBytes(modelPath string, modelData []byte, policyPath string, policyData
 // versionOf names a model and policy pair by content: the same files give
 // the same version on every host, which lets alerts be tied to a policy.
 func versionOf(modelData, policyData []byte) string {
+	return Checksum(modelData, policyData)[:12]
+}
+
+// Checksum is the SHA-256, in hex, of a model and policy pair: the length
+// of the model, a newline, the model and the policy. A policy's Version is
+// its first 12 digits, so a checksum shown by the policy store and the
+// version in an alert can be matched by eye.
+func Checksum(modelData, policyData []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%d\n", len(modelData)) // keep the boundary unambiguous
 	h.Write(modelData)
 	h.Write(policyData)
-	return hex.EncodeToString(h.Sum(nil))[:12]
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // newEnforcer loads the rules into Casbin, with the column glob as g2's
@@ -308,6 +318,10 @@ func (p *Policy) Version() string { return p.version }
 // CacheBytes is the size of the policy's decision cache, in bytes as it
 // counts them; at most Options.CacheBytes.
 func (p *Policy) CacheBytes() int64 { return p.cache.size() }
+
+// Checksum is the full SHA-256 of the model and policy the Policy was
+// loaded from (see Checksum); Version is its first 12 digits.
+func (p *Policy) Checksum() string { return p.checksum }
 
 // Findings are the lint warnings of this policy; a loaded policy has no errors.
 func (p *Policy) Findings() []Finding { return append([]Finding(nil), p.findings...) }

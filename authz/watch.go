@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,9 @@ const maxLoggedFindings = 20
 // lint with errors. Watch logs only through logger. It returns nil when ctx
 // ends, and an error if it can neither receive file events nor poll.
 func (e *Engine) Watch(ctx context.Context, logger zerolog.Logger, interval time.Duration, onReload func(ReloadResult)) error {
+	if e.fromText {
+		return fmt.Errorf("watch policy: %w", ErrNoFiles)
+	}
 	w := e.watchFolders(logger)
 	if w == nil && interval <= 0 {
 		return errors.New("watch policy: no file events and no polling interval")

@@ -801,6 +801,8 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	m := alert.NewMetrics(reg)
 	m.Denials.WithLabelValues("role", "category").Inc() // vectors without preset labels
 	m.SetPolicyVersion("version")
+	m.SetPolicyInfo("1", "checksum", time.Now())
+	m.SetPolicyStore("store", true, time.Now())
 	d, err := alert.New(alert.Config{WebhookURL: "http://127.0.0.1:1/"}, zerolog.Nop(), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -819,8 +821,9 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 			}
 		}
 	}
-	// The catalog role of the examples, and the department roles' prefix.
-	notMetrics := map[string]bool{"pgguard_catalog": true, "pgguard_dept_": true}
+	// The catalog and replica roles of the examples, the department roles'
+	// prefix, and the policy store's NOTIFY channel.
+	notMetrics := map[string]bool{"pgguard_catalog": true, "pgguard_dept_": true, "pgguard_replica": true, "pgguard_policy": true}
 
 	flags := map[string]bool{}
 	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }
@@ -919,7 +922,8 @@ func TestReferenceDocumentsEveryFlag(t *testing.T) {
 		}
 	})
 	for _, kind := range []alert.Kind{alert.KindQueryBlocked, alert.KindQueryFlagged, alert.KindPolicyReloaded,
-		alert.KindPolicyReloadFailed, alert.KindCatalogUnavailable, alert.KindQueryBlockedByDatabase, alert.KindGrantsDrift} {
+		alert.KindPolicyReloadFailed, alert.KindCatalogUnavailable, alert.KindQueryBlockedByDatabase, alert.KindGrantsDrift,
+		alert.KindPolicyStale, alert.KindPolicyConfirmed} {
 		if !strings.Contains(doc, "`"+string(kind)+"`") {
 			t.Errorf("docs/reference.md does not document the alert event %s", kind)
 		}

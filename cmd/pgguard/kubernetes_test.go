@@ -23,13 +23,26 @@ type k8sObject struct {
 	Spec map[string]any `yaml:"spec"`
 }
 
-// TestKubernetesManifests: the manifests run two or more replicas whose
+// TestKubernetesManifests: both manifests run two or more replicas whose
 // readiness and liveness are pgguard's own endpoints on the metrics port,
-// scraped by annotation, with the policy from a ConfigMap folder (so it
-// reloads), a disruption budget, a grace period longer than pgguard's
-// shutdown grace, and only environment variables that are serve flags.
+// scraped by annotation, with a disruption budget, a grace period longer
+// than pgguard's shutdown grace, and only environment variables that are
+// serve flags; one takes the policy from a ConfigMap folder (so it
+// reloads), the other from the policy store, each pod under its own name.
 func TestKubernetesManifests(t *testing.T) {
-	objs := readManifests(t, "deploy/kubernetes/pgguard.yaml")
+	for _, tc := range []struct {
+		file       string
+		policyFrom string
+	}{
+		{"deploy/kubernetes/pgguard.yaml", "configmap"},
+		{"deploy/kubernetes/pgguard-policy-store.yaml", "store"},
+	} {
+		t.Run(tc.file, func(t *testing.T) { checkManifest(t, tc.file, tc.policyFrom) })
+	}
+}
+
+func checkManifest(t *testing.T, file, policyFrom string) {
+	objs := readManifests(t, file)
 	byKind := map[string]k8sObject{}
 	for _, o := range objs {
 		byKind[o.Kind] = o
@@ -47,6 +60,7 @@ func TestKubernetesManifests(t *testing.T) {
 	ann := dig(t, dep, "template", "metadata", "annotations")
 	c := pod["containers"].([]any)[0].(map[string]any)
 	env := map[string]string{}
+	from := map[string]map[string]any{} // valueFrom of each variable that has one
 	known := map[string]bool{}
 	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
 	for _, e := range c["env"].([]any) {
@@ -57,6 +71,9 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		v, _ := m["value"].(string)
 		env[name] = v
+		if vf, ok := m["valueFrom"].(map[string]any); ok {
+			from[name] = vf
+		}
 	}
 	metricsPort := env["PGGUARD_METRICS"][strings.LastIndex(env["PGGUARD_METRICS"], ":")+1:]
 	if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != metricsPort {
@@ -76,13 +93,29 @@ func TestKubernetesManifests(t *testing.T) {
 	if port := strings.TrimPrefix(env["PGGUARD_METRICS"], "0.0.0.0:"); port != strconv.Itoa(ports["metrics"]) {
 		t.Errorf("PGGUARD_METRICS %s is not the metrics port %d", env["PGGUARD_METRICS"], ports["metrics"])
 	}
-	mount := c["volumeMounts"].([]any)[0].(map[string]any)["mountPath"].(string)
-	if !strings.HasPrefix(env["PGGUARD_POLICY"], mount+"/") || !strings.HasPrefix(env["PGGUARD_MODEL"], mount+"/") {
-		t.Errorf("policy %s and model %s are not in the ConfigMap folder %s", env["PGGUARD_POLICY"], env["PGGUARD_MODEL"], mount)
-	}
-	vol := pod["volumes"].([]any)[0].(map[string]any)
-	if _, ok := vol["configMap"]; !ok {
-		t.Errorf("the policy volume is not a ConfigMap: %v", vol)
+	switch policyFrom {
+	case "configmap":
+		mount := c["volumeMounts"].([]any)[0].(map[string]any)["mountPath"].(string)
+		if !strings.HasPrefix(env["PGGUARD_POLICY"], mount+"/") || !strings.HasPrefix(env["PGGUARD_MODEL"], mount+"/") {
+			t.Errorf("policy %s and model %s are not in the ConfigMap folder %s", env["PGGUARD_POLICY"], env["PGGUARD_MODEL"], mount)
+		}
+		vol := pod["volumes"].([]any)[0].(map[string]any)
+		if _, ok := vol["configMap"]; !ok {
+			t.Errorf("the policy volume is not a ConfigMap: %v", vol)
+		}
+	case "store":
+		if _, ok := from["PGGUARD_POLICY_STORE"]["secretKeyRef"]; !ok {
+			t.Errorf("PGGUARD_POLICY_STORE does not come from a Secret (its URL holds a password): %v", from["PGGUARD_POLICY_STORE"])
+		}
+		if f, _ := from["PGGUARD_REPLICA_ID"]["fieldRef"].(map[string]any); f["fieldPath"] != "metadata.name" {
+			t.Errorf("PGGUARD_REPLICA_ID is not the pod's name: %v", from["PGGUARD_REPLICA_ID"])
+		}
+		if d, err := time.ParseDuration(env["PGGUARD_POLICY_MAX_AGE"]); err != nil || d <= 0 {
+			t.Errorf("PGGUARD_POLICY_MAX_AGE %q: %v", env["PGGUARD_POLICY_MAX_AGE"], err)
+		}
+		if _, ok := env["PGGUARD_POLICY"]; ok {
+			t.Error("PGGUARD_POLICY set beside PGGUARD_POLICY_STORE, which replaces it")
+		}
 	}
 	grace, err := time.ParseDuration(env["PGGUARD_SHUTDOWN_GRACE"])
 	if err != nil {

@@ -27,7 +27,7 @@ var version string
 // Exit codes shared by the subcommands (docs/reference.md, "Exit codes").
 const (
 	exitOK     = 0
-	exitDenied = 1 // check: denied; lint: findings; policy test: failures
+	exitDenied = 1 // check: denied; lint: findings; policy test: failures; push: refused; status: replicas behind
 	exitError  = 2
 )
 
@@ -103,6 +103,8 @@ func commandFlagSets() map[string]*flag.FlagSet {
 		"policy matrix": matrixFlags(&matrixConfig{}),
 		"grants":        grantsFlags(&grantsConfig{}),
 		"grants check":  grantsCheckFlags(&grantsConfig{}),
+		"policy push":   pushFlags(&pushConfig{}),
+		"policy status": statusFlags(&statusConfig{}),
 	}
 }
 
@@ -152,6 +154,8 @@ const usage = `usage:
   pgguard policy lint [flags]     find mistakes in the policy
   pgguard policy test [flags] F   check the expectations of test file F
   pgguard policy matrix [flags]   which department may use which data for which purpose
+  pgguard policy push --to URL    lint and test the policy, then store it for the replicas
+  pgguard policy status --store URL  the replicas that reported and the version each holds
   pgguard grants [--apply] [flags] PostgreSQL privileges compiled from the policy
   pgguard grants check [flags]    differences between the live privileges and the policy's
   pgguard demo [flags]            the whole system with a throwaway PostgreSQL

@@ -15,7 +15,7 @@ import (
 // policy runs `pgguard policy lint|test|matrix`.
 func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 	if len(args) == 0 {
-		return exitError, usageError("policy needs lint, test or matrix")
+		return exitError, usageError("policy needs lint, test, matrix, push or status")
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -27,6 +27,10 @@ func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 		return policyTest(ctx, args[1:], stdout)
 	case "matrix":
 		return policyMatrix(args[1:], stdout)
+	case "push":
+		return policyPush(ctx, args[1:], stdout)
+	case "status":
+		return policyStatus(ctx, args[1:], stdout)
 	}
 	return exitError, usageError(fmt.Sprintf("unknown policy command %q", args[0]))
 }
@@ -34,7 +38,10 @@ func policy(ctx context.Context, args []string, stdout io.Writer) (int, error) {
 const policyUsage = `usage:
   pgguard policy lint [flags]        find mistakes in the policy
   pgguard policy test [flags] FILE   check the expectations of a test file
-Run "pgguard policy lint -h" or "pgguard policy test -h" for their flags.
+  pgguard policy matrix [flags]      which department may use which data for which purpose
+  pgguard policy push --to URL       lint (and test) the policy, then store it for the replicas
+  pgguard policy status --store URL  the replicas that reported and the version each holds
+Run "pgguard policy <command> -h" for the flags of a command.
 `
 
 func lintFlags(o *offline) *flag.FlagSet {
@@ -131,19 +138,32 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) (int, erro
 	if len(files) != 1 {
 		return exitError, usageError(fmt.Sprintf("policy test needs one test file, got %q", files))
 	}
-	file := files[0]
-	f, err := os.Open(file)
+	failed, err := runPolicyTests(ctx, &o, files[0], stdout)
 	if err != nil {
 		return exitError, err
+	}
+	if failed > 0 {
+		return exitDenied, nil
+	}
+	return exitOK, nil
+}
+
+// runPolicyTests checks every expectation of file against the policy and
+// catalog o names, prints each failure and a summary, and returns how many
+// failed.
+func runPolicyTests(ctx context.Context, o *offline, file string, stdout io.Writer) (int, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
 	}
 	defer f.Close()
 	exps, err := authz.ParseExpectations(f)
 	if err != nil {
-		return exitError, fmt.Errorf("%s: %w", file, err)
+		return 0, fmt.Errorf("%s: %w", file, err)
 	}
 	g, err := o.guard()
 	if err != nil {
-		return exitError, err
+		return 0, err
 	}
 	failed := 0
 	for _, e := range exps {
@@ -154,10 +174,7 @@ func policyTest(ctx context.Context, args []string, stdout io.Writer) (int, erro
 		}
 	}
 	fmt.Fprintf(stdout, "%d passed, %d failed\n", len(exps)-failed, failed)
-	if failed > 0 {
-		return exitDenied, nil
-	}
-	return exitOK, nil
+	return failed, nil
 }
 
 // unmet says how an outcome misses an expectation, or "" when it holds.

@@ -23,6 +23,7 @@ import (
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/guard"
+	"github.com/pgguard/pgguard/policystore"
 	"github.com/pgguard/pgguard/proxy"
 	"github.com/pgguard/pgguard/sqlscan"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,8 @@ type serveConfig struct {
 	catalogRefresh               time.Duration
 	grantsCheck                  bool
 	reloadInterval               time.Duration
+	policyStore, replicaID       string
+	policyMaxAge                 time.Duration
 }
 
 func serveFlags(c *serveConfig) *flag.FlagSet {
@@ -83,6 +86,9 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.BoolVar(&c.grantsCheck, "grants-check", false, "compare the users' column privileges in the catalog URL's database with the policy's grants every catalog refresh interval; report differences in pgguard_grants_drift and a grants_drift alert")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
+	fs.StringVar(&c.policyStore, "policy-store", "", "load the policy from this PostgreSQL policy store (pgguard policy push) instead of --model and --policy, and follow its new versions")
+	fs.DurationVar(&c.policyMaxAge, "policy-max-age", 5*time.Minute, "with --policy-store: how long the policy in force may go unconfirmed by the store before a policy_stale alert")
+	fs.StringVar(&c.replicaID, "replica-id", "", "with --policy-store: this replica's name in the store's heartbeats (default: host name and --listen port)")
 	return fs
 }
 
@@ -112,10 +118,14 @@ func (c *serveConfig) validate() error {
 	for _, d := range []struct {
 		flag  string
 		value time.Duration
-	}{{"startup-timeout", c.startupTimeout}, {"catalog-connect-timeout", c.catalogConnectTimeout}, {"catalog-statement-timeout", c.catalogStatementTimeout}} {
+	}{{"startup-timeout", c.startupTimeout}, {"catalog-connect-timeout", c.catalogConnectTimeout}, {"catalog-statement-timeout", c.catalogStatementTimeout},
+		{"policy-max-age", c.policyMaxAge}} {
 		if d.value <= 0 {
 			return usageError(fmt.Sprintf("--%s %s: must be positive", d.flag, d.value))
 		}
+	}
+	if c.policyStore != "" && c.policyMaxAge <= policystore.DefaultHeartbeat {
+		return usageError(fmt.Sprintf("--policy-max-age %s: must be longer than the policy store heartbeat (%s), which confirms the policy", c.policyMaxAge, policystore.DefaultHeartbeat))
 	}
 	return nil
 }
@@ -204,13 +214,16 @@ type app struct {
 	// catalogDown holds the error of the catalog connection checked at
 	// start while it fails; nil once it worked.
 	catalogDown atomic.Pointer[error]
+	// store is the policy store replica's state; nil when the policy comes
+	// from files.
+	store *storeReplica
 }
 
 func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	a := &app{log: log, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = alert.NewMetrics(a.reg)
-	engine, err := authz.NewEngine(c.model, c.policy, authz.Options{Unclassified: c.unclassified, CacheBytes: c.decisionCacheBytes})
+	engine, err := a.loadPolicy(c)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
@@ -303,7 +316,13 @@ func (a *app) serveOn(ctx context.Context, ls listeners, c *serveConfig) error {
 	ev.Msg("pgguard serving")
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	go func() { _ = a.engine.Watch(bg, watchLogger(a.log), c.reloadInterval, a.onReload) }()
+	if a.store != nil {
+		if err := a.followStore(bg, c, ln.Addr()); err != nil {
+			return err
+		}
+	} else {
+		go func() { _ = a.engine.Watch(bg, watchLogger(a.log), c.reloadInterval, a.onReload) }()
+	}
 	go a.reloadOnSIGHUP(bg)
 	if c.catalogRefresh > 0 {
 		go a.guard.RefreshCatalogs(bg, c.catalogRefresh)
@@ -341,6 +360,10 @@ func (a *app) reloadOnSIGHUP(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if a.store != nil {
+				a.store.checkNow()
+				continue
+			}
 			res, _ := a.engine.Reload()
 			a.onReload(res)
 		}
@@ -361,6 +384,9 @@ func (a *app) onReload(res authz.ReloadResult) {
 	}
 	a.metrics.PolicyReloads.WithLabelValues(alert.ReloadSuccess).Inc()
 	a.metrics.SetPolicyVersion(res.NewVersion)
+	if a.store == nil {
+		a.metrics.SetPolicyInfo(fileVersion, a.engine.Policy().Checksum(), time.Now())
+	}
 	c := res.Change()
 	a.alerts.Emit(alert.Event{Kind: alert.KindPolicyReloaded, PolicyVersion: res.NewVersion, Change: &alert.PolicyChange{
 		OldVersion: res.OldVersion, Classified: nonNil(c.Classified), Declassified: nonNil(c.Declassified),
@@ -382,7 +408,11 @@ func watchLogger(log zerolog.Logger) zerolog.Logger {
 }
 
 func (a *app) serveMetrics(ln net.Listener) func() {
-	srv := &http.Server{Handler: alert.Handler(a.reg, a.ready), ReadHeaderTimeout: 5 * time.Second}
+	var status func() string
+	if a.store != nil {
+		status = a.store.health
+	}
+	srv := &http.Server{Handler: alert.HandlerWithStatus(a.reg, a.ready, status), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error().Err(err).Msg("metrics server stopped")
