@@ -31,6 +31,11 @@ const DefaultRolePrefix = "pgguard_dept_"
 type Options struct {
 	// RolePrefix starts department role names; DefaultRolePrefix when empty.
 	RolePrefix string
+	// Sequences are the columns' sequences (LoadSequences), of which each
+	// department gets USAGE on those its writable columns use. Without them
+	// no sequence is granted, and an INSERT that leaves a serial column to
+	// its default is refused.
+	Sequences []SequenceUse
 }
 
 // Plan is what the policy compiles to.
@@ -43,6 +48,8 @@ type Plan struct {
 	// Schemas are the schemas the plan's REVOKEs sweep: every schema of the
 	// catalog outside PostgreSQL's own.
 	Schemas []string
+	// Sequences are the uses of sequences by the plan schemas' columns.
+	Sequences []SequenceUse
 }
 
 // Department is one department's role and privileges.
@@ -92,6 +99,11 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	for _, s := range snap.Schemas() {
 		if !builtinSchema(s) {
 			plan.Schemas = append(plan.Schemas, s)
+		}
+	}
+	for _, s := range opts.Sequences {
+		if slices.Contains(plan.Schemas, s.Schema) {
+			plan.Sequences = append(plan.Sequences, s)
 		}
 	}
 	return plan, nil

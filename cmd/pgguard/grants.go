@@ -36,9 +36,9 @@ func runGrants(ctx context.Context, args []string, stdout io.Writer) (int, error
 		_, err := io.WriteString(stdout, plan.SQL())
 		return exitOK, err
 	}
-	conn, err := pgx.Connect(ctx, c.upstream)
+	conn, err := c.connect(ctx)
 	if err != nil {
-		return exitError, fmt.Errorf("connect: %w", err)
+		return exitError, err
 	}
 	defer conn.Close(context.Background())
 	if err := plan.Apply(ctx, conn); err != nil {
@@ -86,7 +86,42 @@ func (o *offline) grantsPlan(ctx context.Context, prefix string) (*grants.Plan, 
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	return grants.Compile(pol, snap, grants.Options{RolePrefix: prefix})
+	seqs, err := o.sequences(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return grants.Compile(pol, snap, grants.Options{RolePrefix: prefix, Sequences: seqs})
+}
+
+// sequences reads which columns use which sequences from the live
+// database, or from the DDL file.
+func (o *offline) sequences(ctx context.Context) ([]grants.SequenceUse, error) {
+	if o.upstream == "" {
+		return nil, nil
+	}
+	conn, err := o.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	return grants.LoadSequences(ctx, conn)
+}
+
+// connect opens a connection to --database on --upstream: the database
+// whose catalog the plan was compiled from, whatever database the URL names.
+func (o *offline) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(o.upstream)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream: %w", err)
+	}
+	if o.database != "" {
+		cfg.Database = o.database
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return conn, nil
 }
 
 // grantsCheck lists every difference between the privileges the policy's
@@ -105,9 +140,9 @@ func grantsCheck(ctx context.Context, args []string, stdout io.Writer) (int, err
 	if err != nil {
 		return exitError, err
 	}
-	conn, err := pgx.Connect(ctx, c.upstream)
+	conn, err := c.connect(ctx)
 	if err != nil {
-		return exitError, fmt.Errorf("connect: %w", err)
+		return exitError, err
 	}
 	defer conn.Close(context.Background())
 	drift, err := plan.Check(ctx, conn)
