@@ -134,6 +134,9 @@ func TestDemoScenarioEndToEnd(t *testing.T) {
 		"refused: ERROR 42501 pgguard:",
 		`"event":"query_blocked"`,
 		"pgguard reloaded: policy",
+		"Applied the policy's grants",
+		// Around pgguard, PostgreSQL's own privileges refuse the column.
+		"refused by PostgreSQL: ERROR 42501 permission denied for table customers",
 		"All steps turned out as expected",
 	} {
 		if !strings.Contains(out, want) {
