@@ -26,7 +26,12 @@ var users = []string{"hr_app", "payroll_app", "sales_app", "finance_app", "marke
 // can read and write everything directly: what grants must take away.
 func world(t *testing.T) (*pgtest.Server, *authz.Policy, *catalog.Snapshot) {
 	t.Helper()
-	pg := pgtest.Shared(t)
+	return worldOn(t, pgtest.Shared(t))
+}
+
+// worldOn builds the world on pg.
+func worldOn(t *testing.T, pg *pgtest.Server) (*pgtest.Server, *authz.Policy, *catalog.Snapshot) {
+	t.Helper()
 	ddl, err := os.ReadFile("../demo/schema.sql")
 	if err != nil {
 		t.Fatal(err)
