@@ -799,6 +799,12 @@ func composeGrants(t *testing.T, pg *pgtest.Server) {
 	if err != nil || code != exitOK {
 		t.Fatalf("the grants service (pgguard grants %q): exit %d, %v\n%s", args, code, err, out.String())
 	}
+	// grants check, given the same flags but --apply, finds nothing to report.
+	out.Reset()
+	check := append([]string{"check"}, slices.DeleteFunc(args, func(a string) bool { return a == "--apply" })...)
+	if code, err := runGrants(context.Background(), check, &out); err != nil || code != exitOK {
+		t.Fatalf("pgguard grants %q after the grants service: exit %d, %v\n%s", check, code, err, out.String())
+	}
 }
 
 // TestDeployOperationsDocumentsEverything: every flag of serve, with its
@@ -874,7 +880,7 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	add(matrixFlags(&matrixConfig{}))
 	flags["apply"], flags["role-prefix"] = true, true // grants
 	// Besides serve's flags: the knobs of the longer test runs.
-	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true}
+	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_SQLSMITH_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true}
 	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) { env[envName(f.Name)] = true })
 
 	files := []string{"README.md", "docs/policy-guide.md", "docs/operations.md", "docs/security-model.md", "docs/reference.md", "docs/grafana-dashboard.json"}

@@ -59,6 +59,7 @@ type grantsConfig struct {
 func grantsFlags(c *grantsConfig) *flag.FlagSet {
 	fs := newFlagSet("grants", "pgguard grants [flags]\n\nPrints the SQL that makes PostgreSQL enforce the policy's departments; --apply runs it.")
 	c.register(fs)
+	c.registerDatabaseURL(fs)
 	fs.BoolVar(&c.apply, "apply", false, "run the SQL on --upstream in one transaction instead of printing it")
 	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
 	return fs
@@ -68,8 +69,15 @@ func grantsFlags(c *grantsConfig) *flag.FlagSet {
 func grantsCheckFlags(c *grantsConfig) *flag.FlagSet {
 	fs := newFlagSet("grants check", "pgguard grants check [flags]\n\nLists the differences between the users' live privileges and the policy's.")
 	c.register(fs)
+	c.registerDatabaseURL(fs)
 	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
 	return fs
+}
+
+// registerDatabaseURL adds --database-url, the name grants and grants
+// check give the database they read and change: --upstream by another name.
+func (c *grantsConfig) registerDatabaseURL(fs *flag.FlagSet) {
+	fs.StringVar(&c.upstream, "database-url", "", "the database to read the catalog from and to change or compare (the same as --upstream)")
 }
 
 // grantsPlan compiles the policy over the catalog the flags name.

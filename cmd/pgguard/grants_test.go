@@ -31,4 +31,9 @@ func TestGrantsPrintsStableSQL(t *testing.T) {
 	if code, _ := runCmd(t, append(args, "--apply")...); code != exitError {
 		t.Errorf("--apply without --upstream: exit %d", code)
 	}
+	// --database-url is --upstream by another name: given with --schema,
+	// it is refused the same way.
+	if code, _ := runCmd(t, append(args, "--database-url", "postgres://127.0.0.1:1/x")...); code != exitError {
+		t.Errorf("--schema with --database-url: exit %d", code)
+	}
 }
