@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/authz"
@@ -105,7 +106,11 @@ func (o *offline) grantsPlan(ctx context.Context, prefix string) (*grants.Plan, 
 // database, or from the DDL file.
 func (o *offline) sequences(ctx context.Context) ([]grants.SequenceUse, error) {
 	if o.upstream == "" {
-		return nil, nil
+		ddl, err := os.ReadFile(o.schema)
+		if err != nil {
+			return nil, fmt.Errorf("read schema: %w", err)
+		}
+		return grants.SequencesFromDDL(string(ddl))
 	}
 	conn, err := o.connect(ctx)
 	if err != nil {
