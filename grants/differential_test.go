@@ -403,4 +403,3 @@ func (g *generator) statement() string {
 		return fmt.Sprintf("SELECT %s, %s FROM %s a", g.column(a, "a"), g.column(a, "a"), name(a))
 	}
 }
-

@@ -37,7 +37,7 @@ func SequencesFromDDL(ddl string) ([]SequenceUse, error) {
 
 // ddlSequences is what replaying a schema file has seen so far.
 type ddlSequences struct {
-	path      []string        // search_path, without $user
+	path      []string         // search_path, without $user
 	relations map[seqName]bool // every relation created, sequences included
 	sequences map[seqName]bool
 	// uses are the sequences columns own; defaults the sequences their
