@@ -110,8 +110,9 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 }
 
 // tablePrivileges decides each column of r for dept. A stored column is
-// written itself; a view's column writes what the view computes it from
-// (PostgreSQL writes through a simple view to its table's columns).
+// written itself, and in its parents when r inherits or is a partition (the
+// rows are the parents' too); a view's column writes what the view computes
+// it from (PostgreSQL writes through a simple view to its table's columns).
 func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation) (Table, bool) {
 	t := Table{Schema: r.Schema, Name: r.Name}
 	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
@@ -125,10 +126,10 @@ func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, pur
 		if !writable {
 			continue
 		}
-		writes := []authz.Access{{Column: r.Schema + "." + r.Name + "." + col, Act: authz.ActWrite}}
-		if !stored {
-			writes = asWrites(reads)
-		}
+		// Writing a column writes what reading it reads: a view's
+		// sources, and for an inheriting table or a partition also the
+		// parents' column of the same name, whose rows these are.
+		writes := asWrites(reads)
 		if ok && allowedForSome(pol, dept, purposes, writes) {
 			t.Insert = append(t.Insert, col)
 			t.Update = append(t.Update, col)
