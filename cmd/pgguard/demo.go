@@ -273,6 +273,9 @@ func (d *demoProxy) play(ctx context.Context, w io.Writer) error {
 	if !d.liveEdit(ctx, w, len(demoScenario)+1) {
 		failed++
 	}
+	if !d.mistakenEdit(ctx, w, len(demoScenario)+3) {
+		failed++
+	}
 	if failed > 0 {
 		return fmt.Errorf("demo: %d step(s) did not turn out as expected", failed)
 	}
@@ -320,13 +323,47 @@ func (d *demoProxy) step(ctx context.Context, w io.Writer, n int, st demoStep) b
 // pgguard to pick it up.
 func (d *demoProxy) liveEdit(ctx context.Context, w io.Writer, n int) bool {
 	fmt.Fprintf(w, "\n%d. The security team removes a rule from policy.csv while pgguard runs:\n   - %s", n, demoEditRule)
+	if !d.rewritePolicy(w, func(p string) (string, bool) {
+		return strings.Replace(p, demoEditRule, "", 1), strings.Contains(p, demoEditRule)
+	}) {
+		return false
+	}
+	return d.step(ctx, w, n+1, demoStep{say: "Marketing's newsletter query, once allowed, is now refused.",
+		user: "marketing_app", purpose: "newsletter", sql: "SELECT first_name, email FROM crm.customers ORDER BY id LIMIT 3"})
+}
+
+// demoMistake is the rule of the mistaken edit: it gives sales another
+// department's data.
+const demoMistake = "p, sales, order_fulfilment, customer_financial, read, allow\n"
+
+// mistakenEdit adds a rule that should never have been written. pgguard,
+// which follows the policy, lets the statement through; PostgreSQL, whose
+// grants were compiled from the policy before the mistake, refuses it, and
+// pgguard raises query_blocked_by_database.
+func (d *demoProxy) mistakenEdit(ctx context.Context, w io.Writer, n int) bool {
+	fmt.Fprintf(w, "\n%d. A mistaken edit gives sales the customers' bank accounts:\n   + %s", n, demoMistake)
+	if !d.rewritePolicy(w, func(p string) (string, bool) { return p + demoMistake, true }) {
+		return false
+	}
+	return d.step(ctx, w, n+1, demoStep{say: "pgguard now lets sales read IBANs; PostgreSQL's own column privileges (the second lock) still refuse it, and pgguard raises an alert for the gap.",
+		user: "sales_app", purpose: "order_fulfilment", sql: "SELECT first_name, iban FROM crm.customers ORDER BY id LIMIT 3"})
+}
+
+// rewritePolicy changes the policy file and waits for the running pgguard
+// to reload it; change reports whether it applies to the policy.
+func (d *demoProxy) rewritePolicy(w io.Writer, change func(string) (string, bool)) bool {
 	b, err := os.ReadFile(d.policy)
-	if err != nil || !strings.Contains(string(b), demoEditRule) {
+	if err != nil {
+		fmt.Fprintln(w, "   cannot read the policy (unexpected):", err)
+		return false
+	}
+	changed, ok := change(string(b))
+	if !ok {
 		fmt.Fprintln(w, "   the policy does not contain the rule (unexpected)")
 		return false
 	}
 	old, alerts := d.app.engine.Policy().Version(), d.alerts.count()
-	if err := os.WriteFile(d.policy, []byte(strings.Replace(string(b), demoEditRule, "", 1)), 0o644); err != nil {
+	if err := os.WriteFile(d.policy, []byte(changed), 0o644); err != nil {
 		fmt.Fprintln(w, "   cannot write the policy:", err)
 		return false
 	}
@@ -334,15 +371,14 @@ func (d *demoProxy) liveEdit(ctx context.Context, w io.Writer, n int) bool {
 	for d.app.engine.Policy().Version() == old && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if v := d.app.engine.Policy().Version(); v == old {
+	v := d.app.engine.Policy().Version()
+	if v == old {
 		fmt.Fprintln(w, "   pgguard did not reload the policy (unexpected)")
 		return false
-	} else {
-		fmt.Fprintf(w, "   pgguard reloaded: policy %s -> %s\n", old, v)
-		d.alerts.waitAfter(alerts, 10*time.Second) // the policy_reloaded alert, before the next step's
 	}
-	return d.step(ctx, w, n+1, demoStep{say: "Marketing's newsletter query, once allowed, is now refused.",
-		user: "marketing_app", purpose: "newsletter", sql: "SELECT first_name, email FROM crm.customers ORDER BY id LIMIT 3"})
+	fmt.Fprintf(w, "   pgguard reloaded: policy %s -> %s\n", old, v)
+	d.alerts.waitAfter(alerts, 10*time.Second) // the policy_reloaded alert, before the next step's
+	return true
 }
 
 // query runs sql in a fresh session on url. The simple protocol returns
