@@ -13,10 +13,11 @@ SET password_encryption = 'scram-sha-256';
 CREATE ROLE pgguard_catalog LOGIN PASSWORD 'demo';
 
 -- One login per department application (the g rules of policy.csv), all
--- with the password demo. The database lets each of them read and write
--- every table, so that what keeps the departments apart here is pgguard
--- alone; in production, also grant each role only what its department needs
--- (see docs/operations.md). No TRIGGER or REFERENCES privilege, no CREATE.
+-- with the password demo. Each starts with every privilege on every table,
+-- as in a database nobody has prepared; the compose file's grants service
+-- then applies the policy's grants (pgguard grants --apply), which revoke
+-- these and give each login's department only the columns it may use.
+-- No TRIGGER or REFERENCES privilege, no CREATE.
 CREATE ROLE hr_app LOGIN PASSWORD 'demo';
 CREATE ROLE payroll_app LOGIN PASSWORD 'demo';
 CREATE ROLE sales_app LOGIN PASSWORD 'demo';

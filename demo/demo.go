@@ -34,8 +34,9 @@ var Logins = []Login{
 }
 
 // SetupSQL is everything that loads the demo database after Schema: rows
-// and logins. The database grants every login everything, so that what
-// keeps departments apart in the demo is pgguard alone.
+// and logins. It grants every login everything, as an unprepared database
+// might; the demo then applies the policy's grants (package grants), which
+// take away what each login's department may not use.
 func SetupSQL() string {
 	var b strings.Builder
 	b.WriteString(dataSQL(2000, 400))

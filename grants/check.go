@@ -13,6 +13,8 @@ import (
 // database and those the plan gives it.
 type Drift struct {
 	User, Privilege, Column string // column is schema.table.column
+	// Sequence is true when Column is a sequence's schema.name.
+	Sequence bool
 	// Extra is true for a privilege the user holds that the plan does not
 	// give (a hole: an error); false for one it gives that the user lacks
 	// (a warning: the second lock is stricter than the policy).
@@ -20,16 +22,20 @@ type Drift struct {
 }
 
 func (d Drift) String() string {
-	if d.Extra {
-		return fmt.Sprintf("error: %s holds %s on %s, which the policy does not allow", d.User, d.Privilege, d.Column)
+	on := d.Column
+	if d.Sequence {
+		on = "sequence " + on
 	}
-	return fmt.Sprintf("warning: %s lacks %s on %s, which the policy allows", d.User, d.Privilege, d.Column)
+	if d.Extra {
+		return fmt.Sprintf("error: %s holds %s on %s, which the policy does not allow", d.User, d.Privilege, on)
+	}
+	return fmt.Sprintf("warning: %s lacks %s on %s, which the policy allows", d.User, d.Privilege, on)
 }
 
 // Check compares every column privilege (SELECT, INSERT, UPDATE) the
 // plan's users hold, directly or through any role, on the relations of the
-// plan's schemas with what the plan gives them, and returns the
-// differences, errors first. A user the database does not have is skipped.
+// plan's schemas, and every sequence privilege on its sequences, with what
+// the plan gives them, and returns the differences, errors first. A user the database does not have is skipped.
 func (p *Plan) Check(ctx context.Context, conn *pgx.Conn) ([]Drift, error) {
 	want := p.expected()
 	rows, err := conn.Query(ctx, `
@@ -57,6 +63,11 @@ func (p *Plan) Check(ctx context.Context, conn *pgx.Conn) ([]Drift, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read privileges: %w", err)
 	}
+	seqs, err := p.checkSequences(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, seqs...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Extra && !out[j].Extra })
 	return out, nil
 }

@@ -31,6 +31,11 @@ const DefaultRolePrefix = "pgguard_dept_"
 type Options struct {
 	// RolePrefix starts department role names; DefaultRolePrefix when empty.
 	RolePrefix string
+	// Sequences are the columns' sequences (LoadSequences), of which each
+	// department gets USAGE on those its writable columns use. Without them
+	// no sequence is granted, and an INSERT that leaves a serial column to
+	// its default is refused.
+	Sequences []SequenceUse
 }
 
 // Plan is what the policy compiles to.
@@ -43,6 +48,8 @@ type Plan struct {
 	// Schemas are the schemas the plan's REVOKEs sweep: every schema of the
 	// catalog outside PostgreSQL's own.
 	Schemas []string
+	// Sequences are the uses of sequences by the plan schemas' columns.
+	Sequences []SequenceUse
 }
 
 // Department is one department's role and privileges.
@@ -94,12 +101,18 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 			plan.Schemas = append(plan.Schemas, s)
 		}
 	}
+	for _, s := range opts.Sequences {
+		if slices.Contains(plan.Schemas, s.Schema) {
+			plan.Sequences = append(plan.Sequences, s)
+		}
+	}
 	return plan, nil
 }
 
 // tablePrivileges decides each column of r for dept. A stored column is
-// written itself; a view's column writes what the view computes it from
-// (PostgreSQL writes through a simple view to its table's columns).
+// written itself, and in its parents when r inherits or is a partition (the
+// rows are the parents' too); a view's column writes what the view computes
+// it from (PostgreSQL writes through a simple view to its table's columns).
 func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation) (Table, bool) {
 	t := Table{Schema: r.Schema, Name: r.Name}
 	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
@@ -113,10 +126,10 @@ func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, pur
 		if !writable {
 			continue
 		}
-		writes := []authz.Access{{Column: r.Schema + "." + r.Name + "." + col, Act: authz.ActWrite}}
-		if !stored {
-			writes = asWrites(reads)
-		}
+		// Writing a column writes what reading it reads: a view's
+		// sources, and for an inheriting table or a partition also the
+		// parents' column of the same name, whose rows these are.
+		writes := asWrites(reads)
 		if ok && allowedForSome(pol, dept, purposes, writes) {
 			t.Insert = append(t.Insert, col)
 			t.Update = append(t.Update, col)

@@ -55,6 +55,7 @@ func (p *Plan) department(b *strings.Builder, d Department) {
 			fmt.Fprintf(b, "GRANT DELETE ON %s TO %s;\n", rel, role)
 		}
 	}
+	p.grantSequences(b, d, role)
 }
 
 // user writes one login's memberships: its departments' roles, and no
@@ -72,8 +73,9 @@ func (p *Plan) user(b *strings.Builder, user string) {
 	}
 }
 
-// revokeTables takes every table privilege in the plan's schemas from a
-// role (column privileges go with the table's), and the schemas' USAGE;
+// revokeTables takes every table and sequence privilege in the plan's
+// schemas from a role (column privileges go with the table's), and the
+// schemas' USAGE;
 // CREATE on a schema, which migrations need, is left as it is.
 func (p *Plan) revokeTables(b *strings.Builder, role string) {
 	if len(p.Schemas) == 0 {
@@ -85,6 +87,7 @@ func (p *Plan) revokeTables(b *strings.Builder, role string) {
 	}
 	list := strings.Join(schemas, ", ")
 	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;\n", list, role)
+	fmt.Fprintf(b, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s;\n", list, role)
 	fmt.Fprintf(b, "REVOKE USAGE ON SCHEMA %s FROM %s;\n", list, role)
 }
 

@@ -24,24 +24,28 @@ import (
 )
 
 // demoStep is one narrated step of the scenario and the outcome it must have.
+// A direct step bypasses pgguard and connects to PostgreSQL itself, where
+// only the grants compiled from the policy stand in the way.
 type demoStep struct {
 	say, user, purpose, sql string
-	allow                   bool
+	allow, direct           bool
 }
 
 var demoScenario = []demoStep{
 	{"Sales reads customer contact details to ship an order.",
-		"sales_app", "order_fulfilment", "SELECT first_name, last_name, email FROM crm.customers ORDER BY id LIMIT 3", true},
+		"sales_app", "order_fulfilment", "SELECT first_name, last_name, email FROM crm.customers ORDER BY id LIMIT 3", true, false},
 	{"Sales tries to look at salaries: another department's personal data.",
-		"sales_app", "order_fulfilment", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id WHERE s.gross_monthly > 5000", false},
+		"sales_app", "order_fulfilment", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id WHERE s.gross_monthly > 5000", false, false},
 	{"Payroll may, for payroll.",
-		"payroll_app", "payroll", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id ORDER BY e.id LIMIT 3", true},
+		"payroll_app", "payroll", "SELECT e.last_name, s.gross_monthly FROM hr.employees e JOIN hr.salaries s ON s.employee_id = e.id ORDER BY e.id LIMIT 3", true, false},
 	{"Marketing reads e-mail addresses for the newsletter.",
-		"marketing_app", "newsletter", "SELECT email FROM crm.customers ORDER BY id LIMIT 3", true},
+		"marketing_app", "newsletter", "SELECT email FROM crm.customers ORDER BY id LIMIT 3", true, false},
 	{"Marketing switches purpose to campaign analysis: the same query is now refused.",
-		"marketing_app", "campaign_analysis", "SELECT email FROM crm.customers ORDER BY id LIMIT 3", false},
+		"marketing_app", "campaign_analysis", "SELECT email FROM crm.customers ORDER BY id LIMIT 3", false, false},
 	{"Payroll may not read sick-leave diagnoses (health data, GDPR art. 9).",
-		"payroll_app", "payroll", "SELECT diagnosis_note FROM hr.sick_leave", false},
+		"payroll_app", "payroll", "SELECT diagnosis_note FROM hr.sick_leave", false, false},
+	{"Sales bypasses pgguard and asks PostgreSQL directly for customers' bank accounts: the database's own column privileges, compiled from the same policy (the second lock), refuse it.",
+		"sales_app", "", "SELECT first_name, iban FROM crm.customers ORDER BY id LIMIT 3", false, true},
 }
 
 // demoEditRule is the rule the live policy edit removes.
@@ -88,11 +92,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := pg.Exec(ctx, "postgres", demo.Schema+demo.SetupSQL()); err != nil {
 		return fmt.Errorf("load demo data: %w", err)
 	}
+	// The second lock: the logins start with every privilege on every
+	// table; the policy's grants take away what their departments may not
+	// use, as `pgguard grants --apply` does in production.
+	if _, err := runGrants(ctx, []string{"--apply", "--upstream", pg.URL(pgtest.Superuser, "", "postgres"),
+		"--model", c.model, "--policy", c.policy}, io.Discard); err != nil {
+		return fmt.Errorf("apply the policy's grants: %w", err)
+	}
+	fmt.Fprintln(stdout, "Applied the policy's grants: PostgreSQL's own privileges give each department at most what the policy lets it use.")
 	d, err := startDemoProxy(ctx, pg, &c, stderr)
 	if err != nil {
 		return err
 	}
 	defer d.stop()
+	d.direct = pg.Addr()
 	fmt.Fprintf(stdout, "pgguard listens on %s in front of it.\n", d.addr)
 	if err := d.play(ctx, stdout); err != nil {
 		return err
@@ -112,6 +125,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // demoProxy is a pgguard serving the demo database.
 type demoProxy struct {
 	addr, metrics, policy string
+	direct                string // PostgreSQL's own address
 	original              []byte // the policy as the demo started it
 	app                   *app
 	alerts                *alertRecorder
@@ -183,6 +197,12 @@ func (d *demoProxy) url(user, purpose string) string {
 		host, port, user, demo.Password, purpose)
 }
 
+// directURL connects to PostgreSQL itself, around pgguard.
+func (d *demoProxy) directURL(user string) string {
+	host, port, _ := net.SplitHostPort(d.direct)
+	return fmt.Sprintf("host=%s port=%s user=%s password=%s dbname=postgres sslmode=disable", host, port, user, demo.Password)
+}
+
 // printLogins says how to try the demo: a psql line per department, where
 // the metrics are, where the alerts go, and which policy file to edit.
 func (d *demoProxy) printLogins(w io.Writer) {
@@ -192,6 +212,10 @@ func (d *demoProxy) printLogins(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nTry, as sales:  SELECT first_name, email FROM crm.customers LIMIT 3;   (allowed)\n")
 	fmt.Fprintf(w, "                SELECT gross_monthly FROM hr.salaries;                (ERROR 42501)\n")
+	fmt.Fprintf(w, "\nAround pgguard, PostgreSQL itself refuses it too (the grants compiled from the policy at start):\n\n")
+	fmt.Fprintf(w, "  psql \"%s\" -c 'SELECT iban FROM crm.customers LIMIT 3'\n", d.directURL("sales_app"))
+	fmt.Fprintf(w, "\nThe grants stay as compiled: loosen the policy and PostgreSQL refuses what pgguard now lets through,\n")
+	fmt.Fprintf(w, "which raises a query_blocked_by_database alert (re-run pgguard grants --apply to follow a policy change).\n")
 	fmt.Fprintf(w, "\nMetrics: http://%s/metrics   (health: http://%s/readyz)\n", d.metrics, d.metrics)
 	fmt.Fprintf(w, "Alerts:  printed below as they arrive; each is also POSTed as JSON to %s, the demo's webhook receiver\n", d.alerts.srv.URL)
 	fmt.Fprintf(w, "Policy:  edit %s and the verdicts change live\n", d.policy)
@@ -249,6 +273,9 @@ func (d *demoProxy) play(ctx context.Context, w io.Writer) error {
 	if !d.liveEdit(ctx, w, len(demoScenario)+1) {
 		failed++
 	}
+	if !d.mistakenEdit(ctx, w, len(demoScenario)+3) {
+		failed++
+	}
 	if failed > 0 {
 		return fmt.Errorf("demo: %d step(s) did not turn out as expected", failed)
 	}
@@ -257,13 +284,22 @@ func (d *demoProxy) play(ctx context.Context, w io.Writer) error {
 
 // step runs one statement and reports whether the outcome was as expected.
 func (d *demoProxy) step(ctx context.Context, w io.Writer, n int, st demoStep) bool {
-	fmt.Fprintf(w, "\n%d. %s\n   %s (purpose %s): %s\n", n, st.say, st.user, st.purpose, st.sql)
+	url := d.url(st.user, st.purpose)
+	if st.direct {
+		url = d.directURL(st.user)
+		fmt.Fprintf(w, "\n%d. %s\n   %s, straight to PostgreSQL on %s: %s\n", n, st.say, st.user, d.direct, st.sql)
+	} else {
+		fmt.Fprintf(w, "\n%d. %s\n   %s (purpose %s): %s\n", n, st.say, st.user, st.purpose, st.sql)
+	}
 	before := d.alerts.count()
-	rows, err := d.query(ctx, st.user, st.purpose, st.sql)
+	rows, err := d.query(ctx, url, st.sql)
 	var pe *pgconn.PgError
 	switch {
 	case err == nil:
 		fmt.Fprintf(w, "   allowed: %d row(s), first: %s\n", len(rows), strings.Join(first(rows), " | "))
+	case st.direct && errors.As(err, &pe) && pe.Code == "42501":
+		// pgguard never saw the statement, so there is no alert.
+		fmt.Fprintf(w, "   refused by PostgreSQL: ERROR %s %s\n", pe.Code, pe.Message)
 	case errors.As(err, &pe) && pe.Code == "42501":
 		fmt.Fprintf(w, "   refused: ERROR %s %s\n", pe.Code, pe.Message)
 		if ev, ok := d.alerts.waitAfter(before, 10*time.Second); ok {
@@ -287,13 +323,47 @@ func (d *demoProxy) step(ctx context.Context, w io.Writer, n int, st demoStep) b
 // pgguard to pick it up.
 func (d *demoProxy) liveEdit(ctx context.Context, w io.Writer, n int) bool {
 	fmt.Fprintf(w, "\n%d. The security team removes a rule from policy.csv while pgguard runs:\n   - %s", n, demoEditRule)
+	if !d.rewritePolicy(w, func(p string) (string, bool) {
+		return strings.Replace(p, demoEditRule, "", 1), strings.Contains(p, demoEditRule)
+	}) {
+		return false
+	}
+	return d.step(ctx, w, n+1, demoStep{say: "Marketing's newsletter query, once allowed, is now refused.",
+		user: "marketing_app", purpose: "newsletter", sql: "SELECT first_name, email FROM crm.customers ORDER BY id LIMIT 3"})
+}
+
+// demoMistake is the rule of the mistaken edit: it gives sales another
+// department's data.
+const demoMistake = "p, sales, order_fulfilment, customer_financial, read, allow\n"
+
+// mistakenEdit adds a rule that should never have been written. pgguard,
+// which follows the policy, lets the statement through; PostgreSQL, whose
+// grants were compiled from the policy before the mistake, refuses it, and
+// pgguard raises query_blocked_by_database.
+func (d *demoProxy) mistakenEdit(ctx context.Context, w io.Writer, n int) bool {
+	fmt.Fprintf(w, "\n%d. A mistaken edit gives sales the customers' bank accounts:\n   + %s", n, demoMistake)
+	if !d.rewritePolicy(w, func(p string) (string, bool) { return p + demoMistake, true }) {
+		return false
+	}
+	return d.step(ctx, w, n+1, demoStep{say: "pgguard now lets sales read IBANs; PostgreSQL's own column privileges (the second lock) still refuse it, and pgguard raises an alert for the gap.",
+		user: "sales_app", purpose: "order_fulfilment", sql: "SELECT first_name, iban FROM crm.customers ORDER BY id LIMIT 3"})
+}
+
+// rewritePolicy changes the policy file and waits for the running pgguard
+// to reload it; change reports whether it applies to the policy.
+func (d *demoProxy) rewritePolicy(w io.Writer, change func(string) (string, bool)) bool {
 	b, err := os.ReadFile(d.policy)
-	if err != nil || !strings.Contains(string(b), demoEditRule) {
+	if err != nil {
+		fmt.Fprintln(w, "   cannot read the policy (unexpected):", err)
+		return false
+	}
+	changed, ok := change(string(b))
+	if !ok {
 		fmt.Fprintln(w, "   the policy does not contain the rule (unexpected)")
 		return false
 	}
 	old, alerts := d.app.engine.Policy().Version(), d.alerts.count()
-	if err := os.WriteFile(d.policy, []byte(strings.Replace(string(b), demoEditRule, "", 1)), 0o644); err != nil {
+	if err := os.WriteFile(d.policy, []byte(changed), 0o644); err != nil {
 		fmt.Fprintln(w, "   cannot write the policy:", err)
 		return false
 	}
@@ -301,23 +371,22 @@ func (d *demoProxy) liveEdit(ctx context.Context, w io.Writer, n int) bool {
 	for d.app.engine.Policy().Version() == old && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if v := d.app.engine.Policy().Version(); v == old {
+	v := d.app.engine.Policy().Version()
+	if v == old {
 		fmt.Fprintln(w, "   pgguard did not reload the policy (unexpected)")
 		return false
-	} else {
-		fmt.Fprintf(w, "   pgguard reloaded: policy %s -> %s\n", old, v)
-		d.alerts.waitAfter(alerts, 10*time.Second) // the policy_reloaded alert, before the next step's
 	}
-	return d.step(ctx, w, n+1, demoStep{"Marketing's newsletter query, once allowed, is now refused.",
-		"marketing_app", "newsletter", "SELECT first_name, email FROM crm.customers ORDER BY id LIMIT 3", false})
+	fmt.Fprintf(w, "   pgguard reloaded: policy %s -> %s\n", old, v)
+	d.alerts.waitAfter(alerts, 10*time.Second) // the policy_reloaded alert, before the next step's
+	return true
 }
 
-// query runs sql in a fresh session. The simple protocol returns every
-// value as text, which is what the narration prints.
-func (d *demoProxy) query(ctx context.Context, user, purpose, sql string) ([][]string, error) {
+// query runs sql in a fresh session on url. The simple protocol returns
+// every value as text, which is what the narration prints.
+func (d *demoProxy) query(ctx context.Context, url, sql string) ([][]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, d.url(user, purpose))
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,7 @@ type composeService struct {
 	Volumes         []string       `yaml:"volumes"`
 	Ports           []string       `yaml:"ports"`
 	DependsOn       any            `yaml:"depends_on"`
+	Command         []string       `yaml:"command"`
 	Healthcheck     *composeHealth `yaml:"healthcheck"`
 	StopGracePeriod string         `yaml:"stop_grace_period"`
 }
@@ -309,6 +310,15 @@ func TestDeployComposeStructure(t *testing.T) {
 	cond, _ := deps["postgres"].(map[string]any)
 	if cond == nil || cond["condition"] != "service_healthy" {
 		t.Errorf("pgguard depends_on postgres = %v, want condition service_healthy", deps["postgres"])
+	}
+	// The second lock is on before pgguard serves: the grants service
+	// applies the policy's grants and must have succeeded.
+	cond, _ = deps["grants"].(map[string]any)
+	if cond == nil || cond["condition"] != "service_completed_successfully" {
+		t.Errorf("pgguard depends_on grants = %v, want condition service_completed_successfully", deps["grants"])
+	}
+	if g := cf.service(t, "grants"); len(g.Command) < 2 || g.Command[0] != "grants" || !slices.Contains(g.Command, "--apply") {
+		t.Errorf("the grants service runs %q, want pgguard grants --apply", g.Command)
 	}
 
 	env := guard.env(t)
@@ -665,6 +675,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 	}
 	pg.MustExec(t, "postgres", demo.Schema)
 	pg.MustExec(t, "postgres", string(initSQL))
+	composeGrants(t, pg)
 
 	_, env := deployEnv(t)
 	for name, v := range env {
@@ -743,6 +754,15 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 	if _, err := query("sales_app", "order_fulfilment", "SELECT gross_monthly FROM hr.salaries"); !errors.As(err, &pe) || pe.Code != "42501" {
 		t.Errorf("sales_app reading salaries: %v, want 42501", err)
 	}
+	// Around pgguard, PostgreSQL's own privileges refuse it as well.
+	direct, err := pgx.Connect(context.Background(), pg.URL("sales_app", demo.Password, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
+	if _, err := direct.Exec(context.Background(), "SELECT iban FROM crm.customers"); !errors.As(err, &pe) || pe.Code != "42501" {
+		t.Errorf("sales_app reading IBANs directly on PostgreSQL: %v, want 42501 from PostgreSQL", err)
+	}
 
 	// The compose health check's URL, and the metrics beside it.
 	for p, want := range map[string]string{"/healthz": "ok", "/metrics": "pgguard_statements_total"} {
@@ -756,6 +776,34 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s: %s, body lacks %q", p, resp.Status, want)
 		}
+	}
+}
+
+// composeGrants runs the compose file's grants service as it would run in
+// its container: its command, with the compose network's host name, the
+// superuser's credentials and the container's paths mapped to this machine.
+func composeGrants(t *testing.T, pg *pgtest.Server) {
+	t.Helper()
+	g := loadCompose(t).service(t, "grants")
+	mounts := g.mounts(t)
+	args := slices.Clone(g.Command[1:])
+	for i, a := range args {
+		if u, err := url.Parse(a); err == nil && u.Host == "postgres:5432" {
+			args[i] = pg.URL(pgtest.Superuser, "", strings.TrimPrefix(u.Path, "/"))
+		} else if host, _, ok := hostPath(mounts, a); ok && strings.HasPrefix(a, "/") {
+			args[i] = host
+		}
+	}
+	var out strings.Builder
+	code, err := runGrants(context.Background(), args, &out)
+	if err != nil || code != exitOK {
+		t.Fatalf("the grants service (pgguard grants %q): exit %d, %v\n%s", args, code, err, out.String())
+	}
+	// grants check, given the same flags but --apply, finds nothing to report.
+	out.Reset()
+	check := append([]string{"check"}, slices.DeleteFunc(args, func(a string) bool { return a == "--apply" })...)
+	if code, err := runGrants(context.Background(), check, &out); err != nil || code != exitOK {
+		t.Fatalf("pgguard grants %q after the grants service: exit %d, %v\n%s", check, code, err, out.String())
 	}
 }
 
@@ -830,12 +878,12 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	for _, fs := range commandFlagSets() {
 		add(fs)
 	}
-	otherTools := map[string]bool{"build": true, "schema-only": true} // docker compose, pg_dump
-	flags["help"], flags["version"] = true, true                      // pgguard's own, outside the flag sets
+	otherTools := map[string]bool{"build": true, "rm": true, "schema-only": true} // docker compose, pg_dump
+	flags["help"], flags["version"] = true, true                                  // pgguard's own, outside the flag sets
 	add(matrixFlags(&matrixConfig{}))
 	flags["apply"], flags["role-prefix"] = true, true // grants
 	// Besides serve's flags: the knobs of the longer test runs.
-	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true}
+	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_SQLSMITH_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true}
 	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) { env[envName(f.Name)] = true })
 
 	files := []string{"README.md", "docs/policy-guide.md", "docs/operations.md", "docs/security-model.md", "docs/reference.md", "docs/grafana-dashboard.json"}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pgguard/pgguard/authz"
@@ -36,9 +37,9 @@ func runGrants(ctx context.Context, args []string, stdout io.Writer) (int, error
 		_, err := io.WriteString(stdout, plan.SQL())
 		return exitOK, err
 	}
-	conn, err := pgx.Connect(ctx, c.upstream)
+	conn, err := c.connect(ctx)
 	if err != nil {
-		return exitError, fmt.Errorf("connect: %w", err)
+		return exitError, err
 	}
 	defer conn.Close(context.Background())
 	if err := plan.Apply(ctx, conn); err != nil {
@@ -59,6 +60,7 @@ type grantsConfig struct {
 func grantsFlags(c *grantsConfig) *flag.FlagSet {
 	fs := newFlagSet("grants", "pgguard grants [flags]\n\nPrints the SQL that makes PostgreSQL enforce the policy's departments; --apply runs it.")
 	c.register(fs)
+	c.registerDatabaseURL(fs)
 	fs.BoolVar(&c.apply, "apply", false, "run the SQL on --upstream in one transaction instead of printing it")
 	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
 	return fs
@@ -68,8 +70,15 @@ func grantsFlags(c *grantsConfig) *flag.FlagSet {
 func grantsCheckFlags(c *grantsConfig) *flag.FlagSet {
 	fs := newFlagSet("grants check", "pgguard grants check [flags]\n\nLists the differences between the users' live privileges and the policy's.")
 	c.register(fs)
+	c.registerDatabaseURL(fs)
 	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
 	return fs
+}
+
+// registerDatabaseURL adds --database-url, the name grants and grants
+// check give the database they read and change: --upstream by another name.
+func (c *grantsConfig) registerDatabaseURL(fs *flag.FlagSet) {
+	fs.StringVar(&c.upstream, "database-url", "", "the database to read the catalog from and to change or compare (the same as --upstream)")
 }
 
 // grantsPlan compiles the policy over the catalog the flags name.
@@ -86,7 +95,46 @@ func (o *offline) grantsPlan(ctx context.Context, prefix string) (*grants.Plan, 
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	return grants.Compile(pol, snap, grants.Options{RolePrefix: prefix})
+	seqs, err := o.sequences(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return grants.Compile(pol, snap, grants.Options{RolePrefix: prefix, Sequences: seqs})
+}
+
+// sequences reads which columns use which sequences from the live
+// database, or from the DDL file.
+func (o *offline) sequences(ctx context.Context) ([]grants.SequenceUse, error) {
+	if o.upstream == "" {
+		ddl, err := os.ReadFile(o.schema)
+		if err != nil {
+			return nil, fmt.Errorf("read schema: %w", err)
+		}
+		return grants.SequencesFromDDL(string(ddl))
+	}
+	conn, err := o.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	return grants.LoadSequences(ctx, conn)
+}
+
+// connect opens a connection to --database on --upstream: the database
+// whose catalog the plan was compiled from, whatever database the URL names.
+func (o *offline) connect(ctx context.Context) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(o.upstream)
+	if err != nil {
+		return nil, fmt.Errorf("--upstream: %w", err)
+	}
+	if o.database != "" {
+		cfg.Database = o.database
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return conn, nil
 }
 
 // grantsCheck lists every difference between the privileges the policy's
@@ -105,9 +153,9 @@ func grantsCheck(ctx context.Context, args []string, stdout io.Writer) (int, err
 	if err != nil {
 		return exitError, err
 	}
-	conn, err := pgx.Connect(ctx, c.upstream)
+	conn, err := c.connect(ctx)
 	if err != nil {
-		return exitError, fmt.Errorf("connect: %w", err)
+		return exitError, err
 	}
 	defer conn.Close(context.Background())
 	drift, err := plan.Check(ctx, conn)

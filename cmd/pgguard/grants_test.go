@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -28,7 +30,32 @@ func TestGrantsPrintsStableSQL(t *testing.T) {
 	if _, again := runCmd(t, args...); again != out {
 		t.Error("two runs printed different SQL")
 	}
+
+	// From a DDL file, the sequences a serial column takes its values from
+	// are granted to the departments that may write it.
+	dir := t.TempDir()
+	ddl, err := os.ReadFile("demo/schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := filepath.Join(dir, "schema.sql")
+	extra := "\nCREATE SEQUENCE crm.orders_id_seq OWNED BY crm.orders.id;\nALTER TABLE crm.orders ALTER COLUMN id SET DEFAULT nextval('crm.orders_id_seq');\n"
+	if err := os.WriteFile(schema, append(ddl, extra...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runCmd(t, "grants", "--schema", schema)
+	if want := `GRANT USAGE ON SEQUENCE "crm"."orders_id_seq" TO "pgguard_dept_sales";`; code != exitOK || !strings.Contains(out, want) {
+		t.Errorf("exit %d; the SQL lacks %s", code, want)
+	}
+	if strings.Contains(out, `GRANT USAGE ON SEQUENCE "crm"."orders_id_seq" TO "pgguard_dept_marketing";`) {
+		t.Error("marketing, which may not write orders, is granted their sequence")
+	}
 	if code, _ := runCmd(t, append(args, "--apply")...); code != exitError {
 		t.Errorf("--apply without --upstream: exit %d", code)
+	}
+	// --database-url is --upstream by another name: given with --schema,
+	// it is refused the same way.
+	if code, _ := runCmd(t, append(args, "--database-url", "postgres://127.0.0.1:1/x")...); code != exitError {
+		t.Errorf("--schema with --database-url: exit %d", code)
 	}
 }

@@ -134,6 +134,13 @@ func TestDemoScenarioEndToEnd(t *testing.T) {
 		"refused: ERROR 42501 pgguard:",
 		`"event":"query_blocked"`,
 		"pgguard reloaded: policy",
+		"Applied the policy's grants",
+		// Around pgguard, PostgreSQL's own privileges refuse the column.
+		"refused by PostgreSQL: ERROR 42501 permission denied for table customers",
+		// A mistaken policy edit lets a statement past pgguard; PostgreSQL
+		// refuses it and pgguard raises the alert for the gap.
+		"refused: ERROR 42501 permission denied for table customers",
+		`"event":"query_blocked_by_database"`,
 		"All steps turned out as expected",
 	} {
 		if !strings.Contains(out, want) {
