@@ -447,7 +447,7 @@ func TestDeployEnvironmentNamesServeFlags(t *testing.T) {
 		}
 	}
 	var c serveConfig
-	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil {
+	if _, err := parseFlags(serveFlags(&c), nil); err != nil {
 		t.Fatalf("the deployment's environment does not parse: %v", err)
 	}
 	if err := c.validate(); err != nil {
@@ -684,7 +684,7 @@ func TestDeployComposeSetupEndToEnd(t *testing.T) {
 		}
 	}
 	var c serveConfig
-	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil {
+	if _, err := parseFlags(serveFlags(&c), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The compose network's host names and the container's paths, mapped to

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -36,9 +37,54 @@ func (h helpRequested) printHelp(w io.Writer) {
 
 // parseFlags parses args, in which flags and arguments may come in any
 // order (an argument "--" ends the flags: everything after it is an
-// argument), and returns the arguments. The environment is not read: only
-// serve takes its flags from there (parseFlagsAndEnv).
+// argument), then fills every flag not given on the command line from
+// PGGUARD_<FLAG> in the environment: the flag wins. It returns the
+// arguments.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	positional, err := parseCommandLine(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil || alternativeGiven(f.Name, given) {
+			return
+		}
+		env := envName(f.Name)
+		if v, ok := os.LookupEnv(env); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return positional, err
+}
+
+// alternatives are flags that each name where a command reads its catalog
+// from. One given on the command line keeps the environment's values of
+// the others out, so that a PGGUARD_UPSTREAM set for the proxy does not
+// turn "check --schema FILE" into a connection.
+var alternatives = [][]string{{"upstream", "database-url", "schema"}}
+
+// alternativeGiven reports whether a flag that stands in for name was
+// given on the command line.
+func alternativeGiven(name string, given map[string]bool) bool {
+	for _, group := range alternatives {
+		if !slices.Contains(group, name) {
+			continue
+		}
+		for _, other := range group {
+			if other != name && given[other] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseCommandLine parses args alone, flags and arguments in any order.
+func parseCommandLine(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -59,30 +105,6 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// parseFlagsAndEnv parses args as parseFlags does, then fills every flag
-// not given on the command line from PGGUARD_<FLAG> in the environment: the
-// flag wins.
-func parseFlagsAndEnv(fs *flag.FlagSet, args []string) ([]string, error) {
-	positional, err := parseFlags(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] || err != nil {
-			return
-		}
-		env := envName(f.Name)
-		if v, ok := os.LookupEnv(env); ok {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q: %w", env, v, e)
-			}
-		}
-	})
-	return positional, err
-}
-
 // noArguments says what is wrong when a command that takes no arguments
 // got some.
 func noArguments(fs *flag.FlagSet, args []string) error {
@@ -95,7 +117,7 @@ func noArguments(fs *flag.FlagSet, args []string) error {
 // commandName is the command a flag set belongs to, without "pgguard".
 func commandName(fs *flag.FlagSet) string { return strings.TrimPrefix(fs.Name(), "pgguard ") }
 
-// envName is the environment variable of a serve flag: PGGUARD_<FLAG>.
+// envName is the environment variable of a flag: PGGUARD_<FLAG>.
 func envName(flagName string) string {
 	return "PGGUARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }

@@ -160,8 +160,9 @@ const usage = `usage:
   pgguard grants check [flags]    differences between the live privileges and the policy's
   pgguard demo [flags]            the whole system with a throwaway PostgreSQL
   pgguard version                 also: pgguard --version
-Every flag of serve can also be set as PGGUARD_<FLAG> (upper case, '-' as '_');
-the flag wins. The other commands read no environment.
+Every flag can also be set as PGGUARD_<FLAG> (upper case, '-' as '_'); the
+flag wins, and --upstream, --database-url or --schema on the command line
+keeps the environment's values of the other two out.
 Flags may come before or after the arguments; "--" ends the flags.
 Run "pgguard <command> -h" for the flags of a command.
 `

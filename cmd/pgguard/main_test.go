@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,14 +40,14 @@ func TestEnvironmentFillsFlagsAndFlagsWin(t *testing.T) {
 	fs := serveFlags(&c)
 	t.Setenv("PGGUARD_MODE", "monitor")
 	t.Setenv("PGGUARD_LISTEN", "127.0.0.1:7000")
-	if _, err := parseFlagsAndEnv(fs, []string{"--listen", "127.0.0.1:7001"}); err != nil {
+	if _, err := parseFlags(fs, []string{"--listen", "127.0.0.1:7001"}); err != nil {
 		t.Fatal(err)
 	}
 	if c.mode != "monitor" || c.listen != "127.0.0.1:7001" {
 		t.Fatalf("mode %q listen %q", c.mode, c.listen)
 	}
 	t.Setenv("PGGUARD_MAX_MESSAGE_SIZE", "lots")
-	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err == nil || !strings.Contains(err.Error(), "PGGUARD_MAX_MESSAGE_SIZE") {
+	if _, err := parseFlags(serveFlags(&c), nil); err == nil || !strings.Contains(err.Error(), "PGGUARD_MAX_MESSAGE_SIZE") {
 		t.Fatalf("bad environment value: %v", err)
 	}
 }
@@ -281,23 +282,45 @@ func TestFlagsAfterArguments(t *testing.T) {
 	}
 }
 
-// TestEnvironmentOnlyForServe: PGGUARD_ variables configure serve, and
-// are not read by check, policy lint, policy test or demo.
-func TestEnvironmentOnlyForServe(t *testing.T) {
+// TestEveryCommandReadsTheEnvironment: every command takes a flag it was
+// not given from PGGUARD_<FLAG>, and the command line wins; a catalog
+// source given on the command line (--schema) keeps the environment's
+// other one (PGGUARD_UPSTREAM, meant for the proxy) out.
+func TestEveryCommandReadsTheEnvironment(t *testing.T) {
 	t.Setenv("PGGUARD_UPSTREAM", "postgres://127.0.0.1:1/?sslmode=disable")
-	t.Setenv("PGGUARD_POLICY", "does-not-exist.csv")
 	t.Setenv("PGGUARD_LISTEN", "127.0.0.1:1")
-	if code, out := runCmd(t, "check", "--schema", "demo/schema.sql", "--user", "sales_app", "--purpose", "order_fulfilment", "SELECT email FROM crm.customers"); code != exitOK {
-		t.Errorf("check with PGGUARD_ variables set: exit %d:\n%s", code, out)
+	for _, args := range [][]string{
+		{"check", "--schema", "demo/schema.sql", "--user", "sales_app", "--purpose", "order_fulfilment", "SELECT email FROM crm.customers"},
+		{"policy", "lint", "--schema", "demo/schema.sql"},
+		{"policy", "test", "--schema", "demo/schema.sql", "policy_tests.txt"},
+	} {
+		if code, out := runCmd(t, args...); code != exitOK {
+			t.Errorf("%q with PGGUARD_UPSTREAM set: exit %d:\n%s", args, code, out)
+		}
 	}
-	if code, out := runCmd(t, "policy", "lint", "--schema", "demo/schema.sql"); code != exitOK {
-		t.Errorf("policy lint with PGGUARD_ variables set: exit %d:\n%s", code, out)
+	t.Setenv("PGGUARD_POLICY", "does-not-exist.csv")
+	if code, out := runCmd(t, "policy", "lint", "--schema", "demo/schema.sql"); code != exitError || !strings.Contains(out, "does-not-exist.csv") {
+		t.Errorf("policy lint with PGGUARD_POLICY=does-not-exist.csv: exit %d:\n%s", code, out)
 	}
-	if code, out := runCmd(t, "policy", "test", "--schema", "demo/schema.sql", "policy_tests.txt"); code != exitOK {
-		t.Errorf("policy test with PGGUARD_ variables set: exit %d:\n%s", code, out)
+	if code, out := runCmd(t, "policy", "lint", "--schema", "demo/schema.sql", "--policy", "policy.csv"); code != exitOK {
+		t.Errorf("policy lint --policy policy.csv did not win over PGGUARD_POLICY: exit %d:\n%s", code, out)
+	}
+	t.Setenv("PGGUARD_USER", "payroll_app")
+	t.Setenv("PGGUARD_PURPOSE", "payroll")
+	if code, out := runCmd(t, "check", "--policy", "policy.csv", "--schema", "demo/schema.sql", "SELECT gross_monthly FROM hr.salaries"); code != exitOK {
+		t.Errorf("check with PGGUARD_USER=payroll_app, PGGUARD_PURPOSE=payroll: exit %d:\n%s", code, out)
+	}
+	for name, fs := range commandFlagSets() {
+		fs.SetOutput(io.Discard)
+		if _, err := parseFlags(fs, nil); err != nil && !strings.Contains(err.Error(), "PGGUARD_") {
+			t.Errorf("%s: %v", name, err)
+		}
+		if got := fs.Lookup("listen"); got != nil && got.Value.String() != "127.0.0.1:1" {
+			t.Errorf("%s --listen = %q, PGGUARD_LISTEN is 127.0.0.1:1", name, got.Value)
+		}
 	}
 	var c serveConfig
-	if _, err := parseFlagsAndEnv(serveFlags(&c), nil); err != nil || c.policy != "does-not-exist.csv" || c.upstream == "" {
+	if _, err := parseFlags(serveFlags(&c), nil); err != nil || c.policy != "does-not-exist.csv" || c.upstream == "" {
 		t.Errorf("serve does not read the environment: %v, policy %q, upstream %q", err, c.policy, c.upstream)
 	}
 }

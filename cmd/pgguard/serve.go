@@ -134,7 +134,7 @@ func (c *serveConfig) validate() error {
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var c serveConfig
 	fs := serveFlags(&c)
-	rest, err := parseFlagsAndEnv(fs, args)
+	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
