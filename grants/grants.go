@@ -31,6 +31,12 @@ const DefaultRolePrefix = "pgguard_dept_"
 type Options struct {
 	// RolePrefix starts department role names; DefaultRolePrefix when empty.
 	RolePrefix string
+	// PurposeRoles adds a role per department and purpose, of which the
+	// users become NOINHERIT members (see purpose.go).
+	PurposeRoles bool
+	// PurposePrefix starts purpose role names; DefaultPurposePrefix when
+	// empty.
+	PurposePrefix string
 }
 
 // Plan is what the policy compiles to.
@@ -43,6 +49,13 @@ type Plan struct {
 	// Schemas are the schemas the plan's REVOKEs sweep: every schema of the
 	// catalog outside PostgreSQL's own.
 	Schemas []string
+	// Purposes are the purpose roles, sorted by role name; nil without
+	// Options.PurposeRoles.
+	Purposes []PurposeRole
+	// purposeMode records Options.PurposeRoles: the users are NOINHERIT.
+	purposeMode bool
+	// userPurposes are each user's purpose roles, sorted.
+	userPurposes map[string][]string
 }
 
 // Department is one department's role and privileges.
@@ -73,7 +86,8 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 			if builtinSchema(r.Schema) {
 				continue
 			}
-			if t, ok := tablePrivileges(pol, snap, dept, purposes, r); ok {
+			allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
+			if t, ok := tablePrivileges(snap, allowed, r); ok {
 				d.Tables = append(d.Tables, t)
 			}
 		}
@@ -94,20 +108,23 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 			plan.Schemas = append(plan.Schemas, s)
 		}
 	}
+	if opts.PurposeRoles {
+		plan.compilePurposes(pol, snap, rules, opts)
+	}
 	return plan, nil
 }
 
-// tablePrivileges decides each column of r for dept. A stored column is
+// tablePrivileges decides each column of r by allowed. A stored column is
 // written itself; a view's column writes what the view computes it from
 // (PostgreSQL writes through a simple view to its table's columns).
-func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation) (Table, bool) {
+func tablePrivileges(snap *catalog.Snapshot, allowed func([]authz.Access) bool, r *catalog.Relation) (Table, bool) {
 	t := Table{Schema: r.Schema, Name: r.Name}
 	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
 	writable := stored || r.Kind == catalog.View
 	writesAll := writable && len(r.Columns) > 0
 	for _, col := range r.Columns {
 		reads, ok := columnReads(snap, r, col)
-		if ok && allowedForSome(pol, dept, purposes, reads) {
+		if ok && allowed(reads) {
 			t.Select = append(t.Select, col)
 		}
 		if !writable {
@@ -117,7 +134,7 @@ func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, pur
 		if !stored {
 			writes = asWrites(reads)
 		}
-		if ok && allowedForSome(pol, dept, purposes, writes) {
+		if ok && allowed(writes) {
 			t.Insert = append(t.Insert, col)
 			t.Update = append(t.Update, col)
 		} else {
