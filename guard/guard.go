@@ -72,6 +72,12 @@ type Config struct {
 	// prepared statements hold (default DefaultSessionPreparedBytes); a
 	// Parse or PREPARE beyond it is refused (54000).
 	SessionPreparedBytes int64
+	// PurposeRole, when set, names the role a user's statements under a
+	// purpose run in (grants.PurposeRoleFunc), and ok is false for a user
+	// whose sessions keep their own role. The guard then switches the
+	// session's role before each statement whose purpose needs another
+	// one (purposeroles.go). Nil: roles are never switched.
+	PurposeRole func(pol *authz.Policy, user, purpose string) (role string, ok bool)
 }
 
 // Defaults of the byte bounds in Config.

@@ -52,7 +52,7 @@ type world struct {
 
 // newWorld starts pgguard in mode over the shared PostgreSQL, with a copy of
 // the shipped policy that the test may edit.
-func newWorld(t *testing.T, mode alert.Mode) *world {
+func newWorld(t *testing.T, mode alert.Mode, opts ...worldOption) *world {
 	t.Helper()
 	pg := pgtest.Shared(t)
 	setupOnce.Do(func() { loadSchema(t, pg) })
@@ -72,16 +72,22 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alerts.Close(context.Background()) })
-	g, err := guard.New(guard.Config{
+	gcfg := guard.Config{
 		Policy:   w.engine,
 		Catalogs: catalog.NewCache(catalog.Dialer(pg.URL(pgtest.Superuser, "", "postgres")), time.Minute),
 		Alerts:   alerts, Metrics: w.metrics, Mode: mode, Logger: log,
-	})
+	}
+	pcfg := proxy.Config{Upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", Logger: log}
+	for _, o := range opts {
+		o(&gcfg, &pcfg)
+	}
+	g, err := guard.New(gcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.guard = g
-	srv, err := proxy.New(proxy.Config{Upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", Interceptor: g, Logger: log})
+	pcfg.Interceptor = g
+	srv, err := proxy.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +100,9 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 	w.addr = l.Addr().String()
 	return w
 }
+
+// worldOption changes the guard's and the proxy's configuration of a world.
+type worldOption func(*guard.Config, *proxy.Config)
 
 func loadSchema(t *testing.T, pg *pgtest.Server) {
 	ddl, err := os.ReadFile("../demo/schema.sql")

@@ -65,6 +65,17 @@ type session struct {
 	tempLineage []sqlscan.Access
 	lineageKey  string
 
+	// Purpose roles (purposeroles.go). openSegment is the segment of the
+	// last message forwarded that did not end it (0: none open);
+	// switchTried the role a Switch asked for and not yet seen in force,
+	// preludeErr the server's error for it; startRole the role a session
+	// started in other than its user's, which pgguard refuses.
+	openSegment uint64
+	switchTried string
+	preludeErr  string
+	startRole   string
+	confirmed   bool
+
 	// stateGen counts changes of the state.
 	stateGen uint64
 	// settled is true while the state is the one the server reported
@@ -102,6 +113,9 @@ type prepared struct {
 	// earlier in its segment). Every use is decided on both.
 	replaced *prepared
 	closing  bool // a Close or DEALLOCATE is on its way
+	// needsRole: the statement runs in its purpose's role (it is no
+	// transaction control or SET).
+	needsRole bool
 	unknown  bool // the server holds it, pgguard never saw its text
 	// The last decision, reused while the policy, purpose and context
 	// stay the same.
@@ -131,6 +145,12 @@ func newSession(g *Guard, ps *proxy.Session) *session {
 
 // ClientMessage implements proxy.SessionInterceptor.
 func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
+	v := s.clientMessage(m)
+	s.noteSegment(m, v)
+	return v
+}
+
+func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
 	switch m.Type {
 	case 'Q':
 		text, _ := m.QueryText()
@@ -156,17 +176,22 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 // TryClientMessage implements proxy.QuickSessionInterceptor: a Query,
 // Parse or Bind whose verdict is cached under the current catalog snapshot
 // is decided at once; so is every other message, which needs no analysis.
-func (s *session) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) {
+func (s *session) TryClientMessage(m proxy.ClientMessage) (v proxy.Verdict, ok bool) {
 	switch m.Type {
 	case 'Q':
 		text, _ := m.QueryText()
-		return s.query(text, m.Segment, true)
+		v, ok = s.query(text, m.Segment, true)
 	case 'P':
-		return s.parse(m, true)
+		v, ok = s.parse(m, true)
 	case 'B':
-		return s.bind(m, true)
+		v, ok = s.bind(m, true)
+	default:
+		return s.ClientMessage(m), true
 	}
-	return s.ClientMessage(m), true
+	if ok {
+		s.noteSegment(m, v)
+	}
+	return v, ok
 }
 
 // ServerMessage implements proxy.SessionInterceptor: errors and
@@ -253,6 +278,13 @@ func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict,
 			v = &verdict{denied: d}
 		}
 	}
+	if v.denied == nil {
+		if rv, d := s.roleFor(v.purposes, segment, string(text), false); d != nil {
+			v = &verdict{denied: d}
+		} else if rv != nil {
+			return *rv, true
+		}
+	}
 	return s.apply(v, segment), true
 }
 
@@ -265,7 +297,7 @@ func (s *session) textDenial(text []byte) *denial {
 	if s.segmentUnknown {
 		return s.stateDenial(text)
 	}
-	return nil
+	return s.startRoleDenial(text)
 }
 
 // stateDenial refuses a statement while pgguard does not know the state it
@@ -308,6 +340,14 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 			v = &verdict{denied: d}
 		}
 	}
+	if v.denied == nil {
+		// Parse reads no data, but resolves names, which needs the USAGE
+		// of schemas the statement's purpose role holds: switch when it
+		// costs no refusal, at the start of a segment.
+		if rv, _ := s.roleFor(v.purposes, segment, string(text), true); rv != nil {
+			return *rv, true
+		}
+	}
 	// The statement runs at Execute, perhaps many times, perhaps never: its
 	// session effects wait for Bind.
 	out := s.decide(v)
@@ -346,7 +386,7 @@ func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 
 // newRecord makes the record of a statement parsed with verdict v.
 func (s *session) newRecord(text []byte, v *verdict) *prepared {
-	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table}
+	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table, needsRole: len(v.purposes) > 0}
 	s.preparedBytes += int64(len(text))
 	if v.single {
 		p.accesses = v.accesses
@@ -419,6 +459,9 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	if d := s.stateDenial([]byte("Bind")); d != nil {
 		return s.apply(&verdict{denied: d}, 0), true
 	}
+	if d := s.startRoleDenial([]byte("Bind")); d != nil {
+		return s.apply(&verdict{denied: d}, 0), true
+	}
 	p := s.prepared[string(name)]
 	if !s.state.known && !endsTransaction(p) {
 		return s.apply(&verdict{denied: s.unanalysable("Bind", "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")}, 0), true
@@ -448,6 +491,19 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		// A transaction control statement parsed while the state was
 		// settled is a barrier where it no longer is.
 		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q))
+	}
+	if s.g.cfg.PurposeRole != nil {
+		var purposes []string
+		for q := p; q != nil; q = q.replaced {
+			if q.needsRole {
+				purposes = addPurpose(purposes, s.effectivePurpose(q.purpose))
+			}
+		}
+		if rv, d := s.roleFor(purposes, m.Segment, p.text, false); d != nil {
+			return s.apply(&verdict{denied: d}, 0), true
+		} else if rv != nil {
+			return *rv, true
+		}
 	}
 	s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictAllowed) })
 	if p.replaced != nil && barrier {

@@ -22,6 +22,7 @@ import (
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/grants"
 	"github.com/pgguard/pgguard/guard"
 	"github.com/pgguard/pgguard/proxy"
 	"github.com/pgguard/pgguard/sqlscan"
@@ -49,6 +50,7 @@ type serveConfig struct {
 	catalogStatementTimeout      time.Duration
 	catalogRefresh               time.Duration
 	grantsCheck                  bool
+	purposeRoles                 bool
 	reloadInterval               time.Duration
 }
 
@@ -80,6 +82,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.catalogStatementTimeout, "catalog-statement-timeout", catalog.DefaultStatementTimeout, "how long reading a catalog may take once connected")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.BoolVar(&c.grantsCheck, "grants-check", false, "compare the users' column privileges in the catalog URL's database with the policy's grants every catalog refresh interval; report differences in pgguard_grants_drift and a grants_drift alert")
+	fs.BoolVar(&c.purposeRoles, "purpose-roles", false, "run each statement in the role of its purpose (SET ROLE before it when the purpose changes); needs the roles of pgguard grants --purpose-roles")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
 	return fs
 }
@@ -194,6 +197,8 @@ type app struct {
 	alerts  *alert.Dispatcher
 	engine  *authz.Engine
 	catalog *catalog.Cache
+	// purposeRoles: the grants check expects the purpose roles too.
+	purposeRoles bool
 	proxy   *proxy.Server
 	guard   *guard.Guard
 	// draining is set once shutdown began: new connections are refused.
@@ -203,8 +208,17 @@ type app struct {
 	catalogDown atomic.Pointer[error]
 }
 
+// purposeRoleFunc names the purpose roles for --purpose-roles; nil
+// without it, so that roles are never switched.
+func purposeRoleFunc(on bool) func(pol *authz.Policy, user, purpose string) (string, bool) {
+	if !on {
+		return nil
+	}
+	return grants.PurposeRoleFunc("")
+}
+
 func build(c *serveConfig, log zerolog.Logger) (*app, error) {
-	a := &app{log: log, reg: prometheus.NewRegistry()}
+	a := &app{log: log, reg: prometheus.NewRegistry(), purposeRoles: c.purposeRoles}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = alert.NewMetrics(a.reg)
 	engine, err := authz.NewEngine(c.model, c.policy, authz.Options{Unclassified: c.unclassified})
@@ -224,6 +238,7 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 		Alerts: a.alerts, Metrics: a.metrics, Mode: alert.Mode(c.mode), Logger: log,
 		CacheBytes: c.verdictCacheBytes, MaxStatementSize: c.maxStatementSize,
 		MaxStatementTokens: c.maxStatementTokens, SessionPreparedBytes: c.sessionPreparedBytes,
+		PurposeRole: purposeRoleFunc(c.purposeRoles),
 	})
 	if err != nil {
 		return nil, err
