@@ -116,7 +116,7 @@ type prepared struct {
 	// needsRole: the statement runs in its purpose's role (it is no
 	// transaction control or SET).
 	needsRole bool
-	unknown  bool // the server holds it, pgguard never saw its text
+	unknown   bool // the server holds it, pgguard never saw its text
 	// The last decision, reused while the policy, purpose and context
 	// stay the same.
 	policy  *authz.Policy

@@ -199,8 +199,8 @@ type app struct {
 	catalog *catalog.Cache
 	// purposeRoles: the grants check expects the purpose roles too.
 	purposeRoles bool
-	proxy   *proxy.Server
-	guard   *guard.Guard
+	proxy        *proxy.Server
+	guard        *guard.Guard
 	// draining is set once shutdown began: new connections are refused.
 	draining atomic.Bool
 	// catalogDown holds the error of the catalog connection checked at
