@@ -91,6 +91,40 @@ func (s *session) roleFor(purposes []string, segment uint64, text string, option
 	return &proxy.Verdict{Action: proxy.Switch, Prelude: "SET ROLE " + quoteIdent(want)}, nil
 }
 
+// bound records the role a portal is bound in. PostgreSQL checks the
+// privileges of a SELECT when it binds it, but those of an INSERT, UPDATE,
+// DELETE or MERGE when it first executes it, in the role then in force.
+func (s *session) bound(portal []byte) {
+	if s.g.cfg.PurposeRole == nil {
+		return
+	}
+	if s.portals == nil {
+		s.portals = map[string]string{}
+	}
+	s.portals[string(portal)] = s.state.role
+}
+
+// execute refuses an Execute of a portal bound in another role than the
+// one in force: its statement would run with the privileges of another
+// purpose than it was decided under.
+func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
+	if s.g.cfg.PurposeRole == nil {
+		return proxy.Allow
+	}
+	name, ok := m.Portal()
+	if !ok {
+		return proxy.Allow // PostgreSQL itself refuses it
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	role, ok := s.portals[string(name)]
+	if !ok || role == s.state.role {
+		return proxy.Allow
+	}
+	return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
+		"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
+}
+
 // noteSegment records, for a message the proxy forwards or denies, whether
 // its sync segment is still open after it.
 func (s *session) noteSegment(m proxy.ClientMessage, v proxy.Verdict) {

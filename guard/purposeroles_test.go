@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/grants"
@@ -53,16 +54,18 @@ func purposeWorld(t *testing.T, eventLoops int) *world {
 	t.Cleanup(func() {
 		// Back to the world the other tests expect: every department may
 		// read and write everything, and pgguard alone keeps them apart.
+		var b strings.Builder
 		for _, u := range departmentUsers {
-			w.pg.MustExec(t, "postgres", "ALTER ROLE "+u+" INHERIT")
+			b.WriteString("ALTER ROLE " + u + " INHERIT;\n")
 			for _, d := range plan.Departments {
-				w.pg.MustExec(t, "postgres", "REVOKE "+d.Role+" FROM "+u)
+				b.WriteString("REVOKE " + d.Role + " FROM " + u + ";\n")
 			}
 			for _, p := range plan.Purposes {
-				w.pg.MustExec(t, "postgres", "REVOKE "+pgx.Identifier{p.Role}.Sanitize()+" FROM "+u)
+				b.WriteString("REVOKE " + pgx.Identifier{p.Role}.Sanitize() + " FROM " + u + ";\n")
 			}
-			w.pg.MustExec(t, "postgres", "GRANT USAGE ON SCHEMA crm, hr TO "+u+"; GRANT ALL ON ALL TABLES IN SCHEMA crm, hr, public TO "+u)
+			b.WriteString("GRANT USAGE ON SCHEMA crm, hr TO " + u + "; GRANT ALL ON ALL TABLES IN SCHEMA crm, hr, public TO " + u + ";\n")
 		}
+		w.pg.MustExec(t, "postgres", b.String())
 	})
 	guard.BlindForTest(w.guard)
 	return w
@@ -235,4 +238,57 @@ func TestPurposeRolesRollbackUndoesTheSwitch(t *testing.T) {
 	expectRefusedByDatabase(t, execSQL(conn, email), "email without a purpose after ROLLBACK TO")
 	mustExec(t, conn, "ROLLBACK")
 	mustExec(t, conn, email+" "+fulfil)
+}
+
+// TestSoundnessPurposeRoleSwitching: raw pipelines against the role
+// switching, with the analysis blinded, so that only the role pgguard puts
+// the session in stands between sales_app and customers' email addresses,
+// which only order_fulfilment's role may read. Each pipeline tries to make
+// the last statement, a read of email without a purpose, run in that role.
+func TestSoundnessPurposeRoleSwitching(t *testing.T) {
+	sync := &pgproto3.Sync{}
+	ext := func(name, sql string) []pgproto3.FrontendMessage { return extended(name, sql) }
+	seq := func(parts ...[]pgproto3.FrontendMessage) []pgproto3.FrontendMessage {
+		var out []pgproto3.FrontendMessage
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	one := func(m ...pgproto3.FrontendMessage) []pgproto3.FrontendMessage { return m }
+	attacks := map[string][]pgproto3.FrontendMessage{
+		"simple queries back to back":              {q("SELECT 1 " + fulfil), q(email)},
+		"extended segments back to back":           seq(ext("", "SELECT 1 "+fulfil), one(sync), ext("", email), one(sync)),
+		"two purposes in one segment":              seq(ext("a", "SELECT 1 WHERE false "+fulfil), ext("b", email), one(sync)),
+		"comment purpose then none in one message": {q("SELECT 1 WHERE false " + fulfil + "; " + email)},
+		"switch undone by ROLLBACK":                {q("SELECT 1 " + fulfil), q("BEGIN"), q("SELECT 1"), q("ROLLBACK"), q(email)},
+		"switch undone by ROLLBACK TO SAVEPOINT": {q("SELECT 1 " + fulfil), q("BEGIN"), q("SAVEPOINT s"), q("SELECT 1"),
+			q("ROLLBACK TO SAVEPOINT s"), q(email)},
+		"switch undone by an error's rollback": {q("SELECT 1 " + fulfil), q("BEGIN"), q("SELECT 1"), q("SELECT 1/0"), q("ROLLBACK"), q(email)},
+		"switch in a failed block":             {q("SELECT 1 " + fulfil), q("BEGIN"), q("SELECT 1/0"), q("SELECT 1"), q("ROLLBACK"), q(email)},
+		"RESET ALL in the same message":        {q("SELECT 1 " + fulfil), q("RESET ALL; " + email)},
+		"role change hidden after a statement": {q("SELECT 1 " + fulfil), q("SELECT 1; RESET ROLE; " + email)},
+		"SET LOCAL purpose rolled back":        {q("BEGIN; SET LOCAL pgguard.purpose = 'order_fulfilment'; SELECT 1"), q("ROLLBACK"), q(email)},
+		"SET purpose in a failed block":        {q("BEGIN"), q("SELECT 1/0"), q("SET pgguard.purpose = 'order_fulfilment'"), q("ROLLBACK"), q(email)},
+		"prepared in one role, bound in another": seq(one(q("SELECT 1 "+fulfil)), one(&pgproto3.Parse{Name: "e", Query: email}, sync),
+			one(&pgproto3.Bind{PreparedStatement: "e"}, &pgproto3.Execute{}, sync)),
+		// A portal bound while the session is in one role and executed
+		// after a switch to another: PostgreSQL checks an UPDATE's
+		// privileges when it runs, in the role then in force.
+		"portal executed after a switch": seq(one(q("BEGIN")),
+			one(&pgproto3.Parse{Name: "u", Query: "UPDATE crm.orders SET status = status WHERE false RETURNING status"},
+				&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "u"}, sync),
+			one(q("SELECT 1 "+fulfil)),
+			one(&pgproto3.Execute{Portal: "p"}, sync)),
+	}
+	w := purposeWorld(t, 0)
+	for name, pipeline := range attacks {
+		t.Run(name, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "")
+			out := r.send(pipeline...)
+			if out.lastRows > 0 || out.lastErr != "42501" {
+				t.Fatalf("the last statement ran in a role that may read it: rows %d, errors %v", out.lastRows, out.errors)
+			}
+		})
+	}
 }

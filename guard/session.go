@@ -71,6 +71,9 @@ type session struct {
 	// preludeErr the server's error for it; startRole the role a session
 	// started in other than its user's, which pgguard refuses.
 	openSegment uint64
+	// portals are the roles the session was in when each portal was
+	// bound, until its transaction ends.
+	portals map[string]string
 	switchTried string
 	preludeErr  string
 	startRole   string
@@ -164,6 +167,8 @@ func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
 		return v
 	case 'C':
 		s.close(m)
+	case 'E':
+		return s.execute(m)
 	case 'F':
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -209,6 +214,10 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		}
 	case 'Z':
 		s.settle(s.ps.ReadyCount())
+		if m.TxStatus == 'I' {
+			// Every portal ends with its transaction.
+			clear(s.portals)
+		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
 			s.ddlPending = false
@@ -450,7 +459,7 @@ func (s *session) recentRecord(text []byte, v *verdict) *prepared {
 // pgguard has seen it used in, and each use under a new context re-analyses
 // the text. With quick, it declines (false) when that takes an analysis.
 func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) {
-	_, name, ok := m.Bind()
+	portal, name, ok := m.Bind()
 	if !ok {
 		return proxy.Allow, true // PostgreSQL itself refuses it
 	}
@@ -515,6 +524,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		}
 	}
 	s.lastText = p.text
+	s.bound(portal)
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
 }
 
