@@ -73,7 +73,7 @@ type session struct {
 	openSegment uint64
 	// portals are the roles the session was in when each portal was
 	// bound, until its transaction ends.
-	portals map[string]string
+	portals     map[string]string
 	switchTried string
 	preludeErr  string
 	startRole   string
