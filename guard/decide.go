@@ -307,7 +307,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if v.single {
 		v.accesses, v.purpose = accesses, st.Purpose
 	}
-	if !roleFree(st) {
+	if s.g.cfg.PurposeRole != nil && !roleFree(st) {
 		v.purposes = addPurpose(v.purposes, purpose)
 	}
 	if st.Effect != nil || st.DDL || st.UserCode || len(st.TempWrites) > 0 {

@@ -42,15 +42,19 @@ import (
 // need a role switch first. It returns the Switch verdict, a denial, or
 // neither (run as things are). With optional (Parse, which reads no data),
 // it never refuses. s.mu is held.
-func (s *session) roleFor(purposes []string, segment uint64, text string, optional bool) (*proxy.Verdict, *denial) {
-	f := s.g.cfg.PurposeRole
-	if f == nil || len(purposes) == 0 || !s.state.known || s.segmentUnknown {
+func (s *session) roleFor(purposes []string, segment uint64, raw []byte, str string, optional bool) (*proxy.Verdict, *denial) {
+	if s.g.cfg.PurposeRole == nil || len(purposes) == 0 || !s.state.known || s.segmentUnknown {
 		return nil, nil
 	}
-	pol := s.g.cfg.Policy.Policy()
+	text := func() string {
+		if raw != nil {
+			return string(raw)
+		}
+		return str
+	}
 	want, wantPurpose := "", ""
 	for _, p := range purposes {
-		r, ok := f(pol, s.ps.User, p)
+		r, ok := s.purposeRole(p)
 		if !ok {
 			return nil, nil // the login keeps its own role
 		}
@@ -58,7 +62,7 @@ func (s *session) roleFor(purposes []string, segment uint64, text string, option
 			if optional {
 				return nil, nil
 			}
-			return nil, withHint(s.unanalysable(text, fmt.Sprintf("its statements run under the purposes %q and %q, whose roles differ, and pgguard switches the session's role only between messages",
+			return nil, withHint(s.unanalysable(text(), fmt.Sprintf("its statements run under the purposes %q and %q, whose roles differ, and pgguard switches the session's role only between messages",
 				wantPurpose, p)), "Send statements of different purposes as messages of their own (after a Sync in a pipeline).")
 		}
 		want, wantPurpose = r, p
@@ -71,7 +75,7 @@ func (s *session) roleFor(purposes []string, segment uint64, text string, option
 		if optional {
 			return nil, nil
 		}
-		return nil, withHint(s.unanalysable(text, fmt.Sprintf("its purpose %q needs the role %s, but earlier messages of its pipeline run as %s, and pgguard switches the session's role only between sync segments",
+		return nil, withHint(s.unanalysable(text(), fmt.Sprintf("its purpose %q needs the role %s, but earlier messages of its pipeline run as %s, and pgguard switches the session's role only between sync segments",
 			wantPurpose, want, s.state.role)), "Send it after a Sync, or as a message of its own.")
 	}
 	if s.switchTried == want {
@@ -84,12 +88,36 @@ func (s *session) roleFor(purposes []string, segment uint64, text string, option
 		if why == "" {
 			why = "the server reports the role " + s.state.role
 		}
-		return nil, withHint(s.unanalysable(text, fmt.Sprintf("the session could not switch to the role %s of the purpose %q: %s", want, wantPurpose, why)),
+		return nil, withHint(s.unanalysable(text(), fmt.Sprintf("the session could not switch to the role %s of the purpose %q: %s", want, wantPurpose, why)),
 			"The purpose roles are made by `pgguard grants --purpose-roles --apply`; `pgguard grants check --purpose-roles` shows what is missing.")
 	}
 	s.switchTried, s.preludeErr = want, ""
 	return &proxy.Verdict{Action: proxy.Switch, Prelude: "SET ROLE " + quoteIdent(want)}, nil
 }
+
+// purposeRole is the role of the session's user under purpose, worked out
+// once per policy and purpose: the hot path pays one map lookup.
+func (s *session) purposeRole(purpose string) (string, bool) {
+	pol := s.g.cfg.Policy.Policy()
+	if s.rolesPolicy != pol {
+		s.rolesPolicy, s.roles = pol, map[string]string{}
+	}
+	if r, ok := s.roles[purpose]; ok {
+		return r, r != ""
+	}
+	r, ok := s.g.cfg.PurposeRole(pol, s.ps.User, purpose)
+	if !ok {
+		r = ""
+	}
+	if len(s.roles) < maxCachedRoles {
+		s.roles[purpose] = r
+	}
+	return r, ok
+}
+
+// maxCachedRoles bounds a session's cache of purpose roles: clients choose
+// the purposes they declare.
+const maxCachedRoles = 64
 
 // bound records the role a portal is bound in. PostgreSQL checks the
 // privileges of a SELECT when it binds it, but those of an INSERT, UPDATE,

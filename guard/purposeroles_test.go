@@ -28,7 +28,14 @@ const (
 // purpose roles, with the logins NOINHERIT members, and whose pgguard
 // switches roles (--purpose-roles) with its analysis blinded: whatever
 // PostgreSQL refuses, it refuses on the role pgguard put the session in.
-func purposeWorld(t *testing.T, eventLoops int) *world {
+func purposeWorld(t testing.TB, eventLoops int) *world {
+	w := purposeWorldSeeing(t, eventLoops)
+	guard.BlindForTest(w.guard)
+	return w
+}
+
+// purposeWorldSeeing is purposeWorld with pgguard's analysis on.
+func purposeWorldSeeing(t testing.TB, eventLoops int) *world {
 	t.Helper()
 	w := newWorld(t, alert.ModeEnforce, func(g *guard.Config, p *proxy.Config) {
 		g.PurposeRole = grants.PurposeRoleFunc("")
@@ -67,11 +74,10 @@ func purposeWorld(t *testing.T, eventLoops int) *world {
 		}
 		w.pg.MustExec(t, "postgres", b.String())
 	})
-	guard.BlindForTest(w.guard)
 	return w
 }
 
-func roleOf(t *testing.T, w *world, user, purpose string) string {
+func roleOf(t testing.TB, w *world, user, purpose string) string {
 	t.Helper()
 	role, ok := grants.NewNamer(w.engine.Policy(), "").Role(user, purpose)
 	if !ok {

@@ -73,7 +73,11 @@ type session struct {
 	openSegment uint64
 	// portals are the roles the session was in when each portal was
 	// bound, until its transaction ends.
-	portals     map[string]string
+	portals map[string]string
+	// roles caches purposeRole's answers under rolesPolicy ("": the
+	// login keeps its own role).
+	roles       map[string]string
+	rolesPolicy *authz.Policy
 	switchTried string
 	preludeErr  string
 	startRole   string
@@ -287,8 +291,8 @@ func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict,
 			v = &verdict{denied: d}
 		}
 	}
-	if v.denied == nil {
-		if rv, d := s.roleFor(v.purposes, segment, string(text), false); d != nil {
+	if v.denied == nil && s.g.cfg.PurposeRole != nil {
+		if rv, d := s.roleFor(v.purposes, segment, text, "", false); d != nil {
 			v = &verdict{denied: d}
 		} else if rv != nil {
 			return *rv, true
@@ -349,11 +353,11 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 			v = &verdict{denied: d}
 		}
 	}
-	if v.denied == nil {
+	if v.denied == nil && s.g.cfg.PurposeRole != nil {
 		// Parse reads no data, but resolves names, which needs the USAGE
 		// of schemas the statement's purpose role holds: switch when it
 		// costs no refusal, at the start of a segment.
-		if rv, _ := s.roleFor(v.purposes, segment, string(text), true); rv != nil {
+		if rv, _ := s.roleFor(v.purposes, segment, text, "", true); rv != nil {
 			return *rv, true
 		}
 	}
@@ -508,7 +512,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 				purposes = addPurpose(purposes, s.effectivePurpose(q.purpose))
 			}
 		}
-		if rv, d := s.roleFor(purposes, m.Segment, p.text, false); d != nil {
+		if rv, d := s.roleFor(purposes, m.Segment, nil, p.text, false); d != nil {
 			return s.apply(&verdict{denied: d}, 0), true
 		} else if rv != nil {
 			return *rv, true
