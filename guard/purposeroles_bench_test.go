@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -12,8 +13,8 @@ import (
 // statement cached), directly in order_fulfilment's role, through pgguard
 // with --purpose-roles and one purpose throughout (no switch), and through
 // pgguard alternating two purposes whose roles differ (order_fulfilment and
-// shipping: a switch before every statement). Run with -count to
-// interleave them, and compare each with direct.
+// shipping: a switch before every statement), interleaved; it reports
+// each one's time per statement and the ratios to direct.
 func BenchmarkPurposeSwitch(b *testing.B) {
 	w := purposeWorldSeeing(b, 0)
 	ctx := context.Background()
@@ -28,17 +29,33 @@ func BenchmarkPurposeSwitch(b *testing.B) {
 	}
 	same := w.connect(b, "sales_app", "-c pgguard.purpose=order_fulfilment")
 	alternating := w.connect(b, "sales_app", "")
-	run := func(b *testing.B, conn *pgx.Conn, texts ...string) {
-		var email string
-		for i := 0; i < b.N; i++ {
-			if err := conn.QueryRow(ctx, texts[i%len(texts)], 1).Scan(&email); err != nil {
-				b.Fatal(err)
+	// One statement of each kind per round, in turn, so that the three
+	// share whatever else the machine does.
+	kinds := []struct {
+		name  string
+		conn  *pgx.Conn
+		texts []string
+	}{
+		{"direct", direct, []string{read}},
+		{"same", same, []string{read}},
+		{"switch", alternating, []string{read + " /*purpose='order_fulfilment'*/", read + " /*purpose='shipping'*/"}},
+	}
+	spent := make([]time.Duration, len(kinds))
+	var email string
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, kind := range kinds {
+			start := time.Now()
+			if err := kind.conn.QueryRow(ctx, kind.texts[i%len(kind.texts)], 1).Scan(&email); err != nil {
+				b.Fatalf("%s: %v", kind.name, err)
 			}
+			spent[k] += time.Since(start)
 		}
 	}
-	b.Run("direct", func(b *testing.B) { run(b, direct, read) })
-	b.Run("pgguard-same-purpose", func(b *testing.B) { run(b, same, read) })
-	b.Run("pgguard-switch-every-statement", func(b *testing.B) {
-		run(b, alternating, read+" /*purpose='order_fulfilment'*/", read+" /*purpose='shipping'*/")
-	})
+	b.StopTimer()
+	for k, kind := range kinds {
+		b.ReportMetric(float64(spent[k].Nanoseconds())/float64(b.N), kind.name+"-ns/stmt")
+	}
+	b.ReportMetric(float64(spent[1])/float64(spent[0]), "same/direct")
+	b.ReportMetric(float64(spent[2])/float64(spent[0]), "switch/direct")
 }
