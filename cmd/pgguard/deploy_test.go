@@ -819,8 +819,9 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 			}
 		}
 	}
-	// The catalog role of the examples, and the department roles' prefix.
-	notMetrics := map[string]bool{"pgguard_catalog": true, "pgguard_dept_": true}
+	// The catalog role of the examples, and the department and purpose
+	// roles' prefixes.
+	notMetrics := map[string]bool{"pgguard_catalog": true, "pgguard_dept_": true, "pgguard_purpose_": true}
 
 	flags := map[string]bool{}
 	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }
