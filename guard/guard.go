@@ -24,7 +24,9 @@
 // SET LOCAL, RESET, DISCARD ALL), the search_path, prepared statements (by
 // protocol Parse or SQL PREPARE) with the accesses bound to their names, and
 // transaction boundaries from the server's ReadyForQuery, so that SET LOCAL
-// ends with its transaction and a rollback undoes a SET.
+// ends with its transaction and a rollback undoes a SET. With purpose roles
+// (Config.PurposeRole) it also puts each statement in the role of its
+// purpose, confirmed by the server (purposeroles.go).
 package guard
 
 import (
