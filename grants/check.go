@@ -33,9 +33,10 @@ func (d Drift) String() string {
 }
 
 // Check compares every column privilege (SELECT, INSERT, UPDATE) the
-// plan's users hold, directly or through any role, on the relations of the
-// plan's schemas, and every sequence privilege on its sequences, with what
-// the plan gives them, and returns the differences, errors first. A user the database does not have is skipped.
+// plan's users (and purpose roles) hold, directly or through any role, on
+// the relations of the plan's schemas, and every sequence privilege on its
+// sequences, with what the plan gives them, and returns the differences,
+// errors first. A user the database does not have is skipped.
 func (p *Plan) Check(ctx context.Context, conn *pgx.Conn) ([]Drift, error) {
 	want := p.expected()
 	rows, err := conn.Query(ctx, `
@@ -45,7 +46,7 @@ func (p *Plan) Check(ctx context.Context, conn *pgx.Conn) ([]Drift, error) {
 		CROSS JOIN information_schema.columns c
 		CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE']) pr
 		WHERE u.rolname = ANY($1) AND c.table_schema = ANY($2)
-		ORDER BY 1, 2, 3`, sortedKeys(p.Users), p.Schemas)
+		ORDER BY 1, 2, 3`, p.checkedRoles(), p.Schemas)
 	if err != nil {
 		return nil, fmt.Errorf("read privileges: %w", err)
 	}
@@ -77,6 +78,10 @@ type grantKey struct{ user, privilege, column string }
 // expected lists what the plan gives each user through its departments.
 func (p *Plan) expected() map[grantKey]bool {
 	out := map[grantKey]bool{}
+	if p.purposeMode {
+		p.expectPurposes(out)
+		return out
+	}
 	for _, d := range p.Departments {
 		for user, depts := range p.Users {
 			if !slices.Contains(depts, d.Name) {

@@ -36,6 +36,12 @@ type Options struct {
 	// no sequence is granted, and an INSERT that leaves a serial column to
 	// its default is refused.
 	Sequences []SequenceUse
+	// PurposeRoles adds a role per department and purpose, of which the
+	// users become NOINHERIT members (see purpose.go).
+	PurposeRoles bool
+	// PurposePrefix starts purpose role names; DefaultPurposePrefix when
+	// empty.
+	PurposePrefix string
 }
 
 // Plan is what the policy compiles to.
@@ -50,6 +56,13 @@ type Plan struct {
 	Schemas []string
 	// Sequences are the uses of sequences by the plan schemas' columns.
 	Sequences []SequenceUse
+	// Purposes are the purpose roles, sorted by role name; nil without
+	// Options.PurposeRoles.
+	Purposes []PurposeRole
+	// purposeMode records Options.PurposeRoles: the users are NOINHERIT.
+	purposeMode bool
+	// userPurposes are each user's purpose roles, sorted.
+	userPurposes map[string][]string
 }
 
 // Department is one department's role and privileges.
@@ -80,7 +93,8 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 			if builtinSchema(r.Schema) {
 				continue
 			}
-			if t, ok := tablePrivileges(pol, snap, dept, purposes, r); ok {
+			allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
+			if t, ok := tablePrivileges(snap, allowed, r); ok {
 				d.Tables = append(d.Tables, t)
 			}
 		}
@@ -106,21 +120,24 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 			plan.Sequences = append(plan.Sequences, s)
 		}
 	}
+	if opts.PurposeRoles {
+		plan.compilePurposes(pol, snap, rules, opts)
+	}
 	return plan, nil
 }
 
-// tablePrivileges decides each column of r for dept. A stored column is
+// tablePrivileges decides each column of r by allowed. A stored column is
 // written itself, and in its parents when r inherits or is a partition (the
 // rows are the parents' too); a view's column writes what the view computes
 // it from (PostgreSQL writes through a simple view to its table's columns).
-func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, purposes []string, r *catalog.Relation) (Table, bool) {
+func tablePrivileges(snap *catalog.Snapshot, allowed func([]authz.Access) bool, r *catalog.Relation) (Table, bool) {
 	t := Table{Schema: r.Schema, Name: r.Name}
 	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
 	writable := stored || r.Kind == catalog.View
 	writesAll := writable && len(r.Columns) > 0
 	for _, col := range r.Columns {
 		reads, ok := columnReads(snap, r, col)
-		if ok && allowedForSome(pol, dept, purposes, reads) {
+		if ok && allowed(reads) {
 			t.Select = append(t.Select, col)
 		}
 		if !writable {
@@ -130,7 +147,7 @@ func tablePrivileges(pol *authz.Policy, snap *catalog.Snapshot, dept string, pur
 		// sources, and for an inheriting table or a partition also the
 		// parents' column of the same name, whose rows these are.
 		writes := asWrites(reads)
-		if ok && allowedForSome(pol, dept, purposes, writes) {
+		if ok && allowed(writes) {
 			t.Insert = append(t.Insert, col)
 			t.Update = append(t.Update, col)
 		} else {

@@ -22,6 +22,7 @@ func (p *Plan) SQL() string {
 	for _, d := range p.Departments {
 		p.department(&b, d)
 	}
+	p.purposeSQL(&b)
 	for _, user := range sortedKeys(p.Users) {
 		p.user(&b, user)
 	}
@@ -71,6 +72,7 @@ func (p *Plan) user(b *strings.Builder, user string) {
 		}
 		fmt.Fprintf(b, verb, quoteIdent(d.Role), quoteIdent(user))
 	}
+	p.userPurposeSQL(b, user)
 }
 
 // revokeTables takes every table and sequence privilege in the plan's

@@ -35,6 +35,9 @@ type verdict struct {
 	// barrier is set when running the text may change session state that
 	// verdicts depend on: the server's state is read again after it.
 	barrier bool
+	// purposes are those the text's statements run under, but for
+	// transaction control and SET, which need no purpose role.
+	purposes []string
 	// text is the statement, kept (when short) for the alert raised if the
 	// database refuses what pgguard let through; a verdict shared by
 	// texts of one shape keeps the first, whose normalized form they share.
@@ -239,6 +242,9 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if !s.state.known && !stateFree(st) {
 		return s.unanalysable(st.Text, "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")
 	}
+	if d := s.roleChangeDenial(st); d != nil {
+		return d
+	}
 	if sim.unknown && !stateFree(st) {
 		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
 	}
@@ -300,6 +306,9 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	}
 	if v.single {
 		v.accesses, v.purpose = accesses, st.Purpose
+	}
+	if s.g.cfg.PurposeRole != nil && !roleFree(st) {
+		v.purposes = addPurpose(v.purposes, purpose)
 	}
 	if st.Effect != nil || st.DDL || st.UserCode || len(st.TempWrites) > 0 {
 		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,

@@ -24,7 +24,9 @@
 // SET LOCAL, RESET, DISCARD ALL), the search_path, prepared statements (by
 // protocol Parse or SQL PREPARE) with the accesses bound to their names, and
 // transaction boundaries from the server's ReadyForQuery, so that SET LOCAL
-// ends with its transaction and a rollback undoes a SET.
+// ends with its transaction and a rollback undoes a SET. With purpose roles
+// (Config.PurposeRole) it also puts each statement in the role of its
+// purpose, confirmed by the server (purposeroles.go).
 package guard
 
 import (
@@ -72,6 +74,12 @@ type Config struct {
 	// prepared statements hold (default DefaultSessionPreparedBytes); a
 	// Parse or PREPARE beyond it is refused (54000).
 	SessionPreparedBytes int64
+	// PurposeRole, when set, names the role a user's statements under a
+	// purpose run in (grants.PurposeRoleFunc), and ok is false for a user
+	// whose sessions keep their own role. The guard then switches the
+	// session's role before each statement whose purpose needs another
+	// one (purposeroles.go). Nil: roles are never switched.
+	PurposeRole func(pol *authz.Policy, user, purpose string) (role string, ok bool)
 }
 
 // Defaults of the byte bounds in Config.

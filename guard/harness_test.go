@@ -52,7 +52,7 @@ type world struct {
 
 // newWorld starts pgguard in mode over the shared PostgreSQL, with a copy of
 // the shipped policy that the test may edit.
-func newWorld(t *testing.T, mode alert.Mode) *world {
+func newWorld(t testing.TB, mode alert.Mode, opts ...worldOption) *world {
 	t.Helper()
 	pg := pgtest.Shared(t)
 	setupOnce.Do(func() { loadSchema(t, pg) })
@@ -72,16 +72,22 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alerts.Close(context.Background()) })
-	g, err := guard.New(guard.Config{
+	gcfg := guard.Config{
 		Policy:   w.engine,
 		Catalogs: catalog.NewCache(catalog.Dialer(pg.URL(pgtest.Superuser, "", "postgres")), time.Minute),
 		Alerts:   alerts, Metrics: w.metrics, Mode: mode, Logger: log,
-	})
+	}
+	pcfg := proxy.Config{Upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", Logger: log}
+	for _, o := range opts {
+		o(&gcfg, &pcfg)
+	}
+	g, err := guard.New(gcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.guard = g
-	srv, err := proxy.New(proxy.Config{Upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", Interceptor: g, Logger: log})
+	pcfg.Interceptor = g
+	srv, err := proxy.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +101,10 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 	return w
 }
 
-func loadSchema(t *testing.T, pg *pgtest.Server) {
+// worldOption changes the guard's and the proxy's configuration of a world.
+type worldOption func(*guard.Config, *proxy.Config)
+
+func loadSchema(t testing.TB, pg *pgtest.Server) {
 	ddl, err := os.ReadFile("../demo/schema.sql")
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +130,7 @@ func loadSchema(t *testing.T, pg *pgtest.Server) {
 }
 
 // connect opens a pgx session through pgguard; options are libpq options.
-func (w *world) connect(t *testing.T, user, options string) *pgx.Conn {
+func (w *world) connect(t testing.TB, user, options string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -141,7 +150,7 @@ func (w *world) connect(t *testing.T, user, options string) *pgx.Conn {
 	return conn
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -160,7 +169,7 @@ type webhook struct {
 	raw    []string
 }
 
-func newWebhook(t *testing.T) *webhook {
+func newWebhook(t testing.TB) *webhook {
 	h := &webhook{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

@@ -65,6 +65,24 @@ type session struct {
 	tempLineage []sqlscan.Access
 	lineageKey  string
 
+	// Purpose roles (purposeroles.go). openSegment is the segment of the
+	// last message forwarded that did not end it (0: none open);
+	// switchTried the role a Switch asked for and not yet seen in force,
+	// preludeErr the server's error for it; startRole the role a session
+	// started in other than its user's, which pgguard refuses.
+	openSegment uint64
+	// portals are the roles the session was in when each portal was
+	// bound, until its transaction ends.
+	portals map[string]string
+	// roles caches purposeRole's answers under rolesPolicy ("": the
+	// login keeps its own role).
+	roles       map[string]string
+	rolesPolicy *authz.Policy
+	switchTried string
+	preludeErr  string
+	startRole   string
+	confirmed   bool
+
 	// stateGen counts changes of the state.
 	stateGen uint64
 	// settled is true while the state is the one the server reported
@@ -102,7 +120,10 @@ type prepared struct {
 	// earlier in its segment). Every use is decided on both.
 	replaced *prepared
 	closing  bool // a Close or DEALLOCATE is on its way
-	unknown  bool // the server holds it, pgguard never saw its text
+	// needsRole: the statement runs in its purpose's role (it is no
+	// transaction control or SET).
+	needsRole bool
+	unknown   bool // the server holds it, pgguard never saw its text
 	// The last decision, reused while the policy, purpose and context
 	// stay the same.
 	policy  *authz.Policy
@@ -131,6 +152,12 @@ func newSession(g *Guard, ps *proxy.Session) *session {
 
 // ClientMessage implements proxy.SessionInterceptor.
 func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
+	v := s.clientMessage(m)
+	s.noteSegment(m, v)
+	return v
+}
+
+func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
 	switch m.Type {
 	case 'Q':
 		text, _ := m.QueryText()
@@ -144,6 +171,8 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 		return v
 	case 'C':
 		s.close(m)
+	case 'E':
+		return s.execute(m)
 	case 'F':
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -156,17 +185,22 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 // TryClientMessage implements proxy.QuickSessionInterceptor: a Query,
 // Parse or Bind whose verdict is cached under the current catalog snapshot
 // is decided at once; so is every other message, which needs no analysis.
-func (s *session) TryClientMessage(m proxy.ClientMessage) (proxy.Verdict, bool) {
+func (s *session) TryClientMessage(m proxy.ClientMessage) (v proxy.Verdict, ok bool) {
 	switch m.Type {
 	case 'Q':
 		text, _ := m.QueryText()
-		return s.query(text, m.Segment, true)
+		v, ok = s.query(text, m.Segment, true)
 	case 'P':
-		return s.parse(m, true)
+		v, ok = s.parse(m, true)
 	case 'B':
-		return s.bind(m, true)
+		v, ok = s.bind(m, true)
+	default:
+		return s.ClientMessage(m), true
 	}
-	return s.ClientMessage(m), true
+	if ok {
+		s.noteSegment(m, v)
+	}
+	return v, ok
 }
 
 // ServerMessage implements proxy.SessionInterceptor: errors and
@@ -184,6 +218,10 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		}
 	case 'Z':
 		s.settle(s.ps.ReadyCount())
+		if m.TxStatus == 'I' {
+			// Every portal ends with its transaction.
+			clear(s.portals)
+		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
 			s.ddlPending = false
@@ -253,6 +291,13 @@ func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict,
 			v = &verdict{denied: d}
 		}
 	}
+	if v.denied == nil && s.g.cfg.PurposeRole != nil {
+		if rv, d := s.roleFor(v.purposes, segment, text, "", false); d != nil {
+			v = &verdict{denied: d}
+		} else if rv != nil {
+			return *rv, true
+		}
+	}
 	return s.apply(v, segment), true
 }
 
@@ -265,7 +310,7 @@ func (s *session) textDenial(text []byte) *denial {
 	if s.segmentUnknown {
 		return s.stateDenial(text)
 	}
-	return nil
+	return s.startRoleDenial(text)
 }
 
 // stateDenial refuses a statement while pgguard does not know the state it
@@ -308,6 +353,14 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 			v = &verdict{denied: d}
 		}
 	}
+	if v.denied == nil && s.g.cfg.PurposeRole != nil {
+		// Parse reads no data, but resolves names, which needs the USAGE
+		// of schemas the statement's purpose role holds: switch when it
+		// costs no refusal, at the start of a segment.
+		if rv, _ := s.roleFor(v.purposes, segment, text, "", true); rv != nil {
+			return *rv, true
+		}
+	}
 	// The statement runs at Execute, perhaps many times, perhaps never: its
 	// session effects wait for Bind.
 	out := s.decide(v)
@@ -346,7 +399,7 @@ func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 
 // newRecord makes the record of a statement parsed with verdict v.
 func (s *session) newRecord(text []byte, v *verdict) *prepared {
-	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table}
+	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table, needsRole: len(v.purposes) > 0}
 	s.preparedBytes += int64(len(text))
 	if v.single {
 		p.accesses = v.accesses
@@ -410,13 +463,16 @@ func (s *session) recentRecord(text []byte, v *verdict) *prepared {
 // pgguard has seen it used in, and each use under a new context re-analyses
 // the text. With quick, it declines (false) when that takes an analysis.
 func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) {
-	_, name, ok := m.Bind()
+	portal, name, ok := m.Bind()
 	if !ok {
 		return proxy.Allow, true // PostgreSQL itself refuses it
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d := s.stateDenial([]byte("Bind")); d != nil {
+		return s.apply(&verdict{denied: d}, 0), true
+	}
+	if d := s.startRoleDenial([]byte("Bind")); d != nil {
 		return s.apply(&verdict{denied: d}, 0), true
 	}
 	p := s.prepared[string(name)]
@@ -449,6 +505,19 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		// settled is a barrier where it no longer is.
 		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q))
 	}
+	if s.g.cfg.PurposeRole != nil {
+		var purposes []string
+		for q := p; q != nil; q = q.replaced {
+			if q.needsRole {
+				purposes = addPurpose(purposes, s.effectivePurpose(q.purpose))
+			}
+		}
+		if rv, d := s.roleFor(purposes, m.Segment, nil, p.text, false); d != nil {
+			return s.apply(&verdict{denied: d}, 0), true
+		} else if rv != nil {
+			return *rv, true
+		}
+	}
 	s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictAllowed) })
 	if p.replaced != nil && barrier {
 		// Which of the statements runs decides the change: follow none.
@@ -459,6 +528,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		}
 	}
 	s.lastText = p.text
+	s.bound(portal)
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
 }
 

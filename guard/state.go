@@ -77,6 +77,7 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	}
 	st := state{known: true, purpose: string(row[0]), role: string(row[2]), scs: string(row[3]), encoding: string(row[4])}
 	st.path = sqlscan.ParseSearchPath(string(row[1]))
+	s.noteStartRole(st.role)
 	if st.purpose != s.state.purpose {
 		s.warnUnknownPurpose(st.purpose)
 	}

@@ -37,13 +37,25 @@ type StateConfirmer interface {
 	Confirmed(row [][]byte, err *pgproto3.ErrorResponse, txStatus byte)
 }
 
+// PreludeObserver is a StateConfirmer told how a Switch's prelude went,
+// just before the state query's answer (Confirmed) that follows it.
+type PreludeObserver interface {
+	// PreludeDone hands over the prelude's error, nil when it succeeded.
+	PreludeDone(err *pgproto3.ErrorResponse)
+}
+
 // confirmer is a session's state query, encoded once.
 type confirmer struct {
 	si       StateConfirmer
+	name     string
 	messages []byte // Parse, Bind, Execute, Close portal, Close statement, Sync
 	row      [][]byte
 	err      *pgproto3.ErrorResponse
 	retries  int // cancelled attempts of the current confirmation
+	// prelude is set while a Switch's prelude is being answered, before
+	// the state query's own answer; preludeErr is its error.
+	prelude    bool
+	preludeErr *pgproto3.ErrorResponse
 }
 
 func newConfirmer(si SessionInterceptor) *confirmer {
@@ -65,7 +77,25 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 	} {
 		b = append(b, encode(m)...)
 	}
-	return &confirmer{si: sc, messages: b}
+	return &confirmer{si: sc, name: name, messages: b}
+}
+
+// preludeMessages runs sql under the state query's own names, in a sync
+// segment of its own: its answer ends with a ReadyForQuery before the
+// state query's, whatever it did.
+func (f *confirmer) preludeMessages(sql string) []byte {
+	var b []byte
+	for _, m := range []interface{ Encode([]byte) ([]byte, error) }{
+		&pgproto3.Parse{Name: f.name, Query: sql},
+		&pgproto3.Bind{DestinationPortal: f.name, PreparedStatement: f.name},
+		&pgproto3.Execute{Portal: f.name},
+		&pgproto3.Close{ObjectType: 'P', Name: f.name},
+		&pgproto3.Close{ObjectType: 'S', Name: f.name},
+		&pgproto3.Sync{},
+	} {
+		b = append(b, encode(m)...)
+	}
+	return b
 }
 
 // message takes one server message of the state query's answer and
@@ -73,9 +103,27 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 // (notices, notifications, parameter changes) are not its own: ours is
 // false and the caller forwards them.
 func (f *confirmer) message(typ byte, body []byte) (ours, done, again bool) {
-	switch typ {
-	case 'N', 'A', 'S':
+	switch {
+	case typ == 'N' || typ == 'A' || typ == 'S':
 		return false, false, false
+	case f.prelude:
+		switch typ {
+		case 'E':
+			e := &pgproto3.ErrorResponse{}
+			if e.Decode(body) != nil {
+				e = &pgproto3.ErrorResponse{Code: "08P01", Message: "malformed error response"}
+			}
+			f.preludeErr = e
+		case 'Z':
+			f.prelude = false
+			if po, ok := f.si.(PreludeObserver); ok {
+				po.PreludeDone(f.preludeErr)
+			}
+			f.preludeErr = nil
+		}
+		return true, false, false
+	}
+	switch typ {
 	case 'D':
 		f.row = decodeRow(body)
 	case 'E':
@@ -190,9 +238,41 @@ func (c *conn) holdAfter(typ byte, barrier bool) {
 }
 
 // confirmDue reports, for a ReadyForQuery just counted, whether it ends a
-// barrier's segment: then the state query is to be sent.
+// barrier's segment: then the state query is to be sent (unless a Switch
+// sent it already).
 func (c *conn) confirmDue() bool {
-	return c.confirm != nil && c.holding.Load() && !c.confirming && c.readySeen == c.holdReady.Load()
+	return c.confirm != nil && c.holding.Load() && !c.confirming && !c.preludeSent.Load() && c.readySeen == c.holdReady.Load()
+}
+
+// switchFirst holds a client message that asked for a Switch: the prelude
+// and the state query go to the server at once, behind whatever the client
+// sent before (the server answers in order), and the client is not read
+// until the state query's answer is in; then the held message is shown to
+// the interceptor again (replay). Only the client side calls it, at the
+// start of a sync segment, so no barrier's segment is open.
+func (c *conn) switchFirst(prelude string) error {
+	c.confirm.prelude = true
+	c.replay = true
+	c.holdReady.Store(c.readySent)
+	// Stored last: the server side reads the answers as the prelude's once
+	// it sees this, with everything above in place.
+	c.preludeSent.Store(true)
+	c.holding.Store(true)
+	if _, err := c.sw.Write(c.confirm.preludeMessages(prelude)); err != nil {
+		return err
+	}
+	_, err := c.sw.Write(c.confirm.messages)
+	return err
+}
+
+// preludeDue is called by the server side before each server message: once
+// the client's segments sent before a Switch are answered, what follows
+// is the prelude's answer and the state query's.
+func (c *conn) preludeDue() {
+	if !c.confirming && c.preludeSent.Load() && c.readySeen == c.holdReady.Load() {
+		c.preludeSent.Store(false)
+		c.confirming = true
+	}
 }
 
 // sendConfirm sends the state query after the ReadyForQuery that ended a

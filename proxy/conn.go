@@ -62,6 +62,9 @@ type conn struct {
 	holding        atomic.Bool   // the client is not read until the state is confirmed
 	holdReady      atomic.Uint64 // the ReadyForQuery that ends the barrier's segment
 	confirming     bool          // server side: the state query's answer is coming
+	preludeSent    atomic.Bool   // a Switch's prelude and state query went out (confirm.go)
+	replay         bool          // client side: show the interceptor the held message again
+	segmentOpen    bool          // client side: a message of the current segment was forwarded
 	resume         chan struct{} // pumps: the server pump lets the client pump go on
 	resumeClient   bool          // loop: read the client again after this server input
 	serverGone     chan struct{} // pumps: closed when the server pump ends

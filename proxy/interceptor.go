@@ -121,6 +121,11 @@ const (
 	// Deny answers the client with Verdict.Error instead; the message never
 	// reaches the server.
 	Deny
+	// Switch runs Verdict.Prelude on the server first, unseen by the client,
+	// then has the state confirmed, and then shows the interceptor the same
+	// message again (confirm.go). Only the first message of a sync segment
+	// can wait for that; the proxy denies it anywhere else.
+	Switch
 )
 
 // Verdict is an interceptor's decision on one client message.
@@ -133,6 +138,9 @@ type Verdict struct {
 	// proxy reads nothing more from the client after the end of its sync
 	// segment until a StateConfirmer has the server's state (confirm.go).
 	Barrier bool
+	// Prelude is the statement a Switch runs (one, without parameters,
+	// such as SET ROLE).
+	Prelude string
 }
 
 // Allow is the Verdict that forwards a message.

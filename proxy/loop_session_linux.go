@@ -429,6 +429,12 @@ func (s *loopSession) clientBytes(p []byte) {
 				s.finish(nil, err)
 				return
 			}
+			if c.replay {
+				// A Switch holds the message: it is decided again, from
+				// cin, once the server's state is confirmed.
+				c.replay = false
+				break
+			}
 		}
 		data = data[size:]
 		if c.holding.Load() { // a barrier's segment ended: wait for the state
@@ -482,6 +488,10 @@ func (s *loopSession) resume(v Verdict, err error) {
 			s.finish(nil, err)
 			return
 		}
+		if s.c.replay {
+			s.c.replay = false // held by a Switch: decided again from cin
+			return
+		}
 		s.cin = append(s.cin[:0], s.cin[size:]...)
 		if !s.c.holding.Load() {
 			s.clientBytes(nil)
@@ -514,6 +524,7 @@ func (s *loopSession) serverBytes(p []byte) {
 			return
 		}
 		size := 5 + n
+		c.preludeDue()
 		switch {
 		case c.confirming, typ == 'Z', typ == 'S', typ == 'E', typ == 'C':
 			if err := checkSize(typ, n, maxServerMessage); err != nil {

@@ -47,6 +47,14 @@ func (m ClientMessage) Bind() (portal, statement []byte, ok bool) {
 	return portal, statement, ok
 }
 
+// Portal returns the portal an Execute runs.
+func (m ClientMessage) Portal() (name []byte, ok bool) {
+	if m.Type != 'E' {
+		return nil, false
+	}
+	return cstring(m.Body)
+}
+
 // Target returns what a Close or Describe names: kind 'S' for a prepared
 // statement or 'P' for a portal, and its name.
 func (m ClientMessage) Target() (kind byte, name []byte, ok bool) {

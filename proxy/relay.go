@@ -141,9 +141,10 @@ func (c *conn) clientPump() error {
 		if err := c.clientMessage(typ, body); err != nil {
 			return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
 		}
-		if c.holding.Load() {
-			// The segment of a barrier ended: send it, and read on only
-			// once the server's state is confirmed.
+		for c.holding.Load() {
+			// The segment of a barrier ended, or a Switch's prelude went
+			// out: send it, and read on only once the server's state is
+			// confirmed.
 			if err := c.sw.Flush(); err != nil {
 				return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
 			}
@@ -152,7 +153,15 @@ func (c *conn) clientPump() error {
 			case <-c.serverGone:
 				return io.EOF
 			}
-			continue
+			if !c.replay {
+				break
+			}
+			// The message that asked for the Switch, decided again on the
+			// state the server now reports; the reader was not touched.
+			c.replay = false
+			if err := c.clientMessage(typ, body); err != nil {
+				return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+			}
 		}
 		if c.cr.r.Buffered() == 0 {
 			if err := c.sw.Flush(); err != nil {
@@ -182,17 +191,31 @@ func (c *conn) discards(typ byte) bool { return c.discarding && typ != 'S' }
 func (c *conn) act(typ byte, body []byte, v Verdict) error {
 	if c.discarding { // typ is the Sync that ends the discard
 		c.discarding = false
-	} else if v.Action == Deny && typ != 'S' && typ != 'H' {
+	} else if v.Action == Switch && typ != 'S' && typ != 'H' {
+		if c.confirm == nil || c.segmentOpen || c.barrierPending {
+			v = Verdict{Action: Deny, Error: &pgproto3.ErrorResponse{Severity: "ERROR", Code: "42501",
+				Message: "pgguard: the session's role cannot be switched within a pipeline segment",
+				Hint:    "Send the statement after a Sync, or as a query of its own."}}
+		} else {
+			return c.switchFirst(v.Prelude)
+		}
+	}
+	if v.Action == Deny && !c.discarding && typ != 'S' && typ != 'H' {
 		err := c.deny(typ, v.Error)
 		if typ == 'Q' || typ == 'F' { // replaced by a Query: the segment ends
+			c.segmentOpen = false
 			c.holdAfter('Q', false)
 		}
 		return err
 	}
 	if typ == 'Q' || typ == 'S' || typ == 'F' {
 		c.sentSegment()
-	} else if typ == 'E' {
-		c.executing.Store(true)
+		c.segmentOpen = false
+	} else {
+		c.segmentOpen = true
+		if typ == 'E' {
+			c.executing.Store(true)
+		}
 	}
 	c.holdAfter(typ, v.Barrier)
 	return writeFrame(c.sw, typ, body)
@@ -234,6 +257,7 @@ func (c *conn) serverPump() error {
 		if err != nil {
 			return c.upstreamEnded(err)
 		}
+		c.preludeDue()
 		switch {
 		case c.confirming:
 			var body []byte

@@ -869,9 +869,9 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 			}
 		}
 	}
-	// The catalog and replica roles of the examples, the department roles'
-	// prefix, and the policy store's NOTIFY channel.
-	notMetrics := map[string]bool{"pgguard_catalog": true, "pgguard_dept_": true, "pgguard_replica": true, "pgguard_policy": true}
+	// The catalog and replica roles of the examples, the department and
+	// purpose roles' prefixes, and the policy store's NOTIFY channel.
+	notMetrics := map[string]bool{"pgguard_catalog": true, "pgguard_dept_": true, "pgguard_purpose_": true, "pgguard_replica": true, "pgguard_policy": true}
 
 	flags := map[string]bool{}
 	add := func(fs *flag.FlagSet) { fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = true }) }

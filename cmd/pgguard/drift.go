@@ -71,7 +71,7 @@ func (a *app) grantsDrift(ctx context.Context, cfg *pgx.ConnConfig) ([]grants.Dr
 	if err != nil {
 		return nil, err
 	}
-	plan, err := grants.Compile(a.engine.Policy(), snap, grants.Options{})
+	plan, err := grants.Compile(a.engine.Policy(), snap, grants.Options{PurposeRoles: a.purposeRoles})
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func runGrants(ctx context.Context, args []string, stdout io.Writer) (int, error
 	if c.apply && c.upstream == "" {
 		return exitError, usageError("--apply needs --upstream, the database to change")
 	}
-	plan, err := c.grantsPlan(ctx, c.prefix)
+	plan, err := c.grantsPlan(ctx, c.prefix, c.purposeRoles)
 	if err != nil {
 		return exitError, err
 	}
@@ -52,8 +52,9 @@ func runGrants(ctx context.Context, args []string, stdout io.Writer) (int, error
 // grantsConfig is what the flags of grants and grants check set.
 type grantsConfig struct {
 	offline
-	apply  bool
-	prefix string
+	apply        bool
+	prefix       string
+	purposeRoles bool
 }
 
 // grantsFlags are the flags of grants.
@@ -63,6 +64,7 @@ func grantsFlags(c *grantsConfig) *flag.FlagSet {
 	c.registerDatabaseURL(fs)
 	fs.BoolVar(&c.apply, "apply", false, "run the SQL on --upstream in one transaction instead of printing it")
 	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
+	fs.BoolVar(&c.purposeRoles, "purpose-roles", false, "also a role per department and purpose, the users NOINHERIT members, for serve --purpose-roles")
 	return fs
 }
 
@@ -72,6 +74,7 @@ func grantsCheckFlags(c *grantsConfig) *flag.FlagSet {
 	c.register(fs)
 	c.registerDatabaseURL(fs)
 	fs.StringVar(&c.prefix, "role-prefix", grants.DefaultRolePrefix, "start of the department roles' names")
+	fs.BoolVar(&c.purposeRoles, "purpose-roles", false, "also a role per department and purpose, the users NOINHERIT members, for serve --purpose-roles")
 	return fs
 }
 
@@ -82,7 +85,7 @@ func (c *grantsConfig) registerDatabaseURL(fs *flag.FlagSet) {
 }
 
 // grantsPlan compiles the policy over the catalog the flags name.
-func (o *offline) grantsPlan(ctx context.Context, prefix string) (*grants.Plan, error) {
+func (o *offline) grantsPlan(ctx context.Context, prefix string, purposeRoles bool) (*grants.Plan, error) {
 	pol, err := authz.Load(o.model, o.policy, authz.Options{Unclassified: o.unclassified})
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -99,7 +102,7 @@ func (o *offline) grantsPlan(ctx context.Context, prefix string) (*grants.Plan, 
 	if err != nil {
 		return nil, err
 	}
-	return grants.Compile(pol, snap, grants.Options{RolePrefix: prefix, Sequences: seqs})
+	return grants.Compile(pol, snap, grants.Options{RolePrefix: prefix, Sequences: seqs, PurposeRoles: purposeRoles})
 }
 
 // sequences reads which columns use which sequences from the live
@@ -149,7 +152,7 @@ func grantsCheck(ctx context.Context, args []string, stdout io.Writer) (int, err
 	if c.upstream == "" || len(rest) != 0 {
 		return exitError, usageError("grants check needs --upstream, the database to compare, and no arguments")
 	}
-	plan, err := c.grantsPlan(ctx, c.prefix)
+	plan, err := c.grantsPlan(ctx, c.prefix, c.purposeRoles)
 	if err != nil {
 		return exitError, err
 	}

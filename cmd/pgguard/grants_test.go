@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/pgguard/pgguard/grants"
 	"strings"
 	"testing"
 )
@@ -57,5 +59,37 @@ func TestGrantsPrintsStableSQL(t *testing.T) {
 	// it is refused the same way.
 	if code, _ := runCmd(t, append(args, "--database-url", "postgres://127.0.0.1:1/x")...); code != exitError {
 		t.Errorf("--schema with --database-url: exit %d", code)
+	}
+}
+
+// TestGrantsPurposeRoles: --purpose-roles adds a role per department and
+// purpose, with the users NOINHERIT members of their own; without it the
+// users inherit their departments' ceilings.
+func TestGrantsPurposeRoles(t *testing.T) {
+	_, plain := runCmd(t, "grants", "--schema", "demo/schema.sql")
+	code, out := runCmd(t, "grants", "--purpose-roles", "--schema", "demo/schema.sql")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	fulfil := grants.PurposeRoleName("", []string{"sales"}, "order_fulfilment")
+	cases := []struct {
+		text         string
+		plain, roles bool
+	}{
+		{`ALTER ROLE "sales_app" INHERIT;`, true, false},
+		{`ALTER ROLE "sales_app" NOINHERIT;`, false, true},
+		{`CREATE ROLE "` + fulfil + `" NOLOGIN`, false, true},
+		{`GRANT "` + fulfil + `" TO "sales_app";`, false, true},
+		{`REVOKE "` + fulfil + `" FROM "hr_app";`, false, true},
+		{`"email"`, true, true},
+	}
+	for _, c := range cases {
+		if strings.Contains(plain, c.text) != c.plain || strings.Contains(out, c.text) != c.roles {
+			t.Errorf("%s: in the plain SQL %v (want %v), with purpose roles %v (want %v)",
+				c.text, strings.Contains(plain, c.text), c.plain, strings.Contains(out, c.text), c.roles)
+		}
+	}
+	if _, again := runCmd(t, "grants", "--purpose-roles", "--schema", "demo/schema.sql"); again != out {
+		t.Error("two runs printed different SQL")
 	}
 }

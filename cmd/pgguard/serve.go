@@ -22,6 +22,7 @@ import (
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/grants"
 	"github.com/pgguard/pgguard/guard"
 	"github.com/pgguard/pgguard/policystore"
 	"github.com/pgguard/pgguard/proxy"
@@ -51,6 +52,7 @@ type serveConfig struct {
 	catalogStatementTimeout      time.Duration
 	catalogRefresh               time.Duration
 	grantsCheck                  bool
+	purposeRoles                 bool
 	reloadInterval               time.Duration
 	policyStore, replicaID       string
 	policyMaxAge                 time.Duration
@@ -85,6 +87,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.DurationVar(&c.catalogStatementTimeout, "catalog-statement-timeout", catalog.DefaultStatementTimeout, "how long reading a catalog may take once connected")
 	fs.DurationVar(&c.catalogRefresh, "catalog-refresh-interval", 30*time.Second, "how often the catalogs in use are read again in the background (0: never)")
 	fs.BoolVar(&c.grantsCheck, "grants-check", false, "compare the users' column privileges in the catalog URL's database with the policy's grants every catalog refresh interval; report differences in pgguard_grants_drift and a grants_drift alert")
+	fs.BoolVar(&c.purposeRoles, "purpose-roles", false, "run each statement in the role of its purpose (SET ROLE before it when the purpose changes); needs the roles of pgguard grants --purpose-roles")
 	fs.DurationVar(&c.reloadInterval, "policy-check-interval", 30*time.Second, "how often the policy files' checksum is compared, besides file events")
 	fs.StringVar(&c.policyStore, "policy-store", "", "load the policy from this PostgreSQL policy store (pgguard policy push) instead of --model and --policy, and follow its new versions")
 	fs.DurationVar(&c.policyMaxAge, "policy-max-age", 5*time.Minute, "with --policy-store: how long the policy in force may go unconfirmed by the store before a policy_stale alert")
@@ -207,8 +210,10 @@ type app struct {
 	alerts  *alert.Dispatcher
 	engine  *authz.Engine
 	catalog *catalog.Cache
-	proxy   *proxy.Server
-	guard   *guard.Guard
+	// purposeRoles: the grants check expects the purpose roles too.
+	purposeRoles bool
+	proxy        *proxy.Server
+	guard        *guard.Guard
 	// draining is set once shutdown began: new connections are refused.
 	draining atomic.Bool
 	// catalogDown holds the error of the catalog connection checked at
@@ -219,8 +224,17 @@ type app struct {
 	store *storeReplica
 }
 
+// purposeRoleFunc names the purpose roles for --purpose-roles; nil
+// without it, so that roles are never switched.
+func purposeRoleFunc(on bool) func(pol *authz.Policy, user, purpose string) (string, bool) {
+	if !on {
+		return nil
+	}
+	return grants.PurposeRoleFunc("")
+}
+
 func build(c *serveConfig, log zerolog.Logger) (*app, error) {
-	a := &app{log: log, reg: prometheus.NewRegistry()}
+	a := &app{log: log, reg: prometheus.NewRegistry(), purposeRoles: c.purposeRoles}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.metrics = alert.NewMetrics(a.reg)
 	engine, err := a.loadPolicy(c)
@@ -241,6 +255,7 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 		Alerts: a.alerts, Metrics: a.metrics, Mode: alert.Mode(c.mode), Logger: log,
 		CacheBytes: c.verdictCacheBytes, MaxStatementSize: c.maxStatementSize,
 		MaxStatementTokens: c.maxStatementTokens, SessionPreparedBytes: c.sessionPreparedBytes,
+		PurposeRole: purposeRoleFunc(c.purposeRoles),
 	})
 	if err != nil {
 		return nil, err
