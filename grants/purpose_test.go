@@ -20,8 +20,19 @@ import (
 // (NOINHERIT), and under each purpose role exactly what the purpose
 // allows, the purpose tree applied.
 func TestPurposeRolesMakePostgreSQLEnforceThePurpose(t *testing.T) {
-	pg, pol, snap := world(t)
-	opts := grants.Options{PurposeRoles: true}
+	pg, pol, _ := world(t)
+	// An unclassified table with a serial key: every purpose role may
+	// insert into it, and so needs USAGE on its sequence.
+	pg.MustExec(t, "postgres", "CREATE TABLE crm.tickets (id serial PRIMARY KEY, subject text)")
+	t.Cleanup(func() { pg.MustExec(t, "postgres", "DROP TABLE IF EXISTS crm.tickets") })
+	snap := load(t, pg)
+	super := superConn(t, pg)
+	ctx := context.Background()
+	seqs, err := grants.LoadSequences(ctx, super)
+	if err != nil || len(seqs) == 0 {
+		t.Fatalf("sequences: %v %v", seqs, err)
+	}
+	opts := grants.Options{PurposeRoles: true, Sequences: seqs}
 	plan, err := grants.Compile(pol, snap, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -30,8 +41,6 @@ func TestPurposeRolesMakePostgreSQLEnforceThePurpose(t *testing.T) {
 	if again.SQL() != plan.SQL() {
 		t.Fatal("the same policy and catalog compiled to different SQL")
 	}
-	super := superConn(t, pg)
-	ctx := context.Background()
 	if err := plan.Apply(ctx, super); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +78,8 @@ func TestPurposeRolesMakePostgreSQLEnforceThePurpose(t *testing.T) {
 		{"hr_app", "payroll", "SELECT first_name FROM hr.employees", true}, // payroll is below personnel_admin
 		{"hr_app", "sick_leave_admin", "SELECT bsn FROM hr.employees", true},
 		{"hr_app", "", "SELECT bsn FROM hr.employees", false},
+		{"sales_app", "order_fulfilment", "INSERT INTO crm.tickets (subject) VALUES ('x')", true}, // nextval on the serial default
+		{"sales_app", "-", "INSERT INTO crm.tickets (subject) VALUES ('x')", false},
 	}
 	for _, c := range cases {
 		conn, err := pgx.Connect(ctx, pg.URL(c.user, password, "postgres"))

@@ -123,7 +123,7 @@ func (p *Plan) grantSequences(b *strings.Builder, d Department, role string) {
 }
 
 // checkSequences compares the USAGE, SELECT and UPDATE privileges the
-// plan's users hold on every sequence of the plan's schemas with the plan's:
+// plan's users (and purpose roles) hold on every sequence of the plan's schemas with the plan's:
 // USAGE where a department of theirs writes a column that uses the
 // sequence, nothing else. Which column uses which sequence is read from the
 // database itself, so a sequence added since the plan was compiled counts.
@@ -135,12 +135,22 @@ func (p *Plan) checkSequences(ctx context.Context, conn *pgx.Conn) ([]Drift, err
 	live := *p
 	live.Sequences = uses
 	want := map[grantKey]bool{}
-	for _, d := range p.Departments {
-		seqs := live.sequences(d)
-		for user, depts := range p.Users {
-			if slices.Contains(depts, d.Name) {
-				for _, s := range seqs {
-					want[grantKey{user, "USAGE", s.String()}] = true
+	if p.purposeMode {
+		// NOINHERIT users hold nothing themselves; each purpose role holds
+		// USAGE on what its own writable columns use.
+		for _, pr := range p.Purposes {
+			for _, s := range live.sequences(Department{Tables: pr.Tables}) {
+				want[grantKey{pr.Role, "USAGE", s.String()}] = true
+			}
+		}
+	} else {
+		for _, d := range p.Departments {
+			seqs := live.sequences(d)
+			for user, depts := range p.Users {
+				if slices.Contains(depts, d.Name) {
+					for _, s := range seqs {
+						want[grantKey{user, "USAGE", s.String()}] = true
+					}
 				}
 			}
 		}
@@ -153,7 +163,7 @@ func (p *Plan) checkSequences(ctx context.Context, conn *pgx.Conn) ([]Drift, err
 		JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
 		CROSS JOIN unnest(ARRAY['SELECT', 'UPDATE', 'USAGE']) pr
 		WHERE s.relkind = 'S' AND u.rolname = ANY($1) AND n.nspname = ANY($2)
-		ORDER BY 1, 2, 3`, sortedKeys(p.Users), p.Schemas)
+		ORDER BY 1, 2, 3`, p.checkedRoles(), p.Schemas)
 	if err != nil {
 		return nil, fmt.Errorf("read sequence privileges: %w", err)
 	}
