@@ -140,15 +140,3 @@ func (c *decisionCache) sweep(s *cacheShard, target int64) {
 
 // size is the bytes the cache holds, as it counts them.
 func (c *decisionCache) size() int64 { return c.bytes.Load() }
-
-// len counts the cached verdicts; for tests.
-func (c *decisionCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
-}
