@@ -63,6 +63,9 @@ const spareDrain = 20 * time.Millisecond
 // cancel request.
 type cancelSpare struct {
 	srv *Server
+	// ctx ends a fill in progress when the spare is closed.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	conn    net.Conn     // nil: none held
@@ -91,7 +94,8 @@ func newCancelSpare(s *Server, age time.Duration) *cancelSpare {
 	if age < 0 || !spareSupported {
 		return nil
 	}
-	return &cancelSpare{srv: s, maxAge: age}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &cancelSpare{srv: s, maxAge: age, ctx: ctx, cancel: cancel}
 }
 
 // want starts filling the spare if none is held or on its way. Sessions
@@ -113,7 +117,7 @@ func (p *cancelSpare) want() {
 
 // fill opens a spare connection and holds it, replacing any held before.
 func (p *cancelSpare) fill() {
-	ctx, cancel := context.WithTimeout(p.srv.stop, p.srv.cfg.DialTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, p.srv.cfg.DialTimeout)
 	defer cancel()
 	dialed := monoNow()
 	nc, err := p.srv.dialCancel(ctx)
@@ -232,6 +236,7 @@ func (p *cancelSpare) close() {
 	if p == nil {
 		return
 	}
+	p.cancel()
 	p.mu.Lock()
 	p.closed = true
 	nc := p.conn
