@@ -199,6 +199,7 @@ func (c *conn) passKey(body []byte) error {
 		return c.refuseRelay("08P01", "invalid BackendKeyData from upstream")
 	}
 	c.upstreamKey = key
+	c.keyAt.Store(monoNow())
 	return writeFrame(c.cw, 'K', body)
 }
 

@@ -2,10 +2,11 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -24,24 +25,74 @@ func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest)
 
 // cancelBackend asks the upstream to cancel what the backend with key runs,
 // on a connection of its own, and waits until the upstream has taken the
-// request, within DialTimeout.
+// request, within DialTimeout. A spare connection serves where it may
+// (cancel_spare.go): for an open session of this server, opened after the
+// session's backend. A spare the server had closed before the request
+// arrived answers it with a reset, having read nothing; the request then
+// goes again on a fresh connection.
 func (s *Server) cancelBackend(ctx context.Context, key *pgproto3.BackendKeyData) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
+	msg := encode(&pgproto3.CancelRequest{ProcessID: key.ProcessID, SecretKey: key.SecretKey})
+	if keyAt, ok := s.sessionKeyAt(key); ok {
+		defer s.spare.replenish()
+		if nc := s.spare.take(keyAt); nc != nil {
+			err := sendCancel(ctx, nc, msg)
+			if !resetBeforeRead(err) {
+				s.spare.used.Add(1)
+				return writeErr(err)
+			}
+		}
+	}
 	nc, err := s.dialCancel(ctx)
 	if err != nil {
 		return err
 	}
+	return writeErr(sendCancel(ctx, nc, msg))
+}
+
+// sessionKeyAt finds the open session of this server whose backend key is
+// key and returns when the key arrived (monoNow).
+func (s *Server) sessionKeyAt(key *pgproto3.BackendKeyData) (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		at := c.keyAt.Load()
+		if at != 0 && c.upstreamKey.ProcessID == key.ProcessID && slices.Equal(c.upstreamKey.SecretKey, key.SecretKey) {
+			return at, true
+		}
+	}
+	return 0, false
+}
+
+// errCancelWrite marks a cancel request that could not be written.
+var errCancelWrite = errors.New("send cancel request")
+
+// sendCancel writes a cancel request on nc, waits for the server to close
+// the connection, and closes it. It returns the write's error, marked
+// errCancelWrite, or else the read's, nil at the end of the stream.
+func sendCancel(ctx context.Context, nc net.Conn, msg []byte) error {
 	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(s.cfg.DialTimeout))
-	msg := encode(&pgproto3.CancelRequest{ProcessID: key.ProcessID, SecretKey: key.SecretKey})
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
 	if _, err := nc.Write(msg); err != nil {
-		return fmt.Errorf("send cancel request: %w", err)
+		return fmt.Errorf("%w: %w", errCancelWrite, err)
 	}
 	// PostgreSQL closes the connection once it has processed the request;
 	// waiting for that keeps the cancel ordered before our own close.
 	var one [1]byte
-	_, _ = nc.Read(one[:])
+	if _, err := nc.Read(one[:]); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// writeErr is sendCancel's error if the request could not be written: once
+// it is out, how the server closes is its own affair.
+func writeErr(err error) error {
+	if errors.Is(err, errCancelWrite) {
+		return err
+	}
 	return nil
 }
 

@@ -91,7 +91,7 @@ func benchCancel(b *testing.B, addr string) {
 
 // sendCancel does what libpq's PQcancel does: connect, send the request and
 // wait for the server to close the connection.
-func sendCancel(b *testing.B, addr string, pid, key uint32) {
+func sendCancel(b testing.TB, addr string, pid, key uint32) {
 	nc, err := net.DialTimeout("tcp", addr, ioTimeout)
 	if err != nil {
 		b.Fatal(err)

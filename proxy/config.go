@@ -41,6 +41,14 @@ type Config struct {
 	// session on two goroutines of its own instead, as TLS sessions always
 	// are.
 	EventLoops int
+	// CancelSpareAge is how long pgguard keeps the upstream connection it
+	// opens ahead of the next cancel request before it replaces it
+	// (default DefaultCancelSpareAge, 20s). PostgreSQL closes such a
+	// connection after its authentication_timeout (default 1 min); pgguard
+	// checks a spare before use and keeps later ones younger when the
+	// server closed one first. Negative: no spare, every cancel request
+	// opens its own connection.
+	CancelSpareAge time.Duration
 }
 
 // Defaults.
@@ -69,6 +77,9 @@ func (c *Config) withDefaults() Config {
 	if out.DialTimeout == 0 {
 		out.DialTimeout = DefaultDialTimeout
 	}
+	if out.CancelSpareAge == 0 {
+		out.CancelSpareAge = DefaultCancelSpareAge
+	}
 	if out.EventLoops == 0 {
 		out.EventLoops = max(1, runtime.GOMAXPROCS(0)/2)
 	}
@@ -92,6 +103,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("event loops %d: must be -1 (none), 0 (default) or a positive number", c.EventLoops)
 	case c.StartupTimeout < 0, c.DialTimeout < 0:
 		return errors.New("timeouts must not be negative")
+	case c.CancelSpareAge > 0 && c.CancelSpareAge < MinCancelSpareAge:
+		return fmt.Errorf("cancel spare age %s: must be at least %s, or negative for none", c.CancelSpareAge, MinCancelSpareAge)
 	case c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil:
 		return errors.New("client TLS configured without a certificate")
 	}

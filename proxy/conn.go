@@ -31,7 +31,10 @@ type conn struct {
 	si          SessionInterceptor
 	rewriter    ErrorRewriter // si, when it rewrites errors
 	upstreamKey *pgproto3.BackendKeyData
-	stage       stage // owned by the session's goroutine
+	// keyAt is when upstreamKey arrived (monoNow; 0: not yet): its backend
+	// existed by then. Stored after upstreamKey, for other goroutines.
+	keyAt atomic.Int64
+	stage stage // owned by the session's goroutine
 
 	// stopping is set when the server hard-stops, so the session's end is
 	// reported as an administrator's shutdown, not an upstream failure.
@@ -167,6 +170,8 @@ func (c *conn) serve(stop context.Context, done func()) {
 	cancelStartup()
 	c.setStage(stageNone)
 	c.relaying.Store(true)
+	// A session that can be cancelled: have a connection ready for it.
+	c.srv.spare.want()
 	if c.stopping.Load() {
 		c.end(errors.New("server stopping"))
 		return

@@ -17,6 +17,7 @@ type Server struct {
 	upstream upstream
 	loops    *loopGroup   // nil: sessions relay on their own goroutines
 	looped   atomic.Int64 // sessions handed to a loop, for tests
+	spare    *cancelSpare // nil: every cancel opens its own connection
 
 	nextID atomic.Uint64
 	wg     sync.WaitGroup
@@ -47,7 +48,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	stop, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		upstream:   up,
 		loops:      newLoopGroup(cfg.EventLoops),
@@ -55,7 +56,9 @@ func New(cfg Config) (*Server, error) {
 		conns:      make(map[*conn]struct{}),
 		stop:       stop,
 		cancelStop: cancel,
-	}, nil
+	}
+	s.spare = newCancelSpare(s, cfg.CancelSpareAge)
+	return s, nil
 }
 
 // Serve accepts connections on l until Shutdown or Close. It always returns
@@ -114,7 +117,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); s.loops.close(); close(done) }()
+	go func() { s.wg.Wait(); s.loops.close(); s.spare.close(); close(done) }()
 	select {
 	case <-done:
 		return nil

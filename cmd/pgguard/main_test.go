@@ -58,6 +58,8 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--mode", "block"},
 		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--tls-cert", "x.pem"},
 		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--startup-timeout", "0s"},
+		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--cancel-spare-age", "100ms"},
+		{"serve", "--upstream", "postgres://127.0.0.1:1/", "--cancel-spare-age", "-1s"},
 		{"bogus"},
 	} {
 		if code, out := runCmd(t, args...); code != exitError {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -48,6 +49,7 @@ type serveConfig struct {
 	sessionPreparedBytes         int64
 	shutdownGrace, catalogMaxAge time.Duration
 	startupTimeout               time.Duration
+	cancelSpareAge               time.Duration
 	catalogConnectTimeout        time.Duration
 	catalogStatementTimeout      time.Duration
 	catalogRefresh               time.Duration
@@ -81,6 +83,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.Int64Var(&c.sessionPreparedBytes, "session-prepared-bytes", guard.DefaultSessionPreparedBytes, "bytes of statement text one session's prepared statements may hold; a Parse or PREPARE beyond it is refused (54000)")
 	fs.IntVar(&c.eventLoops, "event-loops", 0, "event loops relaying plain TCP and Unix sessions (0: half the CPUs, at least one; -1: a goroutine pair per session, as for TLS)")
 	fs.DurationVar(&c.startupTimeout, "startup-timeout", proxy.DefaultStartupTimeout, "how long a client may take from connecting to its session being established (TLS, startup packet, authentication, opening)")
+	fs.DurationVar(&c.cancelSpareAge, "cancel-spare-age", proxy.DefaultCancelSpareAge, "how long the upstream connection opened ahead of the next cancel request is kept before a new one replaces it, below the server's authentication_timeout (0: none, each cancel request opens its own)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for sessions to end")
 	fs.DurationVar(&c.catalogMaxAge, "catalog-max-age", 5*time.Minute, "oldest catalog a statement may be decided on; older ones are read again first")
 	fs.DurationVar(&c.catalogConnectTimeout, "catalog-connect-timeout", catalog.DefaultConnectTimeout, "how long connecting to read a catalog may take")
@@ -117,6 +120,9 @@ func (c *serveConfig) validate() error {
 		if b.value <= 0 {
 			return usageError(fmt.Sprintf("--%s %d: must be positive", b.name, b.value))
 		}
+	}
+	if c.cancelSpareAge < 0 || (c.cancelSpareAge > 0 && c.cancelSpareAge < proxy.MinCancelSpareAge) {
+		return usageError(fmt.Sprintf("--cancel-spare-age %s: must be at least %s, or 0 for none", c.cancelSpareAge, proxy.MinCancelSpareAge))
 	}
 	for _, d := range []struct {
 		flag  string
@@ -266,7 +272,7 @@ func build(c *serveConfig, log zerolog.Logger) (*app, error) {
 	}
 	a.proxy, err = proxy.New(proxy.Config{
 		Upstream: c.upstream, TLS: tlsCfg, Interceptor: a.guard, Logger: log, MaxMessageSize: c.maxMessageSize,
-		EventLoops: c.eventLoops, StartupTimeout: c.startupTimeout,
+		EventLoops: c.eventLoops, StartupTimeout: c.startupTimeout, CancelSpareAge: cmp.Or(c.cancelSpareAge, -1),
 	})
 	if err != nil {
 		return nil, err
