@@ -240,7 +240,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		return s.refusal(st.Text, st.Denial)
 	}
 	if !s.state.known && !stateFree(st) {
-		return s.unanalysable(st.Text, "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")
+		return s.unknownStateDenial(st.Text, !sim.unknown, v)
 	}
 	if d := s.roleChangeDenial(st); d != nil {
 		return d
@@ -511,6 +511,28 @@ func (s *session) serverRefusal(text string, d *sqlscan.Denial) *denial {
 	}
 	out.quiet = true
 	return out
+}
+
+// abortedMessage is PostgreSQL's own message for a statement in a failed
+// transaction block.
+const abortedMessage = "current transaction is aborted, commands ignored until end of transaction block"
+
+// unknownStateDenial refuses a statement that needs the session's state
+// while the server could not be asked for it. In a failed transaction
+// block, where asking fails, the server would refuse the statement itself
+// with 25P02: so does pgguard, as long as nothing earlier in the text
+// (asIs) may have ended the block. The answer depends on the transaction
+// status, which the verdict cache's key does not hold: v, when given, is
+// not cached.
+func (s *session) unknownStateDenial(text string, asIs bool, v *verdict) *denial {
+	if v != nil {
+		v.cacheable = false
+	}
+	if asIs && s.ps.TxStatus() == 'E' {
+		return s.serverRefusal(text, &sqlscan.Denial{Reason: abortedMessage,
+			Server: &sqlscan.ServerError{SQLState: "25P02", Message: abortedMessage}})
+	}
+	return s.unanalysable(text, "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")
 }
 
 // noSuchStatement answers a Bind or EXECUTE of a prepared statement the

@@ -477,7 +477,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	}
 	p := s.prepared[string(name)]
 	if !s.state.known && !endsTransaction(p) {
-		return s.apply(&verdict{denied: s.unanalysable("Bind", "the session's state could not be read from the server (in a failed transaction block, only ROLLBACK runs)")}, 0), true
+		return s.apply(&verdict{denied: s.unknownStateDenial("Bind", true, nil)}, 0), true
 	}
 	if p == nil {
 		// Every Parse passes pgguard, and every name the server holds is

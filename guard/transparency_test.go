@@ -2,6 +2,8 @@ package guard_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +116,40 @@ func TestStandardConformingStringsOff(t *testing.T) {
 	}
 	if err := simple(`SELECT length('a\')`); err != nil {
 		t.Fatalf("backslash after turning the setting on: %v", err)
+	}
+}
+
+// TestFailedBlockAnswersAsPostgreSQL: in a failed transaction block the
+// state query fails too, and a statement after it gets what PostgreSQL
+// itself answers (25P02), by either protocol, not a pgguard refusal; the
+// session recovers with ROLLBACK.
+func TestFailedBlockAnswersAsPostgreSQL(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	ctx := context.Background()
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	simple := pgx.QueryExecModeSimpleProtocol
+	mustExec(t, conn, "BEGIN")
+	if _, err := conn.Exec(ctx, "SELECT 1/0", simple); err == nil {
+		t.Fatal("1/0 did not fail")
+	}
+	// A barrier whose state query fails: the server refuses both.
+	_, err := conn.Exec(ctx, "SET search_path = hr", simple)
+	const aborted = "current transaction is aborted, commands ignored until end of transaction block"
+	expectServerError(t, err, "25P02", aborted, 0)
+	for _, mode := range []pgx.QueryExecMode{simple, pgx.QueryExecModeDescribeExec} {
+		_, err := conn.Exec(ctx, "SELECT email FROM crm.customers", mode)
+		expectServerError(t, err, "25P02", aborted, 0)
+	}
+	mustExec(t, conn, "ROLLBACK")
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(email) FROM crm.customers").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("after ROLLBACK: %d %v", n, err)
+	}
+	// The one alert is for a real refusal, sent last.
+	_, err = conn.Exec(ctx, "SELECT iban FROM crm.customers")
+	expectDenied(t, err, "iban")
+	events, _ := w.hook.waitFor(t, 1)
+	if len(events) != 1 || !strings.Contains(fmt.Sprint(events[0]["statement"]), "iban") {
+		t.Errorf("alerts: %v", events)
 	}
 }
