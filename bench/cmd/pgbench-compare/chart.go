@@ -75,6 +75,9 @@ func writeChart(path string, o *options, sums []summary) error {
 			if s.Config.Rate > 0 {
 				lines[2] += fmt.Sprintf(" R%d", s.Config.Rate)
 			}
+			if s.Config.TLS != "" {
+				lines[1] += " TLS " + strings.ToUpper(s.Config.TLS)
+			}
 			if top == 440 {
 				lines = append(lines, fmt.Sprintf("%.0f TPS", s.TPS["direct"]))
 			}

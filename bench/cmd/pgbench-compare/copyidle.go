@@ -108,9 +108,9 @@ func (e *env) idleOne(ctx context.Context, target string, n int) (*idleResult, e
 			return nil, perr
 		}
 		metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-		p, err = e.startGuard(ctx, "pgguard-idle", "127.0.0.1:"+strconv.Itoa(port))
+		p, err = e.startGuard(ctx, "pgguard-idle", "127.0.0.1:"+strconv.Itoa(port), false)
 	} else {
-		p, err = e.startBouncer(ctx, "pgbouncer-idle", n)
+		p, err = e.startBouncer(ctx, "pgbouncer-idle", n, false)
 	}
 	if err != nil {
 		return nil, err

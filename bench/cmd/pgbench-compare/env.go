@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +31,12 @@ type env struct {
 	pg       *pgtest.Server
 	bouncer  *proc
 	guard    *proc
+	// With -tls variants that encrypt the proxies' leg to PostgreSQL:
+	// a PgBouncer and a pgguard that talk TLS to it.
+	bouncerTLS, guardTLS *proc
+	// cert is the proxies' certificate for TLS towards clients; empty
+	// without TLS variants.
+	cert     pgtest.CertFiles
 	guardBin string
 	commit   string              // of the tree pgguard was built from
 	runAs    *syscall.Credential // PgBouncer's identity when we are root
@@ -67,6 +74,8 @@ func (p *proc) stop() {
 func (e *env) close() {
 	e.guard.stop()
 	e.bouncer.stop()
+	e.guardTLS.stop()
+	e.bouncerTLS.stop()
 	if e.pg != nil {
 		e.pg.Close()
 	}
@@ -90,6 +99,30 @@ func (e *env) proxyProc(target string) *proc {
 		return e.bouncer
 	case "pgguard":
 		return e.guard
+	}
+	return nil
+}
+
+// portFor is the port of target for configuration c: a proxy that talks
+// TLS to PostgreSQL for the variants that want it.
+func (e *env) portFor(c config, target string) int {
+	if p := e.proxyFor(c, target); p != nil {
+		return p.port
+	}
+	return e.pg.Port
+}
+
+// proxyFor is the proxy process of target for configuration c, nil for
+// direct.
+func (e *env) proxyFor(c config, target string) *proc {
+	if !c.serverTLS() {
+		return e.proxyProc(target)
+	}
+	switch target {
+	case "pgbouncer":
+		return e.bouncerTLS
+	case "pgguard":
+		return e.guardTLS
 	}
 	return nil
 }
@@ -130,8 +163,27 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 		}
 	}
 
-	logf("starting PostgreSQL (max_connections 2100)")
-	pg, err := pgtest.Launch(pgtest.Options{Settings: map[string]string{
+	anyTLS := slices.ContainsFunc(o.tls, func(v string) bool { return v != "none" })
+	serverTLS := has(o.tls, "server") || has(o.tls, "both")
+	if anyTLS {
+		if err := os.MkdirAll(filepath.Join(work, "certs"), 0o755); err != nil {
+			return e, err
+		}
+		cert, err := pgtest.GenerateCert(filepath.Join(work, "certs"))
+		if err != nil {
+			return e, err
+		}
+		e.cert = cert
+		if e.runAs != nil { // PgBouncer, as postgres, reads the key
+			for _, f := range []string{filepath.Join(work, "certs"), e.cert.CertFile, e.cert.KeyFile} {
+				if err := os.Chown(f, int(e.runAs.Uid), int(e.runAs.Gid)); err != nil {
+					return e, err
+				}
+			}
+		}
+	}
+	logf("starting PostgreSQL (max_connections 2100, TLS %v)", anyTLS)
+	pg, err := pgtest.Launch(pgtest.Options{TLS: anyTLS, Settings: map[string]string{
 		// Room for the idle-connection test behind a session-mode proxy.
 		"max_connections": strconv.Itoa(max(300, o.idleConns+100)),
 		// The pgbench tables (scale 10: ~160 MB) stay in shared buffers.
@@ -166,13 +218,23 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 	}
 
 	if has(o.targets, "pgbouncer") {
-		if e.bouncer, err = e.startBouncer(ctx, "pgbouncer", o.idleConns); err != nil {
+		if e.bouncer, err = e.startBouncer(ctx, "pgbouncer", o.idleConns, false); err != nil {
 			return e, err
+		}
+		if serverTLS {
+			if e.bouncerTLS, err = e.startBouncer(ctx, "pgbouncer-tls", 0, true); err != nil {
+				return e, err
+			}
 		}
 	}
 	if has(o.targets, "pgguard") {
-		if e.guard, err = e.startGuard(ctx, "pgguard", ""); err != nil {
+		if e.guard, err = e.startGuard(ctx, "pgguard", "", false); err != nil {
 			return e, err
+		}
+		if serverTLS {
+			if e.guardTLS, err = e.startGuard(ctx, "pgguard-tls", "", true); err != nil {
+				return e, err
+			}
 		}
 	}
 	return e, nil
@@ -180,7 +242,9 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 
 // startBouncer starts PgBouncer in session mode in front of the bench
 // database, as the postgres user when we are root (PgBouncer refuses root).
-func (e *env) startBouncer(ctx context.Context, name string, clients int) (*proc, error) {
+// It offers TLS to clients when the run has TLS variants, and talks TLS to
+// PostgreSQL when serverTLS.
+func (e *env) startBouncer(ctx context.Context, name string, clients int, serverTLS bool) (*proc, error) {
 	dir := filepath.Join(e.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -210,6 +274,12 @@ log_connections = 0
 log_disconnections = 0
 ignore_startup_parameters = extra_float_digits
 `, benchDB, e.pg.Port, port, dir, clients+100)
+	if e.cert.CertFile != "" {
+		ini += fmt.Sprintf("client_tls_sslmode = prefer\nclient_tls_cert_file = %s\nclient_tls_key_file = %s\n", e.cert.CertFile, e.cert.KeyFile)
+	}
+	if serverTLS {
+		ini += "server_tls_sslmode = require\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(userlist), 0o600); err != nil {
 		return nil, err
 	}
@@ -260,8 +330,9 @@ p, bench_app, bench_work, bench_accounts, read, allow
 const benchPurpose = "bench_report"
 
 // startGuard starts pgguard in enforce mode with the bench policy; metrics
-// is an address for --metrics, or empty.
-func (e *env) startGuard(ctx context.Context, name, metrics string) (*proc, error) {
+// is an address for --metrics, or empty. It offers TLS to clients when the
+// run has TLS variants, and talks TLS to PostgreSQL when serverTLS.
+func (e *env) startGuard(ctx context.Context, name, metrics string, serverTLS bool) (*proc, error) {
 	dir := filepath.Join(e.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -282,7 +353,7 @@ func (e *env) startGuard(ctx context.Context, name, metrics string) (*proc, erro
 	}
 	args := []string{"serve",
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--upstream", fmt.Sprintf("postgres://127.0.0.1:%d/?sslmode=disable", e.pg.Port),
+		"--upstream", fmt.Sprintf("postgres://127.0.0.1:%d/?sslmode=%s", e.pg.Port, map[bool]string{false: "disable", true: "require"}[serverTLS]),
 		"--catalog-url", e.superURL(),
 		"--model", filepath.Join(dir, "model.conf"),
 		"--policy", filepath.Join(dir, "policy.csv"),
@@ -291,6 +362,9 @@ func (e *env) startGuard(ctx context.Context, name, metrics string) (*proc, erro
 	}
 	if metrics != "" {
 		args = append(args, "--metrics", metrics)
+	}
+	if e.cert.CertFile != "" {
+		args = append(args, "--tls-cert", e.cert.CertFile, "--tls-key", e.cert.KeyFile)
 	}
 	p, err := e.start(name, dir, nil, e.o.guardEnv, e.guardBin, args...)
 	if err != nil {

@@ -38,6 +38,7 @@ type options struct {
 	modes     []string
 	clients   []int
 	lightRate int
+	tls       []string // TLS variants: none, client, server, both
 	idleConns int
 	copyMiB   int
 	perf      bool
@@ -62,6 +63,8 @@ func parseOptions(args []string) (*options, error) {
 	modes := fs.String("modes", "simple,extended,prepared", "pgbench query modes (-M)")
 	clients := fs.String("clients", "1,8", "client counts (-c)")
 	fs.IntVar(&o.lightRate, "light-rate", 200, "also run select-only with one client held to this many transactions a second (pgbench -R), in every mode: what a lightly used proxy costs (0 skips it)")
+	tls := fs.String("tls", "none", "TLS variants, comma-separated: none, client (TLS between pgbench and the target), "+
+		"server (between the proxy and PostgreSQL), both; direct PostgreSQL uses TLS whenever the client leg does")
 	fs.IntVar(&o.idleConns, "idle", 2000, "idle client connections for the memory measurement (0 skips it)")
 	fs.IntVar(&o.copyMiB, "copy-mib", 1024, "size of the COPY TO STDOUT measurement in MiB (0 skips it)")
 	fs.BoolVar(&o.perf, "perf", false, "also profile pgguard (and PgBouncer once) with perf during extra runs (needs perf; writes perf-*.txt)")
@@ -76,6 +79,12 @@ func parseOptions(args []string) (*options, error) {
 	o.targets = splitList(*targets)
 	o.scripts = splitList(*scripts)
 	o.modes = splitList(*modes)
+	o.tls = splitList(*tls)
+	for _, v := range o.tls {
+		if !has(tlsVariants, v) {
+			return nil, fmt.Errorf("-tls: unknown variant %q (known: %s)", v, strings.Join(tlsVariants, ", "))
+		}
+	}
 	for _, c := range splitList(*clients) {
 		n, err := strconv.Atoi(c)
 		if err != nil || n < 1 {

@@ -25,9 +25,34 @@ type config struct {
 	// Rate holds pgbench to this many transactions a second (-R); 0 lets
 	// it run as fast as it can.
 	Rate int `json:"rate,omitempty"`
+	// TLS is the TLS variant (client, server, both); empty for none.
+	TLS string `json:"tls,omitempty"`
 }
 
-func (c config) String() string { return fmt.Sprintf("%s %s c%s", c.Script, c.Mode, c.clients()) }
+func (c config) String() string {
+	s := fmt.Sprintf("%s %s c%s", c.Script, c.Mode, c.clients())
+	if c.TLS != "" {
+		s += " tls=" + c.TLS
+	}
+	return s
+}
+
+// scriptLabel names the script in tables, with its TLS variant.
+func (c config) scriptLabel() string {
+	if c.TLS == "" {
+		return c.Script
+	}
+	return c.Script + ", TLS " + c.TLS
+}
+
+// tlsVariants are the values -tls accepts.
+var tlsVariants = []string{"none", "client", "server", "both"}
+
+// clientTLS reports whether pgbench talks TLS to the target.
+func (c config) clientTLS() bool { return c.TLS == "client" || c.TLS == "both" }
+
+// serverTLS reports whether the proxy talks TLS to PostgreSQL.
+func (c config) serverTLS() bool { return c.TLS == "server" || c.TLS == "both" }
 
 // clients labels the client count, with the rate when there is one.
 func (c config) clients() string {
@@ -116,18 +141,23 @@ var scriptNames = []string{"select-only", "tpcb", "select-tx", "purpose-tx", "pu
 
 func (o *options) configs() []config {
 	var out []config
-	for _, s := range o.scripts {
-		modes := o.modes
-		if isShapes(s) {
-			modes = []string{"simple"}
+	for _, v := range o.tls {
+		if v == "none" {
+			v = ""
 		}
-		for _, m := range modes {
-			for _, c := range o.clients {
-				out = append(out, config{Script: s, Mode: m, Clients: c})
+		for _, s := range o.scripts {
+			modes := o.modes
+			if isShapes(s) {
+				modes = []string{"simple"}
+			}
+			for _, m := range modes {
+				for _, c := range o.clients {
+					out = append(out, config{Script: s, Mode: m, Clients: c, TLS: v})
+				}
 			}
 		}
 	}
-	if o.lightRate > 0 && has(o.scripts, "select-only") {
+	if o.lightRate > 0 && has(o.scripts, "select-only") && has(o.tls, "none") {
 		for _, m := range o.modes {
 			out = append(out, config{Script: "select-only", Mode: m, Clients: 1, Rate: o.lightRate})
 		}
@@ -228,7 +258,7 @@ func resetTables(ctx context.Context, c *pgx.Conn) error {
 // measure runs pgbench once and reads the proxy's CPU time around it.
 func (e *env) measure(ctx context.Context, c config, target string, round int) (runResult, error) {
 	rr := runResult{Config: c, Target: target, Round: round + 1}
-	p := e.proxyProc(target)
+	p := e.proxyFor(c, target)
 	cpu0 := cpuSeconds(p)
 	cs0, mig0 := schedCounts(p)
 	out, err := e.pgbench(ctx, c, target, e.o.seconds, fmt.Sprintf("r%d", round))
@@ -285,7 +315,7 @@ func (e *env) pgbench(ctx context.Context, c config, target string, seconds int,
 	}
 	args := []string{"-n", "-T", strconv.Itoa(seconds), "-c", strconv.Itoa(c.Clients), "-j", strconv.Itoa(threads),
 		"-M", c.Mode, "-l", "--log-prefix=" + prefix,
-		"-h", "127.0.0.1", "-p", strconv.Itoa(e.port(target)), "-U", benchUser}
+		"-h", "127.0.0.1", "-p", strconv.Itoa(e.portFor(c, target)), "-U", benchUser}
 	if c.Script == "select-only" {
 		args = append(args, "-S")
 	} else if script, ok := customScripts[c.Script]; ok {
@@ -302,7 +332,14 @@ func (e *env) pgbench(ctx context.Context, c config, target string, seconds int,
 	}
 	args = append(args, benchDB)
 	cmd := exec.CommandContext(ctx, "pgbench", args...)
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+benchPassword, "PGSSLMODE=disable", "PGAPPNAME=pgbench-compare-"+tag)
+	sslmode := "disable"
+	if c.clientTLS() {
+		sslmode = "require"
+	}
+	// Channel binding cannot span a proxy's two TLS sessions; it is off
+	// for every target alike.
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+benchPassword, "PGSSLMODE="+sslmode, "PGCHANNELBINDING=disable",
+		"PGAPPNAME=pgbench-compare-"+tag)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

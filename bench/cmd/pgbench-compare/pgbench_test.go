@@ -30,6 +30,9 @@ func TestConfigs(t *testing.T) {
 		{"barrier scripts", []string{"-scripts", "select-only,select-tx,purpose-tx,purpose-set", "-modes", "prepared", "-clients", "1", "-light-rate", "0"}, []string{
 			"select-only prepared c1", "select-tx prepared c1", "purpose-tx prepared c1", "purpose-set prepared c1",
 		}},
+		{"TLS variants, light rate without TLS alone", []string{"-scripts", "select-only", "-modes", "prepared", "-clients", "8", "-tls", "none,both", "-light-rate", "100"}, []string{
+			"select-only prepared c8", "select-only prepared c8 tls=both", "select-only prepared c1 at 100/s",
+		}},
 		{"shapes run in simple mode alone", []string{"-scripts", "shapes-10k,select-only", "-modes", "simple,prepared", "-clients", "8", "-light-rate", "0"}, []string{
 			"shapes-10k simple c8", "select-only simple c8", "select-only prepared c8",
 		}},
@@ -48,6 +51,9 @@ func TestConfigs(t *testing.T) {
 				t.Errorf("configs = %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+	if _, err := parseOptions([]string{"-tls", "all"}); err == nil {
+		t.Error("an unknown -tls variant was accepted")
 	}
 	if _, err := parseOptions([]string{"-light-rate", "-1"}); err == nil {
 		t.Error("a negative -light-rate was accepted")

@@ -240,7 +240,7 @@ func markdown(o *options, res *results, sums []summary) string {
 	}
 	b.WriteString("\n")
 	for _, s := range sums {
-		fmt.Fprintf(&b, "| %s | %s | %s |", s.Config.Script, s.Config.Mode, s.Config.clients())
+		fmt.Fprintf(&b, "| %s | %s | %s |", s.Config.scriptLabel(), s.Config.Mode, s.Config.clients())
 		for _, t := range o.targets {
 			fmt.Fprintf(&b, " %.0f |", s.TPS[t])
 		}
@@ -282,7 +282,7 @@ func markdown(o *options, res *results, sums []summary) string {
 		}
 		b.WriteString("\n|---|---|--:|" + strings.Repeat("--:|--:|--:|", len(proxies)) + "\n")
 		for _, s := range sums {
-			fmt.Fprintf(&b, "| %s | %s | %s |", s.Config.Script, s.Config.Mode, s.Config.clients())
+			fmt.Fprintf(&b, "| %s | %s | %s |", s.Config.scriptLabel(), s.Config.Mode, s.Config.clients())
 			for _, t := range proxies {
 				fmt.Fprintf(&b, " %.0f | %.1f | %s |", s.CPU10k[t]*100, s.CS[t], perTx(s.Mig[t]))
 			}
