@@ -57,8 +57,19 @@ type session struct {
 	// database refuses it ("" when not kept).
 	lastText string
 	// unsettled are the relation names DDL of the open transaction named
-	// (sorted): the catalog cannot see uncommitted changes.
+	// (sorted): the shared catalog cannot see uncommitted changes, so each
+	// confirmation reads them from the session itself (state.own). unread
+	// are those named since the last confirmation, which nothing is
+	// decided on until the next; queried are the names the confirmation
+	// on its way asks about.
 	unsettled []string
+	unread    []string
+	queried   []string
+	// The overlay of the session's own relations on the shared snapshot
+	// it was last built on (see withOwn).
+	overBase *catalog.Snapshot
+	overKey  string
+	overSnap *catalog.Snapshot
 	// tempLineage is what the statements that wrote any temporary table
 	// read (sqlscan.Context.TempLineage); lineageKey is a digest of it,
 	// for the cache key: sessions share verdicts only with the same one.
@@ -188,8 +199,8 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 			// The transaction is over: its changes are committed, or gone.
 			s.ddlPending = false
 			s.g.cfg.Catalogs.Invalidate(s.ps.Database)
-			if s.unsettled != nil {
-				s.unsettled = nil
+			if s.unsettled != nil || s.unread != nil {
+				s.unsettled, s.unread = nil, nil
 				s.stateGen++
 			}
 		}
@@ -488,7 +499,7 @@ func (s *session) bindIsQuick(p *prepared) bool {
 	if !ok {
 		return false
 	}
-	s.useContext(snap, s.g.cfg.Policy.Policy())
+	s.useContext(s.withOwn(snap), s.g.cfg.Policy.Policy())
 	for q := p; q != nil; q = q.replaced {
 		if q.table != s.table && s.table.get([]byte(q.text)) == nil {
 			return false
@@ -594,9 +605,24 @@ func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz
 		// DDL since added: deciding on it could let data out.
 		snap = nil
 	}
+	snap = s.withOwn(snap)
 	pol := s.g.cfg.Policy.Policy()
 	s.useContext(snap, pol)
 	return snap, pol
+}
+
+// withOwn is the snapshot the session's statements are decided on: the
+// shared one with the relations the session's open transaction changed
+// as the server showed them to the session at the last confirmation. The
+// overlay is kept while neither changes.
+func (s *session) withOwn(snap *catalog.Snapshot) *catalog.Snapshot {
+	if snap == nil || len(s.state.ownNames) == 0 {
+		return snap
+	}
+	if s.overBase != snap || s.overKey != s.state.ownKey {
+		s.overBase, s.overKey, s.overSnap = snap, s.state.ownKey, snap.Overlay(s.state.ownNames, s.state.own)
+	}
+	return s.overSnap
 }
 
 // useContext points the session at the verdict table of the context made
@@ -608,11 +634,12 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		return
 	}
 	k := contextKey{
-		user:          s.ps.User,
-		role:          s.state.role,
-		purpose:       s.state.purpose,
-		searchPath:    pathKey(s.currentPath()),
-		temps:         s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + s.lineageKey,
+		user:       s.ps.User,
+		role:       s.state.role,
+		purpose:    s.state.purpose,
+		searchPath: pathKey(s.currentPath()),
+		temps: s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + strings.Join(s.unread, "\x00") +
+			"\x00" + s.lineageKey + "\x00" + s.state.ownKey,
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
 		settled:       s.settled,

@@ -37,10 +37,28 @@ type StateConfirmer interface {
 	Confirmed(row [][]byte, err *pgproto3.ErrorResponse, txStatus byte)
 }
 
-// confirmer is a session's state query, encoded once.
+// StateArguments is a StateConfirmer whose state query takes parameters
+// ($1, $2, ...), whose values may differ from one confirmation to the
+// next: what the interceptor needs to read depends on what the session
+// did (the relations its open transaction changed, say).
+type StateArguments interface {
+	StateConfirmer
+	// ConfirmArgs returns the parameters' values in text format (nil for
+	// NULL) for the confirmation about to be sent. It is called before
+	// each sending, after the interceptor has seen the ReadyForQuery that
+	// made the confirmation due.
+	ConfirmArgs() [][]byte
+}
+
+// confirmer is a session's state query, encoded once; only the Bind of a
+// query with arguments is encoded at each sending.
 type confirmer struct {
 	si       StateConfirmer
-	messages []byte // Parse, Bind, Execute, Close portal, Close statement, Sync
+	args     StateArguments // nil when the query takes none
+	name     string
+	parse    []byte // Parse
+	rest     []byte // Execute, Close portal, Close statement, Sync
+	messages []byte // all of them, for a query without arguments
 	row      [][]byte
 	err      *pgproto3.ErrorResponse
 	retries  int // cancelled attempts of the current confirmation
@@ -54,18 +72,36 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	name := "pgguard_state_" + hex.EncodeToString(id[:])
-	var b []byte
+	f := &confirmer{si: sc, name: name, parse: encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()})}
 	for _, m := range []interface{ Encode([]byte) ([]byte, error) }{
-		&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()},
-		&pgproto3.Bind{DestinationPortal: name, PreparedStatement: name},
 		&pgproto3.Execute{Portal: name},
 		&pgproto3.Close{ObjectType: 'P', Name: name},
 		&pgproto3.Close{ObjectType: 'S', Name: name},
 		&pgproto3.Sync{},
 	} {
-		b = append(b, encode(m)...)
+		f.rest = append(f.rest, encode(m)...)
 	}
-	return &confirmer{si: sc, messages: b}
+	if a, ok := si.(StateArguments); ok {
+		f.args = a
+		return f
+	}
+	f.messages = f.encode(nil)
+	return f
+}
+
+// encode builds the state query's messages with these parameter values.
+func (f *confirmer) encode(args [][]byte) []byte {
+	b := append([]byte{}, f.parse...)
+	b = append(b, encode(&pgproto3.Bind{DestinationPortal: f.name, PreparedStatement: f.name, Parameters: args})...)
+	return append(b, f.rest...)
+}
+
+// next returns the messages of the confirmation about to be sent.
+func (f *confirmer) next() []byte {
+	if f.args == nil {
+		return f.messages
+	}
+	return f.encode(f.args.ConfirmArgs())
 }
 
 // message takes one server message of the state query's answer and
@@ -132,7 +168,7 @@ func (c *conn) confirmAtStart() error {
 	if c.confirm == nil {
 		return nil
 	}
-	if _, err := c.sw.Write(c.confirm.messages); err != nil {
+	if _, err := c.sw.Write(c.confirm.next()); err != nil {
 		return c.upstreamLost(err)
 	}
 	if err := c.sw.Flush(); err != nil {
@@ -145,7 +181,7 @@ func (c *conn) confirmAtStart() error {
 		}
 		ours, done, again := c.confirm.message(typ, body)
 		if again {
-			if _, err := c.sw.Write(c.confirm.messages); err != nil {
+			if _, err := c.sw.Write(c.confirm.next()); err != nil {
 				return c.upstreamLost(err)
 			}
 			if err := c.sw.Flush(); err != nil {
@@ -203,10 +239,10 @@ func (c *conn) confirmDue() bool {
 func (c *conn) sendConfirm() error {
 	c.confirming = true
 	if c.looped.Load() != nil {
-		_, err := c.sw.Write(c.confirm.messages)
+		_, err := c.sw.Write(c.confirm.next())
 		return err
 	}
-	_, err := c.server.Write(c.confirm.messages)
+	_, err := c.server.Write(c.confirm.next())
 	return err
 }
 

@@ -69,9 +69,12 @@ type Context struct {
 	// inheritance, an attached partition), so reading any temporary table,
 	// of the session or of this input, reads all of it.
 	TempLineage []Access
-	// Unsettled are the names of relations that DDL of the session's open
-	// transaction named (Statement.Changes): the catalog, read by another
-	// session, cannot see those changes, so a name among them is refused.
+	// Unsettled are relation names nothing describes with certainty: DDL
+	// of the session's open transaction named them (Statement.Changes)
+	// and the server has not yet reported what it did to them (the
+	// guard then passes a snapshot that overlays the session's own view
+	// of them, catalog.Snapshot.Overlay), or they name a kind of relation
+	// the analysis does not model. A name among them is refused.
 	Unsettled []string
 	// ExtensionTrusted reports whether the functions and operators of an
 	// extension count as known, as the built-ins do. nil trusts none.
