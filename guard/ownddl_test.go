@@ -99,6 +99,13 @@ func TestOwnUncommittedDDL(t *testing.T) {
 			{"SELECT x FROM owned.sp", "iban"},
 			{"ROLLBACK", ""},
 		}},
+		{"a name that needs quoting", []step{
+			{"BEGIN", ""},
+			{`CREATE TABLE owned."we""ird\,{x}" (a int)`, ""},
+			{`INSERT INTO owned."we""ird\,{x}" VALUES (1)`, ""},
+			{`SELECT a FROM owned."we""ird\,{x}"`, ""},
+			{"ROLLBACK", ""},
+		}},
 		{"a table dropped in the transaction", []step{
 			{"BEGIN", ""},
 			{"DROP TABLE owned.ledger", ""},

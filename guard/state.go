@@ -58,28 +58,35 @@ type state struct {
 // missing_ok returns NULL for a purpose never set. Prepared statements come
 // as a JSON array of names, without the state query's own; so do the
 // relations of the session's temporary schema (none while it has none).
-//
-// $1 is a JSON array of the relation names DDL of the session's open
-// transaction named. The query runs inside that transaction, so
-// pg_catalog shows it its own uncommitted changes: the eighth column
-// holds every relation, outside temporary schemas, of those names, of the
-// views and rules that depend on them and of their inheritance children
-// and partitions (recursively), with the names of those dependants too,
-// since their definitions may have changed with them. Views come with
-// pg_get_viewdef, which qualifies every name not visible on the path in
-// force, given in the ninth column. The tenth is the isolation level.
-const confirmQuery = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
+// The last three columns are confirmOwnQuery's.
+const confirmQuery = confirmBase + ` NULL, NULL, NULL`
+
+// confirmBase is the first seven columns of both state queries.
+const confirmBase = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
 	` current_user, current_setting('standard_conforming_strings'), current_setting('client_encoding'),` +
 	` (SELECT coalesce(json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgguard\_state\_%'),` +
 	` (SELECT coalesce(json_agg(json_build_object('n', c.relname, 'k', c.relkind, 'c',` +
 	` (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a` +
 	` WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) ORDER BY c.relname), '[]')` +
-	` FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind NOT IN ('i', 'I')),` +
+	` FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind NOT IN ('i', 'I')),`
+
+// confirmOwnQuery is confirmQuery for a session whose open transaction
+// has changed relations; sessions that have not do not pay for planning
+// it. $1 is an array of the relation names DDL of the transaction named.
+// The query runs inside that transaction, so pg_catalog shows it its own
+// uncommitted changes: the eighth column holds every relation, outside
+// temporary schemas, of those names, of the views and rules that depend
+// on them and of their inheritance children and partitions (recursively),
+// with the names of those dependants too, since their definitions may
+// have changed with them. Views come with pg_get_viewdef, which qualifies
+// every name not visible on the path in force, given in the ninth column.
+// The tenth is the isolation level.
+const confirmOwnQuery = confirmBase +
 	ownRelationsQuery + `, pg_catalog.to_json(pg_catalog.current_schemas(true)), current_setting('transaction_isolation')`
 
-// ownRelationsQuery is the eighth column of confirmQuery.
+// ownRelationsQuery is the eighth column of confirmOwnQuery.
 const ownRelationsQuery = ` (WITH RECURSIVE touched(oid) AS (` +
-	`SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname IN (SELECT pg_catalog.json_array_elements_text($1::pg_catalog.json))` +
+	`SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname = ANY ($1::pg_catalog.name[])` +
 	` UNION SELECT e.oid FROM touched t CROSS JOIN LATERAL (` +
 	`SELECT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid` +
 	` WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = t.oid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass` +
@@ -139,10 +146,10 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	s.reconcilePrepared(names, errorsSeen)
 }
 
-// ConfirmArgs implements proxy.StateArguments: the names of the relations
-// DDL of the open transaction changed, whose definitions the state query
-// reads back as the transaction sees them.
-func (s *session) ConfirmArgs() [][]byte {
+// ConfirmStatement implements proxy.StateArguments: while DDL of the open
+// transaction has named relations, the state query reads them back, as
+// the transaction sees them, by those names.
+func (s *session) ConfirmStatement() (string, [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queried = s.queried[:0]
@@ -151,11 +158,33 @@ func (s *session) ConfirmArgs() [][]byte {
 			s.queried = append(s.queried, n)
 		}
 	}
-	b, _ := json.Marshal(s.queried)
 	if len(s.queried) == 0 {
-		b = []byte("[]")
+		return confirmQuery, nil
 	}
-	return [][]byte{b}
+	return confirmOwnQuery, [][]byte{arrayLiteral(s.queried)}
+}
+
+// arrayLiteral renders names as a PostgreSQL array literal, every element
+// quoted, so that no name can be read as anything else. A text array
+// rather than JSON lets the planner see how few names there are: with a
+// JSON list it expects a hundred and plans the dependants' search at a
+// cost that sets off JIT compilation, hundreds of milliseconds each time.
+func arrayLiteral(names []string) []byte {
+	b := []byte{'{'}
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		for j := 0; j < len(n); j++ {
+			if n[j] == '"' || n[j] == '\\' {
+				b = append(b, '\\')
+			}
+			b = append(b, n[j])
+		}
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
 // ownRelation is one relation of the session's own view of the names its

@@ -37,26 +37,28 @@ type StateConfirmer interface {
 	Confirmed(row [][]byte, err *pgproto3.ErrorResponse, txStatus byte)
 }
 
-// StateArguments is a StateConfirmer whose state query takes parameters
-// ($1, $2, ...), whose values may differ from one confirmation to the
-// next: what the interceptor needs to read depends on what the session
-// did (the relations its open transaction changed, say).
+// StateArguments is a StateConfirmer whose state query may differ from
+// one confirmation to the next, and take parameters ($1, $2, ...): what
+// the interceptor needs to read depends on what the session did (the
+// relations its open transaction changed, say), and a session that did
+// nothing of the kind should not pay for planning a larger query.
 type StateArguments interface {
 	StateConfirmer
-	// ConfirmArgs returns the parameters' values in text format (nil for
-	// NULL) for the confirmation about to be sent. It is called before
-	// each sending, after the interceptor has seen the ReadyForQuery that
-	// made the confirmation due.
-	ConfirmArgs() [][]byte
+	// ConfirmStatement returns the query for the confirmation about to be
+	// sent, with its parameters' values in text format (nil for NULL). It
+	// is called before each sending, after the interceptor has seen the
+	// ReadyForQuery that made the confirmation due; the answer still
+	// comes to Confirmed as one row.
+	ConfirmStatement() (query string, args [][]byte)
 }
 
-// confirmer is a session's state query, encoded once; only the Bind of a
-// query with arguments is encoded at each sending.
+// confirmer is a session's state query, encoded once, or for a
+// StateArguments at each sending.
 type confirmer struct {
 	si       StateConfirmer
 	args     StateArguments // nil when the query takes none
 	name     string
-	parse    []byte // Parse
+	parse    []byte // Parse, for a query without arguments
 	rest     []byte // Execute, Close portal, Close statement, Sync
 	messages []byte // all of them, for a query without arguments
 	row      [][]byte
@@ -72,7 +74,7 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	name := "pgguard_state_" + hex.EncodeToString(id[:])
-	f := &confirmer{si: sc, name: name, parse: encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()})}
+	f := &confirmer{si: sc, name: name}
 	for _, m := range []interface{ Encode([]byte) ([]byte, error) }{
 		&pgproto3.Execute{Portal: name},
 		&pgproto3.Close{ObjectType: 'P', Name: name},
@@ -85,13 +87,14 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 		f.args = a
 		return f
 	}
-	f.messages = f.encode(nil)
+	f.parse = encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()})
+	f.messages = f.encode(f.parse, nil)
 	return f
 }
 
 // encode builds the state query's messages with these parameter values.
-func (f *confirmer) encode(args [][]byte) []byte {
-	b := append([]byte{}, f.parse...)
+func (f *confirmer) encode(parse []byte, args [][]byte) []byte {
+	b := append([]byte{}, parse...)
 	b = append(b, encode(&pgproto3.Bind{DestinationPortal: f.name, PreparedStatement: f.name, Parameters: args})...)
 	return append(b, f.rest...)
 }
@@ -101,7 +104,8 @@ func (f *confirmer) next() []byte {
 	if f.args == nil {
 		return f.messages
 	}
-	return f.encode(f.args.ConfirmArgs())
+	query, args := f.args.ConfirmStatement()
+	return f.encode(encode(&pgproto3.Parse{Name: f.name, Query: query}), args)
 }
 
 // message takes one server message of the state query's answer and
