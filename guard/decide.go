@@ -128,6 +128,7 @@ func (s *session) cachedVerdict(text []byte) *verdict {
 	if !ok {
 		return nil
 	}
+	s.notePending(nil)
 	s.useContext(s.withOwn(snap), s.g.cfg.Policy.Policy())
 	v, _ := s.lookup(text)
 	return v
@@ -338,6 +339,16 @@ func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapsh
 	start := time.Now()
 	defer s.count(func(m *alert.Metrics) { m.AnalysisDuration.Observe(time.Since(start).Seconds()) })
 	res := sqlscan.Analyze(text, snap, s.scanContext(pol, s.currentPath(), s.effectivePurpose("")))
+	if d := res.Denial(); d != nil && d.Code == sqlscan.CodeTemporary && len(s.catPending) > 0 {
+		// The statement may name a relation another transaction's DDL
+		// changed: wait for the catalog to read it again, and decide on that.
+		fresh, err := s.g.cfg.Catalogs.AwaitPending(ctx, s.ps.Database)
+		if err != nil || fresh == nil {
+			return res, false
+		}
+		s.notePending(s.g.cfg.Catalogs.Pending(s.ps.Database))
+		return sqlscan.Analyze(text, s.withOwn(fresh), s.scanContext(pol, s.currentPath(), s.effectivePurpose(""))), true
+	}
 	if !unknownName(res.Denial()) {
 		return res, false
 	}
@@ -694,6 +705,7 @@ func (s *session) replay(e *effect, segment uint64) {
 		// A temporary table is read from the server, not the catalog:
 		// other sessions need not wait for the catalog after it.
 		s.ddlPending = s.ddlPending || !e.tempOnly
+		s.ddlWide = s.ddlWide || (!e.tempOnly && len(e.changes) == 0)
 		s.unsettle(e.changes)
 	}
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
@@ -792,13 +804,14 @@ func (s *session) unsettle(names []string) {
 // since the server last reported the session's own view of them, or
 // reported as something pgguard does not model.
 func (s *session) undecidable() []string {
-	if len(s.state.ownRefused) == 0 {
+	if len(s.state.ownRefused) == 0 && len(s.catPending) == 0 {
 		return s.unread
 	}
-	if len(s.unread) == 0 {
+	if len(s.unread) == 0 && len(s.catPending) == 0 {
 		return s.state.ownRefused
 	}
-	return append(slices.Clone(s.unread), s.state.ownRefused...)
+	out := append(slices.Clone(s.unread), s.state.ownRefused...)
+	return append(out, s.catPending...)
 }
 
 // follow applies a change pgguard follows exactly: a literal SET or SET

@@ -52,7 +52,7 @@ type world struct {
 
 // newWorld starts pgguard in mode over the shared PostgreSQL, with a copy of
 // the shipped policy that the test may edit.
-func newWorld(t *testing.T, mode alert.Mode) *world {
+func newWorld(t testing.TB, mode alert.Mode) *world {
 	t.Helper()
 	pg := pgtest.Shared(t)
 	setupOnce.Do(func() { loadSchema(t, pg) })
@@ -95,7 +95,7 @@ func newWorld(t *testing.T, mode alert.Mode) *world {
 	return w
 }
 
-func loadSchema(t *testing.T, pg *pgtest.Server) {
+func loadSchema(t testing.TB, pg *pgtest.Server) {
 	ddl, err := os.ReadFile("../demo/schema.sql")
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func loadSchema(t *testing.T, pg *pgtest.Server) {
 }
 
 // connect opens a pgx session through pgguard; options are libpq options.
-func (w *world) connect(t *testing.T, user, options string) *pgx.Conn {
+func (w *world) connect(t testing.TB, user, options string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -141,7 +141,7 @@ func (w *world) connect(t *testing.T, user, options string) *pgx.Conn {
 	return conn
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -160,7 +160,7 @@ type webhook struct {
 	raw    []string
 }
 
-func newWebhook(t *testing.T) *webhook {
+func newWebhook(t testing.TB) *webhook {
 	h := &webhook{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)

@@ -53,6 +53,10 @@ type session struct {
 	errors        uint64 // ErrorResponses seen
 	sawError      bool   // an ErrorResponse since the last confirmation
 	ddlPending    bool
+	ddlWide       bool // a DDL statement of the open transaction named no relation
+	// catPending are the relation names other transactions' DDL changed
+	// that the shared catalog has not read again yet (catalog.Cache.Pending).
+	catPending []string
 	// lastText is the last statement forwarded, for an alert when the
 	// database refuses it ("" when not kept).
 	lastText string
@@ -197,8 +201,17 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		s.settle(s.ps.ReadyCount())
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
+			// When every DDL statement of it named the relations it
+			// changed, only statements that name them wait for the
+			// catalog to be read again; any other DDL (a function, a
+			// type, a schema, a setting) makes every statement wait.
 			s.ddlPending = false
-			s.g.cfg.Catalogs.Invalidate(s.ps.Database)
+			if s.ddlWide {
+				s.g.cfg.Catalogs.Invalidate(s.ps.Database)
+			} else {
+				s.g.cfg.Catalogs.InvalidateRelations(s.ps.Database, s.unsettled)
+			}
+			s.ddlWide = false
 			if s.unsettled != nil || s.unread != nil {
 				s.unsettled, s.unread = nil, nil
 				s.stateGen++
@@ -499,6 +512,7 @@ func (s *session) bindIsQuick(p *prepared) bool {
 	if !ok {
 		return false
 	}
+	s.notePending(nil)
 	s.useContext(s.withOwn(snap), s.g.cfg.Policy.Policy())
 	for q := p; q != nil; q = q.replaced {
 		if q.table != s.table && s.table.get([]byte(q.text)) == nil {
@@ -605,10 +619,20 @@ func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz
 		// DDL since added: deciding on it could let data out.
 		snap = nil
 	}
+	s.notePending(s.g.cfg.Catalogs.Pending(s.ps.Database))
 	snap = s.withOwn(snap)
 	pol := s.g.cfg.Policy.Policy()
 	s.useContext(snap, pol)
 	return snap, pol
+}
+
+// notePending records the relation names the shared catalog has yet to
+// read again: verdicts are decided, and cached, with them refused.
+func (s *session) notePending(names []string) {
+	if !slices.Equal(s.catPending, names) {
+		s.catPending = names
+		s.stateGen++
+	}
 }
 
 // withOwn is the snapshot the session's statements are decided on: the
@@ -639,7 +663,7 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		purpose:    s.state.purpose,
 		searchPath: pathKey(s.currentPath()),
 		temps: s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + strings.Join(s.unread, "\x00") +
-			"\x00" + s.lineageKey + "\x00" + s.state.ownKey,
+			"\x00" + s.lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
 		settled:       s.settled,

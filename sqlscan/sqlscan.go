@@ -196,9 +196,11 @@ type Statement struct {
 	// may change session state as SET does.
 	UserCode bool
 	// TempOnly is set for DDL that only creates a temporary table (CREATE
-	// TEMP TABLE, CREATE TEMP TABLE AS, SELECT INTO TEMP) naming no other
-	// relation: it changes nothing of the catalog, which leaves temporary
-	// schemas out, so the catalog need not be read again after it.
+	// TEMP TABLE, CREATE TEMP TABLE AS, SELECT INTO TEMP) or only names
+	// the session's temporary relations (DROP, ALTER, CREATE INDEX of
+	// them), naming no other relation: it changes nothing of the catalog,
+	// which leaves temporary schemas out, so the catalog need not be read
+	// again after it.
 	TempOnly bool
 	// Changes are, for a DDL statement, the relation names (without
 	// schema) it creates, alters, renames (old and new names) or drops,
