@@ -230,12 +230,15 @@ func (c *Cache) InvalidateRelations(database string, names []string) {
 		e.staleUpTo = e.started
 		return
 	}
+	// A new slice each time: callers hold the one Pending returned.
+	pending := slices.Clone(e.pending)
 	for _, n := range names {
-		if !slices.Contains(e.pending, n) {
-			e.pending = append(e.pending, n)
+		if !slices.Contains(pending, n) {
+			pending = append(pending, n)
 		}
 	}
-	slices.Sort(e.pending)
+	slices.Sort(pending)
+	e.pending = pending
 	e.pendingAfter = e.started
 	if e.inflight == nil && e.down == nil {
 		c.start(context.Background(), database, e)
@@ -243,8 +246,8 @@ func (c *Cache) InvalidateRelations(database string, names []string) {
 }
 
 // Pending returns the relation names InvalidateRelations marked that no
-// load has covered yet, sorted; nil when there are none. The slice must
-// not be changed.
+// load has covered yet, sorted; nil when there are none. The slice is
+// never changed afterwards, by the cache or the caller.
 func (c *Cache) Pending(database string) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
