@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -116,6 +117,11 @@ type cacheEntry struct {
 	down    error
 	backoff time.Duration
 	retry   *time.Timer
+	// pending are relation names changed since snap was loaded
+	// (InvalidateRelations), until a load numbered above pendingAfter
+	// has finished.
+	pending      []string
+	pendingAfter uint64
 }
 
 // loadCall is one load in progress; done closes when snap and err are set.
@@ -193,16 +199,81 @@ func (c *Cache) Get(ctx context.Context, database string) (*Snapshot, error) {
 	return c.await(ctx, database, after, begun)
 }
 
-// Current returns database's snapshot if it is current, without loading or
-// waiting: for callers that must not block and turn to Get when it is not.
+// Current returns database's snapshot if it is current and no relation
+// names are pending, without loading or waiting: for callers that must
+// not block and turn to Get when it is not.
 func (c *Cache) Current(database string) (*Snapshot, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[database]
-	if e == nil || !c.current(e) {
+	if e == nil || !c.current(e) || len(e.pending) > 0 {
 		return nil, false
 	}
 	return e.snap, true
+}
+
+// InvalidateRelations marks the relations of these names changed, as
+// after a transaction whose DDL named only them has committed. Unlike
+// Invalidate, nobody waits: Get goes on returning the snapshot at once,
+// a load begins in the background, and until a load begun after this
+// call has finished, Pending lists the names, which callers must not
+// decide on with the snapshot (AwaitPending waits for that load). The
+// relations that depend on them (views, children) are named by the
+// snapshot's own definitions, which name them; the load reads them all
+// again. Without names, or with AllRelations among them, it is
+// Invalidate.
+func (c *Cache) InvalidateRelations(database string, names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entry(database)
+	if len(names) == 0 || slices.Contains(names, "*") || e.snap == nil {
+		e.staleUpTo = e.started
+		return
+	}
+	// A new slice each time: callers hold the one Pending returned.
+	pending := slices.Clone(e.pending)
+	for _, n := range names {
+		if !slices.Contains(pending, n) {
+			pending = append(pending, n)
+		}
+	}
+	slices.Sort(pending)
+	e.pending = pending
+	e.pendingAfter = e.started
+	if e.inflight == nil && e.down == nil {
+		c.start(context.Background(), database, e)
+	}
+}
+
+// Pending returns the relation names InvalidateRelations marked that no
+// load has covered yet, sorted; nil when there are none. The slice is
+// never changed afterwards, by the cache or the caller.
+func (c *Cache) Pending(database string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[database]; e != nil {
+		return e.pending
+	}
+	return nil
+}
+
+// AwaitPending waits for a load begun after the last InvalidateRelations
+// of database and returns its snapshot (see Get for errors).
+func (c *Cache) AwaitPending(ctx context.Context, database string) (*Snapshot, error) {
+	c.mu.Lock()
+	e := c.entry(database)
+	if len(e.pending) == 0 {
+		c.mu.Unlock()
+		return c.Get(ctx, database)
+	}
+	if e.down != nil {
+		s, err := c.unavailable(database, e)
+		c.mu.Unlock()
+		return s, err
+	}
+	after := e.pendingAfter
+	c.mu.Unlock()
+	return c.await(ctx, database, after, after)
 }
 
 // Invalidate marks database's snapshot stale, as after DDL went through:
@@ -320,9 +391,16 @@ func (c *Cache) finish(database string, call *loadCall, snap *Snapshot, err erro
 	e := c.entry(database)
 	if snap != nil {
 		e.snap, e.snapSeq, e.loadedAt = snap, call.seq, time.Now()
+		if call.seq > e.pendingAfter {
+			e.pending = nil
+		}
 	}
 	e.lastSeq, e.lastResult, e.lastErr = call.seq, snap, err
 	e.inflight = nil
+	if len(e.pending) > 0 && err == nil {
+		// The load predates the relations' change: read them again.
+		c.start(context.Background(), database, e)
+	}
 	call.snap, call.err = snap, err
 	wentDown, cameBack := c.track(database, e, err)
 	c.mu.Unlock()

@@ -283,3 +283,61 @@ func (s *Snapshot) digest() string {
 	fmt.Fprintln(h, strings.Join(names, "\n"), strings.Join(schemas, "\n"))
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
+
+// Overlay returns a snapshot that describes, for every relation name in
+// names, exactly the relations of rels with that name, in place of those s
+// holds in any schema; everything else is s's. A session reads what its
+// own open transaction changed from the server and sees the database
+// through such an overlay: the names its DDL touched mean what the server
+// says they mean to it, and the rest what the shared snapshot says. Each
+// relation of rels must carry one of names. The overlay's version differs
+// from s's whenever it describes anything differently.
+func (s *Snapshot) Overlay(names []string, rels []Relation) *Snapshot {
+	if len(names) == 0 {
+		return s
+	}
+	replaced := make(map[string]bool, len(names))
+	for _, n := range names {
+		replaced[n] = true
+	}
+	o := *s
+	o.relations = make(map[QualifiedName]*Relation, len(s.relations)+len(rels))
+	o.byName = make(map[string][]*Relation, len(s.byName)+len(rels))
+	o.children = make(map[QualifiedName][]*Relation, len(s.children))
+	o.schemas = make(map[string]bool, len(s.schemas))
+	for name := range s.schemas {
+		o.schemas[name] = true
+	}
+	add := func(r *Relation) {
+		o.schemas[r.Schema] = true
+		o.relations[QualifiedName{r.Schema, r.Name}] = r
+		o.byName[r.Name] = append(o.byName[r.Name], r)
+		for _, p := range r.Parents {
+			o.children[p] = append(o.children[p], r)
+		}
+	}
+	for _, r := range s.Relations() {
+		if !replaced[r.Name] {
+			add(r)
+		}
+	}
+	own := make([]Relation, 0, len(rels))
+	for _, r := range rels {
+		if replaced[r.Name] {
+			own = append(own, r)
+		}
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "base %s\n", s.version)
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	fmt.Fprintf(h, "names %q\n", sorted)
+	for i := range own {
+		r := &own[i]
+		add(r)
+		fmt.Fprintf(h, "rel %s.%s %c %s %v %v %q %q\n", r.Schema, r.Name, r.Kind,
+			strings.Join(r.Columns, ","), r.ColumnTypes, r.Parents, r.ViewDefinition, r.DefinitionSearchPath)
+	}
+	o.version = hex.EncodeToString(h.Sum(nil))[:16]
+	return &o
+}

@@ -240,5 +240,5 @@ func stateRow(purpose, path, user string, prepared ...string) [][]byte {
 	if len(prepared) > 0 {
 		names = `["` + strings.Join(prepared, `","`) + `"]`
 	}
-	return [][]byte{[]byte(purpose), []byte(path), []byte(user), []byte("on"), []byte("UTF8"), []byte(names), []byte("[]")}
+	return [][]byte{[]byte(purpose), []byte(path), []byte(user), []byte("on"), []byte("UTF8"), []byte(names), []byte("[]"), []byte("[]"), []byte(`["pg_catalog","public"]`), []byte("read committed")}
 }

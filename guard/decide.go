@@ -131,7 +131,8 @@ func (s *session) cachedVerdict(text []byte) *verdict {
 	if !ok {
 		return nil
 	}
-	s.useContext(snap, s.g.cfg.Policy.Policy())
+	s.notePending(nil)
+	s.useContext(s.withOwn(snap), s.g.cfg.Policy.Policy())
 	v, _ := s.lookup(text)
 	return v
 }
@@ -185,6 +186,7 @@ func (s *session) evaluate(ctx context.Context, text string, snap *catalog.Snaps
 		if snap, err = s.g.cfg.Catalogs.Get(ctx, s.ps.Database); err != nil || snap == nil {
 			return &verdict{denied: s.unanalysable(text, "the database's catalog could not be loaded")}
 		}
+		snap = s.withOwn(snap)
 	}
 	res, refreshed := s.analyse(ctx, text, snap, pol)
 	// An unknown relation or column may exist by the next statement: such a
@@ -346,6 +348,16 @@ func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapsh
 	start := time.Now()
 	defer s.count(func(m *alert.Metrics) { m.AnalysisDuration.Observe(time.Since(start).Seconds()) })
 	res := sqlscan.Analyze(text, snap, s.scanContext(pol, s.currentPath(), s.effectivePurpose("")))
+	if d := res.Denial(); d != nil && d.Code == sqlscan.CodeTemporary && len(s.catPending) > 0 {
+		// The statement may name a relation another transaction's DDL
+		// changed: wait for the catalog to read it again, and decide on that.
+		fresh, err := s.g.cfg.Catalogs.AwaitPending(ctx, s.ps.Database)
+		if err != nil || fresh == nil {
+			return res, false
+		}
+		s.notePending(s.g.cfg.Catalogs.Pending(s.ps.Database))
+		return sqlscan.Analyze(text, s.withOwn(fresh), s.scanContext(pol, s.currentPath(), s.effectivePurpose(""))), true
+	}
 	if !unknownName(res.Denial()) {
 		return res, false
 	}
@@ -353,7 +365,10 @@ func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapsh
 		return res, false
 	}
 	fresh, err := s.g.cfg.Catalogs.Refresh(ctx, s.ps.Database)
-	if err != nil || fresh == nil || fresh.Version() == snap.Version() {
+	if err != nil || fresh == nil {
+		return res, false
+	}
+	if fresh = s.withOwn(fresh); fresh.Version() == snap.Version() {
 		return res, false
 	}
 	return sqlscan.Analyze(text, fresh, s.scanContext(pol, s.currentPath(), s.effectivePurpose(""))), true
@@ -389,7 +404,7 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		TempRelations: s.state.temps,
 		TempTables:    s.state.tempTables,
 		TempLineage:   s.tempLineage,
-		Unsettled:     s.unsettled,
+		Unsettled:     s.undecidable(),
 		FunctionAllowed: func(schema, name string) bool {
 			return pol.FunctionAllowed(user, purpose, schema, name)
 		},
@@ -648,8 +663,9 @@ var refusalHints = map[string]string{
 	sqlscan.CodeCopyFile:         "Use COPY ... FROM STDIN or TO STDOUT: the client sends or receives the data.",
 	sqlscan.CodeLexical:          "Use client_encoding UTF8 and standard_conforming_strings on, PostgreSQL's defaults.",
 	sqlscan.CodePurpose:          "Declare one purpose: SET pgguard.purpose = 'name', or one comment /*purpose='name'*/ in the statement.",
-	sqlscan.CodeTemporary: "pgguard reads temporary tables, not temporary views or sequences, and decides on a relation " +
-		"changed in the open transaction once it has ended: use a temporary table, or commit first.",
+	sqlscan.CodeTemporary: "pgguard reads temporary tables, not temporary views or sequences, and reads a relation " +
+		"changed in the open transaction from the server once the DDL's message has been answered: send the statement " +
+		"in a message of its own after the DDL, use a temporary table, or commit first.",
 	sqlscan.CodeUnknownRelation: "The catalog is read again before such a refusal; if the relation was just made outside pgguard, retry.",
 	sqlscan.CodeUnknownColumn:   "The catalog is read again before such a refusal; if the column was just added outside pgguard, retry.",
 	sqlscan.CodeUnsupported:     "pgguard does not model this form; rewrite it with plain table and column references.",
@@ -720,6 +736,7 @@ func (s *session) replay(e *effect, segment uint64) {
 		// A temporary table is read from the server, not the catalog:
 		// other sessions need not wait for the catalog after it.
 		s.ddlPending = s.ddlPending || !e.tempOnly
+		s.ddlWide = s.ddlWide || (!e.tempOnly && len(e.changes) == 0)
 		s.unsettle(e.changes)
 	}
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
@@ -792,8 +809,9 @@ func lineageDigest(lineage []sqlscan.Access) string {
 }
 
 // unsettle adds relation names to those DDL of the open transaction
-// named, on which nothing is decided until the catalog is read again after
-// the transaction ends.
+// named. Nothing is decided on them until the server's state, which holds
+// their definitions as the transaction sees them, has been read after the
+// DDL: a name DDL names again waits for the confirmation after that.
 func (s *session) unsettle(names []string) {
 	added := false
 	for _, name := range names {
@@ -801,11 +819,30 @@ func (s *session) unsettle(names []string) {
 			s.unsettled = append(s.unsettled, name)
 			added = true
 		}
+		if !slices.Contains(s.unread, name) {
+			s.unread = append(s.unread, name)
+			added = true
+		}
 	}
 	if added {
 		slices.Sort(s.unsettled)
+		slices.Sort(s.unread)
 		s.stateGen++
 	}
+}
+
+// undecidable are the relation names the analysis refuses: changed by DDL
+// since the server last reported the session's own view of them, or
+// reported as something pgguard does not model.
+func (s *session) undecidable() []string {
+	if len(s.state.ownRefused) == 0 && len(s.catPending) == 0 {
+		return s.unread
+	}
+	if len(s.unread) == 0 && len(s.catPending) == 0 {
+		return s.state.ownRefused
+	}
+	out := append(slices.Clone(s.unread), s.state.ownRefused...)
+	return append(out, s.catPending...)
 }
 
 // follow applies a change pgguard follows exactly: a literal SET or SET

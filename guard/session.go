@@ -53,12 +53,27 @@ type session struct {
 	errors        uint64 // ErrorResponses seen
 	sawError      bool   // an ErrorResponse since the last confirmation
 	ddlPending    bool
+	ddlWide       bool // a DDL statement of the open transaction named no relation
+	// catPending are the relation names other transactions' DDL changed
+	// that the shared catalog has not read again yet (catalog.Cache.Pending).
+	catPending []string
 	// lastText is the last statement forwarded, for an alert when the
 	// database refuses it ("" when not kept).
 	lastText string
 	// unsettled are the relation names DDL of the open transaction named
-	// (sorted): the catalog cannot see uncommitted changes.
+	// (sorted): the shared catalog cannot see uncommitted changes, so each
+	// confirmation reads them from the session itself (state.own). unread
+	// are those named since the last confirmation, which nothing is
+	// decided on until the next; queried are the names the confirmation
+	// on its way asks about.
 	unsettled []string
+	unread    []string
+	queried   []string
+	// The overlay of the session's own relations on the shared snapshot
+	// it was last built on (see withOwn).
+	overBase *catalog.Snapshot
+	overKey  string
+	overSnap *catalog.Snapshot
 	// tempLineage is what the statements that wrote any temporary table
 	// read (sqlscan.Context.TempLineage); lineageKey is a digest of it,
 	// for the cache key: sessions share verdicts only with the same one.
@@ -224,10 +239,19 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
+			// When every DDL statement of it named the relations it
+			// changed, only statements that name them wait for the
+			// catalog to be read again; any other DDL (a function, a
+			// type, a schema, a setting) makes every statement wait.
 			s.ddlPending = false
-			s.g.cfg.Catalogs.Invalidate(s.ps.Database)
-			if s.unsettled != nil {
-				s.unsettled = nil
+			if s.ddlWide {
+				s.g.cfg.Catalogs.Invalidate(s.ps.Database)
+			} else {
+				s.g.cfg.Catalogs.InvalidateRelations(s.ps.Database, s.unsettled)
+			}
+			s.ddlWide = false
+			if s.unsettled != nil || s.unread != nil {
+				s.unsettled, s.unread = nil, nil
 				s.stateGen++
 			}
 		}
@@ -558,7 +582,8 @@ func (s *session) bindIsQuick(p *prepared) bool {
 	if !ok {
 		return false
 	}
-	s.useContext(snap, s.g.cfg.Policy.Policy())
+	s.notePending(nil)
+	s.useContext(s.withOwn(snap), s.g.cfg.Policy.Policy())
 	for q := p; q != nil; q = q.replaced {
 		if q.table != s.table && s.table.get([]byte(q.text)) == nil {
 			return false
@@ -664,9 +689,34 @@ func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz
 		// DDL since added: deciding on it could let data out.
 		snap = nil
 	}
+	s.notePending(s.g.cfg.Catalogs.Pending(s.ps.Database))
+	snap = s.withOwn(snap)
 	pol := s.g.cfg.Policy.Policy()
 	s.useContext(snap, pol)
 	return snap, pol
+}
+
+// notePending records the relation names the shared catalog has yet to
+// read again: verdicts are decided, and cached, with them refused.
+func (s *session) notePending(names []string) {
+	if !slices.Equal(s.catPending, names) {
+		s.catPending = names
+		s.stateGen++
+	}
+}
+
+// withOwn is the snapshot the session's statements are decided on: the
+// shared one with the relations the session's open transaction changed
+// as the server showed them to the session at the last confirmation. The
+// overlay is kept while neither changes.
+func (s *session) withOwn(snap *catalog.Snapshot) *catalog.Snapshot {
+	if snap == nil || len(s.state.ownNames) == 0 {
+		return snap
+	}
+	if s.overBase != snap || s.overKey != s.state.ownKey {
+		s.overBase, s.overKey, s.overSnap = snap, s.state.ownKey, snap.Overlay(s.state.ownNames, s.state.own)
+	}
+	return s.overSnap
 }
 
 // useContext points the session at the verdict table of the context made
@@ -678,11 +728,12 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		return
 	}
 	k := contextKey{
-		user:          s.ps.User,
-		role:          s.state.role,
-		purpose:       s.state.purpose,
-		searchPath:    pathKey(s.currentPath()),
-		temps:         s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + s.lineageKey,
+		user:       s.ps.User,
+		role:       s.state.role,
+		purpose:    s.state.purpose,
+		searchPath: pathKey(s.currentPath()),
+		temps: s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + strings.Join(s.unread, "\x00") +
+			"\x00" + s.lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
 		settled:       s.settled,

@@ -2,9 +2,12 @@ package guard
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/sqlscan"
 )
 
@@ -36,22 +39,71 @@ type state struct {
 	temps      []string
 	tempTables []sqlscan.TempTable
 	tempKey    string
+	// ownNames are the relation names the session's open transaction
+	// changed (and their dependants' names) that the last confirmation
+	// read back: own are the relations of those names as the transaction
+	// sees them, uncommitted changes included, which stand in for the
+	// shared catalog's (catalog.Snapshot.Overlay). ownRefused are names
+	// among them that stay refused: a relation kind pgguard does not
+	// model, or a transaction whose catalog reads may lag behind the
+	// names the server resolves. ownKey is the server's own text of it
+	// all, for the cache key.
+	ownNames   []string
+	own        []catalog.Relation
+	ownRefused []string
+	ownKey     string
 }
 
 // confirmQuery reads the state in one row. current_setting with
 // missing_ok returns NULL for a purpose never set. Prepared statements come
 // as a JSON array of names, without the state query's own; so do the
 // relations of the session's temporary schema (none while it has none).
-const confirmQuery = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
+// The last three columns are confirmOwnQuery's.
+const confirmQuery = confirmBase + ` NULL, NULL, NULL`
+
+// confirmBase is the first seven columns of both state queries.
+const confirmBase = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
 	` current_user, current_setting('standard_conforming_strings'), current_setting('client_encoding'),` +
 	` (SELECT coalesce(json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgguard\_state\_%'),` +
 	` (SELECT coalesce(json_agg(json_build_object('n', c.relname, 'k', c.relkind, 'c',` +
 	` (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a` +
 	` WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) ORDER BY c.relname), '[]')` +
-	` FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind NOT IN ('i', 'I'))`
+	` FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind NOT IN ('i', 'I')),`
+
+// confirmOwnQuery is confirmQuery for a session whose open transaction
+// has changed relations; sessions that have not do not pay for planning
+// it. $1 is an array of the relation names DDL of the transaction named.
+// The query runs inside that transaction, so pg_catalog shows it its own
+// uncommitted changes: the eighth column holds every relation, outside
+// temporary schemas, of those names, of the views and rules that depend
+// on them and of their inheritance children and partitions (recursively),
+// with the names of those dependants too, since their definitions may
+// have changed with them. Views come with pg_get_viewdef, which qualifies
+// every name not visible on the path in force, given in the ninth column.
+// The tenth is the isolation level.
+const confirmOwnQuery = confirmBase +
+	ownRelationsQuery + `, pg_catalog.to_json(pg_catalog.current_schemas(true)), current_setting('transaction_isolation')`
+
+// ownRelationsQuery is the eighth column of confirmOwnQuery.
+const ownRelationsQuery = ` (WITH RECURSIVE touched(oid) AS (` +
+	`SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname = ANY ($1::pg_catalog.name[])` +
+	` UNION SELECT e.oid FROM touched t CROSS JOIN LATERAL (` +
+	`SELECT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid` +
+	` WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = t.oid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass` +
+	` UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = t.oid) e(oid))` +
+	` SELECT coalesce(json_agg(json_build_object('s', n.nspname, 'n', c.relname, 'k', c.relkind,` +
+	` 'c', (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),` +
+	` 't', (SELECT coalesce(json_agg(a.atttypid::int8 ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),` +
+	` 'p', (SELECT coalesce(json_agg(json_build_array(pn.nspname, p.relname) ORDER BY i.inhseqno), '[]') FROM pg_catalog.pg_inherits i` +
+	` JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace WHERE i.inhrelid = c.oid),` +
+	` 'v', CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END) ORDER BY n.nspname, c.relname), '[]')` +
+	` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace` +
+	` WHERE c.relkind NOT IN ('i', 'I', 't') AND n.nspname <> 'pg_toast' AND NOT starts_with(n.nspname, 'pg_temp_')` +
+	` AND NOT starts_with(n.nspname, 'pg_toast_temp_')` +
+	` AND c.relname IN (SELECT x.relname FROM pg_catalog.pg_class x WHERE x.oid IN (SELECT oid FROM touched)))`
 
 // confirmColumns is the number of columns of confirmQuery's row.
-const confirmColumns = 7
+const confirmColumns = 10
 
 // ConfirmQuery implements proxy.StateConfirmer.
 func (s *session) ConfirmQuery() string { return confirmQuery }
@@ -84,11 +136,133 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	s.state = st
 	s.purposes = append(s.purposes[:0], st.purpose)
 	var names []string
-	if json.Unmarshal(row[5], &names) != nil || s.state.readTemps(row[6]) != nil {
+	if json.Unmarshal(row[5], &names) != nil || s.state.readTemps(row[6]) != nil ||
+		s.state.readOwn(s.queried, row[7], row[8], string(row[9])) != nil {
 		s.state.known = false
 		return
 	}
+	// What DDL changed before this confirmation is read: only what it
+	// changes from now on waits for the next.
+	s.unread = slices.DeleteFunc(s.unread, func(n string) bool { return slices.Contains(s.queried, n) })
 	s.reconcilePrepared(names, errorsSeen)
+}
+
+// ConfirmStatement implements proxy.StateArguments: while DDL of the open
+// transaction has named relations, the state query reads them back, as
+// the transaction sees them, by those names.
+func (s *session) ConfirmStatement() (string, [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queried = s.queried[:0]
+	for _, n := range s.unsettled {
+		if n != sqlscan.AllRelations {
+			s.queried = append(s.queried, n)
+		}
+	}
+	if len(s.queried) == 0 {
+		return confirmQuery, nil
+	}
+	return confirmOwnQuery, [][]byte{arrayLiteral(s.queried)}
+}
+
+// arrayLiteral renders names as a PostgreSQL array literal, every element
+// quoted, so that no name can be read as anything else. A text array
+// rather than JSON lets the planner see how few names there are: with a
+// JSON list it expects a hundred and plans the dependants' search at a
+// cost that sets off JIT compilation, hundreds of milliseconds each time.
+func arrayLiteral(names []string) []byte {
+	b := []byte{'{'}
+	for i, n := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		for j := 0; j < len(n); j++ {
+			if n[j] == '"' || n[j] == '\\' {
+				b = append(b, '\\')
+			}
+			b = append(b, n[j])
+		}
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// ownRelation is one relation of the session's own view of the names its
+// transaction changed, as the state query reports it.
+type ownRelation struct {
+	Schema     string      `json:"s"`
+	Name       string      `json:"n"`
+	Kind       string      `json:"k"`
+	Columns    []string    `json:"c"`
+	Types      []uint32    `json:"t"`
+	Parents    [][2]string `json:"p"`
+	Definition *string     `json:"v"`
+}
+
+// readOwn takes the relations of the names the confirmation asked about
+// (queried): the overlay on the shared catalog under which the session's
+// statements are decided. A name that came back as a relation kind
+// pgguard does not model (a sequence, a composite type) stays refused, as
+// does every name outside READ COMMITTED: there the transaction's reads of
+// pg_catalog keep its first snapshot, while the server resolves names on
+// the latest catalog, so a relation another session committed since could
+// take a name's place unseen.
+func (st *state) readOwn(queried []string, raw, schemas []byte, isolation string) error {
+	st.ownNames, st.own, st.ownRefused, st.ownKey = nil, nil, nil, ""
+	if len(queried) == 0 {
+		return nil
+	}
+	var rels []ownRelation
+	if err := json.Unmarshal(raw, &rels); err != nil {
+		return err
+	}
+	var path []string
+	if err := json.Unmarshal(schemas, &path); err != nil {
+		return err
+	}
+	st.ownKey = strings.Join(queried, "\x00") + "\x00" + string(raw) + "\x00" + string(schemas) + "\x00" + isolation
+	st.ownNames = append([]string(nil), queried...)
+	refuse := func(name string) {
+		if !slices.Contains(st.ownRefused, name) {
+			st.ownRefused = append(st.ownRefused, name)
+		}
+	}
+	for _, r := range rels {
+		if !slices.Contains(st.ownNames, r.Name) {
+			st.ownNames = append(st.ownNames, r.Name)
+		}
+		if len(r.Kind) != 1 || len(r.Types) != len(r.Columns) {
+			return fmt.Errorf("malformed relation %s.%s in the state", r.Schema, r.Name)
+		}
+		rel := catalog.Relation{Schema: r.Schema, Name: r.Name, Kind: catalog.RelKind(r.Kind[0]), Columns: r.Columns, ColumnTypes: r.Types}
+		for _, p := range r.Parents {
+			rel.Parents = append(rel.Parents, catalog.QualifiedName{Schema: p[0], Name: p[1]})
+		}
+		switch rel.Kind {
+		case catalog.Table, catalog.PartitionedTable, catalog.ForeignTable:
+		case catalog.View, catalog.MaterializedView:
+			if r.Definition == nil {
+				refuse(r.Name)
+				continue
+			}
+			// pg_get_viewdef left unqualified exactly the names visible on
+			// the path in force; the analysis resolves them on that path.
+			rel.ViewDefinition, rel.DefinitionSearchPath = *r.Definition, path
+		default:
+			refuse(r.Name)
+			continue
+		}
+		st.own = append(st.own, rel)
+	}
+	if isolation != "read committed" {
+		for _, n := range st.ownNames {
+			refuse(n)
+		}
+	}
+	slices.Sort(st.ownNames)
+	slices.Sort(st.ownRefused)
+	return nil
 }
 
 // tempRelation is one relation of the session's temporary schema as the

@@ -44,11 +44,30 @@ type PreludeObserver interface {
 	PreludeDone(err *pgproto3.ErrorResponse)
 }
 
-// confirmer is a session's state query, encoded once.
+// StateArguments is a StateConfirmer whose state query may differ from
+// one confirmation to the next, and take parameters ($1, $2, ...): what
+// the interceptor needs to read depends on what the session did (the
+// relations its open transaction changed, say), and a session that did
+// nothing of the kind should not pay for planning a larger query.
+type StateArguments interface {
+	StateConfirmer
+	// ConfirmStatement returns the query for the confirmation about to be
+	// sent, with its parameters' values in text format (nil for NULL). It
+	// is called before each sending, after the interceptor has seen the
+	// ReadyForQuery that made the confirmation due; the answer still
+	// comes to Confirmed as one row.
+	ConfirmStatement() (query string, args [][]byte)
+}
+
+// confirmer is a session's state query, encoded once, or for a
+// StateArguments at each sending.
 type confirmer struct {
 	si       StateConfirmer
+	args     StateArguments // nil when the query takes none
 	name     string
-	messages []byte // Parse, Bind, Execute, Close portal, Close statement, Sync
+	parse    []byte // Parse, for a query without arguments
+	rest     []byte // Execute, Close portal, Close statement, Sync
+	messages []byte // all of them, for a query without arguments
 	row      [][]byte
 	err      *pgproto3.ErrorResponse
 	retries  int // cancelled attempts of the current confirmation
@@ -66,18 +85,38 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	name := "pgguard_state_" + hex.EncodeToString(id[:])
-	var b []byte
+	f := &confirmer{si: sc, name: name}
 	for _, m := range []interface{ Encode([]byte) ([]byte, error) }{
-		&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()},
-		&pgproto3.Bind{DestinationPortal: name, PreparedStatement: name},
 		&pgproto3.Execute{Portal: name},
 		&pgproto3.Close{ObjectType: 'P', Name: name},
 		&pgproto3.Close{ObjectType: 'S', Name: name},
 		&pgproto3.Sync{},
 	} {
-		b = append(b, encode(m)...)
+		f.rest = append(f.rest, encode(m)...)
 	}
-	return &confirmer{si: sc, name: name, messages: b}
+	if a, ok := si.(StateArguments); ok {
+		f.args = a
+		return f
+	}
+	f.parse = encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()})
+	f.messages = f.encode(f.parse, nil)
+	return f
+}
+
+// encode builds the state query's messages with these parameter values.
+func (f *confirmer) encode(parse []byte, args [][]byte) []byte {
+	b := append([]byte{}, parse...)
+	b = append(b, encode(&pgproto3.Bind{DestinationPortal: f.name, PreparedStatement: f.name, Parameters: args})...)
+	return append(b, f.rest...)
+}
+
+// next returns the messages of the confirmation about to be sent.
+func (f *confirmer) next() []byte {
+	if f.args == nil {
+		return f.messages
+	}
+	query, args := f.args.ConfirmStatement()
+	return f.encode(encode(&pgproto3.Parse{Name: f.name, Query: query}), args)
 }
 
 // preludeMessages runs sql under the state query's own names, in a sync
@@ -180,7 +219,7 @@ func (c *conn) confirmAtStart() error {
 	if c.confirm == nil {
 		return nil
 	}
-	if _, err := c.sw.Write(c.confirm.messages); err != nil {
+	if _, err := c.sw.Write(c.confirm.next()); err != nil {
 		return c.upstreamLost(err)
 	}
 	if err := c.sw.Flush(); err != nil {
@@ -193,7 +232,7 @@ func (c *conn) confirmAtStart() error {
 		}
 		ours, done, again := c.confirm.message(typ, body)
 		if again {
-			if _, err := c.sw.Write(c.confirm.messages); err != nil {
+			if _, err := c.sw.Write(c.confirm.next()); err != nil {
 				return c.upstreamLost(err)
 			}
 			if err := c.sw.Flush(); err != nil {
@@ -261,7 +300,7 @@ func (c *conn) switchFirst(prelude string) error {
 	if _, err := c.sw.Write(c.confirm.preludeMessages(prelude)); err != nil {
 		return err
 	}
-	_, err := c.sw.Write(c.confirm.messages)
+	_, err := c.sw.Write(c.confirm.next())
 	return err
 }
 
@@ -283,10 +322,10 @@ func (c *conn) preludeDue() {
 func (c *conn) sendConfirm() error {
 	c.confirming = true
 	if c.looped.Load() != nil {
-		_, err := c.sw.Write(c.confirm.messages)
+		_, err := c.sw.Write(c.confirm.next())
 		return err
 	}
-	_, err := c.server.Write(c.confirm.messages)
+	_, err := c.server.Write(c.confirm.next())
 	return err
 }
 

@@ -159,8 +159,9 @@ func (s *session) statement(n *pg.Node) Statement {
 	kind := a.topLevel(n)
 	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches, UserCode: a.userCode}
 	if a.ddl {
-		st.Changes = s.ddlChanges(n)
-		st.TempOnly = len(st.Changes) == 0 && createsTemp(n)
+		var temp bool
+		st.Changes, temp = s.ddlChanges(n)
+		st.TempOnly = len(st.Changes) == 0 && (temp || createsTemp(n))
 	}
 	if a.denial == nil {
 		a.checkSensitiveColumns(acc)

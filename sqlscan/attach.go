@@ -157,26 +157,60 @@ var relationObjects = map[pg.ObjectType]bool{
 
 // ddlChanges lists the relation names a DDL statement names, and marks
 // them for the statements after it in the same input. Temporary tables
-// this input creates are left out: their columns are followed.
-func (s *session) ddlChanges(n *pg.Node) []string {
-	var names []string
-	add := func(name string) {
-		if name == "" || s.temps[name] != nil || slices.Contains(names, name) {
+// this input creates are left out: their columns are followed. So are
+// names of the session's temporary relations (qualified with pg_temp, or
+// unqualified names of its temporary schema, which PostgreSQL finds
+// first), whose state the server reports at every confirmation: the
+// shared catalog leaves temporary schemas out. Those are still marked for
+// the rest of the input. temp reports whether the statement named any.
+func (s *session) ddlChanges(n *pg.Node) (names []string, temp bool) {
+	add := func(name string, local bool) {
+		if name == "" || s.temps[name] != nil {
 			return
 		}
-		names = append(names, name)
+		if local {
+			temp = true
+			if s.changed == nil {
+				s.changed = map[string]bool{}
+			}
+			s.changed[name] = true
+			return
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
 	}
 	walkMessages(n.ProtoReflect(), func(m proto.Message) bool {
 		switch x := m.(type) {
 		case *pg.RangeVar:
-			add(x.GetRelname())
+			add(x.GetRelname(), s.temporary(x))
 		case *pg.RenameStmt:
 			switch {
 			case x.GetRenameType() == pg.ObjectType_OBJECT_SCHEMA:
 				// Every name in the schema now means something else.
-				add(AllRelations)
+				add(AllRelations, false)
 			case x.GetRelation() != nil && x.GetSubname() == "" && relationObjects[x.GetRenameType()]:
-				add(x.GetNewname())
+				add(x.GetNewname(), s.temporary(x.GetRelation()))
+			}
+		case *pg.DropStmt:
+			// DROP names its relations as lists of strings, not RangeVars.
+			if !relationObjects[x.GetRemoveType()] {
+				return true
+			}
+			for _, o := range x.GetObjects() {
+				parts := o.GetList().GetItems()
+				if len(parts) == 0 {
+					continue
+				}
+				name := parts[len(parts)-1].GetString_().GetSval()
+				rv := &pg.RangeVar{Relname: name}
+				if len(parts) == 2 {
+					rv.Schemaname = parts[0].GetString_().GetSval()
+				} else if len(parts) > 2 {
+					rv.Catalogname = parts[0].GetString_().GetSval()
+					rv.Schemaname = parts[1].GetString_().GetSval()
+				}
+				add(name, s.temporary(rv))
 			}
 		case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
 			// The query of a view, CREATE TABLE AS or rule reads what it
@@ -191,7 +225,18 @@ func (s *session) ddlChanges(n *pg.Node) []string {
 	for _, name := range names {
 		s.changed[name] = true
 	}
-	return names
+	return names, temp
+}
+
+// temporary reports whether rv names a relation of the session's
+// temporary schema: qualified with it, or unqualified and the name of one
+// of its relations, which PostgreSQL finds before the path.
+func (s *session) temporary(rv *pg.RangeVar) bool {
+	schema := rv.GetSchemaname()
+	if schema == "pg_temp" || strings.HasPrefix(schema, "pg_temp_") {
+		return true
+	}
+	return schema == "" && rv.GetCatalogname() == "" && slices.Contains(s.ctx.TempRelations, rv.GetRelname())
 }
 
 // walkMessages calls f on m and every message nested in it, except below

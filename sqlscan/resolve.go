@@ -132,13 +132,13 @@ func (a *analyzer) resolveQualified(schema, name string) (resolvedRelation, bool
 	return res, false
 }
 
-// settled refuses a relation name that DDL of the session's open
-// transaction, or earlier in the same input, named: the catalog, read by
-// another session, does not describe it with certainty.
+// settled refuses a relation name that DDL earlier in the same input
+// named, or that Context.Unsettled lists: nothing describes it with
+// certainty yet.
 func (a *analyzer) settled(name string) bool {
 	if a.s.changed[name] || a.s.changed[AllRelations] ||
 		slices.Contains(a.s.ctx.Unsettled, name) || slices.Contains(a.s.ctx.Unsettled, AllRelations) {
-		a.deny(CodeTemporary, "relation %s was changed by DDL in this session's open transaction or message; pgguard decides on it once the change is committed", name)
+		a.deny(CodeTemporary, "relation %s was changed by DDL earlier in this message or sync segment, or is not a table or view; pgguard decides on it once the server has reported what the change did", name)
 		return false
 	}
 	return true

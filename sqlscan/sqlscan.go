@@ -69,9 +69,12 @@ type Context struct {
 	// inheritance, an attached partition), so reading any temporary table,
 	// of the session or of this input, reads all of it.
 	TempLineage []Access
-	// Unsettled are the names of relations that DDL of the session's open
-	// transaction named (Statement.Changes): the catalog, read by another
-	// session, cannot see those changes, so a name among them is refused.
+	// Unsettled are relation names nothing describes with certainty: DDL
+	// of the session's open transaction named them (Statement.Changes)
+	// and the server has not yet reported what it did to them (the
+	// guard then passes a snapshot that overlays the session's own view
+	// of them, catalog.Snapshot.Overlay), or they name a kind of relation
+	// the analysis does not model. A name among them is refused.
 	Unsettled []string
 	// ExtensionTrusted reports whether the functions and operators of an
 	// extension count as known, as the built-ins do. nil trusts none.
@@ -193,9 +196,11 @@ type Statement struct {
 	// may change session state as SET does.
 	UserCode bool
 	// TempOnly is set for DDL that only creates a temporary table (CREATE
-	// TEMP TABLE, CREATE TEMP TABLE AS, SELECT INTO TEMP) naming no other
-	// relation: it changes nothing of the catalog, which leaves temporary
-	// schemas out, so the catalog need not be read again after it.
+	// TEMP TABLE, CREATE TEMP TABLE AS, SELECT INTO TEMP) or only names
+	// the session's temporary relations (DROP, ALTER, CREATE INDEX of
+	// them), naming no other relation: it changes nothing of the catalog,
+	// which leaves temporary schemas out, so the catalog need not be read
+	// again after it.
 	TempOnly bool
 	// Changes are, for a DDL statement, the relation names (without
 	// schema) it creates, alters, renames (old and new names) or drops,

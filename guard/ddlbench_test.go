@@ -1,0 +1,105 @@
+package guard_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgguard/pgguard/alert"
+)
+
+// BenchmarkSelectDuringDDL is the latency of SELECT 1 in one session while
+// another session creates and drops a table in a loop (none, temporary,
+// or a plain table, in autocommit), directly and through pgguard, one
+// after the other for each kind of DDL. Besides ns/op it reports the
+// median, the 99th percentile and the longest SELECT 1, and how many
+// create-and-drop cycles the other session ran meanwhile. After a plain
+// table's DDL pgguard reads the catalog again in the background: the
+// SELECT 1, which names no relation, must not wait for it.
+func BenchmarkSelectDuringDDL(b *testing.B) {
+	w := newWorld(b, alert.ModeEnforce)
+	w.pg.MustExec(b, "postgres", `CREATE SCHEMA IF NOT EXISTS owned;
+		GRANT USAGE, CREATE ON SCHEMA owned TO finance_app`)
+	direct := func(tb testing.TB) *pgx.Conn {
+		cfg, err := pgx.ParseConfig("postgres://finance_app:" + password + "@" + w.pg.Addr() + "/postgres?sslmode=disable")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		conn, err := pgx.ConnectConfig(context.Background(), cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { conn.Close(context.Background()) })
+		return conn
+	}
+	through := func(tb testing.TB) *pgx.Conn { return w.connect(tb, "finance_app", "-c pgguard.purpose=invoicing") }
+	ddls := []struct{ name, create string }{
+		{"none", ""},
+		{"temp", "CREATE TEMP TABLE bench_ddl (id int, note text)"},
+		{"table", "CREATE TABLE owned.bench_ddl (id int, note text)"},
+	}
+	targets := []struct {
+		name    string
+		connect func(testing.TB) *pgx.Conn
+	}{{"direct", direct}, {"pgguard", through}}
+	ctx := context.Background()
+	for _, d := range ddls {
+		for _, target := range targets {
+			b.Run(fmt.Sprintf("ddl=%s/%s", d.name, target.name), func(b *testing.B) {
+				reader := target.connect(b)
+				var cycles atomic.Int64
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				if d.create != "" {
+					writer := target.connect(b)
+					drop := "DROP TABLE IF EXISTS owned.bench_ddl"
+					if d.name == "temp" {
+						drop = "DROP TABLE IF EXISTS pg_temp.bench_ddl"
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if _, err := writer.Exec(ctx, d.create); err != nil {
+								b.Error(err)
+								return
+							}
+							if _, err := writer.Exec(ctx, drop); err != nil {
+								b.Error(err)
+								return
+							}
+							cycles.Add(1)
+						}
+					}()
+				}
+				lat := make([]time.Duration, 0, b.N)
+				b.ResetTimer()
+				for range b.N {
+					start := time.Now()
+					if _, err := reader.Exec(ctx, "SELECT 1"); err != nil {
+						b.Fatal(err)
+					}
+					lat = append(lat, time.Since(start))
+				}
+				b.StopTimer()
+				close(stop)
+				wg.Wait()
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+				b.ReportMetric(float64(cycles.Load()), "ddl-cycles")
+			})
+		}
+	}
+}
