@@ -305,6 +305,25 @@ func (c *Cache) Refresh(ctx context.Context, database string) (*Snapshot, error)
 	return c.await(ctx, database, after, after)
 }
 
+// Reload reads database's catalog again and returns the result, without
+// making the snapshot in force stale: statements go on being decided on it
+// while the load runs, and the new one replaces it when it is read (an
+// unchanged schema keeps its version). For the periodic refresh, which
+// looks for changes made around pgguard and which no statement should
+// wait for.
+func (c *Cache) Reload(ctx context.Context, database string) (*Snapshot, error) {
+	c.mu.Lock()
+	e := c.entry(database)
+	if e.down != nil {
+		s, err := c.unavailable(database, e)
+		c.mu.Unlock()
+		return s, err
+	}
+	after := e.started
+	c.mu.Unlock()
+	return c.await(ctx, database, after, after)
+}
+
 // entry returns database's entry, creating it; c.mu must be held.
 func (c *Cache) entry(database string) *cacheEntry {
 	e := c.entries[database]

@@ -145,6 +145,38 @@ func TestCacheRefresh(t *testing.T) {
 	wantLoads(t, l, 2)
 }
 
+// TestCacheReloadKeepsServing: while Reload reads the catalog again, Get
+// goes on serving the snapshot in force at once; the new one is served
+// once read.
+func TestCacheReloadKeepsServing(t *testing.T) {
+	srv, db := freshDB(t, "")
+	l := newCountingLoader(srv)
+	c := catalog.NewCache(l.load, time.Hour)
+	l.gate = make(chan struct{}, 2)
+	l.gate <- struct{}{}
+	old := get(t, c, db)
+	srv.MustExec(t, db, "CREATE TABLE created_around (x int)")
+	reloaded := make(chan *catalog.Snapshot)
+	go func() { s, _ := c.Reload(context.Background(), db); reloaded <- s }()
+	for l.loads.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	// The second load is held at the gate: Get must not wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	during, err := c.Get(ctx, db)
+	cancel()
+	if err != nil || during != old {
+		t.Fatalf("Get during Reload did not serve the snapshot in force at once: %v", err)
+	}
+	l.gate <- struct{}{}
+	s := <-reloaded
+	relation(t, s, "public", "created_around")
+	if get(t, c, db) != s {
+		t.Error("Get after Reload did not serve the reloaded snapshot")
+	}
+	wantLoads(t, l, 2)
+}
+
 // TestCacheRefreshWaitsOutOlderLoad: a load already under way may have read
 // the catalog before the DDL the caller is looking for, so Refresh starts
 // another once it ends.

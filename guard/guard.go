@@ -216,7 +216,7 @@ func (g *Guard) RefreshCatalogs(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 		for _, db := range g.usedDatabases() {
-			if _, err := g.cfg.Catalogs.Refresh(ctx, db); err != nil && ctx.Err() == nil {
+			if _, err := g.cfg.Catalogs.Reload(ctx, db); err != nil && ctx.Err() == nil {
 				g.cfg.Logger.Warn().Err(err).Str("database", db).Msg("catalog refresh failed; statements are refused until a load succeeds")
 			}
 		}
