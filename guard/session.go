@@ -516,6 +516,13 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	if quick && !s.bindIsQuick(p) {
 		return proxy.Verdict{}, false
 	}
+	if !quick {
+		// The state the server confirmed, or the catalog, may have moved
+		// since the session's last statement: bring the context up to
+		// date (bindIsQuick does on the quick path), or the statements
+		// would be decided on what they touched under the old one.
+		s.refreshContext(s.ctx)
+	}
 	pol := s.g.cfg.Policy.Policy()
 	barrier := false
 	for q := p; q != nil; q = q.replaced {
@@ -609,7 +616,7 @@ func (s *session) decidePrepared(p *prepared, pol *authz.Policy) *denial {
 }
 
 // reanalysePrepared brings a prepared statement's accesses up to the
-// current context: under another context than the one it was analysed in
+// session's context, which the caller has brought up to date: under another context than the one it was analysed in
 // (a changed search_path, role or catalog) the server may resolve its
 // names anew, so the text is analysed again (from the cache, usually) and
 // what it touches now is added to what it touched before.

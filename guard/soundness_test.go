@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/guard"
+	"github.com/pgguard/pgguard/proxy"
 )
 
 const salaries = "SELECT gross_monthly FROM salaries"
@@ -376,4 +378,25 @@ func TestSoundnessFunctionsThatChangeState(t *testing.T) {
 	mustExec(t, conn, call)
 	mustExec(t, conn, "SET search_path = decoy")
 	mustExec(t, conn, salaries)
+}
+
+// The same through the two pumps (as for TLS sessions), where a Bind is
+// decided without the event loop's quick path: a prepared statement is
+// analysed again under the path the server confirmed after the SET.
+func TestSoundnessPreparedStatementsFollowThePathOnPumps(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce, func(_ *guard.Config, pc *proxy.Config) { pc.EventLoops = -1 })
+	w.pg.MustExec(t, "postgres", `CREATE SCHEMA IF NOT EXISTS decoy;
+		CREATE TABLE IF NOT EXISTS decoy.salaries (gross_monthly numeric);
+		GRANT USAGE ON SCHEMA decoy TO sales_app; GRANT SELECT ON decoy.salaries TO sales_app`)
+	ctx := context.Background()
+	conn := w.connect(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	pc := conn.PgConn()
+	if _, err := pc.Prepare(ctx, "s1", salaries, nil); err != nil {
+		t.Fatalf("prepare under decoy: %v", err)
+	}
+	if err := pc.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err; err != nil {
+		t.Fatalf("s1 under its own path: %v", err)
+	}
+	mustExec(t, conn, "SET search_path = hr")
+	expectDenied(t, pc.ExecPrepared(ctx, "s1", nil, nil, nil).Read().Err, "hr.salaries.gross_monthly")
 }
