@@ -76,13 +76,22 @@ func perfStat(ctx context.Context, pid int) (stop func() map[string]float64, err
 }
 
 // profiled are the configurations profiled with -perf: select-only in
-// every mode, and the TPC-B-like script in simple mode, at -perf-clients.
+// every mode and TLS variant, and the TPC-B-like script in simple mode
+// without TLS, at -perf-clients.
 func profiled(o *options) []config {
 	var out []config
-	for _, m := range o.modes {
-		out = append(out, config{Script: "select-only", Mode: m, Clients: o.perfC})
+	for _, v := range o.tls {
+		if v == "none" {
+			v = ""
+		}
+		for _, m := range o.modes {
+			out = append(out, config{Script: "select-only", Mode: m, Clients: o.perfC, TLS: v})
+		}
 	}
-	return append(out, config{Script: "tpcb", Mode: "simple", Clients: o.perfC})
+	if has(o.tls, "none") {
+		out = append(out, config{Script: "tpcb", Mode: "simple", Clients: o.perfC})
+	}
+	return out
 }
 
 // profileProxies samples pgguard's stacks with perf while pgbench runs
@@ -99,15 +108,18 @@ func profileProxies(ctx context.Context, o *options, e *env, res *results) error
 	}
 	if has(o.targets, "pgbouncer") {
 		// The relay alone, and the relay with a new statement text each time.
-		for _, m := range []string{"prepared", "simple"} {
-			if has(o.modes, m) {
-				jobs = append(jobs, job{"pgbouncer", config{Script: "select-only", Mode: m, Clients: o.perfC}})
+		for _, c := range profiled(o) {
+			if c.Script == "select-only" && (c.Mode == "prepared" || c.Mode == "simple") {
+				jobs = append(jobs, job{"pgbouncer", c})
 			}
 		}
 	}
 	for _, j := range jobs {
-		c, p := j.c, e.proxyProc(j.target)
+		c, p := j.c, e.proxyFor(j.c, j.target)
 		base := fmt.Sprintf("perf-%s-%s-%s-c%d", j.target, c.Script, c.Mode, c.Clients)
+		if c.TLS != "" {
+			base += "-tls-" + c.TLS
+		}
 		data := filepath.Join(e.work, base+".data")
 		rec := exec.CommandContext(ctx, "perf", "record", "-e", "cpu-clock", "-F", "999", "-g",
 			"-p", fmt.Sprint(p.pid()), "-o", data)
