@@ -1,12 +1,10 @@
 package proxy_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -14,24 +12,6 @@ import (
 	"github.com/pgguard/pgguard/internal/pgtest"
 	"github.com/pgguard/pgguard/proxy"
 )
-
-// lockedBuffer collects a pgproto3 trace.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // traced makes pgx trace every protocol message into buf, so a test can see
 // which authentication request the server sent through the proxy.
@@ -72,7 +52,7 @@ func TestAuthMethods(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.user, func(t *testing.T) {
-			var trace lockedBuffer
+			var trace pgtest.SyncBuffer
 			conn := connectWith(t, p.URL(tc.user, tc.password, "postgres", ""), traced(&trace))
 			var who string
 			if err := conn.QueryRow(testCtx(t), "SELECT current_user").Scan(&who); err != nil {

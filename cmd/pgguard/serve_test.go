@@ -21,33 +21,6 @@ import (
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServeEnforcesAndServesMetrics runs `pgguard serve` as an operator
 // would (flags and environment), sends an allowed and a denied statement,
 // and scrapes /metrics and /healthz.
@@ -56,11 +29,11 @@ func TestServeEnforcesAndServesMetrics(t *testing.T) {
 	pg.MustExec(t, "postgres", "CREATE SCHEMA IF NOT EXISTS hr; CREATE TABLE IF NOT EXISTS hr.salaries (employee_id bigint, gross_monthly numeric, bank_account text)")
 	pg.MustCreateRole(t, "serve_sales", "pw", pgtest.SCRAM)
 	pg.MustExec(t, "postgres", "GRANT USAGE ON SCHEMA hr TO serve_sales; GRANT SELECT ON hr.salaries TO serve_sales")
-	listen, metrics := freeAddr(t), freeAddr(t)
+	listen, metrics := pgtest.FreeAddr(t), pgtest.FreeAddr(t)
 	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
 	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &pgtest.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--listen", listen, "--metrics", metrics}, io.Discard, logs)
@@ -132,7 +105,7 @@ func get(t *testing.T, url string) string {
 // servedPgguard is a `pgguard serve` running in the test.
 type servedPgguard struct {
 	listen, metrics string
-	logs            *lockedBuffer
+	logs            *pgtest.SyncBuffer
 	cancel          context.CancelFunc
 	done            chan int
 }
@@ -141,7 +114,7 @@ type servedPgguard struct {
 // test set, in front of pg, and stops it when the test ends.
 func startServe(t *testing.T, pg *pgtest.Server, args ...string) *servedPgguard {
 	t.Helper()
-	s := &servedPgguard{listen: freeAddr(t), metrics: freeAddr(t), logs: &lockedBuffer{}, done: make(chan int, 1)}
+	s := &servedPgguard{listen: pgtest.FreeAddr(t), metrics: pgtest.FreeAddr(t), logs: &pgtest.SyncBuffer{}, done: make(chan int, 1)}
 	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
 	var ctx context.Context
 	ctx, s.cancel = context.WithCancel(context.Background())
@@ -372,11 +345,11 @@ func TestServeAddressInUse(t *testing.T) {
 		flag string
 		args []string
 	}{
-		{"--metrics", []string{"--listen", freeAddr(t), "--metrics", addr}},
-		{"--listen", []string{"--listen", addr, "--metrics", freeAddr(t)}},
+		{"--metrics", []string{"--listen", pgtest.FreeAddr(t), "--metrics", addr}},
+		{"--listen", []string{"--listen", addr, "--metrics", pgtest.FreeAddr(t)}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		logs := &lockedBuffer{}
+		logs := &pgtest.SyncBuffer{}
 		code := run(ctx, append([]string{"serve"}, tc.args...), io.Discard, logs)
 		cancel()
 		out := logs.String()
@@ -411,8 +384,8 @@ func TestServeChecksCatalogAtStart(t *testing.T) {
 	} {
 		t.Setenv("PGGUARD_CATALOG_URL", tc.catalogURL)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		logs := &lockedBuffer{}
-		code := run(ctx, []string{"serve", "--listen", freeAddr(t), "--metrics", freeAddr(t)}, io.Discard, logs)
+		logs := &pgtest.SyncBuffer{}
+		code := run(ctx, []string{"serve", "--listen", pgtest.FreeAddr(t), "--metrics", pgtest.FreeAddr(t)}, io.Discard, logs)
 		cancel()
 		out := logs.String()
 		if code != exitError || strings.Contains(out, "pgguard serving") {
@@ -429,7 +402,7 @@ func TestServeChecksCatalogAtStart(t *testing.T) {
 	}
 
 	// Nothing listens at the catalog's address yet.
-	down := freeAddr(t)
+	down := pgtest.FreeAddr(t)
 	t.Setenv("PGGUARD_CATALOG_URL", "postgres://serve_catalog:rightpw@"+down+"/postgres?sslmode=disable")
 	s := startServe(t, pg)
 	eventuallyTrue(t, "the error to be repeated", func() bool {
@@ -468,8 +441,8 @@ func TestServeLogsEachReloadOnceWithUnits(t *testing.T) {
 	policyFile := filepath.Join(dir, "policy.csv")
 	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
 	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "postgres"))
-	listen := freeAddr(t)
-	logs := &lockedBuffer{}
+	listen := pgtest.FreeAddr(t)
+	logs := &pgtest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
@@ -563,11 +536,11 @@ func TestServeGrantsCheck(t *testing.T) {
 		GRANT USAGE ON SCHEMA crm TO sales_app; GRANT SELECT ON crm.customers TO sales_app`)
 	t.Setenv("PGGUARD_UPSTREAM", "postgres://"+pg.Addr()+"/?sslmode=disable")
 	t.Setenv("PGGUARD_CATALOG_URL", pg.URL(pgtest.Superuser, "", "driftdb"))
-	logs := &lockedBuffer{}
+	logs := &pgtest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", freeAddr(t), "--grants-check", "--catalog-refresh-interval", "200ms",
+		done <- run(ctx, []string{"serve", "--listen", pgtest.FreeAddr(t), "--grants-check", "--catalog-refresh-interval", "200ms",
 			"--shutdown-grace", "1s"}, io.Discard, logs)
 	}()
 	defer func() {

@@ -1,7 +1,9 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -71,4 +73,37 @@ func (s *Server) MustCreateRole(tb testing.TB, name, password string, method Aut
 	if err := s.CreateRole(ctx, name, password, method); err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
+}
+
+// FreeAddr returns a loopback address with a port no one listens on now,
+// for a server a test is about to start.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// SyncBuffer collects output written from several goroutines, such as a
+// process's stdout and stderr or a protocol trace.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -77,45 +77,17 @@ func haproxyTool(t *testing.T) string {
 	return ""
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // process is a child process the test stops at its end.
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *pgtest.SyncBuffer
 	done chan struct{}
 }
 
 func startProcess(t *testing.T, name string, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, cmd: exec.Command(bin, args...), out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{name: name, cmd: exec.Command(bin, args...), out: &pgtest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = withoutPGGUARD(os.Environ())
 	if err := p.cmd.Start(); err != nil {
@@ -264,7 +236,7 @@ func setUp(t *testing.T) *fixture {
 
 	storeViaRelay := fmt.Sprintf("postgres://%s@%s/policystore?sslmode=disable", pgtest.Superuser, f.store.addr)
 	for i := 1; i <= 3; i++ {
-		r := &replica{id: fmt.Sprintf("replica-%d", i), listen: freeAddr(t), metrics: freeAddr(t)}
+		r := &replica{id: fmt.Sprintf("replica-%d", i), listen: pgtest.FreeAddr(t), metrics: pgtest.FreeAddr(t)}
 		r.process = startProcess(t, r.id, pgguardBin, "serve",
 			"--listen", r.listen, "--metrics", r.metrics,
 			"--upstream", "postgres://"+f.pg.Addr()+"/?sslmode=disable",
@@ -277,7 +249,7 @@ func setUp(t *testing.T) *fixture {
 		waitUntil(t, 30*time.Second, r.id+" to be ready", func() bool { code, _ := r.get("/readyz"); return code == 200 })
 	}
 
-	f.haproxy = freeAddr(t)
+	f.haproxy = pgtest.FreeAddr(t)
 	cfg := fmt.Sprintf(`global
 	maxconn 512
 defaults
