@@ -27,10 +27,10 @@ const (
 
 // env is everything the measurement runs against.
 type env struct {
-	work     string
-	pg       *pgtest.Server
-	bouncer  *proc
-	guard    *proc
+	work    string
+	pg      *pgtest.Server
+	bouncer *proc
+	guard   *proc
 	// With -tls variants that encrypt the proxies' leg to PostgreSQL:
 	// a PgBouncer and a pgguard that talk TLS to it.
 	bouncerTLS, guardTLS *proc
