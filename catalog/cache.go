@@ -292,17 +292,7 @@ func (c *Cache) Invalidate(database string) {
 // Refresh is called does not count, since it may predate the DDL the caller
 // is looking for.
 func (c *Cache) Refresh(ctx context.Context, database string) (*Snapshot, error) {
-	c.mu.Lock()
-	e := c.entry(database)
-	e.staleUpTo = e.started
-	if e.down != nil {
-		s, err := c.unavailable(database, e)
-		c.mu.Unlock()
-		return s, err
-	}
-	after := e.started
-	c.mu.Unlock()
-	return c.await(ctx, database, after, after)
+	return c.loadAnew(ctx, database, true)
 }
 
 // Reload reads database's catalog again and returns the result, without
@@ -312,8 +302,17 @@ func (c *Cache) Refresh(ctx context.Context, database string) (*Snapshot, error)
 // looks for changes made around pgguard and which no statement should
 // wait for.
 func (c *Cache) Reload(ctx context.Context, database string) (*Snapshot, error) {
+	return c.loadAnew(ctx, database, false)
+}
+
+// loadAnew waits for a load that begins after the call, and returns it;
+// stale also marks the snapshot in force stale meanwhile (Refresh).
+func (c *Cache) loadAnew(ctx context.Context, database string, stale bool) (*Snapshot, error) {
 	c.mu.Lock()
 	e := c.entry(database)
+	if stale {
+		e.staleUpTo = e.started
+	}
 	if e.down != nil {
 		s, err := c.unavailable(database, e)
 		c.mu.Unlock()
