@@ -2,6 +2,8 @@ package pgtest
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -85,5 +87,36 @@ func TestTLSServerAndCleanup(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
 		t.Fatalf("cluster folder %s still there after Close (stat err %v)", s.Dir, err)
+	}
+}
+
+func TestBouncerServesTLSClients(t *testing.T) {
+	s := Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.CreateDatabase(ctx, "bouncer_db"); err != nil {
+		t.Fatal(err)
+	}
+	s.MustCreateRole(t, "bouncer_user", "bouncer-pw", SCRAM)
+	cert, err := GenerateCert(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LaunchBouncer(ctx, s, BouncerOptions{Database: "bouncer_db", User: "bouncer_user", Password: "bouncer-pw", ClientTLS: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://bouncer_user:bouncer-pw@%s/bouncer_db?sslmode=require", b.Addr()))
+	if err != nil {
+		t.Fatalf("connect through pgbouncer: %v\n%s", err, b.Log())
+	}
+	defer conn.Close(ctx)
+	var user string
+	if err := conn.QueryRow(ctx, "SELECT current_user").Scan(&user); err != nil || user != "bouncer_user" {
+		t.Fatalf("current_user = %q, err %v", user, err)
+	}
+	if !conn.PgConn().Conn().(interface{ ConnectionState() tls.ConnectionState }).ConnectionState().HandshakeComplete {
+		t.Fatal("client session with pgbouncer is not TLS")
 	}
 }

@@ -1,22 +1,24 @@
 // Command cancel-latency measures how long a client waits for a cancelled
-// statement to end, directly against PostgreSQL and through pgguard, under a
-// pgbench load on the same target, in interleaved rounds.
+// statement to end, directly against PostgreSQL, through pgguard and
+// through PgBouncer, under a pgbench load on the same target, in
+// interleaved rounds.
 //
 // Run it from the repository root:
 //
 //	go run ./bench/cmd/cancel-latency -rounds 5 -cancels 100
 //
 // It starts a throwaway PostgreSQL with TLS on (internal/pgtest, an ECDSA
-// P-256 certificate) and a freshly built pgguard with a certificate of the
-// same key type, for each upstream sslmode asked for. Each round runs every
-// target once, in an order that rotates with the round: pgbench -S with the
-// load's clients against the target, and meanwhile one session that runs a
-// statement (pg_sleep), sees it start (pg_stat_activity, read directly as
-// the superuser) and cancels it, -cancels times. A
-// cancel is timed as a client sees it: from the start of pgx's
-// CancelRequest (connect, TLS handshake when the session uses TLS, as pgx
-// and libpq 17 do, the request and the server's close) until the
-// statement's 57014 error arrives on the session.
+// P-256 certificate) and, for each upstream sslmode asked for, a freshly
+// built pgguard and a PgBouncer in session mode, both with a certificate of
+// the same key type. Each round runs every target once, in an order that
+// rotates with the round: pgbench -S with the load's clients against the
+// target, and meanwhile one session that runs a statement (pg_sleep), sees
+// its backend (pg_backend_pid) start it (pg_stat_activity, read directly as
+// the superuser) and cancels it, -cancels times. A cancel is timed as a
+// client sees it: from the start of pgx's CancelRequest (connect, TLS
+// handshake when the session uses TLS, as pgx and libpq 17 do, the request
+// and the server's close) until the statement's 57014 error arrives on the
+// session.
 package main
 
 import (
@@ -64,6 +66,7 @@ type options struct {
 	perf             string
 	keep             bool
 	noSpare          bool
+	bouncer          bool
 	warmup, pause    time.Duration
 	out              string
 	loadSSLMode      string
@@ -107,6 +110,7 @@ func parseOptions(args []string) (*options, error) {
 	fs.StringVar(&o.pgguard, "pgguard", "", "pgguard binary to use instead of building ./cmd/pgguard")
 	guardEnv := fs.String("pgguard-env", "", "extra environment for pgguard, space-separated NAME=VALUE")
 	fs.BoolVar(&o.noSpare, "no-spare", false, "also measure each pgguard with --cancel-spare-age 0: every cancel on a connection of its own")
+	fs.BoolVar(&o.bouncer, "pgbouncer", true, "also measure PgBouncer (session mode, TLS to clients), one per upstream sslmode")
 	fs.StringVar(&o.perf, "perf", "", "folder for perf record profiles of each pgguard during its measured runs (needs perf, as root)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the first measured cancel of a run")
 	fs.DurationVar(&o.pause, "pause", 20*time.Millisecond, "pause between a cancel and the next statement")
@@ -180,6 +184,20 @@ func run(ctx context.Context, o *options) error {
 				name += ", no spare"
 			}
 			targets = append(targets, target{name: name, port: g.port, pid: g.cmd.Process.Pid})
+		}
+	}
+	if o.bouncer {
+		for _, up := range o.upstreams {
+			b, err := pgtest.LaunchBouncer(ctx, pg, pgtest.BouncerOptions{
+				Database: benchDB, User: benchUser, Password: benchPassword,
+				MaxClients: o.clients + 20, ClientTLS: cert, ServerTLS: up == "require",
+			})
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			logf("pgbouncer (server TLS %v) on port %d, pid %d", up == "require", b.Port, b.PID())
+			targets = append(targets, target{name: "pgbouncer upstream " + up, port: b.Port})
 		}
 	}
 	var report strings.Builder
@@ -321,10 +339,19 @@ func connect(ctx context.Context, port int, sslmode string) (*pgconn.PgConn, err
 		benchUser, benchPassword, port, benchDB, sslmode))
 }
 
+// backendPID asks the session for its backend's pid.
+func backendPID(ctx context.Context, conn *pgconn.PgConn) (uint32, error) {
+	res, err := conn.Exec(ctx, "SELECT pg_backend_pid()").ReadAll()
+	if err != nil {
+		return 0, fmt.Errorf("pg_backend_pid: %w", err)
+	}
+	pid, err := strconv.ParseUint(string(res[0].Rows[0][0]), 10, 32)
+	return uint32(pid), err
+}
+
 // waitSleeping polls the server directly, as the superuser, until the
 // backend pid sleeps in pg_sleep: a cancel sent earlier could find the
-// statement not started and be lost. The session's key is the server's own
-// through pgguard too, so the pid is the backend's.
+// statement not started and be lost.
 func waitSleeping(ctx context.Context, watch *pgconn.PgConn, pid uint32, done <-chan error) error {
 	q := fmt.Sprintf("SELECT 1 FROM pg_stat_activity WHERE pid = %d AND wait_event = 'PgSleep'", pid)
 	deadline := time.Now().Add(10 * time.Second)
@@ -415,6 +442,11 @@ func measureRun(ctx context.Context, o *options, t target, sslmode, superURL str
 		return runTimes{}, fmt.Errorf("connect to watch: %w", err)
 	}
 	defer watch.Close(context.Background())
+	// PgBouncer hands out keys of its own, so the backend's pid is asked for.
+	pid, err := backendPID(ctx, conn)
+	if err != nil {
+		return runTimes{}, err
+	}
 	var r runTimes
 	for range o.cancels {
 		done := make(chan error, 1)
@@ -422,7 +454,7 @@ func measureRun(ctx context.Context, o *options, t target, sslmode, superURL str
 			_, err := conn.Exec(ctx, "SELECT pg_sleep(60)").ReadAll()
 			done <- err
 		}()
-		if err := waitSleeping(ctx, watch, conn.PID(), done); err != nil {
+		if err := waitSleeping(ctx, watch, pid, done); err != nil {
 			return runTimes{}, err
 		}
 		start := time.Now()
