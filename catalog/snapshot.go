@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Snapshot is an immutable view of one database's schema. It is safe for
@@ -31,6 +32,12 @@ type Snapshot struct {
 	typeNames map[string][]*Type
 	casts     map[[2]uint32]bool
 	paths     map[string][]string
+	// derived holds what other packages compute from this snapshot alone
+	// and keep for every later use of it (the analysis's resolved columns
+	// of a relation): built once per snapshot, not once per statement.
+	// nil in a snapshot not built by New or Overlay, which then keeps
+	// nothing.
+	derived *sync.Map
 }
 
 // Contents are the raw parts a Snapshot is built from.
@@ -71,6 +78,7 @@ func New(c Contents) *Snapshot {
 		typeNames: make(map[string][]*Type, len(c.Types)),
 		casts:     make(map[[2]uint32]bool, len(c.ImplicitCasts)),
 		paths:     c.SearchPaths,
+		derived:   new(sync.Map),
 	}
 	for i := range c.Types {
 		t := &c.Types[i]
@@ -106,6 +114,28 @@ func New(c Contents) *Snapshot {
 	}
 	s.version = s.digest()
 	return s
+}
+
+// Derived returns the value StoreDerived stored under key in this
+// snapshot. key must be comparable; a package should use a key type of its
+// own so that keys of different packages never collide.
+func (s *Snapshot) Derived(key any) (any, bool) {
+	if s.derived == nil {
+		return nil, false
+	}
+	return s.derived.Load(key)
+}
+
+// StoreDerived keeps v under key for the snapshot's lifetime, unless a
+// value is there already, and returns the value kept. v must be computed
+// from the snapshot alone and never changed afterwards: every user of the
+// snapshot, on any goroutine, shares it.
+func (s *Snapshot) StoreDerived(key, v any) any {
+	if s.derived == nil {
+		return v
+	}
+	kept, _ := s.derived.LoadOrStore(key, v)
+	return kept
 }
 
 // Version identifies the snapshot's content: a short hex digest.
@@ -301,6 +331,9 @@ func (s *Snapshot) Overlay(names []string, rels []Relation) *Snapshot {
 		replaced[n] = true
 	}
 	o := *s
+	// What was derived from s may depend on the relations the overlay
+	// replaces (a column's lineage follows parents and children).
+	o.derived = new(sync.Map)
 	o.relations = make(map[QualifiedName]*Relation, len(s.relations)+len(rels))
 	o.byName = make(map[string][]*Relation, len(s.byName)+len(rels))
 	o.children = make(map[QualifiedName][]*Relation, len(s.children))

@@ -154,7 +154,9 @@ type analyzer struct {
 
 // statement analyses one top-level statement.
 func (s *session) statement(n *pg.Node) Statement {
-	var acc []Access
+	// Room for a typical statement's accesses up front, rather than
+	// growing through 1, 2, 4, 8.
+	acc := make([]Access, 0, 8)
 	a := &analyzer{s: s, sink: &acc, path: s.path, loc: -1}
 	kind := a.topLevel(n)
 	st := Statement{Kind: kind, Effect: a.effect, DDL: a.ddl, Attaches: a.attaches, UserCode: a.userCode}

@@ -26,7 +26,7 @@ func figureName(n *pg.Node) (string, int, bool) {
 	case nil:
 		return "", 0, true
 	case *pg.Node_ColumnRef:
-		if names, _ := fieldNames(x.ColumnRef); len(names) > 0 {
+		if names, _ := fieldNames(x.ColumnRef, new(nameBuf)[:]); len(names) > 0 {
 			return names[len(names)-1], 2, true
 		}
 	case *pg.Node_AIndirection:
@@ -150,7 +150,7 @@ func firstOutputName(sel *pg.SelectStmt) (string, bool) {
 		return rt.GetName(), true
 	}
 	if cr := rt.GetVal().GetColumnRef(); cr != nil {
-		if _, star := fieldNames(cr); star {
+		if _, star := fieldNames(cr, new(nameBuf)[:]); star {
 			return "", false // the first column * expands to
 		}
 	}

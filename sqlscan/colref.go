@@ -6,8 +6,10 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
-// fieldNames splits a ColumnRef into its names and whether it ends in *.
-func fieldNames(cr *pg.ColumnRef) (names []string, star bool) {
+// fieldNames splits a ColumnRef into its names, appended to buf[:0], and
+// whether it ends in *.
+func fieldNames(cr *pg.ColumnRef, buf []string) (names []string, star bool) {
+	names = buf[:0]
 	for _, f := range cr.GetFields() {
 		switch {
 		case f.GetAStar() != nil:
@@ -18,6 +20,11 @@ func fieldNames(cr *pg.ColumnRef) (names []string, star bool) {
 	}
 	return names, star
 }
+
+// nameBuf holds the names of a column reference: PostgreSQL allows at
+// most four (database, schema, table, column), so a reference's names fit
+// in a nameBuf on the caller's stack and need no allocation.
+type nameBuf [4]string
 
 // columnRef resolves a column reference in an expression the way
 // PostgreSQL's transformColumnRef does, and emits the reads it makes.
@@ -31,7 +38,7 @@ func fieldNames(cr *pg.ColumnRef) (names []string, star bool) {
 //	t.*, *   whole rows (a select list expands them instead)
 func (a *analyzer) columnRef(sc *scope, cr *pg.ColumnRef) {
 	a.loc = cr.GetLocation()
-	names, star := fieldNames(cr)
+	names, star := fieldNames(cr, new(nameBuf)[:])
 	switch {
 	case star && len(names) == 0:
 		if sc != nil {
@@ -91,10 +98,16 @@ func (a *analyzer) unqualifiedColumn(sc *scope, name string) {
 func lookupColumn(sc *scope, name string) (strong, weak []*column) {
 	for level := sc; level != nil; level = level.parent {
 		for _, r := range level.items {
+			// lookup's slices are full: appending to them copies.
 			cols, ok := r.lookup(name)
-			if ok {
+			switch {
+			case ok && strong == nil:
+				strong = cols
+			case ok:
 				strong = append(strong, cols...)
-			} else {
+			case weak == nil:
+				weak = cols
+			default:
 				weak = append(weak, cols...)
 			}
 		}
@@ -167,7 +180,7 @@ func (a *analyzer) wholeRowRel(sc *scope, n *pg.Node) []*rel {
 	if cr == nil {
 		return nil
 	}
-	names, star := fieldNames(cr)
+	names, star := fieldNames(cr, new(nameBuf)[:])
 	if star && len(names) > 0 {
 		return a.findRels(sc, names)
 	}

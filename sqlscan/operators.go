@@ -124,7 +124,7 @@ func (a *analyzer) typeNamed(tn *pg.TypeName) (uint32, bool) {
 // uniqueColumn finds the one column a reference c or t.c denotes, without
 // reading it; nil when it may denote more than one, or a whole row.
 func (a *analyzer) uniqueColumn(sc *scope, cr *pg.ColumnRef) *column {
-	names, star := fieldNames(cr)
+	names, star := fieldNames(cr, new(nameBuf)[:])
 	if star || len(names) == 0 || len(names) > 2 {
 		return nil
 	}

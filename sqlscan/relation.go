@@ -92,12 +92,30 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 		r.systemCols = false
 		return r
 	}
+	if len(res.rels) == 1 && res.temp == nil && !expandsAsView(res.rels[0]) {
+		// The common case: one stored relation, whose columns are shared
+		// by every analysis under this snapshot. Nothing changes a column
+		// or lineage it did not create, and the shared slices are full,
+		// so appending to them copies.
+		cr := res.rels[0]
+		if a.checkSensitiveRelation(cr.Schema, cr.Name) {
+			return nil
+		}
+		r.cols = storedColumns(a.s.cat, cr, inh)
+		return r
+	}
 	byName := map[string]*column{}
 	for _, cr := range res.rels {
 		if a.checkSensitiveRelation(cr.Schema, cr.Name) {
 			return nil
 		}
-		for _, c := range a.catalogColumns(cr, inh) {
+		var cols []*column
+		if expandsAsView(cr) {
+			cols = a.viewColumns(cr)
+		} else {
+			cols = storedColumns(a.s.cat, cr, inh)
+		}
+		for _, c := range cols {
 			if prev, ok := byName[c.name]; ok {
 				prev.lineage = dedup(append(prev.lineage, c.lineage...))
 				if prev.typ != c.typ {
@@ -133,25 +151,49 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 	return r
 }
 
-// catalogColumns gives a catalog relation's columns with their lineage: a
-// stored relation's column is itself, its parents' column of the same
-// name (so policies on a parent cover its partitions and children) and,
-// when read without ONLY, its partitions' and children's column; a view's
-// column is itself plus what its definition computes it from.
-func (a *analyzer) catalogColumns(cr *catalog.Relation, inh bool) []*column {
-	if (cr.Kind == catalog.View && !readAsStored(cr)) || (cr.Kind == catalog.MaterializedView && cr.ViewDefinition != "") {
-		return a.viewColumns(cr)
+// expandsAsView reports whether a relation's columns come from its
+// definition: a view not read as stored, or a materialized view whose
+// definition is known.
+func expandsAsView(cr *catalog.Relation) bool {
+	return (cr.Kind == catalog.View && !readAsStored(cr)) || (cr.Kind == catalog.MaterializedView && cr.ViewDefinition != "")
+}
+
+// storedKey is the key of a relation's stored columns among what a
+// snapshot keeps for sqlscan (catalog.Snapshot.Derived). It holds a single
+// pointer, so making it an interface value allocates nothing.
+type storedKey struct{ r *catalog.Relation }
+
+// storedColumns gives a stored relation's columns with their lineage
+// (storedColumnsOf), read with ONLY (inh false) or without. They are
+// built once per snapshot and shared: callers must not change them.
+func storedColumns(cat *catalog.Snapshot, cr *catalog.Relation, inh bool) []*column {
+	i := 0
+	if inh {
+		i = 1
 	}
+	if v, ok := cat.Derived(storedKey{cr}); ok {
+		return v.(*[2][]*column)[i]
+	}
+	both := &[2][]*column{storedColumnsOf(cat, cr, false), storedColumnsOf(cat, cr, true)}
+	return cat.StoreDerived(storedKey{cr}, both).(*[2][]*column)[i]
+}
+
+// storedColumnsOf builds a stored relation's columns with their lineage: a
+// column is itself, its parents' column of the same name (so policies on
+// a parent cover its partitions and children) and, when read without ONLY,
+// its partitions' and children's column. Every slice is full (length
+// equals capacity), so an append by a user of the shared result copies.
+func storedColumnsOf(cat *catalog.Snapshot, cr *catalog.Relation, inh bool) []*column {
 	cols := make([]*column, len(cr.Columns))
 	for i, name := range cr.Columns {
 		lin := []Access{{Schema: cr.Schema, Table: cr.Name, Column: name, Act: Read}}
-		lin = a.ancestorColumns(cr, name, lin, 0)
+		lin = ancestorColumns(cat, cr, name, lin, 0)
 		if inh {
 			// Without ONLY, the rows of partitions and inheritance children
 			// are read too: policies on them apply.
-			lin = a.descendantColumns(cr, name, lin, 0)
+			lin = descendantColumns(cat, cr, name, lin, 0)
 		}
-		cols[i] = &column{name: name, lineage: lin}
+		cols[i] = &column{name: name, lineage: lin[:len(lin):len(lin)]}
 		if i < len(cr.ColumnTypes) {
 			cols[i].typ = cr.ColumnTypes[i]
 		}
@@ -159,12 +201,12 @@ func (a *analyzer) catalogColumns(cr *catalog.Relation, inh bool) []*column {
 	return cols
 }
 
-func (a *analyzer) ancestorColumns(cr *catalog.Relation, name string, lin []Access, depth int) []Access {
+func ancestorColumns(cat *catalog.Snapshot, cr *catalog.Relation, name string, lin []Access, depth int) []Access {
 	if depth > maxViewDepth {
 		return lin
 	}
 	for _, p := range cr.Parents {
-		pr, ok := a.s.cat.Relation(p.Schema, p.Name)
+		pr, ok := cat.Relation(p.Schema, p.Name)
 		if !ok {
 			// The parent is named but not described: still report it, so a
 			// policy on it applies.
@@ -174,20 +216,20 @@ func (a *analyzer) ancestorColumns(cr *catalog.Relation, name string, lin []Acce
 		if hasColumn(pr, name) {
 			lin = append(lin, Access{Schema: pr.Schema, Table: pr.Name, Column: name, Act: Read})
 		}
-		lin = a.ancestorColumns(pr, name, lin, depth+1)
+		lin = ancestorColumns(cat, pr, name, lin, depth+1)
 	}
 	return lin
 }
 
-func (a *analyzer) descendantColumns(cr *catalog.Relation, name string, lin []Access, depth int) []Access {
+func descendantColumns(cat *catalog.Snapshot, cr *catalog.Relation, name string, lin []Access, depth int) []Access {
 	if depth > maxViewDepth {
 		return lin
 	}
-	for _, ch := range a.s.cat.Children(cr.Schema, cr.Name) {
+	for _, ch := range cat.Children(cr.Schema, cr.Name) {
 		if hasColumn(ch, name) {
 			lin = append(lin, Access{Schema: ch.Schema, Table: ch.Name, Column: name, Act: Read})
 		}
-		lin = a.descendantColumns(ch, name, lin, depth+1)
+		lin = descendantColumns(cat, ch, name, lin, depth+1)
 	}
 	return lin
 }

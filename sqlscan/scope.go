@@ -54,11 +54,18 @@ var systemColumns = map[string]bool{
 
 // lookup finds the named column. strong is false for a match that only
 // anyCols made possible.
+// A single match is returned as a full slice of r.cols, without
+// allocating: appending to it copies.
 func (r *rel) lookup(name string) (cols []*column, strong bool) {
-	for _, c := range r.cols {
-		if c.name == name {
-			cols = append(cols, c)
+	for i, c := range r.cols {
+		if c.name != name {
+			continue
 		}
+		if cols == nil {
+			cols = r.cols[i : i+1 : i+1]
+			continue
+		}
+		cols = append(cols, c)
 	}
 	if len(cols) > 0 {
 		return cols, true

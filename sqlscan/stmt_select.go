@@ -103,7 +103,7 @@ func outputRef(n *pg.Node, sc *scope, outs []*column, outputsFirst bool) *column
 	if cr == nil {
 		return nil
 	}
-	names, star := fieldNames(cr)
+	names, star := fieldNames(cr, new(nameBuf)[:])
 	if star || len(names) != 1 {
 		return nil
 	}
@@ -142,7 +142,7 @@ func (a *analyzer) targetList(items []*pg.Node, sc *scope, clause string, emit b
 				continue
 			}
 			if cr := rt.GetVal().GetColumnRef(); cr != nil {
-				if names, star := fieldNames(cr); star {
+				if names, star := fieldNames(cr, new(nameBuf)[:]); star {
 					outs = append(outs, a.expandStar(sc, names, emit)...)
 					continue
 				}
