@@ -57,3 +57,28 @@ func BenchmarkNormalize(b *testing.B) {
 		Normalize("SELECT id, email FROM crm.customers WHERE id = 42 AND email = 'jan@example.com'")
 	}
 }
+
+// TestColdAnalysisAllocations holds a cold analysis of a point SELECT and
+// UPDATE to the allocation bound issue 17 sets (60). Allocation counts,
+// unlike timings, do not depend on the machine's load; they are averaged
+// over runs because the parse tree's slabs are refilled in chunks.
+func TestColdAnalysisAllocations(t *testing.T) {
+	complete, _ := fixtures(t)
+	ctx := Context{User: "app", SearchPath: []string{"$user", "public"}}
+	for _, c := range []struct {
+		sql   string
+		bound float64
+	}{
+		{"SELECT id, email, phone FROM crm.customers WHERE id = $1", 60},
+		{"UPDATE crm.orders SET status = $1 WHERE id = $2 AND status <> 'cancelled'", 60},
+	} {
+		if d := Analyze(c.sql, complete, ctx).Denial(); d != nil {
+			t.Fatalf("%s: denied: %v", c.sql, d)
+		}
+		got := testing.AllocsPerRun(200, func() { Analyze(c.sql, complete, ctx) })
+		if got > c.bound {
+			t.Errorf("%s: %.1f allocations, more than %.0f", c.sql, got, c.bound)
+		}
+		t.Logf("%s: %.1f allocations", c.sql, got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/internal/pgtree"
 )
 
 // viewResult is a view's definition, analysed once per input: the
@@ -330,7 +331,7 @@ func parseViewDefinition(def string) *pg.SelectStmt {
 	if textDenial(def, Limits{}) != nil {
 		return nil // refused as if unparsable: the view's reads stay unknown
 	}
-	tree, err := pg.Parse(def)
+	tree, err := pgtree.Parse(def)
 	if err != nil || len(tree.GetStmts()) != 1 {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/pganalyze/pg_query_go/v6/parser"
 
 	"github.com/pgguard/pgguard/catalog"
+	"github.com/pgguard/pgguard/internal/pgtree"
 	"github.com/pgguard/pgguard/internal/sqldepth"
 )
 
@@ -239,7 +240,7 @@ func Analyze(sql string, cat *catalog.Snapshot, ctx Context) (res *Result) {
 	if d := textDenial(sql, ctx.Limits); d != nil {
 		return single(sql, "unparsable", d)
 	}
-	tree, err := pg.Parse(sql)
+	tree, err := pgtree.Parse(sql)
 	if err != nil {
 		d := &Denial{Code: CodeUnparsable, Reason: "the statement does not parse"}
 		var pe *parser.Error
