@@ -66,3 +66,25 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRawParse is PostgreSQL's parser alone, for comparison with
+// ParseToProtobuf: IsUtilityStmt parses in C and returns one flag per
+// statement, building no protobuf.
+func BenchmarkRawParse(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := pgparser.IsUtilityStmt(pointSelect); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestPointSelectSize logs the size of the point SELECT's protobuf, which
+// the decode benchmarks decode.
+func TestPointSelectSize(t *testing.T) {
+	buf, err := pgparser.ParseToProtobuf(pointSelect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bytes", len(buf))
+}
