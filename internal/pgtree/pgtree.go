@@ -10,8 +10,8 @@
 // The result is the same tree: every field of every message type is
 // decoded, and whatever the generated code does not expect (a field
 // number or wire type it does not know, a field seen twice, invalid
-// UTF-8, nesting past maxDepth) makes Parse decode the
-// whole buffer again with proto.Unmarshal, which then decides.
+// UTF-8, nesting past maxDepth) makes Parse decode the whole buffer
+// again with proto.Unmarshal, which then decides.
 package pgtree
 
 //go:generate go run ./gen -o decode_gen.go
@@ -70,8 +70,9 @@ const maxDepth = 10000
 
 // decoder is one decode's state plus slabs that outlive it: a slab's
 // remaining structs serve the next decode that takes the decoder from the
-// pool. A struct is handed out once and never reused, so trees never
-// share memory; a chunk lives as long as any struct of it does.
+// pool. A struct is handed out once and never reused, so no struct is
+// part of two trees (trees may share a chunk, each using its own
+// elements); a chunk lives as long as any struct of it does.
 type decoder struct {
 	slabs
 	strs  []byte
