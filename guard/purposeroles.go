@@ -132,19 +132,24 @@ func (s *session) bound(portal []byte) {
 	s.portals[string(portal)] = s.state.role
 }
 
-// execute refuses an Execute of a portal bound in another role than the
-// one in force: its statement would run with the privileges of another
-// purpose than it was decided under.
+// execute refuses an Execute of a portal whose statement changes session
+// state in a later segment than the one that bound it (lateStateChange),
+// and one of a portal bound in another role than the one in force: its
+// statement would run with the privileges of another purpose than it was
+// decided under.
 func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
-	if s.g.cfg.PurposeRole == nil {
-		return proxy.Allow
-	}
 	name, ok := m.Portal()
 	if !ok {
 		return proxy.Allow // PostgreSQL itself refuses it
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if d := s.lateStateChange(name, m.Segment); d != nil {
+		return s.apply(&verdict{denied: d}, m.Segment)
+	}
+	if s.g.cfg.PurposeRole == nil {
+		return proxy.Allow
+	}
 	role, ok := s.portals[string(name)]
 	if !ok || role == s.state.role {
 		return proxy.Allow

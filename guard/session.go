@@ -89,6 +89,11 @@ type session struct {
 	// portals are the roles the session was in when each portal was
 	// bound, until its transaction ends.
 	portals map[string]string
+	// statePortals are the portals whose statement changes session state
+	// (a SET, DDL, a function that may call set_config, ...), with the
+	// segment that bound them: such a statement changes the state when it
+	// runs, at Execute, and only an Execute in that segment is followed.
+	statePortals map[string]uint64
 	// roles caches purposeRole's answers under rolesPolicy ("": the
 	// login keeps its own role).
 	roles       map[string]string
@@ -236,6 +241,7 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		if m.TxStatus == 'I' {
 			// Every portal ends with its transaction.
 			clear(s.portals)
+			clear(s.statePortals)
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
@@ -560,7 +566,60 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	}
 	s.lastText = p.text
 	s.bound(portal)
+	s.boundState(portal, m.Segment, barrier || changesState(p))
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
+}
+
+// changesState reports whether running p (or a statement the server may
+// hold under its name instead) may change the session's state: a SET, a
+// transaction's end, DDL, a function the policy allows.
+func changesState(p *prepared) bool {
+	for q := p; q != nil; q = q.replaced {
+		if q.barrier {
+			return true
+		}
+		for i := range q.effects {
+			e := &q.effects[i]
+			st := sqlscan.Statement{DDL: e.ddl, UserCode: e.userCode}
+			if e.Kind != "" {
+				st.Effect = &e.Effect
+			}
+			if e.ddl || change(&st) != changeNone {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// boundState records whether the portal a Bind (re)defines holds a
+// statement that changes session state, and in which segment it was bound.
+func (s *session) boundState(portal []byte, segment uint64, stateful bool) {
+	if !stateful {
+		delete(s.statePortals, string(portal))
+		return
+	}
+	if s.statePortals == nil {
+		s.statePortals = map[string]uint64{}
+	}
+	s.statePortals[string(portal)] = segment
+}
+
+// lateStateChange refuses the Execute of a portal bound in an earlier sync
+// segment whose statement changes session state. A statement runs at
+// Execute, not at Bind: inside a transaction block a portal outlives its
+// segment, and a SET bound in one segment and run in a later one would
+// change the state after the server confirmed it, behind pgguard's back,
+// for the statements after it in that segment. pgguard follows the change
+// of a portal executed in the segment that binds it, where the barrier at
+// the segment's end has the server report what it did.
+func (s *session) lateStateChange(portal []byte, segment uint64) *denial {
+	bound, ok := s.statePortals[string(portal)]
+	if !ok || bound == segment {
+		return nil
+	}
+	return withHint(s.unanalysable("Execute", "the portal's statement changes session state, and it was bound before the server last reported that state"),
+		"Execute a portal that changes settings, the transaction or the schema in the sync segment that binds it.")
 }
 
 // endsTransaction reports whether p is certainly a statement that only

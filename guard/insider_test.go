@@ -1,0 +1,65 @@
+package guard_test
+
+// An insider's attacks: a user of one department, with the TEMP privilege
+// and a raw socket, tries to read another department's classified columns
+// (or data outside the purpose it declared) through pgguard in enforce
+// mode. Each case says in one line what it tries.
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// A statement changes the session's state when its portal runs, at
+// Execute, not when it is bound: inside a transaction block a portal
+// outlives its sync segment.
+func TestInsiderLateExecuteOfAStatePortal(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_switch(text) RETURNS text LANGUAGE plpgsql AS
+		$$ BEGIN PERFORM set_config('search_path', 'hr', false); RETURN $1; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_switch(text) TO PUBLIC`)
+	w.addRules(t, "p, sales, *, function:public.pgg_switch, execute, allow")
+	cases := []struct{ name, stmt string }{
+		// SET bound in one segment, confirmed unchanged, run in the next before a read.
+		{"SET search_path bound early, executed later", "SET search_path = hr"},
+		// The one followed form of set_config, bound early and run later.
+		{"set_config bound early, executed later", "SELECT set_config('search_path', 'hr', false)"},
+		// An allowed function that changes the path, run by a later Execute of its portal.
+		{"state-changing function bound early, executed later", "SELECT public.pgg_switch('x')"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+			r.send(q("BEGIN"))
+			if out := r.send(&pgproto3.Parse{Name: "s", Query: c.stmt},
+				&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s"}, &pgproto3.Sync{}); len(out.errors) > 0 {
+				t.Fatalf("bind: %v", out.errors)
+			}
+			out := r.send(&pgproto3.Execute{Portal: "p"}, &pgproto3.Parse{Query: salaries}, &pgproto3.Bind{},
+				&pgproto3.Execute{}, &pgproto3.Sync{})
+			if out.rows > 0 && out.values != "x" && out.values != "hr" || out.lastErr != "42501" {
+				t.Fatalf("want the late Execute refused (42501) and no salaries, got %d rows (%q), errors %v", out.rows, out.values, out.errors)
+			}
+			r.send(q("ROLLBACK"))
+		})
+	}
+	// Executed in the segment that binds it, the change is followed and
+	// confirmed, and the read after it decided on the new path.
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	r.send(q("BEGIN"))
+	out := r.send(&pgproto3.Parse{Name: "s", Query: "SET search_path = hr"},
+		&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s"}, &pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{})
+	if len(out.errors) > 0 {
+		t.Fatalf("SET in one segment: %v", out.errors)
+	}
+	r.send(append(extended("", salaries), &pgproto3.Sync{})...).refused(t, "read after the confirmed SET")
+	// A portal of an ordinary query still runs across segments, as JDBC's
+	// fetch size does.
+	r.send(q("ROLLBACK; BEGIN; SET search_path = decoy"))
+	r.send(&pgproto3.Parse{Name: "c", Query: "SELECT g FROM generate_series(1, 3) g"},
+		&pgproto3.Bind{DestinationPortal: "c", PreparedStatement: "c"}, &pgproto3.Execute{Portal: "c", MaxRows: 1}, &pgproto3.Sync{})
+	if out := r.send(&pgproto3.Execute{Portal: "c", MaxRows: 2}, &pgproto3.Sync{}); len(out.errors) > 0 || out.rows != 2 {
+		t.Fatalf("fetching the rest of a query portal: %d rows, errors %v", out.rows, out.errors)
+	}
+}
