@@ -94,6 +94,9 @@ type session struct {
 	// segment that bound them: such a statement changes the state when it
 	// runs, at Execute, and only an Execute in that segment is followed.
 	statePortals map[string]uint64
+	// codeCursors are the cursors declared over code the policy allows,
+	// which may change session state whenever they are fetched from.
+	codeCursors map[string]bool
 	// roles caches purposeRole's answers under rolesPolicy ("": the
 	// login keeps its own role).
 	roles       map[string]string
@@ -540,7 +543,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		}
 		// A transaction control statement parsed while the state was
 		// settled is a barrier where it no longer is.
-		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q))
+		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q)) || s.fetchesCode(q)
 	}
 	if s.g.cfg.PurposeRole != nil {
 		var purposes []string
@@ -620,6 +623,50 @@ func (s *session) lateStateChange(portal []byte, segment uint64) *denial {
 	}
 	return withHint(s.unanalysable("Execute", "the portal's statement changes session state, and it was bound before the server last reported that state"),
 		"Execute a portal that changes settings, the transaction or the schema in the sync segment that binds it.")
+}
+
+// fetchesCode reports whether p fetches from a cursor or portal that runs
+// code (runsCode).
+func (s *session) fetchesCode(p *prepared) bool {
+	for _, e := range p.effects {
+		if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// trackCursor follows the cursors whose query runs code that may change
+// session state (a function the policy allows): DECLARE decides the query,
+// but its code runs at each FETCH or MOVE.
+func (s *session) trackCursor(e *effect) {
+	switch e.Kind {
+	case "declare":
+		if !e.userCode {
+			delete(s.codeCursors, e.Name)
+			return
+		}
+		if s.codeCursors == nil {
+			s.codeCursors = map[string]bool{}
+		}
+		s.codeCursors[e.Name] = true
+	case "close":
+		delete(s.codeCursors, e.Name)
+	case "close_all", "discard_all":
+		clear(s.codeCursors)
+	}
+}
+
+// runsCode reports whether fetching from the named cursor or portal may
+// run code that changes session state: a cursor declared over a function
+// the policy allows, or a protocol portal bound from a state-changing
+// statement (FETCH reads protocol portals too).
+func (s *session) runsCode(name string) bool {
+	if s.codeCursors[name] {
+		return true
+	}
+	_, ok := s.statePortals[name]
+	return ok
 }
 
 // endsTransaction reports whether p is certainly a statement that only

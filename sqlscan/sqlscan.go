@@ -144,12 +144,13 @@ func (d *Denial) Error() string { return d.Code + ": " + d.Reason }
 type Effect struct {
 	// Kind is set, reset, reset_all, discard_all, discard_plans,
 	// discard_sequences, discard_temp, prepare, execute, deallocate,
-	// deallocate_all, declare, close, close_all, begin, commit, rollback,
-	// savepoint, release, rollback_to, prepare_transaction, commit_prepared
-	// or rollback_prepared.
+	// deallocate_all, declare, fetch, move, close, close_all, begin, commit,
+	// rollback, savepoint, release, rollback_to, prepare_transaction,
+	// commit_prepared or rollback_prepared.
 	Kind string
 	// Name is the setting (lower case) for set and reset, the prepared
-	// statement, cursor or savepoint name, or the two-phase transaction id.
+	// statement, cursor (or portal) or savepoint name, or the two-phase
+	// transaction id.
 	Name string
 	// Value is the new value of a set, as SHOW would print it ("" for
 	// DEFAULT). For search_path it is the comma-joined quoted list.

@@ -32,10 +32,14 @@ func (a *analyzer) sessionStmt(n *pg.Node) (string, bool) {
 		a.effect = &Effect{Kind: "declare", Name: x.DeclareCursorStmt.GetPortalname()}
 		return "declare", true
 	case *pg.Node_FetchStmt:
+		// Fetching runs the cursor's query further, and with it whatever
+		// code it calls: the proxy knows which cursors those are.
+		kind := "fetch"
 		if x.FetchStmt.GetIsmove() {
-			return "move", true
+			kind = "move"
 		}
-		return "fetch", true
+		a.effect = &Effect{Kind: kind, Name: x.FetchStmt.GetPortalname()}
+		return kind, true
 	case *pg.Node_ClosePortalStmt:
 		a.effect = &Effect{Kind: "close", Name: x.ClosePortalStmt.GetPortalname()}
 		if x.ClosePortalStmt.GetPortalname() == "" {
