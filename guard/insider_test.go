@@ -6,9 +6,11 @@ package guard_test
 // mode. Each case says in one line what it tries.
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/alert"
 )
 
 // A statement changes the session's state when its portal runs, at
@@ -121,4 +123,81 @@ func TestInsiderFetchRunsTheCursorsCode(t *testing.T) {
 		t.Fatalf("FETCH of the code cursor on its own: %q, errors %v", out.values, out.errors)
 	}
 	r.send(q(salaries)).refused(t, "read after the FETCH, on the path the server reports")
+}
+
+// DDL that evaluates expressions over a table's stored rows reads them: a
+// failing cast quotes the value in its message, under any SQLSTATE, and
+// PostgreSQL asks only for ownership. support_app owns vault.tags and may
+// write its tag, never read it.
+func TestInsiderDDLOverStoredRows(t *testing.T) {
+	w := vaultWorld(t, alert.ModeEnforce)
+	cases := []struct{ name, sql string }{
+		// An index expression is computed for every row.
+		{"index expression", "CREATE INDEX ON vault.tags ((tag::int))"},
+		// A partial index's predicate is evaluated for every row.
+		{"partial index predicate", "CREATE INDEX ON vault.tags (id) WHERE tag::int > 0"},
+		// A CHECK constraint is validated against every row.
+		{"check constraint", "ALTER TABLE vault.tags ADD CONSTRAINT c CHECK (tag::int > 0)"},
+		// NOT VALID skips the scan, but any later UPDATE evaluates it on the whole row.
+		{"check constraint NOT VALID", "ALTER TABLE vault.tags ADD CONSTRAINT c CHECK (tag::int > 0) NOT VALID"},
+		// A column constraint of ADD COLUMN may name the other columns.
+		{"check of an added column", "ALTER TABLE vault.tags ADD COLUMN z int CHECK (tag::int > 0)"},
+		// A stored generated column is computed for every row.
+		{"generated column", "ALTER TABLE vault.tags ADD COLUMN g int GENERATED ALWAYS AS (tag::int) STORED"},
+		// A type change converts every value, with USING by an expression.
+		{"type change USING", "ALTER TABLE vault.tags ALTER COLUMN tag TYPE int USING tag::int"},
+		// An exclusion constraint's elements are computed and compared.
+		{"exclusion constraint", "ALTER TABLE vault.tags ADD EXCLUDE USING btree ((tag::int) WITH =)"},
+		// A unique index compares the values, and a duplicate fails.
+		{"unique index", "CREATE UNIQUE INDEX ON vault.tags (tag)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "support_app", "-c pgguard.purpose=customer_support")
+			errs := r.errorsOf(q(c.sql))
+			if len(errs) != 1 || errs[0].Code != "42501" || !strings.HasPrefix(errs[0].Message, "pgguard:") {
+				t.Fatalf("want the DDL refused by pgguard, got %+v", errs)
+			}
+			for _, e := range errs {
+				if strings.Contains(e.Message+e.Detail, secretDup) {
+					t.Fatalf("the secret came back: %s", e.Message)
+				}
+			}
+		})
+	}
+	// A table created earlier in the same message has no rows but its own:
+	// indexing it stays allowed, as migrations do.
+	r := w.raw(t, "support_app", "-c pgguard.purpose=customer_support")
+	if out := r.send(q("CREATE TABLE vault.fresh (a text); CREATE INDEX ON vault.fresh ((lower(a))); DROP TABLE vault.fresh")); len(out.errors) > 0 {
+		t.Fatalf("index on a table created in the same message: %v", out.errors)
+	}
+	if out := r.send(q("CREATE TEMP TABLE stage (a text); CREATE INDEX ON stage (a); ALTER TABLE stage ADD CHECK (a <> '')")); len(out.errors) > 0 {
+		t.Fatalf("index on a fresh temporary table: %v", out.errors)
+	}
+}
+
+// Data copied into a temporary table keeps its policy: DDL over the
+// temporary table's rows reads that lineage, under the purpose in force.
+func TestInsiderDDLOverTemporaryLineage(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	for _, ddl := range []string{
+		// The index expression's cast error quotes the IBAN.
+		"CREATE INDEX ON stash ((iban::int))",
+		// So does validating a check constraint.
+		"ALTER TABLE stash ADD CHECK (iban::int > 0)",
+		// And converting the column.
+		"ALTER TABLE stash ALTER COLUMN iban TYPE int USING iban::int",
+	} {
+		t.Run(ddl, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			if out := r.send(q("CREATE TEMP TABLE stash AS SELECT iban FROM crm.customers")); len(out.errors) > 0 {
+				t.Fatalf("copy under invoicing: %v", out.errors)
+			}
+			r.send(q("SET pgguard.purpose = 'financial_reporting'"))
+			errs := r.errorsOf(q(ddl))
+			if len(errs) != 1 || errs[0].Code != "42501" || strings.Contains(errs[0].Message, "NL00BANK") {
+				t.Fatalf("want the DDL refused under financial_reporting, got %+v", errs)
+			}
+		})
+	}
 }

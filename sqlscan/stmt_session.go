@@ -219,6 +219,9 @@ func (a *analyzer) utility(n *pg.Node) string {
 	a.ddl = true
 	a.attaches = attachedCode(n)
 	a.ddlCalls(n.ProtoReflect())
+	if !a.failed() {
+		a.storedRowReads(n)
+	}
 	return "ddl"
 }
 

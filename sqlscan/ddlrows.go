@@ -1,0 +1,177 @@
+package sqlscan
+
+import (
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// DDL that evaluates expressions over a table's stored rows reads the
+// columns those expressions use, although it returns no rows: an error
+// raised while evaluating them quotes the value (a failing cast says
+// `invalid input syntax for type integer: "NL00BANK0123456789"`), and
+// whether the DDL succeeds tells what the values are. PostgreSQL asks only
+// for ownership, never for SELECT, so neither a column grant nor the
+// error-detail rule hides it. The forms:
+//
+//   - CREATE INDEX: its key columns and expressions and its WHERE
+//     predicate, evaluated for every row (a unique index also compares
+//     them);
+//   - ALTER TABLE ... ADD CONSTRAINT and a constraint of ADD COLUMN: a
+//     CHECK expression, EXCLUDE elements and predicate, UNIQUE, PRIMARY KEY
+//     and FOREIGN KEY columns; NOT VALID included, since later writes to
+//     any column evaluate the constraint over the whole row;
+//   - ADD COLUMN ... GENERATED ALWAYS AS (expr) STORED, computed for every
+//     row;
+//   - ALTER COLUMN ... TYPE, which converts the column's values (with
+//     USING, by an expression over the row), and SET NOT NULL, which
+//     scans for nulls.
+//
+// A table created earlier in the same input has only the rows statements
+// of that input wrote, each decided on its own; a temporary table reads
+// its lineage like any read of it.
+
+// storedRowReads emits the reads of a DDL statement that evaluates
+// expressions over stored rows.
+func (a *analyzer) storedRowReads(n *pg.Node) {
+	switch x := n.GetNode().(type) {
+	case *pg.Node_IndexStmt:
+		s := x.IndexStmt
+		sc := a.ddlTarget(s.GetRelation(), nil)
+		if sc == nil {
+			return
+		}
+		a.withClause("ddl", func() {
+			for _, p := range append(append([]*pg.Node(nil), s.GetIndexParams()...), s.GetIndexIncludingParams()...) {
+				a.indexElem(p.GetIndexElem(), sc)
+			}
+			a.expr(s.GetWhereClause(), sc)
+		})
+	case *pg.Node_AlterTableStmt:
+		a.alterTableReads(x.AlterTableStmt)
+	}
+}
+
+// alterTableReads handles the ALTER TABLE subcommands that evaluate
+// stored rows.
+func (a *analyzer) alterTableReads(s *pg.AlterTableStmt) {
+	switch s.GetObjtype() {
+	case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_MATVIEW, pg.ObjectType_OBJECT_FOREIGN_TABLE:
+	default:
+		return
+	}
+	var (
+		added   []string   // columns this statement adds: no stored values yet
+		columns []string   // columns whose stored values are read
+		exprs   []*pg.Node // expressions evaluated over the rows
+		elems   []*pg.IndexElem
+	)
+	constraint := func(c *pg.Constraint) {
+		if c == nil {
+			return
+		}
+		switch c.GetContype() {
+		case pg.ConstrType_CONSTR_CHECK, pg.ConstrType_CONSTR_GENERATED:
+			exprs = append(exprs, c.GetRawExpr())
+		case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
+			columns = append(columns, stringList(c.GetKeys())...)
+			columns = append(columns, stringList(c.GetIncluding())...)
+		case pg.ConstrType_CONSTR_FOREIGN:
+			columns = append(columns, stringList(c.GetFkAttrs())...)
+		case pg.ConstrType_CONSTR_EXCLUSION:
+			for _, ex := range c.GetExclusions() {
+				if items := ex.GetList().GetItems(); len(items) > 0 {
+					elems = append(elems, items[0].GetIndexElem())
+				}
+			}
+			columns = append(columns, stringList(c.GetIncluding())...)
+			exprs = append(exprs, c.GetWhereClause())
+		}
+	}
+	for _, n := range s.GetCmds() {
+		cmd := n.GetAlterTableCmd()
+		switch cmd.GetSubtype() {
+		case pg.AlterTableType_AT_AddColumn:
+			cd := cmd.GetDef().GetColumnDef()
+			added = append(added, cd.GetColname())
+			for _, c := range cd.GetConstraints() {
+				constraint(c.GetConstraint())
+			}
+		case pg.AlterTableType_AT_AddConstraint:
+			constraint(cmd.GetDef().GetConstraint())
+		case pg.AlterTableType_AT_AlterColumnType:
+			columns = append(columns, cmd.GetName())
+			exprs = append(exprs, cmd.GetDef().GetColumnDef().GetRawDefault())
+		case pg.AlterTableType_AT_SetNotNull:
+			columns = append(columns, cmd.GetName())
+		}
+	}
+	if len(columns) == 0 && len(elems) == 0 && !anyNode(exprs) {
+		return
+	}
+	sc := a.ddlTarget(s.GetRelation(), added)
+	if sc == nil {
+		return
+	}
+	a.withClause("ddl", func() {
+		for _, name := range columns {
+			a.unqualifiedColumn(sc, name)
+		}
+		for _, e := range elems {
+			a.indexElem(e, sc)
+		}
+		for _, e := range exprs {
+			a.expr(e, sc)
+		}
+	})
+}
+
+func anyNode(ns []*pg.Node) bool {
+	for _, n := range ns {
+		if n != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// indexElem reads an index element's column or expression.
+func (a *analyzer) indexElem(e *pg.IndexElem, sc *scope) {
+	if e == nil {
+		return
+	}
+	if e.GetName() != "" {
+		a.unqualifiedColumn(sc, e.GetName())
+		return
+	}
+	a.expr(e.GetExpr(), sc)
+}
+
+// ddlTarget is the scope of the table whose rows a DDL statement
+// evaluates, with the columns it adds (which hold no values yet); nil when
+// there is nothing to read (a table created earlier in the same input) or
+// after a denial.
+func (a *analyzer) ddlTarget(rv *pg.RangeVar, added []string) *scope {
+	if rv == nil || a.createdEarlier(rv) {
+		return nil
+	}
+	r := a.rangeVarRel(rv, nil)
+	if r == nil {
+		return nil
+	}
+	for _, name := range added {
+		if _, ok := r.lookup(name); !ok {
+			r.cols = append(r.cols, &column{name: name})
+		}
+	}
+	return &scope{items: []*rel{r}}
+}
+
+// createdEarlier reports whether a statement earlier in the same input
+// created the (non-temporary) table rv names, spelt the same way; an
+// unqualified name the session's temporary schema also holds is found
+// there first, and is not that table.
+func (a *analyzer) createdEarlier(rv *pg.RangeVar) bool {
+	if !a.s.created[rv.GetSchemaname()+"."+rv.GetRelname()] {
+		return false
+	}
+	return rv.GetSchemaname() != "" || !a.s.temporaryName(rv.GetRelname())
+}
