@@ -201,3 +201,52 @@ func TestInsiderDDLOverTemporaryLineage(t *testing.T) {
 		})
 	}
 }
+
+// pgguard followed a SET when it was bound, the server when it runs: a
+// statement bound in between is planned by the server on the old path.
+func TestInsiderBindBetweenABoundSETAndItsExecute(t *testing.T) {
+	w := decoyWorld(t)
+	// A decoy whose column has hr.salaries' type, so that the server may
+	// plan the prepared statement again on another path.
+	w.pg.MustExec(t, "postgres", `CREATE SCHEMA IF NOT EXISTS decoy2;
+		CREATE TABLE IF NOT EXISTS decoy2.salaries (gross_monthly numeric(10,2));
+		GRANT USAGE ON SCHEMA decoy2 TO sales_app; GRANT SELECT ON decoy2.salaries TO sales_app`)
+	cases := []struct {
+		name string
+		seg  []pgproto3.FrontendMessage
+	}{
+		// The SET is bound, never executed; the read is bound after it.
+		{"SET bound, never executed", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "a", Query: "SET search_path = decoy2"},
+			&pgproto3.Bind{DestinationPortal: "a", PreparedStatement: "a"},
+			&pgproto3.Bind{DestinationPortal: "b", PreparedStatement: "b"}, &pgproto3.Execute{Portal: "b"}}},
+		// The SET runs only after the read was bound, and planned, on the old path.
+		{"SET executed after the read's Bind", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "a", Query: "SET search_path = decoy2"},
+			&pgproto3.Bind{DestinationPortal: "a", PreparedStatement: "a"},
+			&pgproto3.Bind{DestinationPortal: "b", PreparedStatement: "b"},
+			&pgproto3.Execute{Portal: "a"}, &pgproto3.Execute{Portal: "b"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy2")
+			if out := r.send(&pgproto3.Parse{Name: "b", Query: salaries}, &pgproto3.Sync{}); len(out.errors) > 0 {
+				t.Fatalf("prepare under decoy2: %v", out.errors)
+			}
+			r.send(q("SET search_path = hr"))
+			out := r.send(append(c.seg, &pgproto3.Sync{})...)
+			if out.rows > 0 || out.lastErr != "42501" {
+				t.Fatalf("want the read refused (42501), got %d rows (%q), errors %v", out.rows, out.values, out.errors)
+			}
+		})
+	}
+	// Executed before the read is bound, the SET is followed as before.
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=hr")
+	out := r.send(&pgproto3.Parse{Name: "a", Query: "SET search_path = decoy2"},
+		&pgproto3.Bind{DestinationPortal: "a", PreparedStatement: "a"}, &pgproto3.Execute{Portal: "a"},
+		&pgproto3.Parse{Name: "b", Query: salaries}, &pgproto3.Bind{DestinationPortal: "b", PreparedStatement: "b"},
+		&pgproto3.Execute{Portal: "b"}, &pgproto3.Sync{})
+	if len(out.errors) > 0 {
+		t.Fatalf("SET executed, then the read: %v", out.errors)
+	}
+}

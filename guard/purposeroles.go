@@ -136,7 +136,8 @@ func (s *session) bound(portal []byte) {
 // state in a later segment than the one that bound it (lateStateChange),
 // and one of a portal bound in another role than the one in force: its
 // statement would run with the privileges of another purpose than it was
-// decided under.
+// decided under. Otherwise the portal's statement runs, and the session
+// effects its Bind held (pend) take effect.
 func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 	name, ok := m.Portal()
 	if !ok {
@@ -147,15 +148,14 @@ func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 	if d := s.lateStateChange(name, m.Segment); d != nil {
 		return s.apply(&verdict{denied: d}, m.Segment)
 	}
-	if s.g.cfg.PurposeRole == nil {
-		return proxy.Allow
+	if s.g.cfg.PurposeRole != nil {
+		if role, ok := s.portals[string(name)]; ok && role != s.state.role {
+			return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
+				"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
+		}
 	}
-	role, ok := s.portals[string(name)]
-	if !ok || role == s.state.role {
-		return proxy.Allow
-	}
-	return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
-		"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
+	s.run(name)
+	return proxy.Allow
 }
 
 // noteSegment records, for a message the proxy forwards or denies, whether

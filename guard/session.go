@@ -94,6 +94,9 @@ type session struct {
 	// segment that bound them: such a statement changes the state when it
 	// runs, at Execute, and only an Execute in that segment is followed.
 	statePortals map[string]uint64
+	// portalEffects are the session effects of bound portals not yet
+	// executed: the server changes its state when a portal runs.
+	portalEffects map[string][]effect
 	// codeCursors are the cursors declared over code the policy allows,
 	// which may change session state whenever they are fetched from.
 	codeCursors map[string]bool
@@ -245,6 +248,7 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 			// Every portal ends with its transaction.
 			clear(s.portals)
 			clear(s.statePortals)
+			clear(s.portalEffects)
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
@@ -395,7 +399,7 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 		}
 	}
 	// The statement runs at Execute, perhaps many times, perhaps never: its
-	// session effects wait for Bind.
+	// session effects wait for the Execute of a portal bound from it.
 	out := s.decide(v)
 	// A denied Parse never reaches the server: the statement the server
 	// holds under that name, and what pgguard knows of it, stand.
@@ -563,14 +567,42 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		// Which of the statements runs decides the change: follow none.
 		s.segmentUnknown = true
 	} else {
-		for i := range p.effects {
-			s.replay(&p.effects[i], 0)
-		}
+		s.pend(portal, p.effects)
 	}
 	s.lastText = p.text
 	s.bound(portal)
 	s.boundState(portal, m.Segment, barrier || changesState(p))
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
+}
+
+// pend holds a bound statement's session effects until its portal runs.
+// What it writes into temporary tables counts at once: which rows a
+// statement bound later sees is the server's to decide.
+func (s *session) pend(portal []byte, effects []effect) {
+	for i := range effects {
+		s.flowIntoTemps(effects[i].tempWrites, effects[i].tempReads)
+	}
+	if len(effects) == 0 {
+		delete(s.portalEffects, string(portal))
+		return
+	}
+	if s.portalEffects == nil {
+		s.portalEffects = map[string][]effect{}
+	}
+	s.portalEffects[string(portal)] = effects
+}
+
+// run applies the held effects of a portal the client executes: from now
+// on the server runs in the state they make.
+func (s *session) run(portal []byte) {
+	effects, ok := s.portalEffects[string(portal)]
+	if !ok {
+		return
+	}
+	delete(s.portalEffects, string(portal))
+	for i := range effects {
+		s.replay(&effects[i], 0)
+	}
 }
 
 // changesState reports whether running p (or a statement the server may
