@@ -6,9 +6,12 @@ package guard_test
 // mode. Each case says in one line what it tries.
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/alert"
 )
@@ -148,8 +151,6 @@ func TestInsiderDDLOverStoredRows(t *testing.T) {
 		{"type change USING", "ALTER TABLE vault.tags ALTER COLUMN tag TYPE int USING tag::int"},
 		// An exclusion constraint's elements are computed and compared.
 		{"exclusion constraint", "ALTER TABLE vault.tags ADD EXCLUDE USING btree ((tag::int) WITH =)"},
-		// A unique index compares the values, and a duplicate fails.
-		{"unique index", "CREATE UNIQUE INDEX ON vault.tags (tag)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -249,4 +250,42 @@ func TestInsiderBindBetweenABoundSETAndItsExecute(t *testing.T) {
 	if len(out.errors) > 0 {
 		t.Fatalf("SET executed, then the read: %v", out.errors)
 	}
+}
+
+// PostgreSQL 15 splits a search_path at commas and at space, tab, newline,
+// carriage return and form feed, but not at a vertical tab, which stays in
+// the name: "decoy\v,hr" is the path of a schema that does not exist and
+// hr, where pgguard read decoy, hr.
+func TestInsiderSearchPathSplitAsTheServerSplitsIt(t *testing.T) {
+	w := decoyWorld(t)
+	path := "decoy\v,hr"
+	// The path set by the one set_config form pgguard follows.
+	t.Run("set_config", func(t *testing.T) {
+		r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+		if out := r.send(q("SELECT set_config('search_path', '" + path + "', false)")); len(out.errors) > 0 {
+			t.Fatalf("set_config: %v", out.errors)
+		}
+		r.send(q(salaries)).refused(t, "after set_config")
+	})
+	// The path given as a StartupMessage parameter of its own.
+	t.Run("startup parameter", func(t *testing.T) {
+		cfg, err := pgconn.ParseConfig("postgres://sales_app:" + password + "@" + w.addr + "/postgres?sslmode=disable")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.RuntimeParams["search_path"] = path
+		cfg.RuntimeParams["options"] = "-c pgguard.purpose=order_fulfilment"
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		pc, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close(ctx)
+		res := pc.ExecParams(ctx, salaries, nil, nil, nil, nil).Read()
+		if len(res.Rows) > 0 {
+			t.Fatalf("hr.salaries rows came back: %q", res.Rows)
+		}
+		expectDenied(t, res.Err, "hr.salaries.gross_monthly")
+	})
 }

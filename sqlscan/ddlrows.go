@@ -8,22 +8,24 @@ import (
 // columns those expressions use, although it returns no rows: an error
 // raised while evaluating them quotes the value (a failing cast says
 // `invalid input syntax for type integer: "NL00BANK0123456789"`), and
-// whether the DDL succeeds tells what the values are. PostgreSQL asks only
-// for ownership, never for SELECT, so neither a column grant nor the
-// error-detail rule hides it. The forms:
+// PostgreSQL asks only for ownership, never for SELECT, so neither a
+// column grant nor the error-detail rule hides it. The forms:
 //
-//   - CREATE INDEX: its key columns and expressions and its WHERE
-//     predicate, evaluated for every row (a unique index also compares
-//     them);
+//   - CREATE INDEX: its expressions and its WHERE predicate, evaluated for
+//     every row;
 //   - ALTER TABLE ... ADD CONSTRAINT and a constraint of ADD COLUMN: a
-//     CHECK expression, EXCLUDE elements and predicate, UNIQUE, PRIMARY KEY
-//     and FOREIGN KEY columns; NOT VALID included, since later writes to
-//     any column evaluate the constraint over the whole row;
+//     CHECK expression, EXCLUDE expressions and predicate; NOT VALID
+//     included, since later writes to any column evaluate the constraint
+//     over the whole row;
 //   - ADD COLUMN ... GENERATED ALWAYS AS (expr) STORED, computed for every
 //     row;
-//   - ALTER COLUMN ... TYPE, which converts the column's values (with
-//     USING, by an expression over the row), and SET NOT NULL, which
-//     scans for nulls.
+//   - ALTER COLUMN ... TYPE ... USING expr, computed for every row.
+//
+// Plain columns as index keys, UNIQUE, PRIMARY KEY and FOREIGN KEY
+// columns, a type change without USING and SET NOT NULL evaluate nothing
+// that quotes a value: their failures show values only in an error's
+// DETAIL, which the error-detail rule withholds, and that the statement
+// fails stays, as for any constraint violation.
 //
 // A table created earlier in the same input has only the rows statements
 // of that input wrote, each decided on its own; a temporary table reads
@@ -35,16 +37,12 @@ func (a *analyzer) storedRowReads(n *pg.Node) {
 	switch x := n.GetNode().(type) {
 	case *pg.Node_IndexStmt:
 		s := x.IndexStmt
-		sc := a.ddlTarget(s.GetRelation(), nil)
-		if sc == nil {
-			return
+		var exprs []*pg.Node
+		for _, p := range append(append([]*pg.Node(nil), s.GetIndexParams()...), s.GetIndexIncludingParams()...) {
+			exprs = append(exprs, p.GetIndexElem().GetExpr())
 		}
-		a.withClause("ddl", func() {
-			for _, p := range append(append([]*pg.Node(nil), s.GetIndexParams()...), s.GetIndexIncludingParams()...) {
-				a.indexElem(p.GetIndexElem(), sc)
-			}
-			a.expr(s.GetWhereClause(), sc)
-		})
+		exprs = append(exprs, s.GetWhereClause())
+		a.evaluatedOverRows(s.GetRelation(), nil, exprs)
 	case *pg.Node_AlterTableStmt:
 		a.alterTableReads(x.AlterTableStmt)
 	}
@@ -59,30 +57,19 @@ func (a *analyzer) alterTableReads(s *pg.AlterTableStmt) {
 		return
 	}
 	var (
-		added   []string   // columns this statement adds: no stored values yet
-		columns []string   // columns whose stored values are read
-		exprs   []*pg.Node // expressions evaluated over the rows
-		elems   []*pg.IndexElem
+		added []string   // columns this statement adds: no stored values yet
+		exprs []*pg.Node // expressions evaluated over the rows
 	)
 	constraint := func(c *pg.Constraint) {
-		if c == nil {
-			return
-		}
 		switch c.GetContype() {
 		case pg.ConstrType_CONSTR_CHECK, pg.ConstrType_CONSTR_GENERATED:
 			exprs = append(exprs, c.GetRawExpr())
-		case pg.ConstrType_CONSTR_UNIQUE, pg.ConstrType_CONSTR_PRIMARY:
-			columns = append(columns, stringList(c.GetKeys())...)
-			columns = append(columns, stringList(c.GetIncluding())...)
-		case pg.ConstrType_CONSTR_FOREIGN:
-			columns = append(columns, stringList(c.GetFkAttrs())...)
 		case pg.ConstrType_CONSTR_EXCLUSION:
 			for _, ex := range c.GetExclusions() {
 				if items := ex.GetList().GetItems(); len(items) > 0 {
-					elems = append(elems, items[0].GetIndexElem())
+					exprs = append(exprs, items[0].GetIndexElem().GetExpr())
 				}
 			}
-			columns = append(columns, stringList(c.GetIncluding())...)
 			exprs = append(exprs, c.GetWhereClause())
 		}
 	}
@@ -98,26 +85,23 @@ func (a *analyzer) alterTableReads(s *pg.AlterTableStmt) {
 		case pg.AlterTableType_AT_AddConstraint:
 			constraint(cmd.GetDef().GetConstraint())
 		case pg.AlterTableType_AT_AlterColumnType:
-			columns = append(columns, cmd.GetName())
 			exprs = append(exprs, cmd.GetDef().GetColumnDef().GetRawDefault())
-		case pg.AlterTableType_AT_SetNotNull:
-			columns = append(columns, cmd.GetName())
 		}
 	}
-	if len(columns) == 0 && len(elems) == 0 && !anyNode(exprs) {
+	a.evaluatedOverRows(s.GetRelation(), added, exprs)
+}
+
+// evaluatedOverRows reads what exprs use of the table rv names, whose
+// every row they are evaluated over.
+func (a *analyzer) evaluatedOverRows(rv *pg.RangeVar, added []string, exprs []*pg.Node) {
+	if !anyNode(exprs) {
 		return
 	}
-	sc := a.ddlTarget(s.GetRelation(), added)
+	sc := a.ddlTarget(rv, added)
 	if sc == nil {
 		return
 	}
 	a.withClause("ddl", func() {
-		for _, name := range columns {
-			a.unqualifiedColumn(sc, name)
-		}
-		for _, e := range elems {
-			a.indexElem(e, sc)
-		}
 		for _, e := range exprs {
 			a.expr(e, sc)
 		}
@@ -131,18 +115,6 @@ func anyNode(ns []*pg.Node) bool {
 		}
 	}
 	return false
-}
-
-// indexElem reads an index element's column or expression.
-func (a *analyzer) indexElem(e *pg.IndexElem, sc *scope) {
-	if e == nil {
-		return
-	}
-	if e.GetName() != "" {
-		a.unqualifiedColumn(sc, e.GetName())
-		return
-	}
-	a.expr(e.GetExpr(), sc)
 }
 
 // ddlTarget is the scope of the table whose rows a DDL statement
