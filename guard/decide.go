@@ -411,6 +411,7 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		User:     role, // what "$user" in the path names
 
 		SearchPath:    path,
+		UsableSchemas: s.usableSchemas(),
 		TempRelations: s.state.temps,
 		TempTables:    s.state.tempTables,
 		TempLineage:   s.tempLineage,

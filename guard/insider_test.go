@@ -289,3 +289,35 @@ func TestInsiderSearchPathSplitAsTheServerSplitsIt(t *testing.T) {
 		expectDenied(t, res.Err, "hr.salaries.gross_monthly")
 	})
 }
+
+// PostgreSQL skips a schema on the path that the session may not use: a
+// table there named like a classified one is not what the server reads.
+func TestInsiderPathThroughASchemaWithoutUsage(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", `CREATE SCHEMA IF NOT EXISTS nousage;
+		CREATE TABLE IF NOT EXISTS nousage.salaries (gross_monthly numeric(10,2));
+		REVOKE ALL ON SCHEMA nousage FROM PUBLIC`)
+	cases := []struct {
+		name, options string
+		msgs          []pgproto3.FrontendMessage
+	}{
+		// The path the server confirmed at the start lists the schema it skips.
+		{"confirmed path", "-c search_path=nousage,hr", []pgproto3.FrontendMessage{q(salaries)}},
+		// A SET followed within its own message, before any confirmation.
+		{"followed SET", "", []pgproto3.FrontendMessage{q("SET search_path = nousage, hr; " + salaries)}},
+		// The same through the extended protocol in one segment.
+		{"followed SET, extended", "", append(append(extended("", "SET search_path = nousage, hr"),
+			extended("", salaries)...), &pgproto3.Sync{})},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment "+c.options)
+			r.send(c.msgs...).refused(t, c.name)
+		})
+	}
+	// A schema the session may use resolves as before.
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy,hr")
+	if out := r.send(q(salaries)); len(out.errors) > 0 {
+		t.Fatalf("decoy.salaries: %v", out.errors)
+	}
+}

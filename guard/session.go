@@ -825,6 +825,17 @@ func (s *session) currentPath() []string {
 	return s.state.path
 }
 
+// usableSchemas are the schemas the server confirmed it searches; none
+// (not nil) while the state is unknown, when the path is unknown anyway.
+// A session the server never confirmed (pgguard check's) has nil: it
+// decides on the catalog's view of the path.
+func (s *session) usableSchemas() []string {
+	if !s.state.known {
+		return []string{}
+	}
+	return s.state.usable
+}
+
 // refreshContext points the session at the verdict table of its current
 // context, loading the catalog snapshot if it is not current.
 func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz.Policy) {
@@ -876,7 +887,7 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		user:       s.ps.User,
 		role:       s.state.role,
 		purpose:    s.state.purpose,
-		searchPath: pathKey(s.currentPath()),
+		searchPath: pathKey(s.currentPath()) + "\x00" + strings.Join(s.usableSchemas(), ","),
 		temps: s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + strings.Join(s.unread, "\x00") +
 			"\x00" + s.lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
 		policyVersion: pol.Version(),

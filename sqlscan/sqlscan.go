@@ -52,6 +52,11 @@ type Context struct {
 	// any schema, and an unqualified function against every function of that
 	// name.
 	SearchPath []string
+	// UsableSchemas are the schemas of the path the server confirmed it
+	// searches (current_schemas): PostgreSQL skips a schema on the path
+	// that does not exist or that the session may not use. nil counts
+	// every schema of the catalog as usable.
+	UsableSchemas []string
 	// TempRelations are the names of the relations in the session's own
 	// temporary schema, which PostgreSQL searches before the path for
 	// relation names. pgguard does not hold their definitions, so a name
