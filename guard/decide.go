@@ -256,6 +256,9 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 			cp.UserCode = true
 			st = &cp
 		}
+		if d := s.fetchDenial(st.Effect.Name, st.Purpose, sim.purpose, pol); d != nil {
+			return d
+		}
 	}
 	if sim.unknown && !stateFree(st) {
 		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
@@ -767,6 +770,7 @@ func (s *session) replay(e *effect, segment uint64) {
 		}
 	}
 	s.trackCursor(e)
+	s.holdCursor(e)
 	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) && !e.userCode {
 		// Prepared before the cursor was declared: it runs the code now.
 		cp := *e

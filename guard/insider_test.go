@@ -321,3 +321,60 @@ func TestInsiderPathThroughASchemaWithoutUsage(t *testing.T) {
 		t.Fatalf("decoy.salaries: %v", out.errors)
 	}
 }
+
+// Rows held by a cursor or a portal are read when they are fetched: under
+// the purpose, and the policy, in force then. Finance may read customers'
+// IBANs for invoicing, never for financial reporting.
+func TestInsiderCursorFetchedUnderAnotherPurpose(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	cases := []struct {
+		name string
+		msgs [][]pgproto3.FrontendMessage
+	}{
+		// A cursor held past its transaction, fetched under another purpose.
+		{"WITH HOLD cursor, then SET purpose", [][]pgproto3.FrontendMessage{
+			{q("DECLARE c CURSOR WITH HOLD FOR SELECT iban FROM crm.customers")},
+			{q("SET pgguard.purpose = 'financial_reporting'")}, {q("FETCH ALL FROM c")}}},
+		// In one transaction, SET LOCAL between DECLARE and FETCH.
+		{"cursor, SET LOCAL purpose, FETCH", [][]pgproto3.FrontendMessage{
+			{q("BEGIN; DECLARE c CURSOR FOR SELECT iban FROM crm.customers")},
+			{q("SET LOCAL pgguard.purpose = 'financial_reporting'; FETCH ALL FROM c")}}},
+		// A purpose comment on the FETCH itself.
+		{"FETCH with a purpose comment", [][]pgproto3.FrontendMessage{
+			{q("BEGIN"), q("DECLARE c CURSOR FOR SELECT iban FROM crm.customers")},
+			{q("/*purpose='financial_reporting'*/ FETCH ALL FROM c")}}},
+		// A protocol portal bound under one purpose, executed under another.
+		{"portal executed after SET purpose", [][]pgproto3.FrontendMessage{
+			{q("BEGIN")},
+			{&pgproto3.Parse{Name: "s", Query: "SELECT iban FROM crm.customers"},
+				&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s"}, &pgproto3.Sync{}},
+			{q("SET pgguard.purpose = 'financial_reporting'")},
+			{&pgproto3.Execute{Portal: "p"}, &pgproto3.Sync{}}}},
+		// SQL FETCH of that protocol portal.
+		{"protocol portal fetched by SQL", [][]pgproto3.FrontendMessage{
+			{q("BEGIN")},
+			{&pgproto3.Parse{Name: "s", Query: "SELECT iban FROM crm.customers"},
+				&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "s"}, &pgproto3.Sync{}},
+			{q("SET pgguard.purpose = 'financial_reporting'")}, {q("FETCH ALL FROM p")}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			var out outcome
+			for _, m := range c.msgs {
+				out = r.send(m...)
+			}
+			if out.lastRows > 0 || out.lastErr != "42501" {
+				t.Fatalf("want the fetch refused (42501), got %d rows (%q), errors %v", out.lastRows, out.values, out.errors)
+			}
+		})
+	}
+	// Under the purpose it was declared for, or another that allows the
+	// same, the cursor is fetched from as before.
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	r.send(q("DECLARE c CURSOR WITH HOLD FOR SELECT iban FROM crm.customers"))
+	r.send(q("SET pgguard.purpose = 'dunning'"))
+	if out := r.send(q("FETCH ALL FROM c")); len(out.errors) > 0 || out.rows != 2 {
+		t.Fatalf("FETCH under dunning: %d rows, errors %v", out.rows, out.errors)
+	}
+}

@@ -148,6 +148,9 @@ func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 	if d := s.lateStateChange(name, m.Segment); d != nil {
 		return s.apply(&verdict{denied: d}, m.Segment)
 	}
+	if d := s.fetchDenial(string(name), "", s.state.purpose, s.g.cfg.Policy.Policy()); d != nil {
+		return s.apply(&verdict{denied: d}, m.Segment)
+	}
 	if s.g.cfg.PurposeRole != nil {
 		if role, ok := s.portals[string(name)]; ok && role != s.state.role {
 			return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),

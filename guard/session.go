@@ -100,6 +100,10 @@ type session struct {
 	// codeCursors are the cursors declared over code the policy allows,
 	// which may change session state whenever they are fetched from.
 	codeCursors map[string]bool
+	// cursors and portalRows are what fetching from each cursor or
+	// protocol portal reads (held.go).
+	cursors    map[string]*heldRows
+	portalRows map[string]*heldRows
 	// roles caches purposeRole's answers under rolesPolicy ("": the
 	// login keeps its own role).
 	roles       map[string]string
@@ -249,6 +253,12 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 			clear(s.portals)
 			clear(s.statePortals)
 			clear(s.portalEffects)
+			if len(s.portalRows) > 1 {
+				// Kept while only the unnamed portal is used, whose
+				// entry every Bind reuses; a dead portal's entry only
+				// decides an Execute the server refuses anyway.
+				clear(s.portalRows)
+			}
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
@@ -545,6 +555,13 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		if d := s.decidePrepared(q, pol); d != nil {
 			return s.apply(&verdict{denied: d}, 0), true
 		}
+		for _, e := range q.effects {
+			if e.Kind == "fetch" || e.Kind == "move" {
+				if d := s.fetchDenial(e.Name, q.purpose, s.state.purpose, pol); d != nil {
+					return s.apply(&verdict{denied: d}, 0), true
+				}
+			}
+		}
 		// A transaction control statement parsed while the state was
 		// settled is a barrier where it no longer is.
 		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q)) || s.fetchesCode(q)
@@ -571,6 +588,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	}
 	s.lastText = p.text
 	s.bound(portal)
+	s.holdPortal(portal, p)
 	s.boundState(portal, m.Segment, barrier || changesState(p))
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
 }
