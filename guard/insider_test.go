@@ -378,3 +378,39 @@ func TestInsiderCursorFetchedUnderAnotherPurpose(t *testing.T) {
 		t.Fatalf("FETCH under dunning: %d rows, errors %v", out.rows, out.errors)
 	}
 }
+
+// A temporary table's CHECK constraint, attached while it was empty,
+// is evaluated over the whole row at every UPDATE: its cast quotes a value
+// copied in under another purpose. Customer service may read birth dates
+// to verify an identity, and write but not read them for an erasure.
+func TestInsiderUpdateEvaluatesATemporaryRow(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	for _, update := range []string{
+		// UPDATE of another column re-checks the row.
+		"UPDATE t SET x = 1",
+		// So does MERGE's UPDATE.
+		"MERGE INTO t USING (VALUES (1)) v(a) ON true WHEN MATCHED THEN UPDATE SET x = 2",
+		// And ON CONFLICT DO UPDATE.
+		"INSERT INTO t (id, x) VALUES (1, 3) ON CONFLICT (id) DO UPDATE SET x = 3",
+	} {
+		t.Run(update, func(t *testing.T) {
+			r := w.raw(t, "support_app", "-c pgguard.purpose=identity_verification")
+			out := r.send(q("CREATE TEMP TABLE t (id int PRIMARY KEY, bd date, x int, CHECK (x IS NULL OR bd::text::int > 0))"),
+				q("INSERT INTO t (id, bd) SELECT id, birth_date FROM crm.customers"), q("SET pgguard.purpose = 'erasure_request'"))
+			if len(out.errors) > 0 {
+				t.Fatalf("setting up: %v", out.errors)
+			}
+			errs := r.errorsOf(q(update))
+			if len(errs) != 1 || errs[0].Code != "42501" || strings.Contains(errs[0].Message, "1980") {
+				t.Fatalf("want the update refused, got %+v", errs)
+			}
+		})
+	}
+	// Under a purpose that may read and write what was copied, the
+	// update runs.
+	r := w.raw(t, "support_app", "-c pgguard.purpose=customer_support")
+	r.send(q("CREATE TEMP TABLE t (id int PRIMARY KEY, e text, x int)"), q("INSERT INTO t (id, e) SELECT id, email FROM crm.customers"))
+	if errs := r.errorsOf(q("UPDATE t SET x = 1")); len(errs) > 0 {
+		t.Fatalf("update under customer_support: %+v", errs)
+	}
+}

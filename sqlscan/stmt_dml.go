@@ -166,7 +166,17 @@ func (a *analyzer) onConflict(oc *pg.OnConflictClause, target *rel, cols, src []
 
 // setList walks SET assignments: each column is written, each expression
 // read. A multi-column assignment's source is walked once.
+//
+// An updated row is checked as a whole: its CHECK constraints and stored
+// generated columns are evaluated over every column, old values included,
+// and a failing cast among them quotes the value. On the session's own
+// temporary tables the session attached those expressions itself, so an
+// update reads every column of the rows it changes, and with them what
+// was copied into the tables (a table's owner wrote a permanent table's).
 func (a *analyzer) setList(items []*pg.Node, target *rel, sc *scope) {
+	if target.temp != nil && len(items) > 0 {
+		a.readWholeRow(target)
+	}
 	for _, n := range items {
 		rt := n.GetResTarget()
 		if rt == nil || a.failed() {
