@@ -414,3 +414,20 @@ func TestInsiderUpdateEvaluatesATemporaryRow(t *testing.T) {
 		t.Fatalf("update under customer_support: %+v", errs)
 	}
 }
+
+// A check added NOT VALID while the temporary table was empty, and
+// validated once rows were copied in under another purpose, quotes them.
+func TestInsiderValidateConstraintLater(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	r := w.raw(t, "support_app", "-c pgguard.purpose=identity_verification")
+	out := r.send(q("CREATE TEMP TABLE t (id int PRIMARY KEY, bd date, x int)"),
+		q("ALTER TABLE t ADD CONSTRAINT c CHECK (current_setting('pgguard.purpose') = 'identity_verification' OR bd::text::int > 0) NOT VALID"),
+		q("INSERT INTO t (id, bd) SELECT id, birth_date FROM crm.customers"), q("SET pgguard.purpose = 'erasure_request'"))
+	if len(out.errors) > 0 {
+		t.Fatalf("setting up: %v", out.errors)
+	}
+	errs := r.errorsOf(q("ALTER TABLE t VALIDATE CONSTRAINT c"))
+	if len(errs) != 1 || errs[0].Code != "42501" || strings.Contains(errs[0].Message, "1980") {
+		t.Fatalf("want VALIDATE CONSTRAINT refused, got %+v", errs)
+	}
+}

@@ -19,7 +19,10 @@ import (
 //     over the whole row;
 //   - ADD COLUMN ... GENERATED ALWAYS AS (expr) STORED, computed for every
 //     row;
-//   - ALTER COLUMN ... TYPE ... USING expr, computed for every row.
+//   - ALTER COLUMN ... TYPE ... USING expr, computed for every row;
+//   - VALIDATE CONSTRAINT, which checks a constraint added NOT VALID (its
+//     expression is not in the catalog) against every row: the whole row
+//     is read.
 //
 // Plain columns as index keys, UNIQUE, PRIMARY KEY and FOREIGN KEY
 // columns, a type change without USING and SET NOT NULL evaluate nothing
@@ -59,6 +62,9 @@ func (a *analyzer) alterTableReads(s *pg.AlterTableStmt) {
 	var (
 		added []string   // columns this statement adds: no stored values yet
 		exprs []*pg.Node // expressions evaluated over the rows
+		// wholeRow: an expression the statement does not show is
+		// evaluated over the rows.
+		wholeRow bool
 	)
 	constraint := func(c *pg.Constraint) {
 		switch c.GetContype() {
@@ -86,6 +92,15 @@ func (a *analyzer) alterTableReads(s *pg.AlterTableStmt) {
 			constraint(cmd.GetDef().GetConstraint())
 		case pg.AlterTableType_AT_AlterColumnType:
 			exprs = append(exprs, cmd.GetDef().GetColumnDef().GetRawDefault())
+		case pg.AlterTableType_AT_ValidateConstraint:
+			wholeRow = true
+		}
+	}
+	if wholeRow {
+		// A constraint added NOT VALID, which the catalog does not
+		// describe, is checked against every row: all of it is read.
+		if sc := a.ddlTarget(s.GetRelation(), nil); sc != nil {
+			a.readWholeRow(sc.items[0])
 		}
 	}
 	a.evaluatedOverRows(s.GetRelation(), added, exprs)
