@@ -431,3 +431,43 @@ func TestInsiderValidateConstraintLater(t *testing.T) {
 		t.Fatalf("want VALIDATE CONSTRAINT refused, got %+v", errs)
 	}
 }
+
+// CREATE TEMP TABLE IF NOT EXISTS creates nothing when a temporary view
+// of that name exists: the name still means the view. Finance may read
+// customers' IBANs for invoicing, not for financial reporting.
+func TestInsiderCreateIfNotExistsOverATemporaryView(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	stage := "CREATE TEMP TABLE IF NOT EXISTS salaries (gross_monthly numeric); "
+	cases := []struct {
+		name string
+		msgs []pgproto3.FrontendMessage
+	}{
+		// The view made in an earlier message, under the purpose that allows it.
+		{"view in an earlier message", []pgproto3.FrontendMessage{
+			q("CREATE TEMP VIEW salaries AS SELECT iban AS gross_monthly FROM crm.customers"),
+			q("SET pgguard.purpose = 'financial_reporting'"), q(stage + "SELECT gross_monthly FROM salaries")}},
+		// Qualified with pg_temp.
+		{"qualified read", []pgproto3.FrontendMessage{
+			q("CREATE TEMP VIEW salaries AS SELECT iban AS gross_monthly FROM crm.customers"),
+			q("SET pgguard.purpose = 'financial_reporting'"), q(stage + "SELECT gross_monthly FROM pg_temp.salaries")}},
+		// The view made in the same message, under a purpose comment.
+		{"view in the same message", []pgproto3.FrontendMessage{
+			q("SET pgguard.purpose = 'financial_reporting'"),
+			q("/*purpose='invoicing'*/ CREATE TEMP VIEW salaries AS SELECT iban AS gross_monthly FROM crm.customers; " +
+				stage + "SELECT gross_monthly FROM salaries")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			out := r.send(c.msgs...)
+			if out.lastRows > 0 || out.lastErr != "42501" {
+				t.Fatalf("want the read refused (42501), got %d rows (%q), errors %v", out.lastRows, out.values, out.errors)
+			}
+		})
+	}
+	// Without a relation of that name, the table it creates is used at once.
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=financial_reporting")
+	if out := r.send(q(stage + "INSERT INTO salaries VALUES (1); SELECT gross_monthly FROM salaries")); len(out.errors) > 0 || out.rows != 1 {
+		t.Fatalf("a new table: %d rows, errors %v", out.rows, out.errors)
+	}
+}

@@ -69,7 +69,7 @@ func newSession(sql string, cat *catalog.Snapshot, ctx Context, raws []*pg.RawSt
 		s.database = cat.Database
 	}
 	s.path = relationPath(cat, ctx.SearchPath, ctx.User)
-	s.temps = collectTemps(raws)
+	s.temps = collectTemps(raws, ctx.TempRelations)
 	s.tempLineage = append([]Access(nil), ctx.TempLineage...)
 	return s
 }
