@@ -471,3 +471,30 @@ func TestInsiderCreateIfNotExistsOverATemporaryView(t *testing.T) {
 		t.Fatalf("a new table: %d rows, errors %v", out.rows, out.errors)
 	}
 }
+
+// A temporary table created in a message is followed by its CREATE only
+// until DDL later in the message drops or renames it, or gives its name to
+// a view: a purpose comment let the view read IBANs, and the read after it
+// passed as one of the table.
+func TestInsiderTemporaryTableReplacedInTheSameMessage(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	view := "/*purpose='invoicing'*/ CREATE TEMP VIEW x AS SELECT iban AS a FROM crm.customers; SELECT a FROM x"
+	for _, sql := range []string{
+		// Dropped, and the name given to a view.
+		"CREATE TEMP TABLE x (a text); DROP TABLE x; " + view,
+		// Renamed away, and the name given to a view.
+		"CREATE TEMP TABLE x (a text); ALTER TABLE x RENAME TO y; " + view,
+	} {
+		t.Run(sql, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=financial_reporting")
+			if out := r.send(q(sql)); out.lastRows > 0 || out.lastErr != "42501" {
+				t.Fatalf("want refused (42501), got %d rows (%q), errors %v", out.lastRows, out.values, out.errors)
+			}
+		})
+	}
+	// Used and then dropped in one message, as scripts clean up.
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=financial_reporting")
+	if out := r.send(q("CREATE TEMP TABLE s (a int); INSERT INTO s VALUES (1); SELECT a FROM s; DROP TABLE s")); len(out.errors) > 0 || out.rows != 1 {
+		t.Fatalf("a table used, then dropped: %d rows, errors %v", out.rows, out.errors)
+	}
+}
