@@ -498,3 +498,31 @@ func TestInsiderTemporaryTableReplacedInTheSameMessage(t *testing.T) {
 		t.Fatalf("a table used, then dropped: %d rows, errors %v", out.rows, out.errors)
 	}
 }
+
+// Deleting from a temporary table updates the rows of another that
+// referenced it (ON DELETE SET NULL), and their check quotes what was
+// copied in under another purpose.
+func TestInsiderDeleteCascadesIntoATemporaryRow(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	for _, del := range []string{
+		// DELETE sets the references to NULL, and the check runs.
+		"DELETE FROM p",
+		// So does MERGE's DELETE.
+		"MERGE INTO p USING (VALUES (1)) v(a) ON true WHEN MATCHED THEN DELETE",
+	} {
+		t.Run(del, func(t *testing.T) {
+			r := w.raw(t, "support_app", "-c pgguard.purpose=identity_verification")
+			out := r.send(q("CREATE TEMP TABLE p (id int PRIMARY KEY)"),
+				q("CREATE TEMP TABLE c (id int, bd date, pid int REFERENCES p ON DELETE SET NULL, CHECK (pid IS NOT NULL OR bd::text::int > 0))"),
+				q("INSERT INTO p SELECT id FROM crm.customers"), q("INSERT INTO c SELECT id, birth_date, id FROM crm.customers"),
+				q("SET pgguard.purpose = 'erasure_request'"))
+			if len(out.errors) > 0 {
+				t.Fatalf("setting up: %v", out.errors)
+			}
+			errs := r.errorsOf(q(del))
+			if len(errs) != 1 || errs[0].Code != "42501" || strings.Contains(errs[0].Message, "1980") {
+				t.Fatalf("want the delete refused, got %+v", errs)
+			}
+		})
+	}
+}

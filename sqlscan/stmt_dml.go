@@ -210,7 +210,11 @@ func (a *analyzer) update(s *pg.UpdateStmt, parent *scope) []*column {
 	return a.targetList(s.GetReturningList(), sc, "returning", true)
 }
 
-// delete writes every column of the target: the rows are gone.
+// delete writes every column of the target: the rows are gone. Deleting
+// from a temporary table reads it as a whole as well: a foreign key of
+// another temporary table may update the rows that referenced the deleted
+// ones (ON DELETE SET NULL, SET DEFAULT), checking them as an UPDATE does
+// (see setList).
 func (a *analyzer) delete(s *pg.DeleteStmt, parent *scope) []*column {
 	sc := &scope{parent: parent}
 	a.withCTEs(s.GetWithClause(), sc)
@@ -219,6 +223,9 @@ func (a *analyzer) delete(s *pg.DeleteStmt, parent *scope) []*column {
 		return nil
 	}
 	a.writeAll(target, "delete")
+	if target.temp != nil {
+		a.readWholeRow(target)
+	}
 	sc.items = []*rel{target}
 	a.fromClause(s.GetUsingClause(), sc)
 	a.withClause("where", func() { a.expr(s.GetWhereClause(), sc) })
@@ -266,6 +273,9 @@ func (a *analyzer) merge(s *pg.MergeStmt, parent *scope) []*column {
 			a.withClause("values", func() { a.exprs(w.GetValues(), srcOnly) })
 		case pg.CmdType_CMD_DELETE:
 			a.writeAll(target, "delete")
+			if target.temp != nil {
+				a.readWholeRow(target) // as delete does
+			}
 		}
 	}
 	return a.targetList(s.GetReturningList(), sc, "returning", true)
