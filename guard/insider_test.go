@@ -416,7 +416,8 @@ func TestInsiderUpdateEvaluatesATemporaryRow(t *testing.T) {
 }
 
 // A check added NOT VALID while the temporary table was empty, and
-// validated once rows were copied in under another purpose, quotes them.
+// validated once rows were copied in under another purpose, quotes them;
+// so does one checked again when a column's type changes.
 func TestInsiderValidateConstraintLater(t *testing.T) {
 	w := newWorld(t, alert.ModeEnforce)
 	r := w.raw(t, "support_app", "-c pgguard.purpose=identity_verification")
@@ -429,6 +430,19 @@ func TestInsiderValidateConstraintLater(t *testing.T) {
 	errs := r.errorsOf(q("ALTER TABLE t VALIDATE CONSTRAINT c"))
 	if len(errs) != 1 || errs[0].Code != "42501" || strings.Contains(errs[0].Message, "1980") {
 		t.Fatalf("want VALIDATE CONSTRAINT refused, got %+v", errs)
+	}
+	// A type change rewrites the table and checks again the constraints
+	// that name the column, over every row.
+	r = w.raw(t, "support_app", "-c pgguard.purpose=identity_verification")
+	out = r.send(q("CREATE TEMP TABLE t (id int PRIMARY KEY, bd date, x int, "+
+		"CHECK (current_setting('pgguard.purpose') = 'identity_verification' OR x = 0 OR bd::text::int > 0))"),
+		q("INSERT INTO t (id, bd) SELECT id, birth_date FROM crm.customers"), q("SET pgguard.purpose = 'erasure_request'"))
+	if len(out.errors) > 0 {
+		t.Fatalf("setting up: %v", out.errors)
+	}
+	errs = r.errorsOf(q("ALTER TABLE t ALTER COLUMN x TYPE bigint"))
+	if len(errs) != 1 || errs[0].Code != "42501" || strings.Contains(errs[0].Message, "1980") {
+		t.Fatalf("want the type change refused, got %+v", errs)
 	}
 }
 

@@ -22,7 +22,10 @@ import (
 //   - ALTER COLUMN ... TYPE ... USING expr, computed for every row;
 //   - VALIDATE CONSTRAINT, which checks a constraint added NOT VALID (its
 //     expression is not in the catalog) against every row: the whole row
-//     is read.
+//     is read;
+//   - ALTER COLUMN ... TYPE on a temporary table, which checks the
+//     session's own constraints on that column again against every row:
+//     the whole row is read.
 //
 // Plain columns as index keys, UNIQUE, PRIMARY KEY and FOREIGN KEY
 // columns, a type change without USING and SET NOT NULL evaluate nothing
@@ -65,6 +68,9 @@ func (a *analyzer) alterTableReads(s *pg.AlterTableStmt) {
 		// wholeRow: an expression the statement does not show is
 		// evaluated over the rows.
 		wholeRow bool
+		// typeChange: the table is rewritten, and the constraints that
+		// name the column are checked again against every row.
+		typeChange bool
 	)
 	constraint := func(c *pg.Constraint) {
 		switch c.GetContype() {
@@ -92,14 +98,18 @@ func (a *analyzer) alterTableReads(s *pg.AlterTableStmt) {
 			constraint(cmd.GetDef().GetConstraint())
 		case pg.AlterTableType_AT_AlterColumnType:
 			exprs = append(exprs, cmd.GetDef().GetColumnDef().GetRawDefault())
+			typeChange = true
 		case pg.AlterTableType_AT_ValidateConstraint:
 			wholeRow = true
 		}
 	}
-	if wholeRow {
+	if wholeRow || typeChange {
 		// A constraint added NOT VALID, which the catalog does not
-		// describe, is checked against every row: all of it is read.
-		if sc := a.ddlTarget(s.GetRelation(), nil); sc != nil {
+		// describe, is checked against every row: all of it is read. So
+		// are the constraints of a column whose type changes; on a
+		// permanent table they are its owner's, on a temporary one the
+		// session's own, over what was copied into it.
+		if sc := a.ddlTarget(s.GetRelation(), nil); sc != nil && (wholeRow || sc.items[0].temp != nil) {
 			a.readWholeRow(sc.items[0])
 		}
 	}
