@@ -20,7 +20,16 @@ func TestParseSearchPath(t *testing.T) {
 		{`"Ünïcode", ÄBC`, []string{"Ünïcode", "Äbc"}, true},
 		{``, []string{}, true},
 		{`""`, []string{}, true},
-		{`a,,b`, []string{"a", "b"}, true},
+		// PostgreSQL refuses an empty unquoted name.
+		{`a,,b`, []string{"a"}, false},
+		{`a,`, []string{"a"}, false},
+		// A vertical tab is part of a name up to PostgreSQL 15 and white
+		// space from 16 on: neither is guessed.
+		{"decoy\v,hr", []string{}, false},
+		{"decoy,\vhr", []string{"decoy"}, false},
+		{"decoy \v, hr", []string{"decoy"}, false},
+		{"\"de\vcoy\", hr", []string{"de\vcoy", "hr"}, true},
+		{"a\f,\tb", []string{"a", "b"}, true},
 		{`"unterminated`, []string{}, false},
 		{`a b`, []string{"a"}, false},
 		{`"a"b`, []string{"a"}, false},

@@ -247,6 +247,19 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if d := s.roleChangeDenial(st); d != nil {
 		return d
 	}
+	if st.Effect != nil && (st.Effect.Kind == "fetch" || st.Effect.Kind == "move") {
+		// Whether it runs code depends on the session's cursors, which no
+		// cache key holds.
+		v.cacheable = false
+		if s.runsCode(st.Effect.Name) {
+			cp := *st
+			cp.UserCode = true
+			st = &cp
+		}
+		if d := s.fetchDenial(st.Effect.Name, st.Purpose, sim.purpose, pol); d != nil {
+			return d
+		}
+	}
 	if sim.unknown && !stateFree(st) {
 		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
 	}
@@ -401,6 +414,7 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		User:     role, // what "$user" in the path names
 
 		SearchPath:    path,
+		UsableSchemas: s.usableSchemas(),
 		TempRelations: s.state.temps,
 		TempTables:    s.state.tempTables,
 		TempLineage:   s.tempLineage,
@@ -755,6 +769,14 @@ func (s *session) replay(e *effect, segment uint64) {
 			s.closeRecord(name, segment)
 		}
 	}
+	s.trackCursor(e)
+	s.holdCursor(e)
+	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) && !e.userCode {
+		// Prepared before the cursor was declared: it runs the code now.
+		cp := *e
+		cp.userCode = true
+		e = &cp
+	}
 	st := sqlscan.Statement{DDL: e.ddl, UserCode: e.userCode}
 	if e.Kind != "" {
 		st.Effect = &e.Effect
@@ -898,7 +920,7 @@ func change(st *sqlscan.Statement) changeKind {
 		return changeNone
 	}
 	switch e.Kind {
-	case "execute", "declare", "close", "close_all", "begin", "savepoint", "release",
+	case "execute", "declare", "fetch", "move", "close", "close_all", "begin", "savepoint", "release",
 		"discard_plans", "discard_sequences":
 		return changeNone
 	case "prepare", "deallocate", "deallocate_all":
@@ -938,7 +960,14 @@ func txControlKind(kind string) bool {
 // stateFree reports whether st can run in any state without pgguard
 // deciding anything about it: transaction control and changes of settings.
 func stateFree(st *sqlscan.Statement) bool {
-	return st.Effect != nil && st.Effect.Kind != "execute" && st.Effect.Kind != "prepare" && len(st.Accesses) == 0
+	if st.Effect == nil || len(st.Accesses) > 0 {
+		return false
+	}
+	switch st.Effect.Kind {
+	case "execute", "prepare", "fetch", "move":
+		return false
+	}
+	return true
 }
 
 // raiseDatabaseRefusal reports a statement PostgreSQL refused for want of

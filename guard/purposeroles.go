@@ -132,25 +132,33 @@ func (s *session) bound(portal []byte) {
 	s.portals[string(portal)] = s.state.role
 }
 
-// execute refuses an Execute of a portal bound in another role than the
-// one in force: its statement would run with the privileges of another
-// purpose than it was decided under.
+// execute refuses an Execute of a portal whose statement changes session
+// state in a later segment than the one that bound it (lateStateChange),
+// and one of a portal bound in another role than the one in force: its
+// statement would run with the privileges of another purpose than it was
+// decided under. Otherwise the portal's statement runs, and the session
+// effects its Bind held (pend) take effect.
 func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
-	if s.g.cfg.PurposeRole == nil {
-		return proxy.Allow
-	}
 	name, ok := m.Portal()
 	if !ok {
 		return proxy.Allow // PostgreSQL itself refuses it
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	role, ok := s.portals[string(name)]
-	if !ok || role == s.state.role {
-		return proxy.Allow
+	if d := s.lateStateChange(name, m.Segment); d != nil {
+		return s.apply(&verdict{denied: d}, m.Segment)
 	}
-	return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
-		"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
+	if d := s.fetchDenial(string(name), "", s.state.purpose, s.g.cfg.Policy.Policy()); d != nil {
+		return s.apply(&verdict{denied: d}, m.Segment)
+	}
+	if s.g.cfg.PurposeRole != nil {
+		if role, ok := s.portals[string(name)]; ok && role != s.state.role {
+			return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
+				"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
+		}
+	}
+	s.run(name)
+	return proxy.Allow
 }
 
 // noteSegment records, for a message the proxy forwards or denies, whether

@@ -89,6 +89,21 @@ type session struct {
 	// portals are the roles the session was in when each portal was
 	// bound, until its transaction ends.
 	portals map[string]string
+	// statePortals are the portals whose statement changes session state
+	// (a SET, DDL, a function that may call set_config, ...), with the
+	// segment that bound them: such a statement changes the state when it
+	// runs, at Execute, and only an Execute in that segment is followed.
+	statePortals map[string]uint64
+	// portalEffects are the session effects of bound portals not yet
+	// executed: the server changes its state when a portal runs.
+	portalEffects map[string][]effect
+	// codeCursors are the cursors declared over code the policy allows,
+	// which may change session state whenever they are fetched from.
+	codeCursors map[string]bool
+	// cursors and portalRows are what fetching from each cursor or
+	// protocol portal reads (held.go).
+	cursors    map[string]*heldRows
+	portalRows map[string]*heldRows
 	// roles caches purposeRole's answers under rolesPolicy ("": the
 	// login keeps its own role).
 	roles       map[string]string
@@ -236,6 +251,14 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		if m.TxStatus == 'I' {
 			// Every portal ends with its transaction.
 			clear(s.portals)
+			clear(s.statePortals)
+			clear(s.portalEffects)
+			if len(s.portalRows) > 1 {
+				// Kept while only the unnamed portal is used, whose
+				// entry every Bind reuses; a dead portal's entry only
+				// decides an Execute the server refuses anyway.
+				clear(s.portalRows)
+			}
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
@@ -386,7 +409,7 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 		}
 	}
 	// The statement runs at Execute, perhaps many times, perhaps never: its
-	// session effects wait for Bind.
+	// session effects wait for the Execute of a portal bound from it.
 	out := s.decide(v)
 	// A denied Parse never reaches the server: the statement the server
 	// holds under that name, and what pgguard knows of it, stand.
@@ -532,9 +555,16 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		if d := s.decidePrepared(q, pol); d != nil {
 			return s.apply(&verdict{denied: d}, 0), true
 		}
+		for _, e := range q.effects {
+			if e.Kind == "fetch" || e.Kind == "move" {
+				if d := s.fetchDenial(e.Name, q.purpose, s.state.purpose, pol); d != nil {
+					return s.apply(&verdict{denied: d}, 0), true
+				}
+			}
+		}
 		// A transaction control statement parsed while the state was
 		// settled is a barrier where it no longer is.
-		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q))
+		barrier = barrier || q.barrier || (!s.settled && endsTransaction(q)) || s.fetchesCode(q)
 	}
 	if s.g.cfg.PurposeRole != nil {
 		var purposes []string
@@ -554,13 +584,139 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		// Which of the statements runs decides the change: follow none.
 		s.segmentUnknown = true
 	} else {
-		for i := range p.effects {
-			s.replay(&p.effects[i], 0)
-		}
+		s.pend(portal, p.effects)
 	}
 	s.lastText = p.text
 	s.bound(portal)
+	s.holdPortal(portal, p)
+	s.boundState(portal, m.Segment, barrier || changesState(p))
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
+}
+
+// pend holds a bound statement's session effects until its portal runs.
+// What it writes into temporary tables counts at once: which rows a
+// statement bound later sees is the server's to decide.
+func (s *session) pend(portal []byte, effects []effect) {
+	for i := range effects {
+		s.flowIntoTemps(effects[i].tempWrites, effects[i].tempReads)
+	}
+	if len(effects) == 0 {
+		delete(s.portalEffects, string(portal))
+		return
+	}
+	if s.portalEffects == nil {
+		s.portalEffects = map[string][]effect{}
+	}
+	s.portalEffects[string(portal)] = effects
+}
+
+// run applies the held effects of a portal the client executes: from now
+// on the server runs in the state they make.
+func (s *session) run(portal []byte) {
+	effects, ok := s.portalEffects[string(portal)]
+	if !ok {
+		return
+	}
+	delete(s.portalEffects, string(portal))
+	for i := range effects {
+		s.replay(&effects[i], 0)
+	}
+}
+
+// changesState reports whether running p (or a statement the server may
+// hold under its name instead) may change the session's state: a SET, a
+// transaction's end, DDL, a function the policy allows.
+func changesState(p *prepared) bool {
+	for q := p; q != nil; q = q.replaced {
+		if q.barrier {
+			return true
+		}
+		for i := range q.effects {
+			e := &q.effects[i]
+			st := sqlscan.Statement{DDL: e.ddl, UserCode: e.userCode}
+			if e.Kind != "" {
+				st.Effect = &e.Effect
+			}
+			if e.ddl || change(&st) != changeNone {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// boundState records whether the portal a Bind (re)defines holds a
+// statement that changes session state, and in which segment it was bound.
+func (s *session) boundState(portal []byte, segment uint64, stateful bool) {
+	if !stateful {
+		delete(s.statePortals, string(portal))
+		return
+	}
+	if s.statePortals == nil {
+		s.statePortals = map[string]uint64{}
+	}
+	s.statePortals[string(portal)] = segment
+}
+
+// lateStateChange refuses the Execute of a portal bound in an earlier sync
+// segment whose statement changes session state. A statement runs at
+// Execute, not at Bind: inside a transaction block a portal outlives its
+// segment, and a SET bound in one segment and run in a later one would
+// change the state after the server confirmed it, behind pgguard's back,
+// for the statements after it in that segment. pgguard follows the change
+// of a portal executed in the segment that binds it, where the barrier at
+// the segment's end has the server report what it did.
+func (s *session) lateStateChange(portal []byte, segment uint64) *denial {
+	bound, ok := s.statePortals[string(portal)]
+	if !ok || bound == segment {
+		return nil
+	}
+	return withHint(s.unanalysable("Execute", "the portal's statement changes session state, and it was bound before the server last reported that state"),
+		"Execute a portal that changes settings, the transaction or the schema in the sync segment that binds it.")
+}
+
+// fetchesCode reports whether p fetches from a cursor or portal that runs
+// code (runsCode).
+func (s *session) fetchesCode(p *prepared) bool {
+	for _, e := range p.effects {
+		if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// trackCursor follows the cursors whose query runs code that may change
+// session state (a function the policy allows): DECLARE decides the query,
+// but its code runs at each FETCH or MOVE.
+func (s *session) trackCursor(e *effect) {
+	switch e.Kind {
+	case "declare":
+		if !e.userCode {
+			delete(s.codeCursors, e.Name)
+			return
+		}
+		if s.codeCursors == nil {
+			s.codeCursors = map[string]bool{}
+		}
+		s.codeCursors[e.Name] = true
+	case "close":
+		delete(s.codeCursors, e.Name)
+	case "close_all", "discard_all":
+		clear(s.codeCursors)
+	}
+}
+
+// runsCode reports whether fetching from the named cursor or portal may
+// run code that changes session state: a cursor declared over a function
+// the policy allows, or a protocol portal bound from a state-changing
+// statement (FETCH reads protocol portals too).
+func (s *session) runsCode(name string) bool {
+	if s.codeCursors[name] {
+		return true
+	}
+	_, ok := s.statePortals[name]
+	return ok
 }
 
 // endsTransaction reports whether p is certainly a statement that only
@@ -687,6 +843,17 @@ func (s *session) currentPath() []string {
 	return s.state.path
 }
 
+// usableSchemas are the schemas the server confirmed it searches; none
+// (not nil) while the state is unknown, when the path is unknown anyway.
+// A session the server never confirmed (pgguard check's) has nil: it
+// decides on the catalog's view of the path.
+func (s *session) usableSchemas() []string {
+	if !s.state.known {
+		return []string{}
+	}
+	return s.state.usable
+}
+
 // refreshContext points the session at the verdict table of its current
 // context, loading the catalog snapshot if it is not current.
 func (s *session) refreshContext(ctx context.Context) (*catalog.Snapshot, *authz.Policy) {
@@ -738,7 +905,7 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 		user:       s.ps.User,
 		role:       s.state.role,
 		purpose:    s.state.purpose,
-		searchPath: pathKey(s.currentPath()),
+		searchPath: pathKey(s.currentPath()) + "\x00" + strings.Join(s.usableSchemas(), ","),
 		temps: s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + strings.Join(s.unread, "\x00") +
 			"\x00" + s.lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
 		policyVersion: pol.Version(),

@@ -77,6 +77,7 @@ func TestTransactionControlIsABarrierOnlyAfterAChange(t *testing.T) {
 	extended(&pgproto3.Bind{PreparedStatement: "b"}, false)
 	extended(&pgproto3.Parse{Query: "SET LOCAL search_path = hr"}, false) // a Parse runs nothing
 	extended(&pgproto3.Bind{}, true)
+	extended(&pgproto3.Execute{}, false) // the SET runs here
 	extended(&pgproto3.Bind{PreparedStatement: "c"}, true)
 }
 
@@ -86,6 +87,8 @@ func typeOf(m pgproto3.FrontendMessage) byte {
 		return 'P'
 	case *pgproto3.Bind:
 		return 'B'
+	case *pgproto3.Execute:
+		return 'E'
 	}
 	return 0
 }

@@ -52,6 +52,15 @@ type state struct {
 	own        []catalog.Relation
 	ownRefused []string
 	ownKey     string
+	// usable are the schemas the server searches (current_schemas):
+	// those of the path that exist and that the session may use.
+	usable []string
+}
+
+// readUsable reads the schemas the server searches.
+func (st *state) readUsable(raw []byte) error {
+	st.usable = []string{}
+	return json.Unmarshal(raw, &st.usable)
 }
 
 // confirmQuery reads the state in one row. current_setting with
@@ -59,7 +68,12 @@ type state struct {
 // as a JSON array of names, without the state query's own; so do the
 // relations of the session's temporary schema (none while it has none).
 // The last three columns are confirmOwnQuery's.
-const confirmQuery = confirmBase + ` NULL, NULL, NULL`
+const confirmQuery = confirmBase + ` NULL, ` + confirmSchemas + `, NULL`
+
+// confirmSchemas is the ninth column of both state queries: the schemas
+// the server searches, after it skipped those on the path that do not
+// exist or that the session may not use.
+const confirmSchemas = `pg_catalog.to_json(pg_catalog.current_schemas(true))`
 
 // confirmBase is the first seven columns of both state queries.
 const confirmBase = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
@@ -82,7 +96,7 @@ const confirmBase = `SELECT current_setting('pgguard.purpose', true), current_se
 // every name not visible on the path in force, given in the ninth column.
 // The tenth is the isolation level.
 const confirmOwnQuery = confirmBase +
-	ownRelationsQuery + `, pg_catalog.to_json(pg_catalog.current_schemas(true)), current_setting('transaction_isolation')`
+	ownRelationsQuery + `, ` + confirmSchemas + `, current_setting('transaction_isolation')`
 
 // ownRelationsQuery is the eighth column of confirmOwnQuery.
 const ownRelationsQuery = ` (WITH RECURSIVE touched(oid) AS (` +
@@ -136,7 +150,7 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	s.state = st
 	s.purposes = append(s.purposes[:0], st.purpose)
 	var names []string
-	if json.Unmarshal(row[5], &names) != nil || s.state.readTemps(row[6]) != nil ||
+	if json.Unmarshal(row[5], &names) != nil || s.state.readTemps(row[6]) != nil || s.state.readUsable(row[8]) != nil ||
 		s.state.readOwn(s.queried, row[7], row[8], string(row[9])) != nil {
 		s.state.known = false
 		return

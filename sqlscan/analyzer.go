@@ -2,6 +2,7 @@ package sqlscan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -42,6 +43,10 @@ type session struct {
 	// changed are the relation names DDL earlier in the same input named:
 	// the catalog no longer describes them with certainty.
 	changed map[string]bool
+	// created are the tables (not temporary) created earlier in the same
+	// input, as "schema.name" spelt in their CREATE ("" schema when
+	// unqualified).
+	created map[string]bool
 	views   map[*catalog.Relation]*viewResult
 	budget  int
 	// pathList, role and pathChanged follow SET search_path and SET ROLE
@@ -64,7 +69,7 @@ func newSession(sql string, cat *catalog.Snapshot, ctx Context, raws []*pg.RawSt
 		s.database = cat.Database
 	}
 	s.path = relationPath(cat, ctx.SearchPath, ctx.User)
-	s.temps = collectTemps(raws)
+	s.temps = collectTemps(raws, ctx.TempRelations)
 	s.tempLineage = append([]Access(nil), ctx.TempLineage...)
 	return s
 }
@@ -164,6 +169,7 @@ func (s *session) statement(n *pg.Node) Statement {
 		var temp bool
 		st.Changes, temp = s.ddlChanges(n)
 		st.TempOnly = len(st.Changes) == 0 && (temp || createsTemp(n))
+		s.noteCreated(n)
 	}
 	if a.denial == nil {
 		a.checkSensitiveColumns(acc)
@@ -345,4 +351,31 @@ func dedup(in []Access) []Access {
 		}
 	}
 	return out
+}
+
+// noteCreated records a table that n creates, not temporary, for
+// createdEarlier.
+func (s *session) noteCreated(n *pg.Node) {
+	var rv *pg.RangeVar
+	switch x := n.GetNode().(type) {
+	case *pg.Node_CreateStmt:
+		rv = x.CreateStmt.GetRelation()
+	case *pg.Node_CreateTableAsStmt:
+		rv = x.CreateTableAsStmt.GetInto().GetRel()
+	case *pg.Node_SelectStmt:
+		rv = x.SelectStmt.GetIntoClause().GetRel()
+	}
+	if rv == nil || createsTemp(n) {
+		return
+	}
+	if s.created == nil {
+		s.created = map[string]bool{}
+	}
+	s.created[rv.GetSchemaname()+"."+rv.GetRelname()] = true
+}
+
+// temporaryName reports whether an unqualified name may denote a relation
+// of the session's temporary schema.
+func (s *session) temporaryName(name string) bool {
+	return s.temps[name] != nil || slices.Contains(s.ctx.TempRelations, name)
 }

@@ -164,6 +164,14 @@ var relationObjects = map[pg.ObjectType]bool{
 // shared catalog leaves temporary schemas out. Those are still marked for
 // the rest of the input. temp reports whether the statement named any.
 func (s *session) ddlChanges(n *pg.Node) (names []string, temp bool) {
+	switch n.GetNode().(type) {
+	case *pg.Node_DropStmt, *pg.Node_RenameStmt, *pg.Node_ViewStmt, *pg.Node_CreateSeqStmt:
+		// A temporary table this input created may be gone from here
+		// on, renamed, or its name taken by a view or sequence: the
+		// name no longer certainly means the table, and is marked
+		// like any other name DDL named.
+		s.forgetTemps(n)
+	}
 	add := func(name string, local bool) {
 		if name == "" || s.temps[name] != nil {
 			return
@@ -226,6 +234,29 @@ func (s *session) ddlChanges(n *pg.Node) (names []string, temp bool) {
 		s.changed[name] = true
 	}
 	return names, temp
+}
+
+// forgetTemps drops the temporary tables of this input that n names
+// (as a relation or, in DROP, as an object) from those the analysis
+// follows.
+func (s *session) forgetTemps(n *pg.Node) {
+	walkMessages(n.ProtoReflect(), func(m proto.Message) bool {
+		switch x := m.(type) {
+		case *pg.RangeVar:
+			delete(s.temps, x.GetRelname())
+		case *pg.RenameStmt:
+			delete(s.temps, x.GetNewname())
+		case *pg.DropStmt:
+			for _, o := range x.GetObjects() {
+				if parts := o.GetList().GetItems(); len(parts) > 0 {
+					delete(s.temps, parts[len(parts)-1].GetString_().GetSval())
+				}
+			}
+		case *pg.SelectStmt:
+			return false // a view's query only reads
+		}
+		return true
+	})
 }
 
 // temporary reports whether rv names a relation of the session's

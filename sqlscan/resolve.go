@@ -172,13 +172,17 @@ func (a *analyzer) sessionTempTable(name string) *tempTable {
 
 // searchRelation resolves an unqualified name through the path. When the
 // path is unknown, or a schema before the match is missing from the
-// catalog, every relation of that name is a candidate.
+// catalog, every relation of that name is a candidate. PostgreSQL skips a
+// schema the session may not use (no USAGE): a match in a schema not
+// confirmed usable (Context.UsableSchemas) leaves the next match on the
+// path a candidate too.
 func (a *analyzer) searchRelation(name string) []*catalog.Relation {
 	all := a.s.cat.RelationsNamed(name)
 	if a.path.unknown {
 		return all
 	}
 	shaky := false
+	var found []*catalog.Relation
 	for _, s := range a.path.schemas {
 		if !a.s.cat.HasSchema(s) {
 			shaky = true
@@ -188,13 +192,23 @@ func (a *analyzer) searchRelation(name string) []*catalog.Relation {
 			if shaky {
 				return all
 			}
-			return []*catalog.Relation{r}
+			found = append(found, r)
+			if a.usable(s) {
+				return found
+			}
 		}
 	}
 	if shaky {
 		return all
 	}
-	return nil
+	return found
+}
+
+// usable reports whether the server is known to search schema s of the
+// path: pg_catalog always, others when the session's state lists them.
+func (a *analyzer) usable(s string) bool {
+	u := a.s.ctx.UsableSchemas
+	return u == nil || s == pgCatalog || slices.Contains(u, s)
 }
 
 // functionCandidates lists the functions an unqualified call may run:

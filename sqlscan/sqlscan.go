@@ -53,6 +53,11 @@ type Context struct {
 	// any schema, and an unqualified function against every function of that
 	// name.
 	SearchPath []string
+	// UsableSchemas are the schemas of the path the server confirmed it
+	// searches (current_schemas): PostgreSQL skips a schema on the path
+	// that does not exist or that the session may not use. nil counts
+	// every schema of the catalog as usable.
+	UsableSchemas []string
 	// TempRelations are the names of the relations in the session's own
 	// temporary schema, which PostgreSQL searches before the path for
 	// relation names. pgguard does not hold their definitions, so a name
@@ -145,12 +150,13 @@ func (d *Denial) Error() string { return d.Code + ": " + d.Reason }
 type Effect struct {
 	// Kind is set, reset, reset_all, discard_all, discard_plans,
 	// discard_sequences, discard_temp, prepare, execute, deallocate,
-	// deallocate_all, declare, close, close_all, begin, commit, rollback,
-	// savepoint, release, rollback_to, prepare_transaction, commit_prepared
-	// or rollback_prepared.
+	// deallocate_all, declare, fetch, move, close, close_all, begin, commit,
+	// rollback, savepoint, release, rollback_to, prepare_transaction,
+	// commit_prepared or rollback_prepared.
 	Kind string
 	// Name is the setting (lower case) for set and reset, the prepared
-	// statement, cursor or savepoint name, or the two-phase transaction id.
+	// statement, cursor (or portal) or savepoint name, or the two-phase
+	// transaction id.
 	Name string
 	// Value is the new value of a set, as SHOW would print it ("" for
 	// DEFAULT). For search_path it is the comma-joined quoted list.

@@ -166,7 +166,17 @@ func (a *analyzer) onConflict(oc *pg.OnConflictClause, target *rel, cols, src []
 
 // setList walks SET assignments: each column is written, each expression
 // read. A multi-column assignment's source is walked once.
+//
+// An updated row is checked as a whole: its CHECK constraints and stored
+// generated columns are evaluated over every column, old values included,
+// and a failing cast among them quotes the value. On the session's own
+// temporary tables the session attached those expressions itself, so an
+// update reads every column of the rows it changes, and with them what
+// was copied into the tables (a table's owner wrote a permanent table's).
 func (a *analyzer) setList(items []*pg.Node, target *rel, sc *scope) {
+	if target.temp != nil && len(items) > 0 {
+		a.readWholeRow(target)
+	}
 	for _, n := range items {
 		rt := n.GetResTarget()
 		if rt == nil || a.failed() {
@@ -200,7 +210,11 @@ func (a *analyzer) update(s *pg.UpdateStmt, parent *scope) []*column {
 	return a.targetList(s.GetReturningList(), sc, "returning", true)
 }
 
-// delete writes every column of the target: the rows are gone.
+// delete writes every column of the target: the rows are gone. Deleting
+// from a temporary table reads it as a whole as well: a foreign key of
+// another temporary table may update the rows that referenced the deleted
+// ones (ON DELETE SET NULL, SET DEFAULT), checking them as an UPDATE does
+// (see setList).
 func (a *analyzer) delete(s *pg.DeleteStmt, parent *scope) []*column {
 	sc := &scope{parent: parent}
 	a.withCTEs(s.GetWithClause(), sc)
@@ -209,6 +223,9 @@ func (a *analyzer) delete(s *pg.DeleteStmt, parent *scope) []*column {
 		return nil
 	}
 	a.writeAll(target, "delete")
+	if target.temp != nil {
+		a.readWholeRow(target)
+	}
 	sc.items = []*rel{target}
 	a.fromClause(s.GetUsingClause(), sc)
 	a.withClause("where", func() { a.expr(s.GetWhereClause(), sc) })
@@ -256,6 +273,9 @@ func (a *analyzer) merge(s *pg.MergeStmt, parent *scope) []*column {
 			a.withClause("values", func() { a.exprs(w.GetValues(), srcOnly) })
 		case pg.CmdType_CMD_DELETE:
 			a.writeAll(target, "delete")
+			if target.temp != nil {
+				a.readWholeRow(target) // as delete does
+			}
 		}
 	}
 	return a.targetList(s.GetReturningList(), sc, "returning", true)

@@ -1,6 +1,7 @@
 package sqlscan
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,10 +33,14 @@ func (a *analyzer) sessionStmt(n *pg.Node) (string, bool) {
 		a.effect = &Effect{Kind: "declare", Name: x.DeclareCursorStmt.GetPortalname()}
 		return "declare", true
 	case *pg.Node_FetchStmt:
+		// Fetching runs the cursor's query further, and with it whatever
+		// code it calls: the proxy knows which cursors those are.
+		kind := "fetch"
 		if x.FetchStmt.GetIsmove() {
-			return "move", true
+			kind = "move"
 		}
-		return "fetch", true
+		a.effect = &Effect{Kind: kind, Name: x.FetchStmt.GetPortalname()}
+		return kind, true
 	case *pg.Node_ClosePortalStmt:
 		a.effect = &Effect{Kind: "close", Name: x.ClosePortalStmt.GetPortalname()}
 		if x.ClosePortalStmt.GetPortalname() == "" {
@@ -215,6 +220,9 @@ func (a *analyzer) utility(n *pg.Node) string {
 	a.ddl = true
 	a.attaches = attachedCode(n)
 	a.ddlCalls(n.ProtoReflect())
+	if !a.failed() {
+		a.storedRowReads(n)
+	}
 	return "ddl"
 }
 
@@ -242,29 +250,51 @@ func (a *analyzer) ddlCalls(m protoreflect.Message) {
 }
 
 // collectTemps finds the temporary tables the input creates, so later
-// statements in it can use them.
-func collectTemps(raws []*pg.RawStmt) map[string]*tempTable {
+// statements in it can use them. CREATE ... IF NOT EXISTS creates nothing
+// when the session's temporary schema already holds a relation of that
+// name (existing, as the server reported, or made earlier in the input):
+// then the name keeps meaning that relation, perhaps a temporary view over
+// anything, and is not taken for the new table.
+func collectTemps(raws []*pg.RawStmt, existing []string) map[string]*tempTable {
 	temps := map[string]*tempTable{}
-	add := func(rv *pg.RangeVar, cols []string) {
+	made := map[string]bool{}
+	add := func(rv *pg.RangeVar, cols []string, ifNotExists bool) {
 		if rv == nil || (rv.GetRelpersistence() != "t" && !strings.HasPrefix(rv.GetSchemaname(), "pg_temp")) {
 			return
 		}
-		temps[rv.GetRelname()] = &tempTable{name: rv.GetRelname(), cols: cols}
+		name := rv.GetRelname()
+		if ifNotExists && (made[name] || slices.Contains(existing, name)) {
+			return
+		}
+		made[name] = true
+		temps[name] = &tempTable{name: name, cols: cols}
 	}
 	for _, r := range raws {
 		switch x := r.GetStmt().GetNode().(type) {
 		case *pg.Node_CreateStmt:
-			add(x.CreateStmt.GetRelation(), createColumns(x.CreateStmt))
+			add(x.CreateStmt.GetRelation(), createColumns(x.CreateStmt), x.CreateStmt.GetIfNotExists())
 		case *pg.Node_CreateTableAsStmt:
 			into := x.CreateTableAsStmt.GetInto()
-			add(into.GetRel(), nilIfEmpty(stringList(into.GetColNames())))
+			add(into.GetRel(), nilIfEmpty(stringList(into.GetColNames())), x.CreateTableAsStmt.GetIfNotExists())
 		case *pg.Node_SelectStmt:
 			if into := x.SelectStmt.GetIntoClause(); into != nil {
-				add(into.GetRel(), nilIfEmpty(stringList(into.GetColNames())))
+				add(into.GetRel(), nilIfEmpty(stringList(into.GetColNames())), false)
 			}
+		case *pg.Node_ViewStmt:
+			markTemp(made, x.ViewStmt.GetView())
+		case *pg.Node_CreateSeqStmt:
+			markTemp(made, x.CreateSeqStmt.GetSequence())
 		}
 	}
 	return temps
+}
+
+// markTemp notes a temporary relation other than a table that the input
+// creates.
+func markTemp(made map[string]bool, rv *pg.RangeVar) {
+	if rv != nil && (rv.GetRelpersistence() == "t" || strings.HasPrefix(rv.GetSchemaname(), "pg_temp")) {
+		made[rv.GetRelname()] = true
+	}
 }
 
 // createColumns lists a CREATE TABLE's columns, or nil when some come
