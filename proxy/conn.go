@@ -90,8 +90,26 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{srv: s, id: s.nextID.Add(1), started: time.Now(), rawClient: nc}
 	counted := &countingConn{Conn: nc, in: &c.bytesIn, out: &c.bytesOut}
 	c.client = counted
-	c.log = s.cfg.Logger.With().Uint64("conn", c.id).Str("client_addr", nc.RemoteAddr().String()).Logger()
+	c.log = s.cfg.Logger.Hook(&sessionFields{id: c.id, addr: nc.RemoteAddr()})
 	return c
+}
+
+// sessionFields adds a session's identity to each event its logger writes.
+// It is a hook rather than a child logger's context because zerolog gives
+// every child context a 500-byte buffer, which each idle session would hold
+// for the few lines it ever logs.
+type sessionFields struct {
+	id             uint64
+	addr           net.Addr
+	user, database string // once the StartupMessage named them
+}
+
+// Run implements zerolog.Hook.
+func (f *sessionFields) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Uint64("conn", f.id).Str("client_addr", f.addr.String())
+	if f.user != "" {
+		e.Str("user", f.user).Str("database", f.database)
+	}
 }
 
 // serve runs the connection's life: startup and TLS, upstream, auth, relay.

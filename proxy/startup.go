@@ -144,7 +144,7 @@ func (c *conn) checkParameters(msg *pgproto3.StartupMessage) error {
 	default:
 		return c.refuse("42501", "pgguard: replication connections are not allowed through pgguard")
 	}
-	c.log = c.log.With().Str("user", user).Str("database", msg.Parameters["database"]).Logger()
+	c.log = c.srv.cfg.Logger.Hook(&sessionFields{id: c.id, addr: c.rawClient.RemoteAddr(), user: user, database: msg.Parameters["database"]})
 	c.log.Info().Msg("connection opened")
 	return nil
 }
