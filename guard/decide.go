@@ -79,7 +79,7 @@ type denial struct {
 
 // verdictFor answers from the cache or analyses and decides. s.mu is held.
 func (s *session) verdictFor(text []byte) *verdict {
-	ctx := s.ctx
+	ctx := s.ps.Context()
 	snap, pol := s.refreshContext(ctx)
 	v, shape := s.lookup(text)
 	if v != nil {
@@ -708,7 +708,7 @@ func (s *session) apply(v *verdict, segment uint64) proxy.Verdict {
 func (s *session) decide(v *verdict) proxy.Verdict {
 	if v.denied != nil && v.denied.quiet {
 		s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictInvalid) })
-		s.log.Debug().Str("sqlstate", v.denied.err.Code).Str("fingerprint", v.denied.fingerprint).Msg("statement the server would refuse, answered as the server would")
+		s.ps.Logger.Debug().Str("sqlstate", v.denied.err.Code).Str("fingerprint", v.denied.fingerprint).Msg("statement the server would refuse, answered as the server would")
 		if s.g.cfg.Mode == alert.ModeMonitor {
 			return proxy.Allow
 		}
@@ -959,7 +959,7 @@ func (s *session) raiseDatabaseRefusal(f *proxy.ErrorFields) {
 		PolicyVersion: pol.Version(), Mode: s.g.cfg.Mode, SessionID: fmt.Sprint(s.ps.ID),
 		Error: string(f.Code) + " " + string(f.Message),
 	}
-	s.log.Warn().Str("sqlstate", string(f.Code)).Str("fingerprint", fingerprint).
+	s.ps.Logger.Warn().Str("sqlstate", string(f.Code)).Str("fingerprint", fingerprint).
 		Msg("PostgreSQL refused a statement pgguard let through: a gap in the analysis the database's privileges closed")
 	if s.g.cfg.Alerts != nil {
 		s.g.cfg.Alerts.Emit(ev)
@@ -1011,7 +1011,7 @@ func (s *session) count(f func(*alert.Metrics)) {
 func (s *session) warnUnknownPurpose(purpose string) {
 	pol := s.g.cfg.Policy.Policy()
 	if purpose != "" && !pol.KnownPurpose(purpose) {
-		ev := s.log.Warn().Str("purpose", purpose)
+		ev := s.ps.Logger.Warn().Str("purpose", purpose)
 		if similar := pol.SimilarPurpose(purpose); similar != "" {
 			ev = ev.Str("did_you_mean", similar)
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
 	"github.com/pgguard/pgguard/sqlscan"
-	"github.com/rs/zerolog"
 )
 
 // session is the guard's view of one client session. The client pump calls
@@ -19,9 +18,6 @@ import (
 type session struct {
 	g  *Guard
 	ps *proxy.Session
-	// ctx ends with the session: catalog loads made for it stop then.
-	ctx context.Context
-	log zerolog.Logger
 
 	mu sync.Mutex
 	// state is the server's, as last confirmed, moved only by the changes
@@ -43,9 +39,9 @@ type session struct {
 	// outcome the server has not yet settled.
 	changes []recordChange
 	// recent are the last records made, found again when a driver parses a
-	// text it parsed before as the unnamed statement (see record).
-	recent     [recentRecords]*prepared
-	recentNext int
+	// text it parsed before as the unnamed statement (see record); nil
+	// until the first, so that sessions of the simple protocol hold none.
+	recent *recentRing
 	// preparedBytes bounds from above the statement text the records
 	// hold: each new record adds its text, and preparedDenial counts
 	// again when the sum would pass Config.SessionPreparedBytes.
@@ -162,7 +158,7 @@ type recordChange struct {
 // confirms it (Confirmed), which the proxy does before the client may send
 // anything.
 func newSession(g *Guard, ps *proxy.Session) *session {
-	return &session{g: g, ps: ps, ctx: context.Background(), log: ps.Logger, prepared: make(map[string]*prepared)}
+	return &session{g: g, ps: ps, prepared: make(map[string]*prepared)}
 }
 
 // ClientMessage implements proxy.SessionInterceptor.
@@ -429,8 +425,11 @@ func (s *session) newRecord(text []byte, v *verdict) *prepared {
 		p.accesses = v.accesses
 	}
 	if len(text) <= recentTextMax {
-		s.recent[s.recentNext] = p
-		s.recentNext = (s.recentNext + 1) % recentRecords
+		if s.recent == nil {
+			s.recent = new(recentRing)
+		}
+		s.recent.recs[s.recent.next] = p
+		s.recent.next = (s.recent.next + 1) % recentRecords
 	}
 	return p
 }
@@ -452,8 +451,10 @@ func (s *session) recountPrepared() int64 {
 		chain(c.rec)
 		chain(c.prev)
 	}
-	for _, p := range &s.recent {
-		chain(p)
+	if s.recent != nil {
+		for _, p := range &s.recent.recs {
+			chain(p)
+		}
 	}
 	return n
 }
@@ -467,12 +468,21 @@ const (
 	recentTextMax = 1 << 10
 )
 
+// recentRing holds the last records made; next is where the next goes.
+type recentRing struct {
+	recs [recentRecords]*prepared
+	next int
+}
+
 // recentRecord returns a record made from the same verdict for the same
 // text, or nil. A record depends on nothing else: a changed catalog or
 // session context yields another verdict, and its decision is checked
 // against the policy and purpose at every Bind.
 func (s *session) recentRecord(text []byte, v *verdict) *prepared {
-	for _, p := range &s.recent {
+	if s.recent == nil {
+		return nil
+	}
+	for _, p := range &s.recent.recs {
 		if p != nil && p.from == v && p.text == string(text) && p.replaced == nil && !p.closing {
 			return p
 		}
@@ -521,7 +531,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		// since the session's last statement: bring the context up to
 		// date (bindIsQuick does on the quick path), or the statements
 		// would be decided on what they touched under the old one.
-		s.refreshContext(s.ctx)
+		s.refreshContext(s.ps.Context())
 	}
 	pol := s.g.cfg.Policy.Policy()
 	barrier := false
