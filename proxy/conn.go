@@ -22,8 +22,9 @@ type conn struct {
 	started time.Time
 	log     zerolog.Logger
 
-	rawClient net.Conn // the accepted socket
-	client    net.Conn // rawClient, or TLS over it
+	rawClient net.Conn     // the accepted socket
+	counted   countingConn // rawClient, counting what crosses it
+	client    net.Conn     // &counted, or TLS over it
 	server    net.Conn
 	sockMu    sync.Mutex // guards server while it is being set and closed
 
@@ -88,8 +89,8 @@ type conn struct {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{srv: s, id: s.nextID.Add(1), started: time.Now(), rawClient: nc}
-	counted := &countingConn{Conn: nc, in: &c.bytesIn, out: &c.bytesOut}
-	c.client = counted
+	c.counted = countingConn{Conn: nc, in: &c.bytesIn, out: &c.bytesOut}
+	c.client = &c.counted
 	c.log = s.cfg.Logger.Hook(&sessionFields{id: c.id, addr: nc.RemoteAddr()})
 	return c
 }
@@ -129,8 +130,6 @@ func (c *conn) serve(stop context.Context, done func()) {
 			c.runEnd()
 		}
 	}()
-	unhook := context.AfterFunc(stop, c.hardStop)
-	c.atEnd(func() { unhook() })
 	// StartupTimeout bounds both legs until the session is established.
 	deadline := time.Now().Add(c.srv.cfg.StartupTimeout)
 	_ = c.rawClient.SetDeadline(deadline)
