@@ -747,7 +747,7 @@ func (s *session) replay(e *effect, segment uint64) {
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
 		}
-		s.prepared[e.Name] = rec
+		s.setPrepared(e.Name, rec)
 	case "deallocate":
 		s.closeRecord(e.Name, segment)
 	case "deallocate_all", "discard_all":

@@ -33,7 +33,7 @@ type session struct {
 	// until the server's state is confirmed after the segment.
 	segmentUnknown bool
 	// prepared maps statement names (protocol Parse and SQL PREPARE share
-	// one namespace in PostgreSQL) to what they access.
+	// one namespace in PostgreSQL) to what they access; nil until the first.
 	prepared map[string]*prepared
 	// changes are Parse, Close, PREPARE and DEALLOCATE forwarded whose
 	// outcome the server has not yet settled.
@@ -158,7 +158,7 @@ type recordChange struct {
 // confirms it (Confirmed), which the proxy does before the client may send
 // anything.
 func newSession(g *Guard, ps *proxy.Session) *session {
-	return &session{g: g, ps: ps, prepared: make(map[string]*prepared)}
+	return &session{g: g, ps: ps}
 }
 
 // ClientMessage implements proxy.SessionInterceptor.
@@ -274,7 +274,7 @@ func (s *session) settle(ready uint64) {
 			// The server may have refused or skipped the Parse: both stand.
 			both := *c.rec
 			both.replaced, both.table = c.prev, nil
-			s.prepared[c.name] = &both
+			s.setPrepared(c.name, &both)
 		}
 	}
 	clear(s.changes[len(kept):])
@@ -413,6 +413,15 @@ func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 	}
 	if old != nil {
 		s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: name, rec: p, prev: old})
+	}
+	s.setPrepared(name, p)
+}
+
+// setPrepared records p under name, making the map at the first: sessions
+// of the simple protocol never need one.
+func (s *session) setPrepared(name string, p *prepared) {
+	if s.prepared == nil {
+		s.prepared = make(map[string]*prepared)
 	}
 	s.prepared[name] = p
 }
