@@ -31,14 +31,12 @@ func (e *UpstreamError) Unwrap() error { return e.Err }
 // connectUpstream dials the server and sends it the client's StartupMessage
 // at protocol 3.0.
 func (c *conn) connectUpstream(ctx context.Context, startup *pgproto3.StartupMessage) error {
-	c.session = &Session{
-		ID:         c.id,
-		User:       startup.Parameters["user"],
-		Database:   startup.Parameters["database"],
-		ClientAddr: c.rawClient.RemoteAddr(),
-		Logger:     c.log,
-		startup:    make([]string, 0, 2*len(startup.Parameters)),
-	}
+	// The session lives in the connection (newConn), its logger set already.
+	c.session.ID = c.id
+	c.session.User = startup.Parameters["user"]
+	c.session.Database = startup.Parameters["database"]
+	c.session.ClientAddr = c.rawClient.RemoteAddr()
+	c.session.startup = make([]string, 0, 2*len(startup.Parameters))
 	for name, value := range startup.Parameters {
 		c.session.startup = append(c.session.startup, name, value)
 	}

@@ -20,7 +20,6 @@ type conn struct {
 	srv     *Server
 	id      uint64
 	started time.Time
-	log     zerolog.Logger
 
 	rawClient net.Conn     // the accepted socket
 	counted   countingConn // rawClient, counting what crosses it
@@ -28,7 +27,11 @@ type conn struct {
 	server    net.Conn
 	sockMu    sync.Mutex // guards server while it is being set and closed
 
+	// session is &sess: the interceptor's view of the session, whose
+	// Logger is the connection's too. It is part of the connection rather
+	// than an object of its own, one allocation less per session.
 	session     *Session
+	sess        Session
 	si          SessionInterceptor
 	rewriter    ErrorRewriter // si, when it rewrites errors
 	upstreamKey *pgproto3.BackendKeyData
@@ -36,6 +39,12 @@ type conn struct {
 	// existed by then. Stored after upstreamKey, for other goroutines.
 	keyAt atomic.Int64
 	stage stage // owned by the session's goroutine
+	// discarding (owned by the client pump) is set while skipping to Sync
+	// after a denial; sawFatal (owned by the server pump) when the
+	// server's last error was FATAL or PANIC. They sit beside stage, in
+	// bytes the struct's alignment leaves free.
+	discarding bool
+	sawFatal   bool
 
 	// stopping is set when the server hard-stops, so the session's end is
 	// reported as an administrator's shutdown, not an upstream failure.
@@ -52,12 +61,10 @@ type conn struct {
 
 	swaps swapQueue
 	// Owned by the client pump.
-	readySent  uint64 // messages forwarded that end with ReadyForQuery
-	swapSeq    uint64
-	discarding bool // skipping to Sync after a denial
+	readySent uint64 // messages forwarded that end with ReadyForQuery
+	swapSeq   uint64
 	// Owned by the server pump.
 	readySeen uint64 // ReadyForQuery messages seen
-	sawFatal  bool   // the server's last error was FATAL or PANIC
 
 	// Barriers and the state query (confirm.go); nil confirm: the
 	// interceptor confirms no state.
@@ -91,7 +98,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{srv: s, id: s.nextID.Add(1), started: time.Now(), rawClient: nc}
 	c.counted = countingConn{Conn: nc, in: &c.bytesIn, out: &c.bytesOut}
 	c.client = &c.counted
-	c.log = s.cfg.Logger.Hook(&sessionFields{id: c.id, addr: nc.RemoteAddr()})
+	c.session = &c.sess
+	c.session.Logger = s.cfg.Logger.Hook(&sessionFields{id: c.id, addr: nc.RemoteAddr()})
 	return c
 }
 
@@ -124,7 +132,7 @@ func (c *conn) serve(stop context.Context, done func()) {
 	defer func() {
 		// A bug reached through one session must not take down the others.
 		if p := recover(); p != nil {
-			c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
+			c.session.Logger.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
 		}
 		if !handedOff {
 			c.runEnd()
@@ -253,9 +261,9 @@ func (c *conn) hardStop() {
 
 // end logs why the session ended.
 func (c *conn) end(err error) {
-	ev := c.log.Info()
+	ev := c.session.Logger.Info()
 	if err != nil && !isClosedErr(err) {
-		ev = c.log.Info().Str("reason", err.Error())
+		ev = c.session.Logger.Info().Str("reason", err.Error())
 	}
 	ev.Str("duration", time.Since(c.started).String()).
 		Int64("bytes_in", c.bytesIn.Load()).

@@ -35,7 +35,7 @@ func (c *conn) relay() error {
 		defer close(c.serverGone)
 		defer func() {
 			if p := recover(); p != nil {
-				c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("server pump ended by an internal error")
+				c.session.Logger.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("server pump ended by an internal error")
 				c.client.Close() // unblock the client pump
 				serverDone <- fmt.Errorf("internal error: %v", p)
 			}
