@@ -393,6 +393,7 @@ func (s *session) reanalyse(st *sqlscan.Statement, snap *catalog.Snapshot, pol *
 func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) sqlscan.Context {
 	user := s.ps.User
 	role := s.state.role
+	lineage, _ := s.lineage()
 	if role == "" {
 		role = user
 	}
@@ -403,7 +404,7 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		SearchPath:    path,
 		TempRelations: s.state.temps,
 		TempTables:    s.state.tempTables,
-		TempLineage:   s.tempLineage,
+		TempLineage:   lineage,
 		Unsettled:     s.undecidable(),
 		FunctionAllowed: func(schema, name string) bool {
 			return pol.FunctionAllowed(user, purpose, schema, name)
@@ -789,12 +790,12 @@ func (s *session) flowIntoTemps(names []string, reads []sqlscan.Access) {
 			continue
 		}
 		a.Clause = ""
-		if !slices.Contains(s.tempLineage, a) {
-			s.tempLineage, grew = append(s.tempLineage, a), true
+		if o := s.ownState(); !slices.Contains(o.tempLineage, a) {
+			o.tempLineage, grew = append(o.tempLineage, a), true
 		}
 	}
 	if grew {
-		s.lineageKey = lineageDigest(s.tempLineage)
+		s.own.lineageKey = lineageDigest(s.own.tempLineage)
 		s.stateGen++
 	}
 }

@@ -65,33 +65,15 @@ type session struct {
 	unsettled []string
 	unread    []string
 	queried   []string
-	// The overlay of the session's own relations on the shared snapshot
-	// it was last built on (see withOwn).
-	overBase *catalog.Snapshot
-	overKey  string
-	overSnap *catalog.Snapshot
-	// tempLineage is what the statements that wrote any temporary table
-	// read (sqlscan.Context.TempLineage); lineageKey is a digest of it,
-	// for the cache key: sessions share verdicts only with the same one.
-	tempLineage []sqlscan.Access
-	lineageKey  string
+	// own is what the session's own relations add (DDL of its open
+	// transaction, temporary tables); nil until the first.
+	own *ownState
 
 	// Purpose roles (purposeroles.go). openSegment is the segment of the
-	// last message forwarded that did not end it (0: none open);
-	// switchTried the role a Switch asked for and not yet seen in force,
-	// preludeErr the server's error for it; startRole the role a session
-	// started in other than its user's, which pgguard refuses.
+	// last message forwarded that did not end it (0: none open); roles is
+	// nil until the session needs any of the rest.
 	openSegment uint64
-	// portals are the roles the session was in when each portal was
-	// bound, until its transaction ends.
-	portals map[string]string
-	// roles caches purposeRole's answers under rolesPolicy ("": the
-	// login keeps its own role).
-	roles       map[string]string
-	rolesPolicy *authz.Policy
-	switchTried string
-	preludeErr  string
-	startRole   string
+	roles       *roleState
 	confirmed   bool
 
 	// stateGen counts changes of the state.
@@ -231,7 +213,9 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		s.settle(s.ps.ReadyCount())
 		if m.TxStatus == 'I' {
 			// Every portal ends with its transaction.
-			clear(s.portals)
+			if s.roles != nil {
+				clear(s.roles.portals)
+			}
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
@@ -739,10 +723,42 @@ func (s *session) withOwn(snap *catalog.Snapshot) *catalog.Snapshot {
 	if snap == nil || len(s.state.ownNames) == 0 {
 		return snap
 	}
-	if s.overBase != snap || s.overKey != s.state.ownKey {
-		s.overBase, s.overKey, s.overSnap = snap, s.state.ownKey, snap.Overlay(s.state.ownNames, s.state.own)
+	o := s.ownState()
+	if o.overBase != snap || o.overKey != s.state.ownKey {
+		o.overBase, o.overKey, o.overSnap = snap, s.state.ownKey, snap.Overlay(s.state.ownNames, s.state.own)
 	}
-	return s.overSnap
+	return o.overSnap
+}
+
+// ownState is what a session keeps about its own relations, behind one
+// pointer: most sessions change no relation and write no temporary table.
+type ownState struct {
+	// The overlay of the session's own relations on the shared snapshot
+	// it was last built on (see withOwn).
+	overBase *catalog.Snapshot
+	overKey  string
+	overSnap *catalog.Snapshot
+	// tempLineage is what the statements that wrote any temporary table
+	// read (sqlscan.Context.TempLineage); lineageKey is a digest of it,
+	// for the cache key: sessions share verdicts only with the same one.
+	tempLineage []sqlscan.Access
+	lineageKey  string
+}
+
+// ownState returns the session's ownState, making it at the first call.
+func (s *session) ownState() *ownState {
+	if s.own == nil {
+		s.own = new(ownState)
+	}
+	return s.own
+}
+
+// lineage returns the session's temporary lineage and its digest.
+func (s *session) lineage() ([]sqlscan.Access, string) {
+	if s.own == nil {
+		return nil, ""
+	}
+	return s.own.tempLineage, s.own.lineageKey
 }
 
 // useContext points the session at the verdict table of the context made
@@ -753,13 +769,14 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 	if s.table != nil && !s.table.dropped.Load() && pol == s.ctxPolicy && snap == s.ctxSnap && s.stateGen == s.ctxGen {
 		return
 	}
+	_, lineageKey := s.lineage()
 	k := contextKey{
 		user:       s.ps.User,
 		role:       s.state.role,
 		purpose:    s.state.purpose,
 		searchPath: pathKey(s.currentPath()),
 		temps: s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + strings.Join(s.unread, "\x00") +
-			"\x00" + s.lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
+			"\x00" + lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
 		settled:       s.settled,
