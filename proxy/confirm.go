@@ -66,8 +66,7 @@ type confirmer struct {
 	si       StateConfirmer
 	args     StateArguments // nil when the query takes none
 	name     string
-	parse    []byte // Parse, for a query without arguments
-	messages []byte // all of them, for a query without arguments
+	messages []byte // the state query's messages, when it takes no arguments
 	row      [][]byte
 	err      *pgproto3.ErrorResponse
 	retries  int // cancelled attempts of the current confirmation
@@ -90,8 +89,7 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 		f.args = a
 		return f
 	}
-	f.parse = encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()})
-	f.messages = f.encode(f.parse, nil)
+	f.messages = f.encode(encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()}), nil)
 	return f
 }
 

@@ -167,7 +167,7 @@ func (c *conn) serve(stop context.Context, done func()) {
 	// 4. The interceptor opens its view of the session, within the startup
 	// timeout; the session's own context ends with it.
 	sessionCtx, endSession := context.WithCancel(stop)
-	c.atEnd(func() { endSession() })
+	c.atEnd(endSession)
 	c.session.ctx = sessionCtx
 	si, err := c.srv.cfg.Interceptor.OpenSession(startupCtx, c.session)
 	if err != nil {
@@ -179,7 +179,7 @@ func (c *conn) serve(stop context.Context, done func()) {
 	c.rewriter, _ = si.(ErrorRewriter)
 	c.atEnd(si.Close)
 	// The interceptor starts from the state the server reports.
-	c.confirm, c.resume = newConfirmer(si), make(chan struct{}, 1)
+	c.confirm = newConfirmer(si)
 	if err := c.confirmAtStart(); err != nil {
 		c.sendFatal("08006", fmt.Sprintf("pgguard: cannot read the session's state: %v", err))
 		c.end(fmt.Errorf("confirm session state: %w", err))

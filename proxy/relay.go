@@ -30,6 +30,8 @@ func (c *conn) relay() error {
 	}
 
 	serverDone := make(chan error, 1)
+	// Made here, not for every session: a loop session never waits on it.
+	c.resume = make(chan struct{}, 1)
 	c.serverGone = make(chan struct{})
 	go func() {
 		defer close(c.serverGone)
