@@ -43,8 +43,8 @@ func benchSessionMetrics(b testing.TB, user, purpose string, m *alert.Metrics) *
 	if err != nil {
 		b.Fatal(err)
 	}
-	ps := &proxy.Session{User: user, Database: "postgres", ClientAddr: &net.TCPAddr{},
-		StartupParameters: map[string]string{"options": "-c pgguard.purpose=" + purpose}}
+	ps := &proxy.Session{User: user, Database: "postgres", ClientAddr: &net.TCPAddr{}}
+	ps.SetStartupParameter("options", "-c pgguard.purpose="+purpose)
 	s := newSession(g, ps)
 	// What the server would report for this session at its start.
 	s.Confirmed(stateRow(purpose, `"$user", public`, user), nil, 'I')

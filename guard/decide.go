@@ -79,7 +79,7 @@ type denial struct {
 
 // verdictFor answers from the cache or analyses and decides. s.mu is held.
 func (s *session) verdictFor(text []byte) *verdict {
-	ctx := s.ctx
+	ctx := s.ps.Context()
 	snap, pol := s.refreshContext(ctx)
 	v, shape := s.lookup(text)
 	if v != nil {
@@ -406,6 +406,7 @@ func (s *session) reanalyse(st *sqlscan.Statement, snap *catalog.Snapshot, pol *
 func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) sqlscan.Context {
 	user := s.ps.User
 	role := s.state.role
+	lineage, _ := s.lineage()
 	if role == "" {
 		role = user
 	}
@@ -417,7 +418,7 @@ func (s *session) scanContext(pol *authz.Policy, path []string, purpose string) 
 		UsableSchemas: s.usableSchemas(),
 		TempRelations: s.state.temps,
 		TempTables:    s.state.tempTables,
-		TempLineage:   s.tempLineage,
+		TempLineage:   lineage,
 		Unsettled:     s.undecidable(),
 		FunctionAllowed: func(schema, name string) bool {
 			return pol.FunctionAllowed(user, purpose, schema, name)
@@ -722,7 +723,7 @@ func (s *session) apply(v *verdict, segment uint64) proxy.Verdict {
 func (s *session) decide(v *verdict) proxy.Verdict {
 	if v.denied != nil && v.denied.quiet {
 		s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictInvalid) })
-		s.log.Debug().Str("sqlstate", v.denied.err.Code).Str("fingerprint", v.denied.fingerprint).Msg("statement the server would refuse, answered as the server would")
+		s.ps.Logger.Debug().Str("sqlstate", v.denied.err.Code).Str("fingerprint", v.denied.fingerprint).Msg("statement the server would refuse, answered as the server would")
 		if s.g.cfg.Mode == alert.ModeMonitor {
 			return proxy.Allow
 		}
@@ -761,7 +762,7 @@ func (s *session) replay(e *effect, segment uint64) {
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
 		}
-		s.prepared[e.Name] = rec
+		s.setPrepared(e.Name, rec)
 	case "deallocate":
 		s.closeRecord(e.Name, segment)
 	case "deallocate_all", "discard_all":
@@ -811,12 +812,12 @@ func (s *session) flowIntoTemps(names []string, reads []sqlscan.Access) {
 			continue
 		}
 		a.Clause = ""
-		if !slices.Contains(s.tempLineage, a) {
-			s.tempLineage, grew = append(s.tempLineage, a), true
+		if o := s.ownState(); !slices.Contains(o.tempLineage, a) {
+			o.tempLineage, grew = append(o.tempLineage, a), true
 		}
 	}
 	if grew {
-		s.lineageKey = lineageDigest(s.tempLineage)
+		s.own.lineageKey = lineageDigest(s.own.tempLineage)
 		s.stateGen++
 	}
 }
@@ -988,7 +989,7 @@ func (s *session) raiseDatabaseRefusal(f *proxy.ErrorFields) {
 		PolicyVersion: pol.Version(), Mode: s.g.cfg.Mode, SessionID: fmt.Sprint(s.ps.ID),
 		Error: string(f.Code) + " " + string(f.Message),
 	}
-	s.log.Warn().Str("sqlstate", string(f.Code)).Str("fingerprint", fingerprint).
+	s.ps.Logger.Warn().Str("sqlstate", string(f.Code)).Str("fingerprint", fingerprint).
 		Msg("PostgreSQL refused a statement pgguard let through: a gap in the analysis the database's privileges closed")
 	if s.g.cfg.Alerts != nil {
 		s.g.cfg.Alerts.Emit(ev)
@@ -1040,7 +1041,7 @@ func (s *session) count(f func(*alert.Metrics)) {
 func (s *session) warnUnknownPurpose(purpose string) {
 	pol := s.g.cfg.Policy.Policy()
 	if purpose != "" && !pol.KnownPurpose(purpose) {
-		ev := s.log.Warn().Str("purpose", purpose)
+		ev := s.ps.Logger.Warn().Str("purpose", purpose)
 		if similar := pol.SimilarPurpose(purpose); similar != "" {
 			ev = ev.Str("did_you_mean", similar)
 		}

@@ -158,7 +158,7 @@ func hasColumn(r *catalog.Relation, name string) bool {
 // logWithheld logs a withheld detail with what identifies the error, never
 // a value: the SQLSTATE, the table and constraint names and the reason.
 func (s *session) logWithheld(f *proxy.ErrorFields, reason string, monitor bool) {
-	ev := s.log.Info().Bytes("sqlstate", f.Code).Str("reason", reason)
+	ev := s.ps.Logger.Info().Bytes("sqlstate", f.Code).Str("reason", reason)
 	if len(f.Table) > 0 {
 		ev = ev.Str("table", string(f.Schema)+"."+string(f.Table))
 	}

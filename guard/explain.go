@@ -57,10 +57,11 @@ type ExplainAccess struct {
 func (g *Guard) Explain(ctx context.Context, user, database, purpose, sql string) Explanation {
 	ps := &proxy.Session{
 		User: user, Database: database,
-		ClientAddr:        &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)},
-		StartupParameters: map[string]string{"user": user, "database": database},
-		Logger:            g.cfg.Logger,
+		ClientAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)},
+		Logger:     g.cfg.Logger,
 	}
+	ps.SetStartupParameter("user", user)
+	ps.SetStartupParameter("database", database)
 	s := newSession(g, ps)
 	s.mu.Lock()
 	defer s.mu.Unlock()

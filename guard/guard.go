@@ -163,7 +163,6 @@ func (cfg *Config) setDefaults() {
 // OpenSession implements proxy.Interceptor.
 func (g *Guard) OpenSession(ctx context.Context, ps *proxy.Session) (proxy.SessionInterceptor, error) {
 	s := newSession(g, ps)
-	s.ctx = ps.Context()
 	g.refreshMu.Lock()
 	g.databases[ps.Database] = true
 	g.refreshMu.Unlock()
@@ -176,10 +175,10 @@ func (g *Guard) OpenSession(ctx context.Context, ps *proxy.Session) (proxy.Sessi
 	// lets it go on, flagging what it cannot decide.
 	if _, err := g.cfg.Catalogs.Get(ctx, ps.Database); err != nil {
 		if g.cfg.Mode == alert.ModeEnforce {
-			s.log.Warn().Err(err).Msg("session refused: catalog not available")
+			s.ps.Logger.Warn().Err(err).Msg("session refused: catalog not available")
 			return nil, unavailableError{ps.Database}
 		}
-		s.log.Warn().Err(err).Msg("catalog not available; statements that touch relations are flagged")
+		s.ps.Logger.Warn().Err(err).Msg("catalog not available; statements that touch relations are flagged")
 	}
 	if g.cfg.Metrics != nil {
 		g.cfg.Metrics.ConnectionsOpen.Inc()

@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -25,7 +26,13 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(idleClientsEnv); spec != "" {
+		flag.Parse()
+		os.Exit(idleClients(spec))
+	}
+	os.Exit(pgtest.RunMain(m))
+}
 
 const password = "s3cret-pw"
 

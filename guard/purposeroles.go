@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/proxy"
 	"github.com/pgguard/pgguard/sqlscan"
 )
@@ -38,6 +39,34 @@ import (
 // RESET ALL and DISCARD ALL return to the login's role: they are barriers,
 // and the next statement switches again.
 
+// roleState is what a session keeps about roles: for purpose roles
+// (Config.PurposeRole) and for a session that started in another role than
+// its user's. It sits behind one pointer, made at the first need, so that
+// other sessions hold none of it.
+type roleState struct {
+	// portals are the roles the session was in when each portal was
+	// bound, until its transaction ends.
+	portals map[string]string
+	// roles caches purposeRole's answers under rolesPolicy ("": the
+	// login keeps its own role).
+	roles       map[string]string
+	rolesPolicy *authz.Policy
+	// switchTried is the role a Switch asked for and not yet seen in
+	// force, preludeErr the server's error for it; startRole the role a
+	// session started in other than its user's, which pgguard refuses.
+	switchTried string
+	preludeErr  string
+	startRole   string
+}
+
+// roleState returns the session's roleState, making it at the first call.
+func (s *session) roleState() *roleState {
+	if s.roles == nil {
+		s.roles = new(roleState)
+	}
+	return s.roles
+}
+
 // roleFor works out whether the statements about to run under purposes
 // need a role switch first. It returns the Switch verdict, a denial, or
 // neither (run as things are). With optional (Parse, which reads no data),
@@ -52,6 +81,7 @@ func (s *session) roleFor(purposes []string, segment uint64, raw []byte, str str
 		}
 		return str
 	}
+	rs := s.roleState()
 	want, wantPurpose := "", ""
 	for _, p := range purposes {
 		r, ok := s.purposeRole(p)
@@ -68,7 +98,7 @@ func (s *session) roleFor(purposes []string, segment uint64, raw []byte, str str
 		want, wantPurpose = r, p
 	}
 	if want == s.state.role {
-		s.switchTried, s.preludeErr = "", ""
+		rs.switchTried, rs.preludeErr = "", ""
 		return nil, nil
 	}
 	if s.openSegment == segment {
@@ -78,10 +108,10 @@ func (s *session) roleFor(purposes []string, segment uint64, raw []byte, str str
 		return nil, withHint(s.unanalysable(text(), fmt.Sprintf("its purpose %q needs the role %s, but earlier messages of its pipeline run as %s, and pgguard switches the session's role only between sync segments",
 			wantPurpose, want, s.state.role)), "Send it after a Sync, or as a message of its own.")
 	}
-	if s.switchTried == want {
+	if rs.switchTried == want {
 		// The switch was asked for, and the server reports another role.
-		why := s.preludeErr
-		s.switchTried, s.preludeErr = "", ""
+		why := rs.preludeErr
+		rs.switchTried, rs.preludeErr = "", ""
 		if optional {
 			return nil, nil
 		}
@@ -91,7 +121,7 @@ func (s *session) roleFor(purposes []string, segment uint64, raw []byte, str str
 		return nil, withHint(s.unanalysable(text(), fmt.Sprintf("the session could not switch to the role %s of the purpose %q: %s", want, wantPurpose, why)),
 			"The purpose roles are made by `pgguard grants --purpose-roles --apply`; `pgguard grants check --purpose-roles` shows what is missing.")
 	}
-	s.switchTried, s.preludeErr = want, ""
+	rs.switchTried, rs.preludeErr = want, ""
 	return &proxy.Verdict{Action: proxy.Switch, Prelude: "SET ROLE " + quoteIdent(want)}, nil
 }
 
@@ -99,18 +129,19 @@ func (s *session) roleFor(purposes []string, segment uint64, raw []byte, str str
 // once per policy and purpose: the hot path pays one map lookup.
 func (s *session) purposeRole(purpose string) (string, bool) {
 	pol := s.g.cfg.Policy.Policy()
-	if s.rolesPolicy != pol {
-		s.rolesPolicy, s.roles = pol, map[string]string{}
+	rs := s.roleState()
+	if rs.rolesPolicy != pol {
+		rs.rolesPolicy, rs.roles = pol, map[string]string{}
 	}
-	if r, ok := s.roles[purpose]; ok {
+	if r, ok := rs.roles[purpose]; ok {
 		return r, r != ""
 	}
 	r, ok := s.g.cfg.PurposeRole(pol, s.ps.User, purpose)
 	if !ok {
 		r = ""
 	}
-	if len(s.roles) < maxCachedRoles {
-		s.roles[purpose] = r
+	if len(rs.roles) < maxCachedRoles {
+		rs.roles[purpose] = r
 	}
 	return r, ok
 }
@@ -126,10 +157,11 @@ func (s *session) bound(portal []byte) {
 	if s.g.cfg.PurposeRole == nil {
 		return
 	}
-	if s.portals == nil {
-		s.portals = map[string]string{}
+	rs := s.roleState()
+	if rs.portals == nil {
+		rs.portals = map[string]string{}
 	}
-	s.portals[string(portal)] = s.state.role
+	rs.portals[string(portal)] = s.state.role
 }
 
 // execute refuses an Execute of a portal whose statement changes session
@@ -151,8 +183,8 @@ func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 	if d := s.fetchDenial(string(name), "", s.state.purpose, s.g.cfg.Policy.Policy()); d != nil {
 		return s.apply(&verdict{denied: d}, m.Segment)
 	}
-	if s.g.cfg.PurposeRole != nil {
-		if role, ok := s.portals[string(name)]; ok && role != s.state.role {
+	if s.g.cfg.PurposeRole != nil && s.roles != nil {
+		if role, ok := s.roles.portals[string(name)]; ok && role != s.state.role {
 			return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
 				"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
 		}
@@ -185,7 +217,7 @@ func (s *session) PreludeDone(e *pgproto3.ErrorResponse) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.preludeErr = e.Code + " " + e.Message
+	s.roleState().preludeErr = e.Code + " " + e.Message
 }
 
 // roleChangeDenial refuses a client's own change of role or session
@@ -202,10 +234,10 @@ func (s *session) roleChangeDenial(st *sqlscan.Statement) *denial {
 // startRoleDenial refuses everything in a session that started in another
 // role than its login's: the role's privileges are not the department's.
 func (s *session) startRoleDenial(text []byte) *denial {
-	if s.startRole == "" {
+	if s.roles == nil || s.roles.startRole == "" {
 		return nil
 	}
-	return withHint(s.unanalysable(string(text), fmt.Sprintf("the session started in the role %s, not as its user %s", s.startRole, s.ps.User)),
+	return withHint(s.unanalysable(string(text), fmt.Sprintf("the session started in the role %s, not as its user %s", s.roles.startRole, s.ps.User)),
 		"Remove the role setting from the connection options (-c role=...) or from ALTER ROLE ... SET role.")
 }
 
@@ -217,7 +249,7 @@ func (s *session) noteStartRole(role string) {
 	}
 	s.confirmed = true
 	if role != s.ps.User {
-		s.startRole = role
+		s.roleState().startRole = role
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
 	"github.com/pgguard/pgguard/sqlscan"
-	"github.com/rs/zerolog"
 )
 
 // session is the guard's view of one client session. The client pump calls
@@ -19,9 +18,6 @@ import (
 type session struct {
 	g  *Guard
 	ps *proxy.Session
-	// ctx ends with the session: catalog loads made for it stop then.
-	ctx context.Context
-	log zerolog.Logger
 
 	mu sync.Mutex
 	// state is the server's, as last confirmed, moved only by the changes
@@ -37,15 +33,15 @@ type session struct {
 	// until the server's state is confirmed after the segment.
 	segmentUnknown bool
 	// prepared maps statement names (protocol Parse and SQL PREPARE share
-	// one namespace in PostgreSQL) to what they access.
+	// one namespace in PostgreSQL) to what they access; nil until the first.
 	prepared map[string]*prepared
 	// changes are Parse, Close, PREPARE and DEALLOCATE forwarded whose
 	// outcome the server has not yet settled.
 	changes []recordChange
 	// recent are the last records made, found again when a driver parses a
-	// text it parsed before as the unnamed statement (see record).
-	recent     [recentRecords]*prepared
-	recentNext int
+	// text it parsed before as the unnamed statement (see record); nil
+	// until the first, so that sessions of the simple protocol hold none.
+	recent *recentRing
 	// preparedBytes bounds from above the statement text the records
 	// hold: each new record adds its text, and preparedDenial counts
 	// again when the sum would pass Config.SessionPreparedBytes.
@@ -69,26 +65,14 @@ type session struct {
 	unsettled []string
 	unread    []string
 	queried   []string
-	// The overlay of the session's own relations on the shared snapshot
-	// it was last built on (see withOwn).
-	overBase *catalog.Snapshot
-	overKey  string
-	overSnap *catalog.Snapshot
-	// tempLineage is what the statements that wrote any temporary table
-	// read (sqlscan.Context.TempLineage); lineageKey is a digest of it,
-	// for the cache key: sessions share verdicts only with the same one.
-	tempLineage []sqlscan.Access
-	lineageKey  string
+	// own is what the session's own relations add (DDL of its open
+	// transaction, temporary tables); nil until the first.
+	own *ownState
 
 	// Purpose roles (purposeroles.go). openSegment is the segment of the
-	// last message forwarded that did not end it (0: none open);
-	// switchTried the role a Switch asked for and not yet seen in force,
-	// preludeErr the server's error for it; startRole the role a session
-	// started in other than its user's, which pgguard refuses.
+	// last message forwarded that did not end it (0: none open); roles is
+	// nil until the session needs any of the rest.
 	openSegment uint64
-	// portals are the roles the session was in when each portal was
-	// bound, until its transaction ends.
-	portals map[string]string
 	// statePortals are the portals whose statement changes session state
 	// (a SET, DDL, a function that may call set_config, ...), with the
 	// segment that bound them: such a statement changes the state when it
@@ -104,14 +88,8 @@ type session struct {
 	// protocol portal reads (held.go).
 	cursors    map[string]*heldRows
 	portalRows map[string]*heldRows
-	// roles caches purposeRole's answers under rolesPolicy ("": the
-	// login keeps its own role).
-	roles       map[string]string
-	rolesPolicy *authz.Policy
-	switchTried string
-	preludeErr  string
-	startRole   string
-	confirmed   bool
+	roles      *roleState
+	confirmed  bool
 
 	// stateGen counts changes of the state.
 	stateGen uint64
@@ -177,7 +155,7 @@ type recordChange struct {
 // confirms it (Confirmed), which the proxy does before the client may send
 // anything.
 func newSession(g *Guard, ps *proxy.Session) *session {
-	return &session{g: g, ps: ps, ctx: context.Background(), log: ps.Logger, prepared: make(map[string]*prepared)}
+	return &session{g: g, ps: ps}
 }
 
 // ClientMessage implements proxy.SessionInterceptor.
@@ -250,7 +228,9 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 		s.settle(s.ps.ReadyCount())
 		if m.TxStatus == 'I' {
 			// Every portal ends with its transaction.
-			clear(s.portals)
+			if s.roles != nil {
+				clear(s.roles.portals)
+			}
 			clear(s.statePortals)
 			clear(s.portalEffects)
 			if len(s.portalRows) > 1 {
@@ -301,7 +281,7 @@ func (s *session) settle(ready uint64) {
 			// The server may have refused or skipped the Parse: both stand.
 			both := *c.rec
 			both.replaced, both.table = c.prev, nil
-			s.prepared[c.name] = &both
+			s.setPrepared(c.name, &both)
 		}
 	}
 	clear(s.changes[len(kept):])
@@ -441,6 +421,15 @@ func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 	if old != nil {
 		s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: name, rec: p, prev: old})
 	}
+	s.setPrepared(name, p)
+}
+
+// setPrepared records p under name, making the map at the first: sessions
+// of the simple protocol never need one.
+func (s *session) setPrepared(name string, p *prepared) {
+	if s.prepared == nil {
+		s.prepared = make(map[string]*prepared)
+	}
 	s.prepared[name] = p
 }
 
@@ -452,8 +441,11 @@ func (s *session) newRecord(text []byte, v *verdict) *prepared {
 		p.accesses = v.accesses
 	}
 	if len(text) <= recentTextMax {
-		s.recent[s.recentNext] = p
-		s.recentNext = (s.recentNext + 1) % recentRecords
+		if s.recent == nil {
+			s.recent = new(recentRing)
+		}
+		s.recent.recs[s.recent.next] = p
+		s.recent.next = (s.recent.next + 1) % recentRecords
 	}
 	return p
 }
@@ -475,8 +467,10 @@ func (s *session) recountPrepared() int64 {
 		chain(c.rec)
 		chain(c.prev)
 	}
-	for _, p := range &s.recent {
-		chain(p)
+	if s.recent != nil {
+		for _, p := range &s.recent.recs {
+			chain(p)
+		}
 	}
 	return n
 }
@@ -490,12 +484,21 @@ const (
 	recentTextMax = 1 << 10
 )
 
+// recentRing holds the last records made; next is where the next goes.
+type recentRing struct {
+	recs [recentRecords]*prepared
+	next int
+}
+
 // recentRecord returns a record made from the same verdict for the same
 // text, or nil. A record depends on nothing else: a changed catalog or
 // session context yields another verdict, and its decision is checked
 // against the policy and purpose at every Bind.
 func (s *session) recentRecord(text []byte, v *verdict) *prepared {
-	for _, p := range &s.recent {
+	if s.recent == nil {
+		return nil
+	}
+	for _, p := range &s.recent.recs {
 		if p != nil && p.from == v && p.text == string(text) && p.replaced == nil && !p.closing {
 			return p
 		}
@@ -544,7 +547,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		// since the session's last statement: bring the context up to
 		// date (bindIsQuick does on the quick path), or the statements
 		// would be decided on what they touched under the old one.
-		s.refreshContext(s.ctx)
+		s.refreshContext(s.ps.Context())
 	}
 	pol := s.g.cfg.Policy.Policy()
 	barrier := false
@@ -887,10 +890,42 @@ func (s *session) withOwn(snap *catalog.Snapshot) *catalog.Snapshot {
 	if snap == nil || len(s.state.ownNames) == 0 {
 		return snap
 	}
-	if s.overBase != snap || s.overKey != s.state.ownKey {
-		s.overBase, s.overKey, s.overSnap = snap, s.state.ownKey, snap.Overlay(s.state.ownNames, s.state.own)
+	o := s.ownState()
+	if o.overBase != snap || o.overKey != s.state.ownKey {
+		o.overBase, o.overKey, o.overSnap = snap, s.state.ownKey, snap.Overlay(s.state.ownNames, s.state.own)
 	}
-	return s.overSnap
+	return o.overSnap
+}
+
+// ownState is what a session keeps about its own relations, behind one
+// pointer: most sessions change no relation and write no temporary table.
+type ownState struct {
+	// The overlay of the session's own relations on the shared snapshot
+	// it was last built on (see withOwn).
+	overBase *catalog.Snapshot
+	overKey  string
+	overSnap *catalog.Snapshot
+	// tempLineage is what the statements that wrote any temporary table
+	// read (sqlscan.Context.TempLineage); lineageKey is a digest of it,
+	// for the cache key: sessions share verdicts only with the same one.
+	tempLineage []sqlscan.Access
+	lineageKey  string
+}
+
+// ownState returns the session's ownState, making it at the first call.
+func (s *session) ownState() *ownState {
+	if s.own == nil {
+		s.own = new(ownState)
+	}
+	return s.own
+}
+
+// lineage returns the session's temporary lineage and its digest.
+func (s *session) lineage() ([]sqlscan.Access, string) {
+	if s.own == nil {
+		return nil, ""
+	}
+	return s.own.tempLineage, s.own.lineageKey
 }
 
 // useContext points the session at the verdict table of the context made
@@ -901,13 +936,14 @@ func (s *session) useContext(snap *catalog.Snapshot, pol *authz.Policy) {
 	if s.table != nil && !s.table.dropped.Load() && pol == s.ctxPolicy && snap == s.ctxSnap && s.stateGen == s.ctxGen {
 		return
 	}
+	_, lineageKey := s.lineage()
 	k := contextKey{
 		user:       s.ps.User,
 		role:       s.state.role,
 		purpose:    s.state.purpose,
 		searchPath: pathKey(s.currentPath()) + "\x00" + strings.Join(s.usableSchemas(), ","),
 		temps: s.state.tempKey + "\x00" + strings.Join(s.unsettled, "\x00") + "\x00" + strings.Join(s.unread, "\x00") +
-			"\x00" + s.lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
+			"\x00" + lineageKey + "\x00" + s.state.ownKey + "\x00" + strings.Join(s.catPending, "\x00"),
 		policyVersion: pol.Version(),
 		lexical:       s.state.scs + "/" + s.state.encoding,
 		settled:       s.settled,

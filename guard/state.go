@@ -331,7 +331,7 @@ func (s *session) reconcilePrepared(names []string, errorsSeen bool) {
 	}
 	for _, name := range names {
 		if s.prepared[name] == nil {
-			s.prepared[name] = &prepared{unknown: true}
+			s.setPrepared(name, &prepared{unknown: true})
 		}
 	}
 }

@@ -1,11 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -31,13 +31,14 @@ func (e *UpstreamError) Unwrap() error { return e.Err }
 // connectUpstream dials the server and sends it the client's StartupMessage
 // at protocol 3.0.
 func (c *conn) connectUpstream(ctx context.Context, startup *pgproto3.StartupMessage) error {
-	c.session = &Session{
-		ID:                c.id,
-		User:              startup.Parameters["user"],
-		Database:          startup.Parameters["database"],
-		ClientAddr:        c.rawClient.RemoteAddr(),
-		StartupParameters: maps.Clone(startup.Parameters),
-		Logger:            c.log,
+	// The session lives in the connection (newConn), its logger set already.
+	c.session.ID = c.id
+	c.session.User = startup.Parameters["user"]
+	c.session.Database = startup.Parameters["database"]
+	c.session.ClientAddr = c.rawClient.RemoteAddr()
+	c.session.startup = make([]string, 0, 2*len(startup.Parameters))
+	for name, value := range startup.Parameters {
+		c.session.startup = append(c.session.startup, name, value)
 	}
 	nc, err := c.srv.dialUpstream(ctx)
 	if err != nil {
@@ -205,10 +206,12 @@ func (c *conn) passKey(body []byte) error {
 
 // trackParameter records a ParameterStatus for the interceptor.
 func (c *conn) trackParameter(body []byte) {
-	ps := &pgproto3.ParameterStatus{}
-	if ps.Decode(body) == nil {
-		c.session.SetParameter(ps.Name, ps.Value)
+	// The body is the pair as Session keeps it: name, NUL, value, NUL.
+	n := bytes.IndexByte(body, 0)
+	if n < 0 || len(body) < n+2 || body[len(body)-1] != 0 || bytes.IndexByte(body[n+1:len(body)-1], 0) >= 0 {
+		return // not a well-formed ParameterStatus; ignored, as before
 	}
+	c.session.setParameter(string(body[:len(body)-1]), n)
 }
 
 // refuseRelay sends a FATAL error after what the client has been sent and

@@ -112,7 +112,7 @@ func TestAuthSessionIdentity(t *testing.T) {
 	if s.User != appUser || s.Database != "postgres" {
 		t.Fatalf("session user/database = %q/%q", s.User, s.Database)
 	}
-	if got := s.StartupParameters["options"]; got != "-c pgguard.purpose=billing" {
+	if got := s.StartupParameter("options"); got != "-c pgguard.purpose=billing" {
 		t.Fatalf("options = %q", got)
 	}
 	if got := s.Parameter("application_name"); got != "idcheck" {

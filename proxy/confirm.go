@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -65,9 +66,7 @@ type confirmer struct {
 	si       StateConfirmer
 	args     StateArguments // nil when the query takes none
 	name     string
-	parse    []byte // Parse, for a query without arguments
-	rest     []byte // Execute, Close portal, Close statement, Sync
-	messages []byte // all of them, for a query without arguments
+	messages []byte // the state query's messages, when it takes no arguments
 	row      [][]byte
 	err      *pgproto3.ErrorResponse
 	retries  int // cancelled attempts of the current confirmation
@@ -86,28 +85,32 @@ func newConfirmer(si SessionInterceptor) *confirmer {
 	_, _ = rand.Read(id[:])
 	name := "pgguard_state_" + hex.EncodeToString(id[:])
 	f := &confirmer{si: sc, name: name}
-	for _, m := range []interface{ Encode([]byte) ([]byte, error) }{
-		&pgproto3.Execute{Portal: name},
-		&pgproto3.Close{ObjectType: 'P', Name: name},
-		&pgproto3.Close{ObjectType: 'S', Name: name},
-		&pgproto3.Sync{},
-	} {
-		f.rest = append(f.rest, encode(m)...)
-	}
 	if a, ok := si.(StateArguments); ok {
 		f.args = a
 		return f
 	}
-	f.parse = encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()})
-	f.messages = f.encode(f.parse, nil)
+	f.messages = f.encode(encode(&pgproto3.Parse{Name: name, Query: sc.ConfirmQuery()}), nil)
 	return f
 }
 
 // encode builds the state query's messages with these parameter values.
+// Those after the Bind are the same every time, but encoding them again
+// costs less than each idle session holding them.
 func (f *confirmer) encode(parse []byte, args [][]byte) []byte {
 	b := append([]byte{}, parse...)
-	b = append(b, encode(&pgproto3.Bind{DestinationPortal: f.name, PreparedStatement: f.name, Parameters: args})...)
-	return append(b, f.rest...)
+	for _, m := range []interface{ Encode([]byte) ([]byte, error) }{
+		&pgproto3.Bind{DestinationPortal: f.name, PreparedStatement: f.name, Parameters: args},
+		&pgproto3.Execute{Portal: f.name},
+		&pgproto3.Close{ObjectType: 'P', Name: f.name},
+		&pgproto3.Close{ObjectType: 'S', Name: f.name},
+		&pgproto3.Sync{},
+	} {
+		var err error
+		if b, err = m.Encode(b); err != nil {
+			panic(fmt.Sprintf("proxy: encode %T: %v", m, err))
+		}
+	}
+	return b
 }
 
 // next returns the messages of the confirmation about to be sent.

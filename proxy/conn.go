@@ -20,14 +20,18 @@ type conn struct {
 	srv     *Server
 	id      uint64
 	started time.Time
-	log     zerolog.Logger
 
-	rawClient net.Conn // the accepted socket
-	client    net.Conn // rawClient, or TLS over it
+	rawClient net.Conn     // the accepted socket
+	counted   countingConn // rawClient, counting what crosses it
+	client    net.Conn     // &counted, or TLS over it
 	server    net.Conn
 	sockMu    sync.Mutex // guards server while it is being set and closed
 
+	// session is &sess: the interceptor's view of the session, whose
+	// Logger is the connection's too. It is part of the connection rather
+	// than an object of its own, one allocation less per session.
 	session     *Session
+	sess        Session
 	si          SessionInterceptor
 	rewriter    ErrorRewriter // si, when it rewrites errors
 	upstreamKey *pgproto3.BackendKeyData
@@ -35,6 +39,12 @@ type conn struct {
 	// existed by then. Stored after upstreamKey, for other goroutines.
 	keyAt atomic.Int64
 	stage stage // owned by the session's goroutine
+	// discarding (owned by the client pump) is set while skipping to Sync
+	// after a denial; sawFatal (owned by the server pump) when the
+	// server's last error was FATAL or PANIC. They sit beside stage, in
+	// bytes the struct's alignment leaves free.
+	discarding bool
+	sawFatal   bool
 
 	// stopping is set when the server hard-stops, so the session's end is
 	// reported as an administrator's shutdown, not an upstream failure.
@@ -51,12 +61,10 @@ type conn struct {
 
 	swaps swapQueue
 	// Owned by the client pump.
-	readySent  uint64 // messages forwarded that end with ReadyForQuery
-	swapSeq    uint64
-	discarding bool // skipping to Sync after a denial
+	readySent uint64 // messages forwarded that end with ReadyForQuery
+	swapSeq   uint64
 	// Owned by the server pump.
 	readySeen uint64 // ReadyForQuery messages seen
-	sawFatal  bool   // the server's last error was FATAL or PANIC
 
 	// Barriers and the state query (confirm.go); nil confirm: the
 	// interceptor confirms no state.
@@ -88,10 +96,29 @@ type conn struct {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{srv: s, id: s.nextID.Add(1), started: time.Now(), rawClient: nc}
-	counted := &countingConn{Conn: nc, in: &c.bytesIn, out: &c.bytesOut}
-	c.client = counted
-	c.log = s.cfg.Logger.With().Uint64("conn", c.id).Str("client_addr", nc.RemoteAddr().String()).Logger()
+	c.counted = countingConn{Conn: nc, in: &c.bytesIn, out: &c.bytesOut}
+	c.client = &c.counted
+	c.session = &c.sess
+	c.session.Logger = s.cfg.Logger.Hook(&sessionFields{id: c.id, addr: nc.RemoteAddr()})
 	return c
+}
+
+// sessionFields adds a session's identity to each event its logger writes.
+// It is a hook rather than a child logger's context because zerolog gives
+// every child context a 500-byte buffer, which each idle session would hold
+// for the few lines it ever logs.
+type sessionFields struct {
+	id             uint64
+	addr           net.Addr
+	user, database string // once the StartupMessage named them
+}
+
+// Run implements zerolog.Hook.
+func (f *sessionFields) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Uint64("conn", f.id).Str("client_addr", f.addr.String())
+	if f.user != "" {
+		e.Str("user", f.user).Str("database", f.database)
+	}
 }
 
 // serve runs the connection's life: startup and TLS, upstream, auth, relay.
@@ -105,14 +132,12 @@ func (c *conn) serve(stop context.Context, done func()) {
 	defer func() {
 		// A bug reached through one session must not take down the others.
 		if p := recover(); p != nil {
-			c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
+			c.session.Logger.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
 		}
 		if !handedOff {
 			c.runEnd()
 		}
 	}()
-	unhook := context.AfterFunc(stop, c.hardStop)
-	c.atEnd(func() { unhook() })
 	// StartupTimeout bounds both legs until the session is established.
 	deadline := time.Now().Add(c.srv.cfg.StartupTimeout)
 	_ = c.rawClient.SetDeadline(deadline)
@@ -142,7 +167,7 @@ func (c *conn) serve(stop context.Context, done func()) {
 	// 4. The interceptor opens its view of the session, within the startup
 	// timeout; the session's own context ends with it.
 	sessionCtx, endSession := context.WithCancel(stop)
-	c.atEnd(func() { endSession() })
+	c.atEnd(endSession)
 	c.session.ctx = sessionCtx
 	si, err := c.srv.cfg.Interceptor.OpenSession(startupCtx, c.session)
 	if err != nil {
@@ -154,7 +179,7 @@ func (c *conn) serve(stop context.Context, done func()) {
 	c.rewriter, _ = si.(ErrorRewriter)
 	c.atEnd(si.Close)
 	// The interceptor starts from the state the server reports.
-	c.confirm, c.resume = newConfirmer(si), make(chan struct{}, 1)
+	c.confirm = newConfirmer(si)
 	if err := c.confirmAtStart(); err != nil {
 		c.sendFatal("08006", fmt.Sprintf("pgguard: cannot read the session's state: %v", err))
 		c.end(fmt.Errorf("confirm session state: %w", err))
@@ -236,9 +261,9 @@ func (c *conn) hardStop() {
 
 // end logs why the session ended.
 func (c *conn) end(err error) {
-	ev := c.log.Info()
+	ev := c.session.Logger.Info()
 	if err != nil && !isClosedErr(err) {
-		ev = c.log.Info().Str("reason", err.Error())
+		ev = c.session.Logger.Info().Str("reason", err.Error())
 	}
 	ev.Str("duration", time.Since(c.started).String()).
 		Int64("bytes_in", c.bytesIn.Load()).

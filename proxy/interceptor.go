@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"unique"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/rs/zerolog"
@@ -173,9 +174,6 @@ type Session struct {
 	Database string
 	// ClientAddr is the client's network address.
 	ClientAddr net.Addr
-	// StartupParameters are all parameters of the StartupMessage, "options"
-	// included.
-	StartupParameters map[string]string
 	// Logger is the session's child logger (connection id, user, database).
 	Logger zerolog.Logger
 
@@ -183,15 +181,40 @@ type Session struct {
 	txStatus  atomic.Uint32
 	readySeen atomic.Uint64
 	// params are the run-time parameters from ParameterStatus, in the
-	// order first reported: a server reports about fifteen, read rarely
-	// (alerts), so a short list under a lock costs less memory per idle
-	// session than a map.
+	// order first reported, each "name\x00value". A server reports about
+	// fifteen, read rarely (alerts), and nearly all the same in every
+	// session: interned, the pairs are held once for all sessions, and each
+	// session keeps only a short list of handles under a lock.
 	paramsMu sync.Mutex
-	params   []parameter
+	params   []unique.Handle[string]
+	// startup are the StartupMessage's parameters, names and values in
+	// turn: a slice of exact length costs an idle session less than a map.
+	startup []string
 }
 
-// parameter is one run-time parameter's name and last reported value.
-type parameter struct{ name, value string }
+// StartupParameter returns a parameter of the client's StartupMessage
+// ("options", "application_name", ...; "" when it sent none).
+func (s *Session) StartupParameter(name string) string {
+	for i := 0; i+1 < len(s.startup); i += 2 {
+		if s.startup[i] == name {
+			return s.startup[i+1]
+		}
+	}
+	return ""
+}
+
+// SetStartupParameter records a parameter as if the client's StartupMessage
+// had held it, for tools that evaluate statements outside a live session.
+// It must not be called once the session is shared with other goroutines.
+func (s *Session) SetStartupParameter(name, value string) {
+	for i := 0; i+1 < len(s.startup); i += 2 {
+		if s.startup[i] == name {
+			s.startup[i+1] = value
+			return
+		}
+	}
+	s.startup = append(s.startup, name, value)
+}
 
 // Context ends when the session does (or the server stops hard): work an
 // interceptor does for the session should end with it.
@@ -218,11 +241,19 @@ func (s *Session) Parameter(name string) string {
 	s.paramsMu.Lock()
 	defer s.paramsMu.Unlock()
 	for _, p := range s.params {
-		if p.name == name {
-			return p.value
+		if v, ok := parameterValue(p.Value(), name); ok {
+			return v
 		}
 	}
 	return ""
+}
+
+// parameterValue returns pair's value if pair ("name\x00value") is name's.
+func parameterValue(pair, name string) (string, bool) {
+	if len(pair) > len(name) && pair[len(name)] == 0 && pair[:len(name)] == name {
+		return pair[len(name)+1:], true
+	}
+	return "", false
 }
 
 // SetParameter records a run-time parameter as if the server had reported
@@ -230,13 +261,19 @@ func (s *Session) Parameter(name string) string {
 // statements outside a live session (pgguard check) set what a server would
 // report.
 func (s *Session) SetParameter(name, value string) {
+	s.setParameter(name+"\x00"+value, len(name))
+}
+
+// setParameter records pair, "name\x00value" with a name of n bytes.
+func (s *Session) setParameter(pair string, n int) {
+	h := unique.Make(pair)
 	s.paramsMu.Lock()
 	defer s.paramsMu.Unlock()
-	for i := range s.params {
-		if s.params[i].name == name {
-			s.params[i].value = value
+	for i, p := range s.params {
+		if _, ok := parameterValue(p.Value(), pair[:n]); ok {
+			s.params[i] = h
 			return
 		}
 	}
-	s.params = append(s.params, parameter{name, value})
+	s.params = append(s.params, h)
 }

@@ -154,7 +154,7 @@ func (c *conn) relayOnLoop() (bool, error) {
 	}
 	l, err := c.srv.loops.pick()
 	if err != nil {
-		c.log.Warn().Err(err).Msg("relaying on goroutines")
+		c.session.Logger.Warn().Err(err).Msg("relaying on goroutines")
 		unix.Close(cfd)
 		unix.Close(sfd)
 		return false, nil
@@ -232,7 +232,7 @@ func (s *loopSession) end(e loopEnd) {
 	defer c.runEnd()
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
+			c.session.Logger.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
 		}
 	}()
 	if e.cancel {
@@ -259,7 +259,7 @@ func (e loopEnd) err() error {
 func (s *loopSession) decide(m ClientMessage) (v Verdict, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
+			s.c.session.Logger.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
 			err = fmt.Errorf("internal error: %v", p)
 		}
 	}()
@@ -333,7 +333,7 @@ func (s *loopSession) handle(side *loopSide, ev uint32) {
 func (s *loopSession) guard(f func()) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
+			s.c.session.Logger.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("session ended by an internal error")
 			s.finish(fmt.Errorf("internal error: %v", p), nil)
 		}
 	}()

@@ -60,8 +60,8 @@ func (c *conn) cancelOrphan(why string) {
 		return
 	}
 	if err := c.srv.cancelBackend(context.Background(), c.upstreamKey); err != nil {
-		c.log.Warn().Err(err).Str("reason", why).Msg("could not cancel the statement still running on the server")
+		c.session.Logger.Warn().Err(err).Str("reason", why).Msg("could not cancel the statement still running on the server")
 		return
 	}
-	c.log.Info().Str("reason", why).Msg("cancelled the statement still running on the server")
+	c.session.Logger.Info().Str("reason", why).Msg("cancelled the statement still running on the server")
 }

@@ -30,12 +30,14 @@ func (c *conn) relay() error {
 	}
 
 	serverDone := make(chan error, 1)
+	// Made here, not for every session: a loop session never waits on it.
+	c.resume = make(chan struct{}, 1)
 	c.serverGone = make(chan struct{})
 	go func() {
 		defer close(c.serverGone)
 		defer func() {
 			if p := recover(); p != nil {
-				c.log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("server pump ended by an internal error")
+				c.session.Logger.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("server pump ended by an internal error")
 				c.client.Close() // unblock the client pump
 				serverDone <- fmt.Errorf("internal error: %v", p)
 			}

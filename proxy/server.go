@@ -58,7 +58,25 @@ func New(cfg Config) (*Server, error) {
 		cancelStop: cancel,
 	}
 	s.spare = newCancelSpare(s, cfg.CancelSpareAge)
+	context.AfterFunc(stop, s.hardStopAll)
 	return s, nil
+}
+
+// hardStopAll ends every session at once when the server hard-stops. One
+// hook for all sessions, rather than one registered by each, spares every
+// idle session the hook's context and its place in stop's list of
+// children. No session is added once stop ends: Shutdown sets closing,
+// which trackConn refuses new ones by, before it cancels stop.
+func (s *Server) hardStopAll() {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		go c.hardStop()
+	}
 }
 
 // Serve accepts connections on l until Shutdown or Close. It always returns

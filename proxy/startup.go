@@ -74,7 +74,7 @@ func (c *conn) readStartup(ctx context.Context) (*pgproto3.StartupMessage, error
 			// The client waits for the close (libpq's PQcancel does), so
 			// it comes before anything else.
 			_ = c.rawClient.Close()
-			c.log.Debug().Msg("cancel request relayed")
+			c.session.Logger.Debug().Msg("cancel request relayed")
 			return nil, nil
 		default:
 			return c.startupMessage(code, body)
@@ -144,8 +144,8 @@ func (c *conn) checkParameters(msg *pgproto3.StartupMessage) error {
 	default:
 		return c.refuse("42501", "pgguard: replication connections are not allowed through pgguard")
 	}
-	c.log = c.log.With().Str("user", user).Str("database", msg.Parameters["database"]).Logger()
-	c.log.Info().Msg("connection opened")
+	c.session.Logger = c.srv.cfg.Logger.Hook(&sessionFields{id: c.id, addr: c.rawClient.RemoteAddr(), user: user, database: msg.Parameters["database"]})
+	c.session.Logger.Info().Msg("connection opened")
 	return nil
 }
 

@@ -67,41 +67,61 @@ func measureCopy(ctx context.Context, o *options, e *env, res *results) error {
 	return nil
 }
 
-// idleResult is the memory an idle client connection costs a proxy.
+// idleResult is the memory idle client connections cost a proxy: the
+// first Connections of a step-wise measurement.
 type idleResult struct {
 	Target      string             `json:"target"`
 	Connections int                `json:"connections"`
+	Upstream    string             `json:"upstream"`
 	RSSBefore   int64              `json:"rss_before"`
 	RSSAfter    int64              `json:"rss_after"`
 	PerConn     float64            `json:"rss_per_connection"`
-	OpenSeconds float64            `json:"open_seconds"`
+	OpenSeconds float64            `json:"open_seconds"`         // this step's connections
 	Go          map[string][]int64 `json:"go_metrics,omitempty"` // name -> before, after
 }
 
 // goMetrics are the Go runtime metrics read from pgguard's /metrics.
 var goMetrics = []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"}
 
-// measureIdle opens o.idleConns connections to a fresh instance of each proxy,
-// runs one statement on each, leaves them idle, and compares the proxy's
-// RSS with the RSS it had with one connection.
+// measureIdle opens connections to a fresh instance of each proxy, in steps
+// up to each count of o.idle, runs one statement on each, leaves them idle,
+// and compares the proxy's RSS at each step with the RSS it had with one
+// connection. With -idle-pool both proxies reach PostgreSQL through one
+// transaction-mode PgBouncer, so that PostgreSQL needs a backend per pool
+// connection, not per client.
 func measureIdle(ctx context.Context, o *options, e *env, res *results) error {
+	upstream := "PostgreSQL (a backend per connection)"
+	if o.idlePool > 0 {
+		pool, err := e.startBouncer(ctx, "pgbouncer-pool", o.maxIdle()+100, false, "transaction")
+		if err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+		defer pool.stop()
+		defer func(port int) { e.upstream = port }(e.upstream)
+		e.upstream = pool.port
+		upstream = fmt.Sprintf("transaction-mode PgBouncer, %d server connections", o.idlePool)
+	}
 	for _, t := range []string{"pgguard", "pgbouncer"} {
 		if !has(o.targets, t) {
 			continue
 		}
-		ir, err := e.idleOne(ctx, t, o.idleConns)
+		irs, err := e.idleOne(ctx, t, o.idle)
+		for i := range irs {
+			irs[i].Upstream = upstream
+		}
+		res.Idle = append(res.Idle, irs...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t, err)
 		}
-		res.Idle = append(res.Idle, *ir)
 	}
 	return nil
 }
 
-func (e *env) idleOne(ctx context.Context, target string, n int) (*idleResult, error) {
+func (e *env) idleOne(ctx context.Context, target string, steps []int) ([]idleResult, error) {
 	var p *proc
 	var metricsURL string
 	var err error
+	n := steps[len(steps)-1]
 	if target == "pgguard" {
 		port, perr := freePort()
 		if perr != nil {
@@ -110,7 +130,7 @@ func (e *env) idleOne(ctx context.Context, target string, n int) (*idleResult, e
 		metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 		p, err = e.startGuard(ctx, "pgguard-idle", "127.0.0.1:"+strconv.Itoa(port), false)
 	} else {
-		p, err = e.startBouncer(ctx, "pgbouncer-idle", n, false)
+		p, err = e.startBouncer(ctx, "pgbouncer-idle", n, false, "session")
 	}
 	if err != nil {
 		return nil, err
@@ -127,15 +147,53 @@ func (e *env) idleOne(ctx context.Context, target string, n int) (*idleResult, e
 		return nil, err
 	}
 	time.Sleep(time.Second)
-	ir := &idleResult{Target: target, Connections: n, Go: map[string][]int64{}}
-	if ir.RSSBefore, err = rssBytes(p.pid()); err != nil {
+	rssBefore, err := rssBytes(p.pid())
+	if err != nil {
 		return nil, err
 	}
 	before := scrapeGo(metricsURL)
 
-	logf("idle: opening %d connections to %s", n, target)
-	start := time.Now()
 	conns := make([]*pgconn.PgConn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close(context.Background())
+			}
+		}
+	}()
+	var out []idleResult
+	opened := 0
+	for _, step := range steps {
+		logf("idle: opening connections %d to %d to %s", opened+1, step, target)
+		start := time.Now()
+		if err := openIdle(ctx, url, conns[opened:step], opened); err != nil {
+			return out, err
+		}
+		opened = step
+		ir := idleResult{Target: target, Connections: step, RSSBefore: rssBefore, Go: map[string][]int64{},
+			OpenSeconds: time.Since(start).Seconds()}
+		// Let the connections settle and the garbage collector run.
+		time.Sleep(3 * time.Second)
+		if ir.RSSAfter, err = rssBytes(p.pid()); err != nil {
+			return out, err
+		}
+		after := scrapeGo(metricsURL)
+		for _, m := range goMetrics {
+			if b, ok := before[m]; ok {
+				ir.Go[m] = []int64{b, after[m]}
+			}
+		}
+		ir.PerConn = float64(ir.RSSAfter-ir.RSSBefore) / float64(step)
+		logf("idle: %s RSS %.1f MiB -> %.1f MiB with %d: %.1f KiB per idle connection (opened in %.1f s)", target,
+			float64(ir.RSSBefore)/(1<<20), float64(ir.RSSAfter)/(1<<20), step, ir.PerConn/1024, ir.OpenSeconds)
+		out = append(out, ir)
+	}
+	return out, nil
+}
+
+// openIdle fills conns with connections that ran one statement each, the
+// first reading account offset+1, from 32 goroutines.
+func openIdle(ctx context.Context, url string, conns []*pgconn.PgConn, offset int) error {
 	var failed atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -147,12 +205,12 @@ func (e *env) idleOne(ctx context.Context, target string, n int) (*idleResult, e
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= n {
+				if i >= len(conns) {
 					return
 				}
 				c, err := pgconn.Connect(ctx, url)
 				if err == nil {
-					_, err = c.Exec(ctx, fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d", i+1)).ReadAll()
+					_, err = c.Exec(ctx, fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d", offset+i+1)).ReadAll()
 				}
 				if err != nil {
 					failed.Add(1)
@@ -171,32 +229,10 @@ func (e *env) idleOne(ctx context.Context, target string, n int) (*idleResult, e
 		}()
 	}
 	wg.Wait()
-	ir.OpenSeconds = time.Since(start).Seconds()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close(context.Background())
-			}
-		}
-	}()
 	if f := failed.Load(); f > 0 {
-		return nil, fmt.Errorf("%d of %d connections failed; first: %v", f, n, firstErr)
+		return fmt.Errorf("%d of %d connections failed; first: %v", f, len(conns), firstErr)
 	}
-	// Let the connections settle and the garbage collector run.
-	time.Sleep(3 * time.Second)
-	if ir.RSSAfter, err = rssBytes(p.pid()); err != nil {
-		return nil, err
-	}
-	after := scrapeGo(metricsURL)
-	for _, m := range goMetrics {
-		if b, ok := before[m]; ok {
-			ir.Go[m] = []int64{b, after[m]}
-		}
-	}
-	ir.PerConn = float64(ir.RSSAfter-ir.RSSBefore) / float64(n)
-	logf("idle: %s RSS %.1f MiB -> %.1f MiB: %.1f KiB per idle connection (opened in %.1f s)", target,
-		float64(ir.RSSBefore)/(1<<20), float64(ir.RSSAfter)/(1<<20), ir.PerConn/1024, ir.OpenSeconds)
-	return ir, nil
+	return nil
 }
 
 // scrapeGo reads the Go runtime gauges from a Prometheus endpoint.

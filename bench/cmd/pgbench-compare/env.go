@@ -41,6 +41,9 @@ type env struct {
 	commit   string              // of the tree pgguard was built from
 	runAs    *syscall.Credential // PgBouncer's identity when we are root
 	o        *options
+	// upstream is the port the proxies started next connect to:
+	// PostgreSQL's, or the idle measurement's pool (-idle-pool).
+	upstream int
 }
 
 // proc is a server process we started.
@@ -182,10 +185,15 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 			}
 		}
 	}
-	logf("starting PostgreSQL (max_connections 2100, TLS %v)", anyTLS)
+	// Room for the idle-connection test behind a session-mode proxy, or
+	// for its pool.
+	maxConns := max(300, o.maxIdle()+100)
+	if o.idlePool > 0 {
+		maxConns = max(300, o.idlePool+100)
+	}
+	logf("starting PostgreSQL (max_connections %d, TLS %v)", maxConns, anyTLS)
 	pg, err := pgtest.Launch(pgtest.Options{TLS: anyTLS, Settings: map[string]string{
-		// Room for the idle-connection test behind a session-mode proxy.
-		"max_connections": strconv.Itoa(max(300, o.idleConns+100)),
+		"max_connections": strconv.Itoa(maxConns),
 		// The pgbench tables (scale 10: ~160 MB) stay in shared buffers.
 		"shared_buffers": "512MB",
 		// Checkpoints only when the harness asks, between runs.
@@ -196,6 +204,7 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 		return e, err
 	}
 	e.pg = pg
+	e.upstream = pg.Port
 	logf("PostgreSQL on %s", pg.Addr())
 
 	if err := pg.CreateDatabase(ctx, benchDB); err != nil {
@@ -218,11 +227,11 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 	}
 
 	if has(o.targets, "pgbouncer") {
-		if e.bouncer, err = e.startBouncer(ctx, "pgbouncer", o.idleConns, false); err != nil {
+		if e.bouncer, err = e.startBouncer(ctx, "pgbouncer", o.maxIdle(), false, "session"); err != nil {
 			return e, err
 		}
 		if serverTLS {
-			if e.bouncerTLS, err = e.startBouncer(ctx, "pgbouncer-tls", 0, true); err != nil {
+			if e.bouncerTLS, err = e.startBouncer(ctx, "pgbouncer-tls", 0, true, "session"); err != nil {
 				return e, err
 			}
 		}
@@ -240,11 +249,13 @@ func setUp(ctx context.Context, o *options, root, work string) (*env, error) {
 	return e, nil
 }
 
-// startBouncer starts PgBouncer in session mode in front of the bench
-// database, as the postgres user when we are root (PgBouncer refuses root).
-// It offers TLS to clients when the run has TLS variants, and talks TLS to
-// PostgreSQL when serverTLS.
-func (e *env) startBouncer(ctx context.Context, name string, clients int, serverTLS bool) (*proc, error) {
+// startBouncer starts PgBouncer in mode (session, as measured; transaction
+// for the idle measurement's pool) in front of the bench database, as the
+// postgres user when we are root (PgBouncer refuses root). It offers TLS to
+// clients when the run has TLS variants, and talks TLS to PostgreSQL when
+// serverTLS. A session-mode PgBouncer may open a server connection per
+// client; the pool opens at most -idle-pool.
+func (e *env) startBouncer(ctx context.Context, name string, clients int, serverTLS bool, mode string) (*proc, error) {
 	dir := filepath.Join(e.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -252,6 +263,10 @@ func (e *env) startBouncer(ctx context.Context, name string, clients int, server
 	port, err := freePort()
 	if err != nil {
 		return nil, err
+	}
+	poolSize := clients + 100
+	if mode != "session" {
+		poolSize = e.o.idlePool
 	}
 	// A plain-text password lets PgBouncer answer the client's SCRAM
 	// exchange and run its own SCRAM exchange with PostgreSQL.
@@ -265,15 +280,15 @@ listen_port = %[3]d
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = %[4]s/userlist.txt
-pool_mode = session
+pool_mode = %[6]s
 max_client_conn = %[5]d
-default_pool_size = %[5]d
+default_pool_size = %[7]d
 logfile = %[4]s/pgbouncer.log
 pidfile = %[4]s/pgbouncer.pid
 log_connections = 0
 log_disconnections = 0
 ignore_startup_parameters = extra_float_digits
-`, benchDB, e.pg.Port, port, dir, clients+100)
+`, benchDB, e.upstream, port, dir, clients+100, mode, poolSize)
 	if e.cert.CertFile != "" {
 		ini += fmt.Sprintf("client_tls_sslmode = prefer\nclient_tls_cert_file = %s\nclient_tls_key_file = %s\n", e.cert.CertFile, e.cert.KeyFile)
 	}
@@ -353,7 +368,7 @@ func (e *env) startGuard(ctx context.Context, name, metrics string, serverTLS bo
 	}
 	args := []string{"serve",
 		"--listen", "127.0.0.1:" + strconv.Itoa(port),
-		"--upstream", fmt.Sprintf("postgres://127.0.0.1:%d/?sslmode=%s", e.pg.Port, map[bool]string{false: "disable", true: "require"}[serverTLS]),
+		"--upstream", fmt.Sprintf("postgres://127.0.0.1:%d/?sslmode=%s", e.upstream, map[bool]string{false: "disable", true: "require"}[serverTLS]),
 		"--catalog-url", e.superURL(),
 		"--model", filepath.Join(dir, "model.conf"),
 		"--policy", filepath.Join(dir, "policy.csv"),
@@ -424,8 +439,11 @@ func tryQuery(ctx context.Context, url string) error {
 		return err
 	}
 	defer conn.Close(ctx)
+	// The simple protocol: a prepared statement of pgx's would stay on a
+	// transaction-mode pool's server connection (-idle-pool), and the next
+	// client's of the same name fail.
 	var n int
-	return conn.QueryRow(ctx, "SELECT count(*) FROM pgbench_branches").Scan(&n)
+	return conn.QueryRow(ctx, "SELECT count(*) FROM pgbench_branches", pgx.QueryExecModeSimpleProtocol).Scan(&n)
 }
 
 func freePort() (int, error) {

@@ -39,7 +39,8 @@ type options struct {
 	clients   []int
 	lightRate int
 	tls       []string // TLS variants: none, client, server, both
-	idleConns int
+	idle      []int    // idle connection counts, ascending; empty skips the measurement
+	idlePool  int
 	copyMiB   int
 	perf      bool
 	perfC     int
@@ -65,7 +66,10 @@ func parseOptions(args []string) (*options, error) {
 	fs.IntVar(&o.lightRate, "light-rate", 200, "also run select-only with one client held to this many transactions a second (pgbench -R), in every mode: what a lightly used proxy costs (0 skips it)")
 	tls := fs.String("tls", "none", "TLS variants, comma-separated: none, client (TLS between pgbench and the target), "+
 		"server (between the proxy and PostgreSQL), both; direct PostgreSQL uses TLS whenever the client leg does")
-	fs.IntVar(&o.idleConns, "idle", 2000, "idle client connections for the memory measurement (0 skips it)")
+	idle := fs.String("idle", "2000", "idle client connections for the memory measurement (0 skips it); "+
+		"a comma-separated list (2000,5000,10000) opens them in steps on one proxy process, RSS at each")
+	fs.IntVar(&o.idlePool, "idle-pool", 0, "put a transaction-mode PgBouncer with this many server connections between "+
+		"the idle measurement's proxies and PostgreSQL, which then needs that many backends instead of one per connection (0: none)")
 	fs.IntVar(&o.copyMiB, "copy-mib", 1024, "size of the COPY TO STDOUT measurement in MiB (0 skips it)")
 	fs.BoolVar(&o.perf, "perf", false, "also profile pgguard (and PgBouncer once) with perf during extra runs (needs perf; writes perf-*.txt)")
 	fs.IntVar(&o.perfC, "perf-clients", 8, "client count of the -perf runs")
@@ -76,6 +80,18 @@ func parseOptions(args []string) (*options, error) {
 		return nil, err
 	}
 	o.guardEnv = strings.Fields(*guardEnv)
+	for _, c := range splitList(*idle) {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 || (len(o.idle) > 0 && n <= o.idle[len(o.idle)-1]) {
+			return nil, fmt.Errorf("-idle: %q is not a connection count above the previous one", c)
+		}
+		if n > 0 {
+			o.idle = append(o.idle, n)
+		}
+	}
+	if o.idlePool < 0 {
+		return nil, errors.New("-idle-pool must not be negative")
+	}
 	o.targets = splitList(*targets)
 	o.scripts = splitList(*scripts)
 	o.modes = splitList(*modes)
@@ -114,6 +130,14 @@ func parseOptions(args []string) (*options, error) {
 		return nil, errors.New("-T and -rounds must be at least 1")
 	}
 	return o, nil
+}
+
+// maxIdle is the largest idle connection count measured, 0 for none.
+func (o *options) maxIdle() int {
+	if len(o.idle) == 0 {
+		return 0
+	}
+	return o.idle[len(o.idle)-1]
 }
 
 func splitList(s string) []string {
@@ -168,7 +192,7 @@ func run(ctx context.Context, o *options) error {
 	if err := checkTools(o); err != nil {
 		return err
 	}
-	raiseFileLimit(o.idleConns)
+	raiseFileLimit(o.maxIdle())
 
 	work, err := os.MkdirTemp("", "pgbench-compare-")
 	if err != nil {
@@ -204,7 +228,7 @@ func run(ctx context.Context, o *options) error {
 			res.Notes = append(res.Notes, "COPY measurement failed: "+err.Error())
 		}
 	}
-	if o.idleConns > 0 {
+	if len(o.idle) > 0 {
 		if err := measureIdle(ctx, o, env, res); err != nil {
 			logf("idle-connection measurement failed: %v", err)
 			res.Notes = append(res.Notes, "idle-connection measurement failed: "+err.Error())

@@ -341,18 +341,19 @@ func markdown(o *options, res *results, sums []summary) string {
 	if len(res.Idle) > 0 {
 		b.WriteString("\n## Memory per idle client connection\n\n" +
 			"A fresh proxy process; one connection and one statement, then RSS (/proc/PID/status VmRSS); " +
-			"then N more connections, one statement on each, 3 s idle, RSS again. Per connection = RSS delta / N. " +
-			"Behind each proxy session there is a PostgreSQL backend (session mode), which is not counted here.\n\n")
-		b.WriteString("| proxy | connections | RSS before | RSS after | per idle connection | opened in |\n|---|--:|--:|--:|--:|--:|\n")
+			"then more connections up to N (in steps, on the same process), one statement on each, 3 s idle, RSS again. " +
+			"Per connection = RSS delta / N. Behind each proxy session there is a server connection (session mode), " +
+			"to PostgreSQL or to a transaction-mode pool in front of it (-idle-pool), which is not counted here.\n\n")
+		b.WriteString("| proxy | upstream | connections | RSS before | RSS after | per idle connection | step opened in |\n|---|---|--:|--:|--:|--:|--:|\n")
 		for _, ir := range res.Idle {
-			fmt.Fprintf(&b, "| %s | %d | %.1f MiB | %.1f MiB | **%.1f KiB** | %.1f s |\n", ir.Target, ir.Connections,
+			fmt.Fprintf(&b, "| %s | %s | %d | %.1f MiB | %.1f MiB | **%.1f KiB** | %.1f s |\n", ir.Target, ir.Upstream, ir.Connections,
 				float64(ir.RSSBefore)/(1<<20), float64(ir.RSSAfter)/(1<<20), ir.PerConn/1024, ir.OpenSeconds)
 		}
 		for _, ir := range res.Idle {
 			if len(ir.Go) == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "\n%s's Go runtime (from /metrics), before → after, per connection:\n\n", ir.Target)
+			fmt.Fprintf(&b, "\n%s's Go runtime (from /metrics) with %d connections, before → after, per connection:\n\n", ir.Target, ir.Connections)
 			for _, name := range goMetrics {
 				v, ok := ir.Go[name]
 				if !ok {
