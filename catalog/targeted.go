@@ -343,6 +343,12 @@ func (s *Source) LoadRelations(ctx context.Context, database string, base *Snaps
 			// View definitions read as Load reads them: every name not in
 			// pg_catalog qualified.
 			cfg.RuntimeParams["search_path"] = "pg_catalog"
+			// The connection runs one query again and again: prepared once,
+			// each read is a Bind and Execute, one round trip, not planned
+			// anew. Planner estimates grow with the catalog; JIT
+			// compilation would cost more than the whole read.
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+			cfg.RuntimeParams["jit"] = "off"
 			if kc.conn, err = connect(ctx, cfg, s.cfg.ConnectTimeout); err != nil {
 				kc.conn = nil
 				return nil, fmt.Errorf("connect to %s: %w", database, err)
