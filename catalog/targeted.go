@@ -107,7 +107,7 @@ const relationsByNameQuery = `WITH RECURSIVE touched(oid) AS (
 		coalesce((SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = c.reltype), 0) AS typarray
 	FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ` + visibleSchema + `
-	AND c.relname::text IN (SELECT name FROM covered)
+	AND c.relname = ANY (ARRAY(SELECT name FROM covered)::pg_catalog.name[])
 )
 SELECT pg_catalog.json_build_object(
 	'names', (SELECT pg_catalog.json_agg(name ORDER BY name) FROM covered),
@@ -124,10 +124,10 @@ SELECT pg_catalog.json_build_object(
 		'd', CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.array_to_json(ARRAY(` + viewDependsOn + `)) END
 	) ORDER BY c.nspname, c.relname), '[]') FROM rels c),
 	'types', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(t.oid::int8, n.nspname, t.typname, t.typtype, t.typcategory)), '[]')
-		FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-		WHERE t.oid IN (SELECT reltype FROM rels UNION SELECT typarray FROM rels
-			UNION SELECT a.atttypid FROM pg_catalog.pg_attribute a
-				WHERE a.attrelid IN (SELECT oid FROM rels) AND a.attnum > 0 AND NOT a.attisdropped))
+		FROM (SELECT reltype FROM rels UNION SELECT typarray FROM rels
+			UNION SELECT a.atttypid FROM rels r JOIN pg_catalog.pg_attribute a
+				ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped) x(oid)
+		JOIN pg_catalog.pg_type t ON t.oid = x.oid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace)
 )::text`
 
 // patch returns a snapshot that is s with what read describes in place of
@@ -344,10 +344,13 @@ func (s *Source) LoadRelations(ctx context.Context, database string, base *Snaps
 			// pg_catalog qualified.
 			cfg.RuntimeParams["search_path"] = "pg_catalog"
 			// The connection runs one query again and again: prepared once,
-			// each read is a Bind and Execute, one round trip, not planned
-			// anew. Planner estimates grow with the catalog; JIT
-			// compilation would cost more than the whole read.
+			// each read is a Bind and Execute, one round trip, on the plan
+			// made when it was prepared (planning it for each read's
+			// names would cost more than running it). Planner estimates
+			// grow with the catalog; JIT compilation would cost more than
+			// the whole read.
 			cfg.DefaultQueryExecMode = pgx.QueryExecModeCacheStatement
+			cfg.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 			cfg.RuntimeParams["jit"] = "off"
 			if kc.conn, err = connect(ctx, cfg, s.cfg.ConnectTimeout); err != nil {
 				kc.conn = nil
