@@ -109,9 +109,11 @@ func BenchmarkSelectDuringDDL(b *testing.B) {
 // a table one of whose columns is renamed back and forth, or a view
 // replaced by one of two definitions in turn. Directly and through
 // pgguard, each with no DDL for reference, and a direct SELECT 1 for the
-// round trip. Through pgguard most reads arrive after a DDL statement has
-// committed and before the catalog has read the relation again, and wait
-// for that read. Besides ns/op it reports the median, the 99th
+// round trip; and the same DDL run by another session right before each
+// read ("then-read"), so that every read comes after DDL the catalog has
+// yet to read, and through pgguard waits for that read. With DDL in a
+// loop, through pgguard, most reads arrive after a DDL statement has
+// committed and before the catalog has read the relation again. Besides ns/op it reports the median, the 99th
 // percentile and the longest read, how many DDL statements the other
 // session ran meanwhile, and how many reads pgguard refused (a refusal
 // is counted with its latency; a refused DDL statement is sent again).
@@ -147,16 +149,26 @@ func BenchmarkTouchDuringDDL(b *testing.B) {
 		name, read string
 		ddl        [2]string // run in turn
 		targets    []target
+		// then: the reader's own connection runs each DDL statement,
+		// untimed, right before each read, so that every read comes
+		// after DDL the catalog has yet to read.
+		then bool
 	}{
-		{"ddl=none/select1", "SELECT 1", [2]string{}, both[:1]},
-		{"ddl=none/table", "SELECT id, note FROM owned.bench_touch WHERE id = 1", [2]string{}, both},
+		{"ddl=none/select1", "SELECT 1", [2]string{}, both[:1], false},
+		{"ddl=none/table", "SELECT id, note FROM owned.bench_touch WHERE id = 1", [2]string{}, both, false},
 		{"ddl=rename-column/table", "SELECT id FROM owned.bench_touch WHERE id = 1", [2]string{
 			"ALTER TABLE owned.bench_touch RENAME COLUMN note TO remark",
-			"ALTER TABLE owned.bench_touch RENAME COLUMN remark TO note"}, both},
-		{"ddl=none/view", "SELECT id, note FROM owned.bench_touch_v WHERE id = 1", [2]string{}, both},
+			"ALTER TABLE owned.bench_touch RENAME COLUMN remark TO note"}, both, false},
+		{"ddl=none/view", "SELECT id, note FROM owned.bench_touch_v WHERE id = 1", [2]string{}, both, false},
 		{"ddl=replace-view/view", "SELECT id, note FROM owned.bench_touch_v WHERE id = 1", [2]string{
 			"CREATE OR REPLACE VIEW owned.bench_touch_v AS SELECT id, note FROM owned.bench_touch WHERE id >= 0",
-			"CREATE OR REPLACE VIEW owned.bench_touch_v AS SELECT id, note FROM owned.bench_touch WHERE id > 0"}, both},
+			"CREATE OR REPLACE VIEW owned.bench_touch_v AS SELECT id, note FROM owned.bench_touch WHERE id > 0"}, both, false},
+		{"ddl=rename-column-then-read/table", "SELECT id FROM owned.bench_touch WHERE id = 1", [2]string{
+			"ALTER TABLE owned.bench_touch RENAME COLUMN note TO remark",
+			"ALTER TABLE owned.bench_touch RENAME COLUMN remark TO note"}, both, true},
+		{"ddl=replace-view-then-read/view", "SELECT id, note FROM owned.bench_touch_v WHERE id = 1", [2]string{
+			"CREATE OR REPLACE VIEW owned.bench_touch_v AS SELECT id, note FROM owned.bench_touch WHERE id >= 0",
+			"CREATE OR REPLACE VIEW owned.bench_touch_v AS SELECT id, note FROM owned.bench_touch WHERE id > 0"}, both, true},
 	}
 	ctx := context.Background()
 	for _, c := range cases {
@@ -166,8 +178,8 @@ func BenchmarkTouchDuringDDL(b *testing.B) {
 				var ddls atomic.Int64
 				stop := make(chan struct{})
 				var wg sync.WaitGroup
-				if c.ddl[0] != "" {
-					writer := target.connect(b)
+				writer := target.connect(b)
+				if c.ddl[0] != "" && !c.then {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
@@ -195,7 +207,20 @@ func BenchmarkTouchDuringDDL(b *testing.B) {
 				lat := make([]time.Duration, 0, b.N)
 				refused := 0
 				b.ResetTimer()
-				for range b.N {
+				for i := range b.N {
+					if c.then {
+						b.StopTimer()
+						for {
+							_, err := writer.Exec(ctx, c.ddl[i%2])
+							if err == nil {
+								break
+							} else if !isRefusal(err) {
+								b.Fatal(err)
+							}
+						}
+						ddls.Add(1)
+						b.StartTimer()
+					}
 					start := time.Now()
 					if _, err := reader.Exec(ctx, c.read); isRefusal(err) {
 						refused++
@@ -207,6 +232,9 @@ func BenchmarkTouchDuringDDL(b *testing.B) {
 				b.StopTimer()
 				close(stop)
 				wg.Wait()
+				if c.then && b.N%2 == 1 {
+					_, _ = writer.Exec(ctx, c.ddl[1])
+				}
 				slices.Sort(lat)
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
