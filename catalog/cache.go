@@ -35,6 +35,13 @@ const (
 type CacheConfig struct {
 	// Load reads one database's snapshot (Dialer builds one); required.
 	Load func(ctx context.Context, database string) (*Snapshot, error)
+	// LoadRelations, when set, reads again only the relations of names
+	// (and what depends on them) and returns base with them replaced
+	// (Source.LoadRelations): after InvalidateRelations the cache reads
+	// the names that way rather than loading the whole catalog, and loads
+	// it whole only when that read fails. base is the cache's complete
+	// snapshot in force, which no other load changes meanwhile.
+	LoadRelations func(ctx context.Context, database string, base *Snapshot, names []string) (*Snapshot, error)
 	// MaxAge: snapshots older than this are loaded again before use; zero
 	// or less means never by age, only through Invalidate and Refresh.
 	MaxAge time.Duration
@@ -117,19 +124,50 @@ type cacheEntry struct {
 	down    error
 	backoff time.Duration
 	retry   *time.Timer
-	// pending are relation names changed since snap was loaded
-	// (InvalidateRelations), until a load numbered above pendingAfter
-	// has finished.
-	pending      []string
-	pendingAfter uint64
+	// pending are relation names changed since snap was read (sorted; a
+	// new slice on every change), each until a load numbered above its
+	// mark, which read it, has finished: a load of the whole catalog, or
+	// a read of the relations of the names (LoadRelations). covered is,
+	// per name, the number of the last read of the names that read it.
+	pending []string
+	marks   map[string]uint64
+	covered map[string]uint64
+	// wantWhole is set while a caller waits for a whole load behind a
+	// read of names: the next load is a whole one, so that a stream of
+	// DDL does not hold it back forever.
+	wantWhole bool
+	// wake closes when a load ends (nil until someone waits).
+	wake chan struct{}
 }
 
 // loadCall is one load in progress; done closes when snap and err are set.
+// Loads of a database run one at a time, so each applies to the snapshot
+// the one before left.
 type loadCall struct {
 	seq  uint64
 	done chan struct{}
 	snap *Snapshot
 	err  error
+	// names are, for a read of the relations of names only, those names.
+	names    []string
+	targeted bool
+}
+
+// woken returns a channel that closes when the next load ends; c.mu must
+// be held.
+func (e *cacheEntry) woken() chan struct{} {
+	if e.wake == nil {
+		e.wake = make(chan struct{})
+	}
+	return e.wake
+}
+
+// wakeAll wakes those waiting for the end of a load; c.mu must be held.
+func (e *cacheEntry) wakeAll() {
+	if e.wake != nil {
+		close(e.wake)
+		e.wake = nil
+	}
 }
 
 // NewCache returns a Cache that loads snapshots with load (Dialer builds one
@@ -215,13 +253,14 @@ func (c *Cache) Current(database string) (*Snapshot, bool) {
 // InvalidateRelations marks the relations of these names changed, as
 // after a transaction whose DDL named only them has committed. Unlike
 // Invalidate, nobody waits: Get goes on returning the snapshot at once,
-// a load begins in the background, and until a load begun after this
-// call has finished, Pending lists the names, which callers must not
-// decide on with the snapshot (AwaitPending waits for that load). The
-// relations that depend on them (views, children) are named by the
-// snapshot's own definitions, which name them; the load reads them all
-// again. Without names, or with AllRelations among them, it is
-// Invalidate.
+// a read begins in the background, and until a load begun after this
+// call has read them, Pending lists the names, which callers must not
+// decide on with the snapshot (AwaitPending waits for that read). The
+// names of the relations the snapshot says depend on them (children,
+// views that read them: Snapshot.Affected) are marked with them. With
+// LoadRelations configured the read is of those relations alone, else
+// of the whole catalog. Without names, or with AllRelations among them,
+// it is Invalidate.
 func (c *Cache) InvalidateRelations(database string, names []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -230,18 +269,23 @@ func (c *Cache) InvalidateRelations(database string, names []string) {
 		e.staleUpTo = e.started
 		return
 	}
+	names, _ = e.snap.Affected(names)
 	// A new slice each time: callers hold the one Pending returned.
 	pending := slices.Clone(e.pending)
+	if e.marks == nil {
+		e.marks = map[string]uint64{}
+	}
 	for _, n := range names {
 		if !slices.Contains(pending, n) {
 			pending = append(pending, n)
 		}
+		// Loads numbered up to e.started began before this call.
+		e.marks[n] = e.started
 	}
 	slices.Sort(pending)
 	e.pending = pending
-	e.pendingAfter = e.started
 	if e.inflight == nil && e.down == nil {
-		c.start(context.Background(), database, e)
+		c.startNext(database, e)
 	}
 }
 
@@ -257,23 +301,54 @@ func (c *Cache) Pending(database string) []string {
 	return nil
 }
 
-// AwaitPending waits for a load begun after the last InvalidateRelations
-// of database and returns its snapshot (see Get for errors).
+// AwaitPending waits until every name pending now has been read by a
+// load begun after it was marked, and returns the snapshot in force then,
+// which describes those names as they were at least as late as that (see
+// Get for errors). Names marked after the call may be pending still: the
+// DDL that named them came after the caller's statement, which may be
+// decided on the snapshot without them.
 func (c *Cache) AwaitPending(ctx context.Context, database string) (*Snapshot, error) {
 	c.mu.Lock()
 	e := c.entry(database)
-	if len(e.pending) == 0 {
-		c.mu.Unlock()
-		return c.Get(ctx, database)
+	want := make(map[string]uint64, len(e.pending))
+	for _, n := range e.pending {
+		want[n] = e.marks[n]
 	}
-	if e.down != nil {
-		s, err := c.unavailable(database, e)
+	for {
+		if e.down != nil {
+			s, err := c.unavailable(database, e)
+			c.mu.Unlock()
+			return s, err
+		}
+		read := true
+		for n, mark := range want {
+			if e.snapSeq <= mark && e.covered[n] <= mark {
+				read = false
+				break
+			}
+		}
+		if read {
+			if !c.current(e) {
+				c.mu.Unlock()
+				return c.Get(ctx, database)
+			}
+			s := e.snap
+			c.mu.Unlock()
+			return s, nil
+		}
+		if e.inflight == nil {
+			c.startNext(database, e)
+		}
+		wake := e.woken()
 		c.mu.Unlock()
-		return s, err
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return c.previous(database), fmt.Errorf("catalog of %s: %w", database, ctx.Err())
+		}
+		c.mu.Lock()
+		e = c.entry(database)
 	}
-	after := e.pendingAfter
-	c.mu.Unlock()
-	return c.await(ctx, database, after, after)
 }
 
 // Invalidate marks database's snapshot stale, as after DDL went through:
@@ -367,6 +442,9 @@ func (c *Cache) await(ctx context.Context, database string, after, begun uint64)
 			return pick(s, prev, err)
 		case call == nil:
 			call = c.start(ctx, database, e)
+		case call.targeted:
+			// A read of names only: the whole load comes next.
+			e.wantWhole = true
 		}
 		c.mu.Unlock()
 		select {
@@ -374,15 +452,88 @@ func (c *Cache) await(ctx context.Context, database string, after, begun uint64)
 		case <-ctx.Done():
 			return c.previous(database), fmt.Errorf("catalog of %s: %w", database, ctx.Err())
 		}
-		if call.seq > after {
+		if !call.targeted && call.seq > after {
 			return pick(call.snap, c.previous(database), call.err)
 		}
 		c.mu.Lock()
 	}
 }
 
-// start begins a load in its own goroutine; c.mu must be held.
+// startNext begins the load that pending names need: a read of their
+// relations when LoadRelations is configured and a complete snapshot is
+// there to apply it to, else a whole load; c.mu must be held and no load
+// of database under way.
+func (c *Cache) startNext(database string, e *cacheEntry) {
+	if c.cfg.LoadRelations == nil || e.snap == nil || !e.snap.Complete || e.wantWhole || len(e.pending) == 0 {
+		c.start(context.Background(), database, e)
+		return
+	}
+	e.started++
+	call := &loadCall{seq: e.started, done: make(chan struct{}), names: e.pending, targeted: true}
+	e.inflight = call
+	base := e.snap
+	loadCtx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	go func() {
+		defer cancel()
+		snap, err := c.cfg.LoadRelations(loadCtx, database, base, call.names)
+		if err == nil && snap == nil {
+			err = fmt.Errorf("reader returned no snapshot")
+		}
+		c.finishTargeted(database, call, base, snap, err)
+	}()
+}
+
+// finishTargeted applies a read of the relations of names: the names it
+// read that no DDL marked again since it began are no longer pending. When
+// it failed, the whole catalog is loaded instead, which they then wait
+// for; the failure alone does not make the catalog unavailable.
+func (c *Cache) finishTargeted(database string, call *loadCall, base, snap *Snapshot, err error) {
+	c.mu.Lock()
+	e := c.entry(database)
+	e.inflight = nil
+	if err == nil && e.snap != base {
+		err = fmt.Errorf("snapshot replaced during the read") // loads run one at a time: not expected
+	}
+	if err == nil {
+		e.snap = snap // snapSeq and loadedAt stay: the rest was not read again
+		if e.covered == nil {
+			e.covered = map[string]uint64{}
+		}
+		kept := make([]string, 0, len(e.pending))
+		for _, n := range e.pending {
+			if slices.Contains(call.names, n) && e.marks[n] < call.seq {
+				delete(e.marks, n)
+				continue
+			}
+			kept = append(kept, n)
+		}
+		for _, n := range call.names {
+			e.covered[n] = call.seq
+		}
+		if len(kept) == 0 {
+			kept = nil
+		}
+		if len(kept) != len(e.pending) {
+			e.pending = kept
+		}
+	}
+	call.snap, call.err = snap, err
+	switch {
+	case e.down != nil:
+	case err != nil:
+		c.start(context.Background(), database, e)
+	case e.wantWhole || len(e.pending) > 0:
+		c.startNext(database, e)
+	}
+	e.wakeAll()
+	c.mu.Unlock()
+	close(call.done)
+}
+
+// start begins a load of the whole catalog in its own goroutine; c.mu
+// must be held.
 func (c *Cache) start(ctx context.Context, database string, e *cacheEntry) *loadCall {
+	e.wantWhole = false
 	e.started++
 	call := &loadCall{seq: e.started, done: make(chan struct{})}
 	e.inflight = call
@@ -409,16 +560,28 @@ func (c *Cache) finish(database string, call *loadCall, snap *Snapshot, err erro
 	e := c.entry(database)
 	if snap != nil {
 		e.snap, e.snapSeq, e.loadedAt = snap, call.seq, time.Now()
-		if call.seq > e.pendingAfter {
-			e.pending = nil
+		var kept []string
+		for _, n := range e.pending {
+			if e.marks[n] < call.seq {
+				delete(e.marks, n)
+				continue
+			}
+			kept = append(kept, n)
 		}
+		if len(kept) != len(e.pending) {
+			e.pending = kept
+		}
+		// Every name is read as late as this load: what reads of names
+		// alone did before it no longer counts.
+		clear(e.covered)
 	}
 	e.lastSeq, e.lastResult, e.lastErr = call.seq, snap, err
 	e.inflight = nil
-	if len(e.pending) > 0 && err == nil {
+	if (len(e.pending) > 0 || e.wantWhole) && err == nil {
 		// The load predates the relations' change: read them again.
-		c.start(context.Background(), database, e)
+		c.startNext(database, e)
 	}
+	e.wakeAll()
 	call.snap, call.err = snap, err
 	wentDown, cameBack := c.track(database, e, err)
 	c.mu.Unlock()

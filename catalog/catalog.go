@@ -38,6 +38,18 @@ type Relation struct {
 	Parents []QualifiedName
 	// ViewDefinition is the SELECT of a view or materialized view.
 	ViewDefinition string
+	// OID is the relation's pg_class OID, 0 when not known (a DDL file, a
+	// session's own view of its transaction). A rename changes the name,
+	// not the OID, so the catalog finds a renamed relation again by it.
+	OID uint32
+	// DependsOn are, for a view or materialized view read from a live
+	// database, the OIDs of the relations its definition reads (pg_depend):
+	// DDL that drops or changes one of them changes the view too, even
+	// when it names only them.
+	DependsOn []uint32
+	// rowType and arrayType are the OIDs of the relation's row type and
+	// its array type (a live load only), which go when it goes.
+	rowType, arrayType uint32
 	// DefinitionSearchPath is the search_path that unqualified names in
 	// ViewDefinition resolve under. A live load renders definitions with
 	// pg_catalog alone on the path, so every other name comes qualified; a DDL

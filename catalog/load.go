@@ -36,10 +36,21 @@ SELECT n.nspname::text, c.relname::text, c.relkind::text,
 	ARRAY(SELECT p.relname::text FROM pg_catalog.pg_inherits i
 		JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
 		WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
-	CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) ELSE '' END
+	CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) ELSE '' END,
+	c.oid::int8,
+	CASE WHEN c.relkind IN ('v', 'm') THEN ARRAY(` + viewDependsOn + `) ELSE '{}' END,
+	c.reltype::int8, coalesce((SELECT t.typarray FROM pg_catalog.pg_type t WHERE t.oid = c.reltype), 0)::int8
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ` + visibleSchema
+
+// viewDependsOn lists the relations the rules of the view c.oid read,
+// other than the view itself, by OID.
+const viewDependsOn = `SELECT DISTINCT d.refobjid::int8 FROM pg_catalog.pg_depend d
+		JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+		WHERE r.ev_class = c.oid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+		AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> c.oid
+		ORDER BY 1`
 
 // extensionOf names the extension an object of the catalog given by its
 // regclass belongs to, from pg_depend's extension dependencies.
@@ -225,10 +236,16 @@ func scanRelation(rows pgx.Rows) (Relation, error) {
 		kind                 string
 		parentSchemas, names []string
 	)
-	var types []int64
-	err := rows.Scan(&r.Schema, &r.Name, &kind, &r.Columns, &types, &parentSchemas, &names, &r.ViewDefinition)
+	var types, dependsOn []int64
+	var oid, rowType, arrayType int64
+	err := rows.Scan(&r.Schema, &r.Name, &kind, &r.Columns, &types, &parentSchemas, &names, &r.ViewDefinition, &oid, &dependsOn,
+		&rowType, &arrayType)
 	if err != nil {
 		return r, err
+	}
+	r.OID, r.rowType, r.arrayType = uint32(oid), uint32(rowType), uint32(arrayType)
+	for _, d := range dependsOn {
+		r.DependsOn = append(r.DependsOn, uint32(d))
 	}
 	for _, t := range types {
 		r.ColumnTypes = append(r.ColumnTypes, uint32(t))

@@ -24,6 +24,8 @@ type Snapshot struct {
 	relations map[QualifiedName]*Relation
 	byName    map[string][]*Relation
 	children  map[QualifiedName][]*Relation
+	byOID     map[uint32]*Relation
+	readers   map[uint32][]*Relation // views by the OIDs of what they read
 	functions map[QualifiedName]*Function
 	funcNames map[string][]*Function
 	operators map[string][]Operator
@@ -92,13 +94,8 @@ func New(c Contents) *Snapshot {
 		s.schemas[name] = true
 	}
 	for i := range c.Relations {
-		r := &c.Relations[i]
-		s.schemas[r.Schema] = true
-		s.relations[QualifiedName{r.Schema, r.Name}] = r
-		s.byName[r.Name] = append(s.byName[r.Name], r)
-		for _, p := range r.Parents {
-			s.children[p] = append(s.children[p], r)
-		}
+		s.schemas[c.Relations[i].Schema] = true
+		s.addRelation(&c.Relations[i])
 	}
 	for i := range c.Functions {
 		f := &c.Functions[i]
@@ -136,6 +133,25 @@ func (s *Snapshot) StoreDerived(key, v any) any {
 	}
 	kept, _ := s.derived.LoadOrStore(key, v)
 	return kept
+}
+
+// addRelation indexes r in a snapshot being built; its schema is the
+// caller's to record.
+func (s *Snapshot) addRelation(r *Relation) {
+	s.relations[QualifiedName{r.Schema, r.Name}] = r
+	s.byName[r.Name] = append(s.byName[r.Name], r)
+	for _, p := range r.Parents {
+		s.children[p] = append(s.children[p], r)
+	}
+	if r.OID != 0 {
+		if s.byOID == nil {
+			s.byOID, s.readers = map[uint32]*Relation{}, map[uint32][]*Relation{}
+		}
+		s.byOID[r.OID] = r
+		for _, d := range r.DependsOn {
+			s.readers[d] = append(s.readers[d], r)
+		}
+	}
 }
 
 // Version identifies the snapshot's content: a short hex digest.
@@ -337,6 +353,8 @@ func (s *Snapshot) Overlay(names []string, rels []Relation) *Snapshot {
 	o.relations = make(map[QualifiedName]*Relation, len(s.relations)+len(rels))
 	o.byName = make(map[string][]*Relation, len(s.byName)+len(rels))
 	o.children = make(map[QualifiedName][]*Relation, len(s.children))
+	// The overlay's relations are found by name only.
+	o.byOID, o.readers = nil, nil
 	o.schemas = make(map[string]bool, len(s.schemas))
 	for name := range s.schemas {
 		o.schemas[name] = true

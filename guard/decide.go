@@ -368,7 +368,9 @@ func (s *session) analyse(ctx context.Context, text string, snap *catalog.Snapsh
 		if err != nil || fresh == nil {
 			return res, false
 		}
-		s.notePending(s.g.cfg.Catalogs.Pending(s.ps.Database))
+		// fresh has read every name pending when the statement arrived;
+		// names DDL marked since came after it, and do not hold it back.
+		s.notePending(nil)
 		return sqlscan.Analyze(text, s.withOwn(fresh), s.scanContext(pol, s.currentPath(), s.effectivePurpose(""))), true
 	}
 	if !unknownName(res.Denial()) {

@@ -81,7 +81,7 @@ func newWorld(t testing.TB, mode alert.Mode, opts ...worldOption) *world {
 	t.Cleanup(func() { _ = alerts.Close(context.Background()) })
 	gcfg := guard.Config{
 		Policy:   w.engine,
-		Catalogs: catalog.NewCache(catalog.Dialer(pg.URL(pgtest.Superuser, "", "postgres")), time.Minute),
+		Catalogs: newCatalogCache(t, pg),
 		Alerts:   alerts, Metrics: w.metrics, Mode: mode, Logger: log,
 	}
 	pcfg := proxy.Config{Upstream: "postgres://" + pg.Addr() + "/?sslmode=disable", Logger: log}
@@ -106,6 +106,21 @@ func newWorld(t testing.TB, mode alert.Mode, opts ...worldOption) *world {
 	t.Cleanup(func() { _ = srv.Close() })
 	w.addr = l.Addr().String()
 	return w
+}
+
+// newCatalogCache reads the catalog as pgguard serve does: whole on a new
+// connection, the relations DDL named on one kept open.
+func newCatalogCache(t testing.TB, pg *pgtest.Server) *catalog.Cache {
+	src, err := catalog.NewSource(pg.URL(pgtest.Superuser, "", "postgres"), catalog.DialerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	c, err := catalog.NewCacheWith(catalog.CacheConfig{Load: src.Load, LoadRelations: src.LoadRelations, MaxAge: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // worldOption changes the guard's and the proxy's configuration of a world.

@@ -216,6 +216,9 @@ type app struct {
 	alerts  *alert.Dispatcher
 	engine  *authz.Engine
 	catalog *catalog.Cache
+	// catalogSource keeps a connection per database open for reading the
+	// relations DDL changed.
+	catalogSource *catalog.Source
 	// purposeRoles: the grants check expects the purpose roles too.
 	purposeRoles bool
 	proxy        *proxy.Server
@@ -296,14 +299,15 @@ func (a *app) newCatalogCache(c *serveConfig) (*catalog.Cache, error) {
 	if catalogURL == "" {
 		catalogURL = c.upstream
 	}
-	load, err := catalog.NewDialer(catalogURL, catalog.DialerConfig{
+	src, err := catalog.NewSource(catalogURL, catalog.DialerConfig{
 		ConnectTimeout: c.catalogConnectTimeout, StatementTimeout: c.catalogStatementTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
+	a.catalogSource = src
 	return catalog.NewCacheWith(catalog.CacheConfig{
-		Load: load, MaxAge: c.catalogMaxAge,
+		Load: src.Load, LoadRelations: src.LoadRelations, MaxAge: c.catalogMaxAge,
 		OnUnavailable: func(db string, err error) {
 			a.log.Error().Err(err).Str("database", db).Msg("catalog unavailable; sessions of the database are refused until it loads")
 			a.alerts.Emit(alert.Event{Kind: alert.KindCatalogUnavailable, Database: db, Error: err.Error()})
@@ -316,6 +320,9 @@ func (a *app) newCatalogCache(c *serveConfig) (*catalog.Cache, error) {
 
 func (a *app) close() {
 	a.catalog.Close()
+	if a.catalogSource != nil {
+		a.catalogSource.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = a.alerts.Close(ctx)
