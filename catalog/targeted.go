@@ -21,8 +21,10 @@ import (
 // have changed, as far as s can tell: the relations of those names in
 // any schema, and recursively their inheritance children and partitions
 // (which gain and lose columns with them, and whose parents' names are
-// part of their definition) and the views that read them (whose
-// definitions name them, and which DROP ... CASCADE drops with them).
+// part of their definition), their ancestors (whose reads without ONLY
+// read theirs and their new children's rows) and the views that read any
+// of them (whose definitions name them, and which DROP ... CASCADE drops
+// with them).
 // names are among the names returned, whether s knows them or not; both
 // lists are sorted.
 func (s *Snapshot) Affected(names []string) ([]string, []uint32) {
@@ -47,6 +49,13 @@ func (s *Snapshot) Affected(names []string) ([]string, []uint32) {
 			queue = append(queue, s.readers[r.OID]...)
 		}
 		queue = append(queue, s.children[QualifiedName{r.Schema, r.Name}]...)
+		// A read of an ancestor without ONLY reads r's rows too: what it
+		// reads changes with r, and with r's new children.
+		for _, p := range r.Parents {
+			if pr := s.relations[p]; pr != nil {
+				queue = append(queue, pr)
+			}
+		}
 	}
 	out := make([]string, 0, len(seenNames))
 	for n := range seenNames {
@@ -177,6 +186,9 @@ func (s *Snapshot) patch(oids []uint32, read *relationsRead) (*Snapshot, error) 
 	}
 
 	o := *s
+	// What was derived from s may depend on the relations replaced, also
+	// for relations kept: a column's lineage follows parents and children.
+	o.derived = new(sync.Map)
 	o.relations = make(map[QualifiedName]*Relation, len(s.relations)+len(rels))
 	o.byName = make(map[string][]*Relation, len(s.byName)+len(rels))
 	o.children = make(map[QualifiedName][]*Relation, len(s.children))

@@ -65,6 +65,20 @@ func TestOtherSessionsDDL(t *testing.T) {
 			{"ALTER TABLE od.od_parent ADD COLUMN secret text", ""},
 			{"SELECT * FROM od.od_child", "deny"},
 		}},
+		{"a child with a classified column created under a table read before", `CREATE TABLE od.od_mom (id int, secret text)`, "", []step{
+			{"SELECT secret FROM od.od_mom", ""},
+			{"CREATE TABLE od.od_child () INHERITS (od.od_mom)", ""},
+			// Without ONLY the child's rows are read too, and its column's
+			// policy applies.
+			{"SELECT secret FROM od.od_mom", "deny"},
+			{"SELECT secret FROM ONLY od.od_mom", ""},
+		}},
+		{"a grandchild with a classified column created under a table read before", `CREATE TABLE od.od_mom (id int, secret text);
+			CREATE TABLE od.od_mid () INHERITS (od.od_mom)`, "", []step{
+			{"SELECT secret FROM od.od_mom", ""},
+			{"CREATE TABLE od.od_child () INHERITS (od.od_mid)", ""},
+			{"SELECT secret FROM od.od_mom", "deny"},
+		}},
 		{"a table made to inherit a classified column", `CREATE TABLE od.od_dad (id int, secret text);
 			CREATE TABLE od.od_kid (id int, secret text)`, "", []step{
 			{"SELECT secret FROM od.od_kid", ""},
