@@ -11,7 +11,7 @@ import (
 // pgguard cannot pass the check for the wrong reason.
 func TestCompare(t *testing.T) {
 	const pkg = "example.com/suite"
-	refusal := "pgguard: statement refused because it cannot be analysed with certainty: DO "
+	refusal := reasonDO
 	type ev = testEvent
 	pass := func(test string) []ev { return []ev{{Action: "run", Test: test}, {Action: "pass", Test: test}} }
 	fail := func(test, output string) []ev {
@@ -47,7 +47,7 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:    "refused by design, with the refusal",
-			events:  cat(pass("TestA"), fail("TestDo", "ERROR: "+refusal+"runs procedural code (SQLSTATE 42501)\n"), end("fail")),
+			events:  cat(pass("TestA"), fail("TestDo", "ERROR: pgguard: statement refused because it cannot be analysed with certainty: "+refusal+" (SQLSTATE 42501)\n"), end("fail")),
 			refused: map[string]string{"TestDo": refusal}, pass: 1,
 		},
 		{
@@ -103,6 +103,41 @@ func TestCompare(t *testing.T) {
 				if !strings.Contains(got[i], w) {
 					t.Errorf("problem %d is %q, want it to contain %q", i, got[i], w)
 				}
+			}
+		})
+	}
+}
+
+// TestUnexpectedAlerts checks that only alerts of the run's own pgguard
+// whose reasons are refusals by design pass, and no withheld detail.
+func TestUnexpectedAlerts(t *testing.T) {
+	line := func(target, event, denied string) string {
+		return `{"level":"warn","peertest":"` + target + `","event":"` + event + `","statement":"select $1","denied":[` + denied + `]}`
+	}
+	do := `{"column":"","category":"","act":"","reason":"` + reasonDO + `"}`
+	lo := `{"column":"","category":"","act":"","reason":"lo_open ` + reasonLargeObjects + `"}`
+	column := `{"column":"public.t.a","category":"all_columns","act":"read","reason":""}`
+	other := `{"column":"","category":"","act":"","reason":"set_config changes settings"}`
+	tests := []struct {
+		name   string
+		log    []string
+		target Target
+		want   int
+	}{
+		{"refusals by design", []string{line("enforce", "query_blocked", do), line("enforce", "query_blocked", lo)}, Enforce, 0},
+		{"flagged by design", []string{line("monitor", "query_flagged", lo)}, Monitor, 0},
+		{"a column", []string{line("enforce", "query_blocked", column)}, Enforce, 1},
+		{"another reason", []string{line("monitor", "query_flagged", do+","+other)}, Monitor, 1},
+		{"another pgguard's", []string{line("monitor", "query_flagged", other)}, Enforce, 0},
+		{"not an alert", []string{`{"level":"info","peertest":"enforce","message":"connection opened"}`, "not json"}, Enforce, 0},
+		{"a withheld detail", []string{`{"level":"info","peertest":"enforce","sqlstate":"23505","reason":"the table is unknown to the catalog","table":"pg_temp_3.t","message":"error detail withheld: it could show values of columns the session may not read"}`}, Enforce, 1},
+		{"a detail monitor mode would withhold", []string{`{"level":"info","peertest":"monitor","sqlstate":"23505","reason":"the catalog is not loaded","table":"pg_temp_3.t","monitor":true,"message":"error detail withheld in enforce mode; forwarded unchanged in monitor mode"}`}, Monitor, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := unexpectedAlerts([]byte(strings.Join(tt.log, "\n")+"\n"), tt.target)
+			if len(got) != tt.want {
+				t.Fatalf("unexpected alerts %q, want %d", got, tt.want)
 			}
 		})
 	}

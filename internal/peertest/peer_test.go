@@ -26,10 +26,10 @@ var suites = []string{
 }
 
 // refusedByDesign are pgx's tests that use what pgguard refuses for every
-// policy (docs/policy-guide.md lists these refusals), each with a part of the
-// refusal it must fail with in enforce mode. Everything else in the suites
-// must pass through pgguard as it passes directly; in monitor mode these
-// must pass too.
+// policy (docs/policy-guide.md lists these refusals), each with the reason
+// pgguard gives, which the test must fail with in enforce mode. Everything
+// else in the suites must pass through pgguard as it passes directly; in
+// monitor mode these must pass too.
 //
 // The tests are run, not skipped: a listed test that passes through pgguard,
 // or fails for another reason, fails the check, so the list cannot outlive
@@ -38,27 +38,36 @@ var refusedByDesign = map[string]map[string]string{
 	"github.com/jackc/pgx/v5/pgconn": {
 		// A DO block runs procedural code that no analysis of the statement
 		// can see into.
-		"TestConnOnNotice": "pgguard: statement refused because it cannot be analysed with certainty: DO ",
+		"TestConnOnNotice": reasonDO,
 		// It looks for its own cancelled query in pg_stat_activity.query,
 		// which shows every session's statement text.
-		"TestConnContextCanceledCancelsRunningQueryOnServer": "pgguard: statement refused because it cannot be analysed with certainty: pg_catalog.pg_stat_activity.query ",
+		"TestConnContextCanceledCancelsRunningQueryOnServer": reasonActivity,
 	},
 	"github.com/jackc/pgx/v5": {
 		// Large objects hold data that no column policy covers; no rule
 		// allows lo_create, lo_open, loread, ...
-		"TestLargeObjects":                     "reads or writes large objects",
-		"TestLargeObjectsSimpleProtocol":       "reads or writes large objects",
-		"TestLargeObjectsMultipleTransactions": "reads or writes large objects",
+		"TestLargeObjects":                     reasonLargeObjects,
+		"TestLargeObjectsSimpleProtocol":       reasonLargeObjects,
+		"TestLargeObjectsMultipleTransactions": reasonLargeObjects,
 	},
 	"github.com/jackc/pgx/v5/pgxpool": {},
 }
+
+// The reasons pgguard gives for its refusals by design, as its error
+// messages and alerts say them.
+const (
+	reasonDO           = "DO runs procedural code the analysis cannot see into"
+	reasonActivity     = "pg_catalog.pg_stat_activity.query shows other sessions' statements and clients"
+	reasonLargeObjects = "reads or writes large objects, which no column policy covers"
+)
 
 // TestPgxSuites runs pgx's own tests of pgconn, pgx and pgxpool directly
 // against PostgreSQL, then through a pgguard in enforce mode and one in
 // monitor mode, both with a policy that allows everything, and compares.
 func TestPgxSuites(t *testing.T) {
 	goBin := goTool(t)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "pgguard.log"))
+	logPath := filepath.Join(t.TempDir(), "pgguard.log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +91,22 @@ func TestPgxSuites(t *testing.T) {
 	}
 	for _, target := range []Target{Enforce, Monitor} {
 		t.Run(string(target), func(t *testing.T) {
+			logStart, err := logFile.Seek(0, io.SeekCurrent)
+			if err != nil {
+				t.Fatal(err)
+			}
 			res := runSuites(t, goBin, suites, env.Vars(target))
 			results[target] = res
+			// A refusal, or a withheld error detail, that a test does
+			// not notice (an error it only checks is there) hides from
+			// the comparison: pgguard's log shows it.
+			alerts, err := os.ReadFile(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range unexpectedAlerts(alerts[logStart:], target) {
+				t.Errorf("pgguard changed what a client that may do everything gets: %s", a)
+			}
 			for _, pkg := range suites {
 				t.Run(suiteName(pkg), func(t *testing.T) {
 					var refused map[string]string
@@ -98,6 +121,62 @@ func TestPgxSuites(t *testing.T) {
 		})
 	}
 	t.Logf("pgx's suites, pass/fail/skip (subtests included) and time:\n%s", table(results))
+}
+
+// alertLine is what unexpectedAlerts reads of a log line.
+type alertLine struct {
+	Target    string `json:"peertest"`
+	Event     string `json:"event"`
+	Statement string `json:"statement"`
+	Message   string `json:"message"`
+	Reason    string `json:"reason"`
+	Table     string `json:"table"`
+	SQLState  string `json:"sqlstate"`
+	Denied    []struct {
+		Column string `json:"column"`
+		Act    string `json:"act"`
+		Reason string `json:"reason"`
+	} `json:"denied"`
+}
+
+// unexpectedAlerts lists the alerts of target's pgguard in log whose
+// reasons are not refusals by design: with a policy that allows
+// everything, nothing else may be refused (or, in monitor mode, flagged),
+// and no error's detail withheld.
+func unexpectedAlerts(log []byte, target Target) []string {
+	var out []string
+	for _, line := range bytes.Split(log, []byte("\n")) {
+		var a alertLine
+		if json.Unmarshal(line, &a) != nil || a.Target != string(target) {
+			continue
+		}
+		if strings.HasPrefix(a.Message, "error detail withheld") {
+			out = append(out, fmt.Sprintf("%s: %s error on %s: %s", a.Message, a.SQLState, a.Table, a.Reason))
+			continue
+		}
+		if a.Event != "query_blocked" && a.Event != "query_flagged" {
+			continue
+		}
+		for _, d := range a.Denied {
+			if d.Column == "" && byDesign(d.Reason) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s %q: %s %s %s", a.Event, a.Statement, d.Act, d.Column, d.Reason))
+		}
+	}
+	return out
+}
+
+// byDesign reports whether reason is one of refusedByDesign's.
+func byDesign(reason string) bool {
+	for _, tests := range refusedByDesign {
+		for _, r := range tests {
+			if strings.Contains(reason, r) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // suiteResult is one package's run.
