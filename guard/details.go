@@ -3,11 +3,14 @@ package guard
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/pgguard/pgguard/alert"
 	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/catalog"
 	"github.com/pgguard/pgguard/proxy"
+	"github.com/pgguard/pgguard/sqlscan"
 )
 
 // An error's DETAIL can show stored values: a constraint violation shows
@@ -63,7 +66,13 @@ func (s *session) RewriteError(body []byte, f proxy.ErrorFields) ([]byte, bool) 
 
 // unreadable says why the session may not see a detail of the table f
 // names, or "" when it may read every column of that table under every
-// purpose it had since the server last confirmed its state. s.mu is held.
+// purpose it had since the server last confirmed its state. The table is
+// looked up as the session's statements are decided: a temporary table of
+// the session holds what its lineage says, and a relation its open
+// transaction changed is the one the server last showed the session. A
+// name whose definition is not settled (DDL since the last confirmation,
+// or another session's DDL the shared catalog has not read again) is
+// unreadable. s.mu is held.
 func (s *session) unreadable(f *proxy.ErrorFields) string {
 	switch {
 	case !s.state.known || s.segmentUnknown:
@@ -71,16 +80,51 @@ func (s *session) unreadable(f *proxy.ErrorFields) string {
 	case len(f.Table) == 0 || len(f.Schema) == 0:
 		return "the error names no table"
 	}
+	table := string(f.Table)
+	if undecided := s.undecidable(); slices.Contains(undecided, table) || slices.Contains(undecided, sqlscan.AllRelations) {
+		return "the table's definition is not settled"
+	}
+	pol := s.g.cfg.Policy.Policy()
+	if strings.HasPrefix(string(f.Schema), "pg_temp_") {
+		return s.unreadableTemp(table, pol)
+	}
 	snap, ok := s.g.cfg.Catalogs.Current(s.ps.Database)
 	if !ok {
 		return "the catalog is not loaded"
 	}
-	rel, ok := snap.Relation(string(f.Schema), string(f.Table))
+	snap = s.withOwn(snap)
+	rel, ok := snap.Relation(string(f.Schema), table)
 	if !ok {
 		return "the table is unknown to the catalog"
 	}
-	reads := tableReads(snap, rel)
-	pol := s.g.cfg.Policy.Policy()
+	return s.deniedUnderAnyPurpose(pol, tableReads(snap, rel))
+}
+
+// unreadableTemp judges a detail of a table in a temporary schema. Only
+// the session's own temporary tables are readable: PostgreSQL lets no
+// session touch another's temporary tables' rows. Their rows are what the
+// session's own statements put there, so a detail may show what any of
+// those statements read (the temporary lineage), exactly what reading the
+// table in a statement counts as.
+func (s *session) unreadableTemp(table string, pol *authz.Policy) string {
+	if !slices.ContainsFunc(s.state.tempTables, func(t sqlscan.TempTable) bool { return t.Name == table }) {
+		return "the table is not one of the session's temporary tables"
+	}
+	reads := make([]authz.Access, 0, len(s.tempLineage))
+	for _, a := range s.tempLineage {
+		if a.Act == sqlscan.Read {
+			reads = append(reads, authz.Access{Column: a.Schema + "." + a.Table + "." + a.Column, Act: authz.ActRead})
+		}
+	}
+	return s.deniedUnderAnyPurpose(pol, reads)
+}
+
+// deniedUnderAnyPurpose says which of reads the session may not make under
+// one of the purposes it had since its state was last confirmed, or "".
+func (s *session) deniedUnderAnyPurpose(pol *authz.Policy, reads []authz.Access) string {
+	if len(reads) == 0 {
+		return ""
+	}
 	for _, purpose := range s.purposes {
 		if d := pol.Decide(s.ps.User, purpose, reads); !d.Allowed {
 			return fmt.Sprintf("column %s may not be read %s", d.Denied[0].Column, purposeText(purpose))

@@ -66,7 +66,8 @@ GRANT USAGE ON SCHEMA vault TO support_app, hr_app;
 GRANT ALL ON ALL TABLES IN SCHEMA vault TO support_app, hr_app;`
 
 // vaultPolicy classifies the secrets: customer service may write them and
-// never read them; HR, for personnel administration, may do both.
+// never read them; HR, for personnel administration, may do both, and for
+// an import only write them.
 const vaultPolicy = `
 g2, vault.cards.pan, vault_secret
 g2, vault.bookings.stay, vault_secret
@@ -74,9 +75,11 @@ g2, vault.accounts.iban, vault_secret
 g2, vault.transfers.iban, vault_secret
 g2, vault.ledger.secret, vault_secret
 g2, vault.tags.tag, vault_secret
+g2, vault.own_secret.secret, vault_secret
 p, customer_service, customer_support, vault_secret, write, allow
 p, hr, personnel_admin, vault_secret, read, allow
 p, hr, personnel_admin, vault_secret, write, allow
+p, hr, vault_import, vault_secret, write, allow
 `
 
 // vaultWorld is a world in mode with the vault schema and policy.
@@ -282,4 +285,92 @@ func detailsCounted(t *testing.T, w *world, action string) float64 {
 		t.Fatal(err)
 	}
 	return pb.GetCounter().GetValue()
+}
+
+// ownTableCase is a failing statement on a table the session made itself,
+// after the statements that set it up, each sent as a message of its own.
+type ownTableCase struct {
+	name, user, purpose string
+	setup               []string
+	fail, code          string
+	secrets             []string
+}
+
+// runOwn runs c's setup and failing statement on conn and returns the
+// failure.
+func runOwn(t *testing.T, conn *pgx.Conn, c ownTableCase) *pgconn.PgError {
+	t.Helper()
+	for _, sql := range c.setup {
+		mustExec(t, conn, sql)
+	}
+	return pgErr(t, execSQL(conn, c.fail))
+}
+
+// A detail of a table the session made itself, a temporary one or one its
+// open transaction created, is PostgreSQL's own when the session may read
+// what the table can hold: pgguard decides on such tables, so it can judge
+// their details too.
+func TestErrorDetailsOfTheSessionsOwnTables(t *testing.T) {
+	w := vaultWorld(t, alert.ModeEnforce)
+	ctx := context.Background()
+	cases := []ownTableCase{
+		{name: "temporary table, unique key", user: "hr_app", purpose: "personnel_admin",
+			setup: []string{"CREATE TEMP TABLE own_t (id int PRIMARY KEY, note text)", "INSERT INTO own_t VALUES (1, 'a')"},
+			fail:  "INSERT INTO own_t VALUES (1, 'b')", code: "23505"},
+		{name: "temporary table holding a classified value the session may read", user: "hr_app", purpose: "personnel_admin",
+			setup: []string{"CREATE TEMP TABLE own_s (pan text, note text NOT NULL)", "INSERT INTO own_s SELECT pan, 'n' FROM vault.cards WHERE id = 1"},
+			fail:  "UPDATE own_s SET note = NULL", code: "23502"},
+		{name: "table created in the open transaction", user: "support_app", purpose: "customer_support",
+			setup: []string{"BEGIN", "CREATE TABLE vault.own_fresh (id int PRIMARY KEY, note text)", "INSERT INTO vault.own_fresh VALUES (1, 'a')"},
+			fail:  "INSERT INTO vault.own_fresh VALUES (1, 'b')", code: "23505"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			direct, err := pgx.Connect(ctx, w.pg.URL(c.user, password, "postgres"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := runOwn(t, direct, c)
+			direct.Close(ctx)
+			if want.Code != c.code || want.Detail == "" {
+				t.Fatalf("directly: %s %q detail %q", want.Code, want.Message, want.Detail)
+			}
+			got := runOwn(t, w.connect(t, c.user, "-c pgguard.purpose="+c.purpose), c)
+			// The temporary schema's name is the backend's own.
+			if got.Code != want.Code || got.Message != want.Message || got.Detail != want.Detail ||
+				got.TableName != want.TableName || got.ConstraintName != want.ConstraintName {
+				t.Fatalf("through pgguard %s %q detail %q, directly %s %q detail %q", got.Code, got.Message, got.Detail,
+					want.Code, want.Message, want.Detail)
+			}
+		})
+	}
+}
+
+// A detail of the session's own table is withheld when the table may hold
+// what the session may not read now: a classified value copied into a
+// temporary table under an earlier purpose, or a classified column of a
+// table its open transaction created.
+func TestSoundnessErrorDetailsOfTheSessionsOwnTables(t *testing.T) {
+	w := vaultWorld(t, alert.ModeEnforce)
+	cases := []ownTableCase{
+		{name: "temporary table holding a value read under an earlier purpose", user: "hr_app", purpose: "personnel_admin",
+			setup: []string{"CREATE TEMP TABLE own_b (stay int4range, EXCLUDE USING gist (stay WITH &&))",
+				"INSERT INTO own_b SELECT stay FROM vault.bookings WHERE id = 1", "SET pgguard.purpose = 'vault_import'"},
+			fail: "INSERT INTO own_b VALUES ('[1500,1600)')", code: "23P01", secrets: []string{secretStay}},
+		{name: "classified column of a table created in the open transaction", user: "support_app", purpose: "customer_support",
+			setup: []string{"BEGIN", "CREATE TABLE vault.own_secret (id int, secret text, note text NOT NULL)",
+				"INSERT INTO vault.own_secret VALUES (1, '" + secretDup + "', 'n')"},
+			fail: "UPDATE vault.own_secret SET note = NULL WHERE id = 1", code: "23502", secrets: []string{secretDup}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := runOwn(t, w.connect(t, c.user, "-c pgguard.purpose="+c.purpose), c)
+			if got.Code != c.code {
+				t.Fatalf("got %s %q, want the server's %s", got.Code, got.Message, c.code)
+			}
+			if leak := leaked(got, c.secrets); leak != "" || !strings.Contains(got.Detail, "pgguard: detail removed") {
+				t.Fatalf("detail %q: %s", got.Detail, leak)
+			}
+		})
+	}
 }

@@ -3,12 +3,12 @@
 //
 // An Env is a throwaway PostgreSQL set up as pgx's CI sets up its test
 // database (database pgx_test, the hstore and ltree extensions, the uint64
-// domain, superuser roles per authentication method), plus a pgguard in front
-// of it whose policy lets those roles do everything: every column is in a
-// category the roles' department may read and write, every function and
-// extension may be executed, and attaching code (ddl) is allowed. What the
-// suite then shows is what pgguard changes for a client that is allowed
-// everything.
+// domain, superuser roles per authentication method), plus two pgguards in
+// front of it, one in enforce mode and one in monitor mode, whose policy lets
+// those roles do everything: every column is in a category the roles'
+// department may read and write, every function and extension may be
+// executed, and attaching code (ddl) is allowed. What the suite then shows is
+// what pgguard changes for a client that is allowed everything.
 package peertest
 
 import (
@@ -69,24 +69,39 @@ create user pgx_pw with superuser password 'secret';
 create user " tricky, ' } "" \\ test user " superuser password 'secret';
 `
 
-// Env is a PostgreSQL prepared for pgx's tests and a pgguard in front of it.
+// Target is where a run of the suite connects.
+type Target string
+
+const (
+	// Direct is PostgreSQL itself.
+	Direct Target = "direct"
+	// Enforce is the pgguard that refuses denied statements.
+	Enforce Target = "enforce"
+	// Monitor is the pgguard in monitor mode, which forwards every statement
+	// and only alerts.
+	Monitor Target = "monitor"
+)
+
+// Env is a PostgreSQL prepared for pgx's tests and two pgguards in front of
+// it, one per mode, each with a catalog cache of its own as separate pgguard
+// processes would have.
 type Env struct {
 	PG *pgtest.Server
-	// GuardAddr is where pgguard accepts clients, host:port.
-	GuardAddr string
-	// GuardCAFile signs the certificate pgguard shows its TLS clients.
+	// GuardAddrs are where each pgguard accepts clients, host:port, by
+	// Enforce and Monitor.
+	GuardAddrs map[Target]string
+	// GuardCAFile signs the certificate the pgguards show their TLS clients.
 	GuardCAFile string
 	// PolicyFile and ModelFile are what pgguard runs with.
 	PolicyFile, ModelFile string
 
 	dir   string
-	srv   *proxy.Server
-	cache *catalog.Cache
-	stop  func()
+	stops []func()
 }
 
-// Start launches PostgreSQL (with TLS), prepares it, and starts pgguard with
-// Policy and the model at modelFile. pgguard's log goes to logW.
+// Start launches PostgreSQL (with TLS), prepares it, and starts a pgguard in
+// each mode with Policy and the model at modelFile. pgguard's log goes to
+// logW.
 func Start(ctx context.Context, modelFile string, logW io.Writer) (*Env, error) {
 	pg, err := pgtest.Launch(pgtest.Options{TLS: true, Settings: map[string]string{
 		// pgx's tests open many connections at once, each through pgguard
@@ -142,43 +157,53 @@ func (e *Env) start(ctx context.Context, modelFile string, logW io.Writer) error
 		return fmt.Errorf("policy: %w", err)
 	}
 	log := zerolog.New(logW).With().Timestamp().Logger()
+	e.GuardAddrs = map[Target]string{}
+	for target, mode := range map[Target]alert.Mode{Enforce: alert.ModeEnforce, Monitor: alert.ModeMonitor} {
+		addr, err := e.startGuard(engine, cert, mode, log.With().Str("peertest", string(target)).Logger())
+		if err != nil {
+			return fmt.Errorf("pgguard in %s mode: %w", mode, err)
+		}
+		e.GuardAddrs[target] = addr
+	}
+	return nil
+}
+
+// startGuard starts one pgguard in mode and returns where it listens.
+func (e *Env) startGuard(engine *authz.Engine, cert tls.Certificate, mode alert.Mode, log zerolog.Logger) (string, error) {
 	alerts, err := alert.New(alert.Config{}, log, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
-	e.cache = catalog.NewCache(catalog.Dialer(e.PG.URL(pgtest.Superuser, "", "postgres")), time.Minute)
+	e.stops = append(e.stops, func() { _ = alerts.Close(context.Background()) })
+	cache := catalog.NewCache(catalog.Dialer(e.PG.URL(pgtest.Superuser, "", "postgres")), time.Minute)
+	e.stops = append(e.stops, cache.Close)
 	g, err := guard.New(guard.Config{
-		Policy: engine, Catalogs: e.cache, Alerts: alerts, Metrics: alert.NewMetrics(nil),
-		Mode: alert.ModeEnforce, Logger: log,
+		Policy: engine, Catalogs: cache, Alerts: alerts, Metrics: alert.NewMetrics(nil),
+		Mode: mode, Logger: log,
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	// The upstream leg is TLS too: pgx's TLS test asks pg_stat_ssl whether
 	// its backend's connection is encrypted.
-	e.srv, err = proxy.New(proxy.Config{
+	srv, err := proxy.New(proxy.Config{
 		Upstream:    "postgres://" + e.PG.Addr() + "/?sslmode=require",
 		TLS:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Interceptor: g, Logger: log,
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return "", err
 	}
-	go func() { _ = e.srv.Serve(l) }()
-	e.GuardAddr = l.Addr().String()
-	e.stop = func() {
-		_ = e.srv.Close()
-		_ = alerts.Close(context.Background())
-	}
-	return nil
+	go func() { _ = srv.Serve(l) }()
+	e.stops = append(e.stops, func() { _ = srv.Close() })
+	return l.Addr().String(), nil
 }
 
-// Vars are the PGX_TEST_* variables for the suite, pointing at pgguard when
-// throughGuard and at PostgreSQL itself otherwise.
+// Vars are the PGX_TEST_* variables for the suite, pointing at target.
 //
 // Two are left out for both runs, because no TLS-terminating proxy can serve
 // them and pgguard says so by design: PGX_TEST_SCRAM_PLUS_CONN_STRING (channel
@@ -186,11 +211,11 @@ func (e *Env) start(ctx context.Context, modelFile string, logW io.Writer) error
 // server; pgguard withdraws SCRAM-SHA-256-PLUS) and
 // PGX_TEST_TLS_CLIENT_CONN_STRING (a client certificate authenticates to
 // whoever ends the client's TLS, here pgguard, not PostgreSQL).
-func (e *Env) Vars(throughGuard bool) []string {
+func (e *Env) Vars(target Target) []string {
 	host, port := e.PG.Host, fmt.Sprint(e.PG.Port)
 	ca := e.PG.CAFile
-	if throughGuard {
-		h, p, _ := net.SplitHostPort(e.GuardAddr)
+	if target != Direct {
+		h, p, _ := net.SplitHostPort(e.GuardAddrs[target])
 		host, port, ca = h, p, e.GuardCAFile
 	}
 	conn := func(user string, extra ...string) string {
@@ -214,11 +239,9 @@ func (e *Env) Vars(throughGuard bool) []string {
 
 // Close stops pgguard and PostgreSQL and removes their files.
 func (e *Env) Close() {
-	if e.stop != nil {
-		e.stop()
-	}
-	if e.cache != nil {
-		e.cache.Close()
+	// Servers first (they were started after their alert pipelines).
+	for i := len(e.stops) - 1; i >= 0; i-- {
+		e.stops[i]()
 	}
 	if e.PG != nil {
 		e.PG.Close()
