@@ -110,8 +110,9 @@ func (s *session) unreadableTemp(table string, pol *authz.Policy) string {
 	if !slices.ContainsFunc(s.state.tempTables, func(t sqlscan.TempTable) bool { return t.Name == table }) {
 		return "the table is not one of the session's temporary tables"
 	}
-	reads := make([]authz.Access, 0, len(s.tempLineage))
-	for _, a := range s.tempLineage {
+	lineage, _ := s.lineage()
+	reads := make([]authz.Access, 0, len(lineage))
+	for _, a := range lineage {
 		if a.Act == sqlscan.Read {
 			reads = append(reads, authz.Access{Column: a.Schema + "." + a.Table + "." + a.Column, Act: authz.ActRead})
 		}
