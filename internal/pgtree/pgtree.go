@@ -3,9 +3,9 @@
 // (libpg_query, behind cgo) produces with a decoder generated for
 // pg_query's message types (decode_gen.go, written by ./gen) instead of
 // proto.Unmarshal. The decoder hands out the tree's structs from slabs,
-// one per type, and its strings from shared blocks, so decoding a typical
-// statement allocates next to nothing where proto.Unmarshal allocates
-// once per node, list and string.
+// one per type, and its strings from one block, all of them the tree's
+// own, so decoding a typical statement allocates a few times per type
+// where proto.Unmarshal allocates once per node, list and string.
 //
 // The result is the same tree: every field of every message type is
 // decoded, and whatever the generated code does not expect (a field
@@ -68,15 +68,16 @@ var (
 // text nested deeply enough to come near it before parsing.
 const maxDepth = 10000
 
-// decoder is one decode's state plus slabs that outlive it: a slab's
-// remaining structs serve the next decode that takes the decoder from the
-// pool. A struct is handed out once and never reused, so no struct is
-// part of two trees (trees may share a chunk, each using its own
-// elements); a chunk lives as long as any struct of it does.
+// decoder is one decode's state: the slabs and the block of strings the
+// tree is made of. The pool keeps the decoder's own memory, not the
+// chunks, which belong to the tree they were made for.
 type decoder struct {
 	slabs
 	strs  []byte
 	depth int
+	// size is the length of the buffer decoded, which bounds the bytes of
+	// its strings.
+	size int
 }
 
 var decoders = sync.Pool{New: func() any { return new(decoder) }}
@@ -85,9 +86,11 @@ var decoders = sync.Pool{New: func() any { return new(decoder) }}
 // buf has a shape it does not expect.
 func decodeFast(buf []byte) (*pg.ParseResult, error) {
 	d := decoders.Get().(*decoder)
-	d.depth = 0
+	d.depth, d.size = 0, len(buf)
 	tree := d.mParseResult.next()
 	err := d.decParseResult(buf, tree)
+	// The tree's chunks are its own: the next decode starts new ones.
+	d.slabs, d.strs = slabs{}, nil
 	decoders.Put(d)
 	if err != nil {
 		return nil, err
@@ -95,25 +98,41 @@ func decodeFast(buf []byte) (*pg.ParseResult, error) {
 	return tree, nil
 }
 
-// slabBytes is about how much memory one chunk of a slab takes.
+// slabBytes bounds the memory of one chunk of a slab.
 const slabBytes = 4096
 
-// slab hands out zeroed structs of one type from chunks.
-type slab[T any] struct{ free []T }
+// firstChunk is how many structs a slab's first chunk in a decode holds
+// (most types occur a few times in a tree); each further chunk of the
+// decode holds twice as many as the one before, up to slabBytes.
+const firstChunk = 4
+
+// slab hands out zeroed structs of one type from chunks. Its chunks serve
+// one decode only (decodeFast drops them after it): a chunk shared by two
+// trees would link them, and through chunks shared in turn every tree the
+// decoder ever made, keeping all of them alive as long as one is.
+type slab[T any] struct {
+	free []T
+	grow int
+}
 
 func (s *slab[T]) next() *T {
 	if len(s.free) == 0 {
 		var zero T
-		n := slabBytes / int(unsafe.Sizeof(zero))
-		s.free = make([]T, max(n, 1))
+		size := int(unsafe.Sizeof(zero))
+		n := max(1, min(max(s.grow, firstChunk), slabBytes/size))
+		s.free, s.grow = make([]T, n), 2*n
 	}
 	p := &s.free[0]
 	s.free = s.free[1:]
 	return p
 }
 
-// ptrSlab hands out the backing arrays of repeated fields.
-type ptrSlab[T any] struct{ free []*T }
+// ptrSlab hands out the backing arrays of repeated fields, for one decode
+// like slab.
+type ptrSlab[T any] struct {
+	free []*T
+	grow int
+}
 
 // take returns an empty slice with room for exactly n pointers: append
 // fills it without growing, and past n would copy rather than write into
@@ -123,7 +142,8 @@ func (s *ptrSlab[T]) take(n int) []*T {
 		if n > 64 {
 			return make([]*T, 0, n)
 		}
-		s.free = make([]*T, slabBytes/8)
+		size := min(max(s.grow, 4*firstChunk, n), slabBytes/8)
+		s.free, s.grow = make([]*T, size), 2*size
 	}
 	p := s.free[:0:n]
 	s.free = s.free[n:]
@@ -274,14 +294,15 @@ func uint64Append(b []byte, dst *[]uint64) ([]byte, error) {
 	return b[n:], nil
 }
 
-// strBlock is the size of the blocks strings are copied into; a longer
-// string gets memory of its own, so a string kept from a tree keeps at
-// most one block (or itself) alive.
+// strBlock bounds the blocks strings are copied into (a block is no
+// longer than the buffer decoded); a longer string gets memory of its
+// own, so a string kept from a tree keeps at most one block (or itself)
+// alive.
 const strBlock = 2048
 
 // str decodes a string field after checking, as proto.Unmarshal does for
-// proto3 strings, that it is UTF-8. Short strings are copied into shared
-// blocks: each block's bytes are written once and never changed, which
+// proto3 strings, that it is UTF-8. Short strings are copied into the
+// tree's blocks: each block's bytes are written once and never changed, which
 // is what makes strings over them sound.
 func (d *decoder) str(typ protowire.Type, b []byte, dst *string) ([]byte, error) {
 	if typ != protowire.BytesType {
@@ -301,7 +322,7 @@ func (d *decoder) str(typ protowire.Type, b []byte, dst *string) ([]byte, error)
 		*dst = string(v)
 	default:
 		if cap(d.strs)-len(d.strs) < len(v) {
-			d.strs = make([]byte, 0, strBlock)
+			d.strs = make([]byte, 0, max(len(v), min(strBlock, d.size)))
 		}
 		start := len(d.strs)
 		d.strs = append(d.strs, v...)

@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -468,5 +469,30 @@ func TestParse(t *testing.T) {
 		if err == nil && !proto.Equal(got, want) {
 			t.Errorf("%q: tree differs from pg_query.Parse's", sql)
 		}
+	}
+}
+
+// TestTreesDoNotKeepEachOtherAlive decodes many trees and keeps none:
+// after a collection their memory must be gone, though the decoder that
+// made them is still in its pool. Chunks shared between consecutive trees
+// linked every tree to the one before, so that the pool's decoder kept all
+// of them alive, and a verdict cache bounded in bytes held several times
+// its bound.
+func TestTreesDoNotKeepEachOtherAlive(t *testing.T) {
+	const n = 5000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		if _, err := Parse("SELECT c.email AS a" + strconv.Itoa(i) + ", o.status FROM crm.customers c JOIN crm.orders o ON o.customer_id = c.id WHERE o.id = $1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One collection moves the pool's decoders to its victim cache, where
+	// they stay reachable.
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 256<<10 {
+		t.Fatalf("%d trees, none kept, still hold %d KiB after a collection", n, grown>>10)
 	}
 }
