@@ -25,18 +25,7 @@ func BenchmarkSelectDuringDDL(b *testing.B) {
 	w := newWorld(b, alert.ModeEnforce)
 	w.pg.MustExec(b, "postgres", `CREATE SCHEMA IF NOT EXISTS owned;
 		GRANT USAGE, CREATE ON SCHEMA owned TO finance_app`)
-	direct := func(tb testing.TB) *pgx.Conn {
-		cfg, err := pgx.ParseConfig("postgres://finance_app:" + password + "@" + w.pg.Addr() + "/postgres?sslmode=disable")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		conn, err := pgx.ConnectConfig(context.Background(), cfg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { conn.Close(context.Background()) })
-		return conn
-	}
+	direct := func(tb testing.TB) *pgx.Conn { return connectDirect(tb, w, "finance_app") }
 	through := func(tb testing.TB) *pgx.Conn { return w.connect(tb, "finance_app", "-c pgguard.purpose=invoicing") }
 	ddls := []struct{ name, create string }{
 		{"none", ""},
@@ -127,18 +116,7 @@ func BenchmarkTouchDuringDDL(b *testing.B) {
 		CREATE VIEW owned.bench_touch_v AS SELECT id, note FROM owned.bench_touch WHERE id > 0; RESET ROLE`)
 	// The catalog pgguard starts with knows what was created directly.
 	w.connect(b, "finance_app", "").Close(context.Background())
-	direct := func(tb testing.TB) *pgx.Conn {
-		cfg, err := pgx.ParseConfig("postgres://finance_app:" + password + "@" + w.pg.Addr() + "/postgres?sslmode=disable")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		conn, err := pgx.ConnectConfig(context.Background(), cfg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { conn.Close(context.Background()) })
-		return conn
-	}
+	direct := func(tb testing.TB) *pgx.Conn { return connectDirect(tb, w, "finance_app") }
 	through := func(tb testing.TB) *pgx.Conn { return w.connect(tb, "finance_app", "-c pgguard.purpose=invoicing") }
 	type target struct {
 		name    string
@@ -244,4 +222,15 @@ func BenchmarkTouchDuringDDL(b *testing.B) {
 			})
 		}
 	}
+}
+
+// connectDirect opens a session of user straight to w's PostgreSQL,
+// bypassing pgguard.
+func connectDirect(tb testing.TB, w *world, user string) *pgx.Conn {
+	conn, err := pgx.Connect(context.Background(), "postgres://"+user+":"+password+"@"+w.pg.Addr()+"/postgres?sslmode=disable")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
