@@ -330,6 +330,21 @@ func (s *Snapshot) digest() string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
+// withoutRelations is a copy of s, to be filled with relations (extra
+// more than s has), that shares everything else with s. What was derived
+// from s is not carried over: it may depend on the relations replaced,
+// also for relations kept, since a column's lineage follows parents and
+// children.
+func (s *Snapshot) withoutRelations(extra int) *Snapshot {
+	o := *s
+	o.derived = new(sync.Map)
+	o.relations = make(map[QualifiedName]*Relation, len(s.relations)+extra)
+	o.byName = make(map[string][]*Relation, len(s.byName)+extra)
+	o.children = make(map[QualifiedName][]*Relation, len(s.children))
+	o.byOID, o.readers = nil, nil
+	return &o
+}
+
 // Overlay returns a snapshot that describes, for every relation name in
 // names, exactly the relations of rels with that name, in place of those s
 // holds in any schema; everything else is s's. A session reads what its
@@ -346,15 +361,8 @@ func (s *Snapshot) Overlay(names []string, rels []Relation) *Snapshot {
 	for _, n := range names {
 		replaced[n] = true
 	}
-	o := *s
-	// What was derived from s may depend on the relations the overlay
-	// replaces (a column's lineage follows parents and children).
-	o.derived = new(sync.Map)
-	o.relations = make(map[QualifiedName]*Relation, len(s.relations)+len(rels))
-	o.byName = make(map[string][]*Relation, len(s.byName)+len(rels))
-	o.children = make(map[QualifiedName][]*Relation, len(s.children))
 	// The overlay's relations are found by name only.
-	o.byOID, o.readers = nil, nil
+	o := s.withoutRelations(len(rels))
 	o.schemas = make(map[string]bool, len(s.schemas))
 	for name := range s.schemas {
 		o.schemas[name] = true
@@ -390,5 +398,5 @@ func (s *Snapshot) Overlay(names []string, rels []Relation) *Snapshot {
 			strings.Join(r.Columns, ","), r.ColumnTypes, r.Parents, r.ViewDefinition, r.DefinitionSearchPath)
 	}
 	o.version = hex.EncodeToString(h.Sum(nil))[:16]
-	return &o
+	return o
 }

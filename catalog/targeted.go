@@ -185,14 +185,7 @@ func (s *Snapshot) patch(oids []uint32, read *relationsRead) (*Snapshot, error) 
 		return nil, err
 	}
 
-	o := *s
-	// What was derived from s may depend on the relations replaced, also
-	// for relations kept: a column's lineage follows parents and children.
-	o.derived = new(sync.Map)
-	o.relations = make(map[QualifiedName]*Relation, len(s.relations)+len(rels))
-	o.byName = make(map[string][]*Relation, len(s.byName)+len(rels))
-	o.children = make(map[QualifiedName][]*Relation, len(s.children))
-	o.byOID, o.readers = nil, nil
+	o := s.withoutRelations(len(rels))
 	o.schemas = s.schemas
 	cloned := false
 	for _, r := range rels {
@@ -253,7 +246,7 @@ func (s *Snapshot) patch(oids []uint32, read *relationsRead) (*Snapshot, error) 
 		}
 	}
 	o.version = hex.EncodeToString(h.Sum(nil))[:16]
-	return &o, nil
+	return o, nil
 }
 
 // readTypes decodes the types of a targeted read: OID, schema, name,
