@@ -9,9 +9,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"maps"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -328,7 +329,7 @@ func compare(r, direct *suiteResult, refused map[string]string) []string {
 		}
 		problems = append(problems, fmt.Sprintf("%s fails through pgguard%s%s", name, also, out))
 	}
-	for _, top := range sortedKeys(refused) {
+	for _, top := range slices.Sorted(maps.Keys(refused)) {
 		want := refused[top]
 		switch {
 		case !failedTop[top]:
@@ -392,15 +393,6 @@ func suiteName(pkg string) string {
 		return "pgx"
 	}
 	return path.Base(pkg)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // goTool finds the go command: on PATH, or in $GOROOT/bin when GOROOT is
