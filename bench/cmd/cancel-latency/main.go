@@ -19,6 +19,11 @@
 // handshake when the session uses TLS, as pgx and libpq 17 do, the request
 // and the server's close) until the statement's 57014 error arrives on the
 // session.
+//
+// -stages splits each CancelRequest into its waits as the client's socket
+// sees them; -cgroup runs everything in a CPU cgroup of its own, outside
+// the root group where the kernel's autogroup scheduling applies (see
+// sched.go). The report names the autogroup setting and the cgroup.
 package main
 
 import (
@@ -70,6 +75,8 @@ type options struct {
 	warmup, pause    time.Duration
 	out              string
 	loadSSLMode      string
+	stages           bool
+	cgroup           string
 }
 
 // target is one way to the server.
@@ -115,6 +122,8 @@ func parseOptions(args []string) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the first measured cancel of a run")
 	fs.DurationVar(&o.pause, "pause", 20*time.Millisecond, "pause between a cancel and the next statement")
 	fs.StringVar(&o.out, "out", "", "also write the report to this file")
+	fs.StringVar(&o.cgroup, "cgroup", "", "CPU cgroup folder (e.g. /sys/fs/cgroup/cpu/cancelbench, or a cgroup v2 folder) to run in with everything started, outside the root group where autogroup applies (needs root)")
+	fs.BoolVar(&o.stages, "stages", false, "log, per run, where the client's CancelRequest waited (connect, the reply to the SSLRequest, the TLS handshake, the request until the close)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work folder")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -137,6 +146,12 @@ func logf(format string, args ...any) {
 }
 
 func run(ctx context.Context, o *options) error {
+	if o.cgroup != "" {
+		if err := enterCgroup(o.cgroup); err != nil {
+			return err
+		}
+	}
+	logf("scheduling: %s", schedulingContext())
 	work, err := os.MkdirTemp("", "pgguard-cancel-")
 	if err != nil {
 		return err
@@ -201,8 +216,8 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 	var report strings.Builder
-	fmt.Fprintf(&report, "cancel-latency: %d rounds, %d cancels per target and round, load pgbench -S -c %d -j %d, GOMAXPROCS of pgguard from its environment %q\n\n",
-		o.rounds, o.cancels, o.clients, o.threads, o.guardEnv)
+	fmt.Fprintf(&report, "cancel-latency: %d rounds, %d cancels per target and round, load pgbench -S -c %d -j %d, GOMAXPROCS of pgguard from its environment %q\n%s\n\n",
+		o.rounds, o.cancels, o.clients, o.threads, o.guardEnv, schedulingContext())
 	for _, mode := range o.sslmodes {
 		res, req, err := measure(ctx, o, targets, mode, pg.URL(pgtest.Superuser, "", benchDB))
 		if err != nil {
@@ -304,7 +319,7 @@ func startGuard(ctx context.Context, o *options, pg *pgtest.Server, bin, work st
 	go func() { _ = cmd.Wait(); close(g.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := connect(ctx, port, "disable")
+		c, err := connect(ctx, port, "disable", nil)
 		if err == nil {
 			c.Close(ctx)
 			logf("pgguard (upstream sslmode=%s, spare age %q) on port %d, pid %d", upstreamMode, spareAge, port, cmd.Process.Pid)
@@ -329,14 +344,21 @@ func freePort() (int, error) {
 }
 
 // connect opens a session as the bench role.
-func connect(ctx context.Context, port int, sslmode string) (*pgconn.PgConn, error) {
+func connect(ctx context.Context, port int, sslmode string, rec *stageRecorder) (*pgconn.PgConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	// Channel binding cannot span pgguard's two TLS sessions (pgguard
 	// offers no SCRAM-SHA-256-PLUS); pgx would insist on it when the server
 	// is reached directly over TLS, so it is off for every target alike.
-	return pgconn.Connect(ctx, fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=%s&channel_binding=disable",
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=%s&channel_binding=disable",
 		benchUser, benchPassword, port, benchDB, sslmode))
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil {
+		cfg.DialFunc = rec.dial
+	}
+	return pgconn.ConnectConfig(ctx, cfg)
 }
 
 // backendPID asks the session for its backend's pid.
@@ -432,7 +454,13 @@ func measureRun(ctx context.Context, o *options, t target, sslmode, superURL str
 		}
 		defer func() { _ = rec.Process.Signal(syscall.SIGINT); _ = rec.Wait() }()
 	}
-	conn, err := connect(ctx, t.port, sslmode)
+	var rec *stageRecorder
+	var seen []stages
+	if o.stages {
+		rec = &stageRecorder{}
+		defer func() { logf("%s, round %d, stages of the CancelRequest:\n%s", t.name, round+1, stageSummary(seen)) }()
+	}
+	conn, err := connect(ctx, t.port, sslmode, rec)
 	if err != nil {
 		return runTimes{}, fmt.Errorf("connect: %w", err)
 	}
@@ -457,11 +485,19 @@ func measureRun(ctx context.Context, o *options, t target, sslmode, superURL str
 		if err := waitSleeping(ctx, watch, pid, done); err != nil {
 			return runTimes{}, err
 		}
+		if rec != nil {
+			rec.arm()
+		}
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := conn.CancelRequest(cctx)
 		requested := time.Since(start)
 		cancel()
+		if rec != nil {
+			if s, ok := rec.result(); ok {
+				seen = append(seen, s)
+			}
+		}
 		if err != nil {
 			return runTimes{}, fmt.Errorf("cancel request: %w", err)
 		}
