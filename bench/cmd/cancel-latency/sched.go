@@ -13,8 +13,9 @@ import (
 // PostgreSQL makes every backend the leader of a session of its own, so
 // with autogroup (kernel.sched_autogroup_enabled, on by default in most
 // distributions) each backend is a scheduling group of its own; autogroup
-// applies only to tasks in the root CPU cgroup, which services with CPU
-// accounting and containers leave. The report says which case a run was.
+// applies only to tasks in the root CPU cgroup, which containers and
+// systemd services with a CPU weight leave. The report says which case a
+// run was.
 
 const autogroupKnob = "/proc/sys/kernel/sched_autogroup_enabled"
 
@@ -57,8 +58,8 @@ func cpuCgroup() string {
 }
 
 // enterCgroup moves this process, and so everything it starts later, into
-// the cgroup folder dir (created if missing), as a service manager with
-// CPU accounting or a container runtime places a service.
+// the cgroup folder dir (created if missing), as a container runtime, or
+// systemd for a unit with a CPU weight, places a service.
 func enterCgroup(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cgroup %s: %w", dir, err)
