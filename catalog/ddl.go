@@ -34,7 +34,7 @@ import (
 func FromDDL(database, sql string) (*Snapshot, error) {
 	sql = blankMetaCommands(sql)
 	if sqldepth.TooDeep(sql) {
-		return nil, fmt.Errorf("a statement nests more than %d levels deep", sqldepth.Limit)
+		return nil, fmt.Errorf("a statement nests more than %d levels deep", sqldepth.Limit())
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {

@@ -296,7 +296,7 @@ func textDenial(sql string, lim Limits) *Denial {
 		return d
 	}
 	if sqldepth.TooDeep(sql) {
-		return &Denial{Code: CodeTooDeep, Reason: fmt.Sprintf("the statement nests more than %d levels deep", sqldepth.Limit)}
+		return &Denial{Code: CodeTooDeep, Reason: fmt.Sprintf("the statement nests more than %d levels deep", sqldepth.Limit())}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pgguard/pgguard/internal/sqldepth"
 	"io"
 	"net"
 	"net/http"
@@ -342,6 +343,10 @@ func (a *app) serveOn(ctx context.Context, ls listeners, c *serveConfig) error {
 		ev = ev.Str("metrics", ls.metrics.Addr().String())
 	}
 	ev.Msg("pgguard serving")
+	if stack, limit := sqldepth.Stack(); limit < sqldepth.MaxLimit {
+		a.log.Warn().Int64("stack_bytes", stack).Int("nesting_limit", limit).
+			Msgf("threads have a small stack: statements nesting more than %d levels are refused (%d with ulimit -s of 2 MiB or more)", limit, sqldepth.MaxLimit)
+	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	if a.store != nil {

@@ -15,11 +15,21 @@ import (
 	pg "github.com/pganalyze/pg_query_go/v6"
 )
 
-// Limit is the deepest nesting, in the units Estimate counts, that pgguard
-// hands to the parser. A unit is at least one tree level; the parser and
-// its walkers stand several thousand before they fail, so the limit leaves
-// a wide margin, and statements written by people or ORMs stay far below it.
-const Limit = 1000
+// MaxLimit is the deepest nesting, in the units Estimate counts, that
+// pgguard hands to the parser. A unit is at least one tree level; on the
+// usual 8 MiB stack the parser and its walkers stand some 20,000 before they
+// fail, so the limit leaves a wide margin, and statements written by people
+// or ORMs stay far below it. A smaller stack lowers it (see Limit).
+const MaxLimit = 1000
+
+// Limit is the deepest nesting pgguard hands to the parser on this
+// process's stacks: MaxLimit, or less where threads have less than about
+// 1.6 MiB of stack (ulimit -s, or a C library with small default thread
+// stacks), so that a statement let through can never overflow one.
+func Limit() int {
+	_, limit := Stack()
+	return limit
+}
 
 // minBytesPerUnit: every unit Estimate counts needs at least one byte of
 // text, so a text shorter than Limit cannot exceed it and is not scanned.
@@ -28,11 +38,12 @@ const minBytesPerUnit = 1
 // TooDeep reports whether sql may nest deeper than Limit, or cannot be
 // scanned at all; either way it must not reach the parser.
 func TooDeep(sql string) bool {
-	if len(sql) < Limit*minBytesPerUnit {
+	limit := Limit()
+	if len(sql) < limit*minBytesPerUnit {
 		return false
 	}
 	d, ok := Estimate(sql)
-	return !ok || d > Limit
+	return !ok || d > limit
 }
 
 // Estimate returns an upper bound, in units of roughly one parse tree level,

@@ -53,7 +53,7 @@ func TestFlatStatementsAreAccepted(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			sql := c.make(5_000)
 			d, ok := Estimate(sql)
-			if !ok || d > Limit {
+			if !ok || d > Limit() {
 				t.Fatalf("estimate %d (ok=%v) for a flat statement of %d bytes", d, ok, len(sql))
 			}
 		})
@@ -63,17 +63,17 @@ func TestFlatStatementsAreAccepted(t *testing.T) {
 func TestShortTextIsNotScanned(t *testing.T) {
 	// Every unit needs a byte: the shortest text that can exceed the
 	// limit is Limit+1 bytes of brackets.
-	if TooDeep(strings.Repeat("(", Limit-1)) {
+	if TooDeep(strings.Repeat("(", Limit()-1)) {
 		t.Fatal("text shorter than the limit refused")
 	}
-	if !TooDeep("SELECT " + strings.Repeat("(", Limit+1)) {
+	if !TooDeep("SELECT " + strings.Repeat("(", Limit()+1)) {
 		t.Fatal("brackets beyond the limit accepted")
 	}
 }
 
 func TestUnscannableTextIsRefused(t *testing.T) {
 	// An unterminated quoted name makes PostgreSQL's scanner fail.
-	if !TooDeep(`SELECT "` + strings.Repeat("a", 2*Limit)) {
+	if !TooDeep(`SELECT "` + strings.Repeat("a", 2*Limit())) {
 		t.Fatal("text the scanner rejects was let through")
 	}
 }

@@ -1,0 +1,69 @@
+package sqldepth
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// smallStackEnv marks the re-run of this test binary under a small stack.
+const smallStackEnv = "SQLDEPTH_SMALL_STACK_CHILD"
+
+// TestSmallStacksLowerTheLimit runs the deepest statements the estimate
+// lets through, of every construct, in a process whose stacks are small
+// (ulimit -s): on 256 KiB a chain of 1,000 operators, which the fixed
+// limit let through, overflowed the stack and ended the process.
+func TestSmallStacksLowerTheLimit(t *testing.T) {
+	if os.Getenv(smallStackEnv) != "" {
+		t.Skip("the child's own run")
+	}
+	for _, kib := range []int{128, 256, 1024} {
+		t.Run(strconv.Itoa(kib)+"KiB", func(t *testing.T) {
+			cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf(`ulimit -s %d && exec "$0" -test.run '^TestDeepestAllowedParses$' -test.v`, kib), os.Args[0])
+			cmd.Env = append(os.Environ(), smallStackEnv+"=1")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("child under ulimit -s %d: %v\n%s", kib, err, tail(out))
+			}
+			want := fmt.Sprintf("stack %d bytes, limit %d", kib<<10, limitFor(int64(kib)<<10))
+			if !strings.Contains(string(out), want) {
+				t.Fatalf("child did not report %q:\n%s", want, tail(out))
+			}
+			if limitFor(int64(kib)<<10) >= MaxLimit {
+				t.Fatalf("%d KiB keeps the full limit", kib)
+			}
+		})
+	}
+}
+
+// TestDeepestAllowedParses is the child's part: every construct at the
+// deepest nesting TooDeep lets through goes through every walker.
+func TestDeepestAllowedParses(t *testing.T) {
+	if os.Getenv(smallStackEnv) == "" {
+		t.Skip("runs under TestSmallStacksLowerTheLimit")
+	}
+	bytes, limit := Stack()
+	fmt.Printf("stack %d bytes, limit %d\n", bytes, limit)
+	for _, c := range deepConstructs {
+		lo, hi := 1, 4*MaxLimit
+		for lo < hi {
+			mid := (lo + hi) / 2
+			if TooDeep(c.make(mid)) {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		parseAll(c.make(lo - 1))
+	}
+}
+
+func tail(b []byte) string {
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
