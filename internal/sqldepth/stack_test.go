@@ -48,16 +48,7 @@ func TestDeepestAllowedParses(t *testing.T) {
 	bytes, limit := Stack()
 	fmt.Printf("stack %d bytes, limit %d\n", bytes, limit)
 	for _, c := range deepConstructs {
-		lo, hi := 1, 4*MaxLimit
-		for lo < hi {
-			mid := (lo + hi) / 2
-			if TooDeep(c.make(mid)) {
-				hi = mid
-			} else {
-				lo = mid + 1
-			}
-		}
-		parseAll(c.make(lo - 1))
+		parseAll(c.make(deepestAllowed(c, 4*MaxLimit)))
 	}
 }
 
