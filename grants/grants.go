@@ -48,8 +48,10 @@ type Options struct {
 type Plan struct {
 	// Departments are sorted by name.
 	Departments []Department
-	// Users maps each user of the policy to the departments it belongs to
-	// (at every level), sorted.
+	// Users maps each user of the policy to the Name of the department
+	// whose role it is a member of: its department, when its departments
+	// are one and those above it, else the set of its departments; none
+	// for a user in no department.
 	Users map[string][]string
 	// Schemas are the schemas the plan's REVOKEs sweep: every schema of the
 	// catalog outside PostgreSQL's own.
@@ -65,9 +67,15 @@ type Plan struct {
 	userPurposes map[string][]string
 }
 
-// Department is one department's role and privileges.
+// Department is one department's role and privileges, or those of a set
+// of departments some user belongs to.
 type Department struct {
+	// Name is the department's, or the set's names joined by " + ".
 	Name, Role string
+	// Departments are the departments whose rules decide, sorted: the one
+	// department (and, through the policy, those above it), or the set of
+	// a user in several.
+	Departments []string
 	// Tables are sorted by schema and name; only those with a privilege.
 	Tables []Table
 }
@@ -88,28 +96,33 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	purposes := rules.purposes()
 	plan := &Plan{Users: map[string][]string{}}
 	for _, dept := range rules.departments() {
-		d := Department{Name: dept, Role: opts.RolePrefix + roleSafe(dept)}
-		for _, r := range snap.Relations() {
-			if builtinSchema(r.Schema) {
-				continue
-			}
-			allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
-			if t, ok := tablePrivileges(snap, allowed, r); ok {
-				d.Tables = append(d.Tables, t)
-			}
-		}
-		plan.Departments = append(plan.Departments, d)
+		allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
+		plan.Departments = append(plan.Departments, Department{Name: dept, Role: opts.RolePrefix + roleSafe(dept),
+			Departments: []string{dept}, Tables: relationPrivileges(snap, allowed)})
 	}
+	// A user is decided on all of its departments at once: an allow of
+	// one and a deny of another is a deny, and so is an allow of a parent
+	// department and a deny of the child. A user in one department (and
+	// those above it) is a member of that department's role alone, whose
+	// privileges are decided on the department with its parents' rules; a
+	// user in several is a member of the role of its set of departments,
+	// decided on the user, as every user with the same set would be.
+	namer := NewNamer(pol, "")
 	for _, user := range rules.users() {
-		var depts []string
-		for _, role := range append([]string{user}, pol.Roles(user)...) {
-			if slices.Contains(rules.departments(), role) {
-				depts = append(depts, role)
-			}
+		set := namer.departmentSet(user)
+		if len(set) < 2 {
+			plan.Users[user] = set
+			continue
 		}
-		sort.Strings(depts)
-		plan.Users[user] = depts
+		name := strings.Join(set, " + ")
+		if !slices.ContainsFunc(plan.Departments, func(d Department) bool { return d.Name == name }) {
+			allowed := func(a []authz.Access) bool { return allowedForSome(pol, user, purposes, a) }
+			plan.Departments = append(plan.Departments, Department{Name: name, Role: setRoleName(opts.RolePrefix, set),
+				Departments: set, Tables: relationPrivileges(snap, allowed)})
+		}
+		plan.Users[user] = []string{name}
 	}
+	sort.Slice(plan.Departments, func(i, j int) bool { return plan.Departments[i].Name < plan.Departments[j].Name })
 	for _, s := range snap.Schemas() {
 		if !builtinSchema(s) {
 			plan.Schemas = append(plan.Schemas, s)
@@ -124,6 +137,21 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 		plan.compilePurposes(pol, snap, rules, opts)
 	}
 	return plan, nil
+}
+
+// relationPrivileges decides every relation of snap outside PostgreSQL's
+// own schemas by allowed, and returns those with a privilege.
+func relationPrivileges(snap *catalog.Snapshot, allowed func([]authz.Access) bool) []Table {
+	var out []Table
+	for _, r := range snap.Relations() {
+		if builtinSchema(r.Schema) {
+			continue
+		}
+		if t, ok := tablePrivileges(snap, allowed, r); ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // tablePrivileges decides each column of r by allowed. A stored column is

@@ -57,17 +57,33 @@ func PurposeRoleName(prefix string, departments []string, purpose string) string
 	if prefix == "" {
 		prefix = DefaultPurposePrefix
 	}
-	sum := sha256.Sum256([]byte(strings.Join(departments, "\x00") + "\x01" + purpose))
-	tail := "_" + hex.EncodeToString(sum[:4])
-	parts := make([]string, len(departments))
-	for i, d := range departments {
-		parts[i] = roleSafe(d)
-	}
 	p := "none"
 	if purpose != "" {
 		p = roleSafe(purpose)
 	}
-	readable := strings.Join(parts, "__") + "__" + p
+	return hashedRoleName(prefix, safeNames(departments)+"__"+p, strings.Join(departments, "\x00")+"\x01"+purpose)
+}
+
+// setRoleName is the department role of a set of departments, named as
+// purpose roles are: the names made safe and a hash of the exact names.
+func setRoleName(prefix string, departments []string) string {
+	return hashedRoleName(prefix, safeNames(departments), strings.Join(departments, "\x00")+"\x02")
+}
+
+// safeNames are names made safe, joined by "__".
+func safeNames(names []string) string {
+	parts := make([]string, len(names))
+	for i, d := range names {
+		parts[i] = roleSafe(d)
+	}
+	return strings.Join(parts, "__")
+}
+
+// hashedRoleName is prefix, readable cut to fit, and 8 hex digits of a
+// hash of key, in lower case.
+func hashedRoleName(prefix, readable, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	tail := "_" + hex.EncodeToString(sum[:4])
 	if room := maxRoleName - len(prefix) - len(tail); len(readable) > room {
 		readable = readable[:max(room, 0)]
 	}
