@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/pgguard/pgguard/authz"
-	"github.com/pgguard/pgguard/catalog"
 )
 
 // Purpose roles make PostgreSQL enforce the purpose too, not only the
@@ -171,7 +170,7 @@ func PurposeRoleFunc(prefix string) func(pol *authz.Policy, user, purpose string
 // compilePurposes adds the purpose roles: one per department and purpose,
 // and one per purpose for every set of departments a user holds that no
 // single department stands for.
-func (p *Plan) compilePurposes(pol *authz.Policy, snap *catalog.Snapshot, rs rules, opts Options) {
+func (p *Plan) compilePurposes(pol *authz.Policy, an *analysis, rs rules, opts Options) {
 	p.purposeMode = true
 	prefix := opts.PurposePrefix
 	if prefix == "" {
@@ -200,14 +199,7 @@ func (p *Plan) compilePurposes(pol *authz.Policy, snap *catalog.Snapshot, rs rul
 		for _, purpose := range n.purposes {
 			pr := PurposeRole{Role: PurposeRoleName(prefix, s.depts, purpose), Departments: s.depts, Purpose: purpose}
 			allowed := func(a []authz.Access) bool { return pol.Decide(s.subject, purpose, a).Allowed }
-			for _, r := range snap.Relations() {
-				if builtinSchema(r.Schema) {
-					continue
-				}
-				if t, ok := tablePrivileges(snap, allowed, r); ok {
-					pr.Tables = append(pr.Tables, t)
-				}
-			}
+			pr.Tables = relationPrivileges(an, allowed)
 			p.Purposes = append(p.Purposes, pr)
 		}
 	}
