@@ -65,6 +65,9 @@ type Plan struct {
 	purposeMode bool
 	// userPurposes are each user's purpose roles, sorted.
 	userPurposes map[string][]string
+	// rolePrefix and purposePrefix start the names of the roles the plan
+	// manages, its own and those earlier plans made (see sweep).
+	rolePrefix, purposePrefix string
 }
 
 // Department is one department's role and privileges, or those of a set
@@ -94,8 +97,11 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	}
 	rules := parseRules(pol.Rules())
 	purposes := rules.purposes()
+	if opts.PurposePrefix == "" {
+		opts.PurposePrefix = DefaultPurposePrefix
+	}
 	an := newAnalysis(snap)
-	plan := &Plan{Users: map[string][]string{}}
+	plan := &Plan{Users: map[string][]string{}, rolePrefix: opts.RolePrefix, purposePrefix: opts.PurposePrefix}
 	for _, dept := range rules.departments() {
 		allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
 		plan.Departments = append(plan.Departments, Department{Name: dept, Role: opts.RolePrefix + roleSafe(dept),
@@ -110,6 +116,9 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	// decided on the user, as every user with the same set would be.
 	namer := NewNamer(pol, "")
 	for _, user := range rules.users() {
+		if strings.Contains(user, "$pgguard$") {
+			return nil, fmt.Errorf("user %q: the name holds $pgguard$, which quotes the plan's DO blocks", user)
+		}
 		set := namer.departmentSet(user)
 		if len(set) < 2 {
 			plan.Users[user] = set

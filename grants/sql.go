@@ -26,6 +26,7 @@ func (p *Plan) SQL() string {
 	for _, user := range sortedKeys(p.Users) {
 		p.user(&b, user)
 	}
+	p.sweep(&b)
 	return b.String()
 }
 
@@ -83,15 +84,24 @@ func (p *Plan) revokeTables(b *strings.Builder, role string) {
 	if len(p.Schemas) == 0 {
 		return
 	}
-	schemas := make([]string, len(p.Schemas))
-	for i, s := range p.Schemas {
-		schemas[i] = quoteIdent(s)
-	}
-	list := strings.Join(schemas, ", ")
+	list := p.schemaIdents()
 	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;\n", list, role)
 	fmt.Fprintf(b, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s;\n", list, role)
 	fmt.Fprintf(b, "REVOKE USAGE ON SCHEMA %s FROM %s;\n", list, role)
 }
+
+// schemaIdents lists the plan's schemas, quoted, for REVOKE ... IN SCHEMA.
+func (p *Plan) schemaIdents() string {
+	schemas := make([]string, len(p.Schemas))
+	for i, s := range p.Schemas {
+		schemas[i] = quoteIdent(s)
+	}
+	return strings.Join(schemas, ", ")
+}
+
+// schemaList is schemaIdents as a string constant, for format() in a DO
+// block.
+func (p *Plan) schemaList() string { return quoteLiteral(p.schemaIdents()) }
 
 // schemas are the schemas the department has a privilege in.
 func (d Department) schemas() []string {

@@ -1,0 +1,84 @@
+package grants
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// sweep takes back what earlier plans gave and this one does not. The
+// roles whose names start with the plan's prefixes are pgguard's: every
+// membership in one of them that the plan does not grant is revoked (a
+// login the policy no longer names, a department or purpose whose rules
+// are gone, a role granted by hand to a login outside the policy), as is
+// the ADMIN OPTION on the memberships it does grant (with which a login
+// could pass its role on) and every membership of such a role in another
+// (the plan's roles hold privileges of their own only). A role of the
+// prefixes the plan no longer has loses every privilege in the plan's
+// schemas, as the plan's own roles do before their grants; the role
+// itself is left, empty, since other databases of the cluster may still
+// use it.
+func (p *Plan) sweep(b *strings.Builder) {
+	var roles, planRoles, planMembers []string
+	for _, d := range p.Departments {
+		roles = append(roles, d.Role)
+	}
+	for _, pr := range p.Purposes {
+		roles = append(roles, pr.Role)
+	}
+	for _, user := range sortedKeys(p.Users) {
+		for _, d := range p.Departments {
+			if slices.Contains(p.Users[user], d.Name) {
+				planRoles, planMembers = append(planRoles, d.Role), append(planMembers, user)
+			}
+		}
+		for _, role := range p.userPurposes[user] {
+			planRoles, planMembers = append(planRoles, role), append(planMembers, user)
+		}
+	}
+	ours := func(col string) string {
+		var or []string
+		for _, prefix := range []string{p.rolePrefix, strings.ToLower(p.rolePrefix), strings.ToLower(p.purposePrefix)} {
+			or = append(or, "pg_catalog.starts_with("+col+", "+quoteLiteral(prefix)+")")
+		}
+		return "(" + strings.Join(or, " OR ") + ")"
+	}
+	role, member := ours("g.rolname"), ours("m.rolname")
+	fmt.Fprintf(b, "\n-- roles of earlier plans, and memberships the plan does not grant\n")
+	fmt.Fprintf(b, "DO $pgguard$\nDECLARE r record;\nBEGIN\n")
+	fmt.Fprintf(b, `	FOR r IN SELECT g.rolname AS role, m.rolname AS member, a.admin_option,
+			(g.rolname, m.rolname) IN (SELECT * FROM unnest(%s::text[], %s::text[])) AS planned
+		FROM pg_catalog.pg_auth_members a
+		JOIN pg_catalog.pg_roles g ON g.oid = a.roleid
+		JOIN pg_catalog.pg_roles m ON m.oid = a.member
+		WHERE %s OR %s
+	LOOP
+		IF NOT r.planned THEN
+			EXECUTE pg_catalog.format('REVOKE %%I FROM %%I', r.role, r.member);
+		ELSIF r.admin_option THEN
+			EXECUTE pg_catalog.format('REVOKE ADMIN OPTION FOR %%I FROM %%I', r.role, r.member);
+		END IF;
+	END LOOP;
+`, textArray(planRoles), textArray(planMembers), role, member)
+	if len(p.Schemas) > 0 {
+		fmt.Fprintf(b, `	FOR r IN SELECT g.rolname AS role FROM pg_catalog.pg_roles g
+		WHERE %s AND g.rolname <> ALL (%s::text[])
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %%s FROM %%I', %s, r.role);
+		EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %%s FROM %%I', %s, r.role);
+		EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA %%s FROM %%I', %s, r.role);
+	END LOOP;
+`, role, textArray(roles), p.schemaList(), p.schemaList(), p.schemaList())
+	}
+	b.WriteString("END $pgguard$;\n")
+}
+
+// textArray is an ARRAY constructor of string constants, typed by the
+// caller's cast.
+func textArray(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = quoteLiteral(s)
+	}
+	return "ARRAY[" + strings.Join(q, ", ") + "]"
+}
