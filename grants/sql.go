@@ -19,6 +19,7 @@ func (p *Plan) SQL() string {
 	var b strings.Builder
 	b.WriteString("-- pgguard grants: PostgreSQL's own privileges, compiled from the policy.\n")
 	b.WriteString("-- Run as a superuser or the tables' owner, in one transaction.\n")
+	p.revokePublic(&b)
 	for _, d := range p.Departments {
 		p.department(&b, d)
 	}
@@ -28,6 +29,19 @@ func (p *Plan) SQL() string {
 	}
 	p.sweep(&b)
 	return b.String()
+}
+
+// revokePublic takes every table and sequence privilege in the plan's
+// schemas from PUBLIC: a grant to PUBLIC is one to every login, and a
+// table-wide SELECT to PUBLIC would make the column grants meaningless.
+// The schemas' USAGE, which opens nothing by itself, stays.
+func (p *Plan) revokePublic(b *strings.Builder) {
+	if len(p.Schemas) == 0 {
+		return
+	}
+	b.WriteString("\n-- PUBLIC, which every role is a member of\n")
+	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
+	fmt.Fprintf(b, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
 }
 
 // department writes one department's role and privileges.
