@@ -17,7 +17,9 @@ import (
 // prefixes the plan no longer has loses every privilege in the plan's
 // schemas, as the plan's own roles do before their grants; the role
 // itself is left, empty, since other databases of the cluster may still
-// use it.
+// use it. A user loses its memberships in roles outside the plan through
+// which it could use privileges in the plan's schemas: the policy is
+// what its logins may use there.
 func (p *Plan) sweep(b *strings.Builder) {
 	var roles, planRoles, planMembers []string
 	for _, d := range p.Departments {
@@ -60,6 +62,36 @@ func (p *Plan) sweep(b *strings.Builder) {
 		END IF;
 	END LOOP;
 `, textArray(planRoles), textArray(planMembers), role, member)
+	// A user's membership in a role outside the plan through which it
+	// reaches privileges in the plan's schemas: a role that owns a
+	// relation there or holds a privilege on one (another login's
+	// department role included), a superuser, pg_read_all_data or
+	// pg_write_all_data, or one it may become from there.
+	if len(p.Schemas) > 0 {
+		fmt.Fprintf(b, `	FOR r IN
+		WITH rel AS (
+			SELECT c.oid, c.relowner, c.relacl
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = ANY (%s::text[])
+		), privileged AS (
+			SELECT relowner AS oid FROM rel
+			UNION SELECT e.grantee FROM rel, LATERAL pg_catalog.aclexplode(rel.relacl) e
+			UNION SELECT e.grantee FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid, LATERAL pg_catalog.aclexplode(a.attacl) e
+			UNION SELECT oid FROM pg_catalog.pg_roles WHERE rolsuper OR rolname IN ('pg_read_all_data', 'pg_write_all_data')
+		)
+		SELECT g.rolname AS role, m.rolname AS member
+		FROM pg_catalog.pg_auth_members a
+		JOIN pg_catalog.pg_roles g ON g.oid = a.roleid
+		JOIN pg_catalog.pg_roles m ON m.oid = a.member
+		WHERE m.rolname = ANY (%s::text[]) AND NOT %s
+		  AND EXISTS (SELECT FROM privileged x JOIN pg_catalog.pg_roles xr ON xr.oid = x.oid
+			WHERE pg_catalog.pg_has_role(g.oid, x.oid, 'MEMBER'))
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE %%I FROM %%I', r.role, r.member);
+		RAISE NOTICE 'pgguard grants: %% is no longer a member of %%, through which it reached privileges the policy does not give', r.member, r.role;
+	END LOOP;
+`, textArray(p.Schemas), textArray(sortedKeys(p.Users)), role)
+	}
 	if len(p.Schemas) > 0 {
 		fmt.Fprintf(b, `	FOR r IN SELECT g.rolname AS role FROM pg_catalog.pg_roles g
 		WHERE %s AND g.rolname <> ALL (%s::text[])
