@@ -263,15 +263,6 @@ func (p *Plan) checkedRoles() []string {
 // (an INHERIT user holds all of its purpose roles') is a difference.
 func (p *Plan) expectPurposes(out map[grantKey]bool) {
 	for _, pr := range p.Purposes {
-		for _, t := range pr.Tables {
-			for _, g := range []struct {
-				privilege string
-				cols      []string
-			}{{"SELECT", t.Select}, {"INSERT", t.Insert}, {"UPDATE", t.Update}} {
-				for _, c := range g.cols {
-					out[grantKey{pr.Role, g.privilege, t.Schema + "." + t.Name + "." + c}] = true
-				}
-			}
-		}
+		expectTables(out, pr.Role, pr.Tables)
 	}
 }
