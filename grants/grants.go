@@ -81,6 +81,10 @@ type Department struct {
 	Departments []string
 	// Tables are sorted by schema and name; only those with a privilege.
 	Tables []Table
+	// Routines are the routines outside PostgreSQL's own schemas that the
+	// department may call for some purpose, schema.name, sorted; those
+	// among them that run with their owner's rights get EXECUTE.
+	Routines []string
 }
 
 // Table is a department's privileges on one relation.
@@ -105,7 +109,7 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	for _, dept := range rules.departments() {
 		allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
 		plan.Departments = append(plan.Departments, Department{Name: dept, Role: opts.RolePrefix + roleSafe(dept),
-			Departments: []string{dept}, Tables: relationPrivileges(an, allowed)})
+			Departments: []string{dept}, Tables: relationPrivileges(an, allowed), Routines: routinesFor(pol, snap, dept, purposes)})
 	}
 	// A user is decided on all of its departments at once: an allow of
 	// one and a deny of another is a deny, and so is an allow of a parent
@@ -116,8 +120,8 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	// decided on the user, as every user with the same set would be.
 	namer := NewNamer(pol, "")
 	for _, user := range rules.users() {
-		if strings.Contains(user, "$pgguard$") {
-			return nil, fmt.Errorf("user %q: the name holds $pgguard$, which quotes the plan's DO blocks", user)
+		if err := quotable("user", user); err != nil {
+			return nil, err
 		}
 		set := namer.departmentSet(user)
 		if len(set) < 2 {
@@ -128,14 +132,24 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 		if !slices.ContainsFunc(plan.Departments, func(d Department) bool { return d.Name == name }) {
 			allowed := func(a []authz.Access) bool { return allowedForSome(pol, user, purposes, a) }
 			plan.Departments = append(plan.Departments, Department{Name: name, Role: setRoleName(opts.RolePrefix, set),
-				Departments: set, Tables: relationPrivileges(an, allowed)})
+				Departments: set, Tables: relationPrivileges(an, allowed), Routines: routinesFor(pol, snap, user, purposes)})
 		}
 		plan.Users[user] = []string{name}
 	}
 	sort.Slice(plan.Departments, func(i, j int) bool { return plan.Departments[i].Name < plan.Departments[j].Name })
 	for _, s := range snap.Schemas() {
 		if !builtinSchema(s) {
+			if err := quotable("schema", s); err != nil {
+				return nil, err
+			}
 			plan.Schemas = append(plan.Schemas, s)
+		}
+	}
+	for _, d := range plan.Departments {
+		for _, r := range d.Routines {
+			if err := quotable("routine", r); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, s := range opts.Sequences {
@@ -147,6 +161,16 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 		plan.compilePurposes(pol, an, rules, opts)
 	}
 	return plan, nil
+}
+
+// quotable refuses a name that the plan's DO blocks, quoted by
+// $pgguard$, cannot hold: such a name would end the block early and run
+// the rest of it as SQL of its own.
+func quotable(kind, name string) error {
+	if strings.Contains(name, "$pgguard$") {
+		return fmt.Errorf("%s %q: the name holds $pgguard$, which quotes the plan's DO blocks", kind, name)
+	}
+	return nil
 }
 
 // relationPrivileges decides every relation of the analysis's catalog

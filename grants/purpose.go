@@ -45,6 +45,9 @@ type PurposeRole struct {
 	Purpose string
 	// Tables are sorted by schema and name; only those with a privilege.
 	Tables []Table
+	// Routines are those the departments may call under the purpose, as
+	// Department.Routines.
+	Routines []string
 }
 
 // PurposeRoleName is the role of departments under purpose. The name is the
@@ -200,6 +203,7 @@ func (p *Plan) compilePurposes(pol *authz.Policy, an *analysis, rs rules, opts O
 			pr := PurposeRole{Role: PurposeRoleName(prefix, s.depts, purpose), Departments: s.depts, Purpose: purpose}
 			allowed := func(a []authz.Access) bool { return pol.Decide(s.subject, purpose, a).Allowed }
 			pr.Tables = relationPrivileges(an, allowed)
+			pr.Routines = routinesFor(pol, an.snap, s.subject, []string{purpose})
 			p.Purposes = append(p.Purposes, pr)
 		}
 	}
@@ -223,7 +227,7 @@ func (p *Plan) purposeSQL(b *strings.Builder) {
 			purpose = "(none)"
 		}
 		label := fmt.Sprintf("%s, purpose %s", strings.Join(pr.Departments, " + "), purpose)
-		p.department(b, Department{Name: label, Role: pr.Role, Tables: pr.Tables})
+		p.department(b, Department{Name: label, Role: pr.Role, Tables: pr.Tables, Routines: pr.Routines})
 	}
 }
 

@@ -42,6 +42,7 @@ func (p *Plan) revokePublic(b *strings.Builder) {
 	b.WriteString("\n-- PUBLIC, which every role is a member of\n")
 	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
 	fmt.Fprintf(b, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
+	p.definers(b, "PUBLIC", nil)
 }
 
 // department writes one department's role and privileges.
@@ -72,6 +73,7 @@ func (p *Plan) department(b *strings.Builder, d Department) {
 		}
 	}
 	p.grantSequences(b, d, role)
+	p.definers(b, role, d.Routines)
 }
 
 // user writes one login's memberships: its departments' roles, and no
@@ -79,6 +81,7 @@ func (p *Plan) department(b *strings.Builder, d Department) {
 func (p *Plan) user(b *strings.Builder, user string) {
 	fmt.Fprintf(b, "\n-- user %s\n", user)
 	p.revokeTables(b, quoteIdent(user))
+	p.definers(b, quoteIdent(user), nil)
 	mine := p.Users[user]
 	for _, d := range p.Departments {
 		verb := "REVOKE %s FROM %s;\n"

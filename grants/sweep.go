@@ -99,8 +99,9 @@ func (p *Plan) sweep(b *strings.Builder) {
 		EXECUTE pg_catalog.format('REVOKE ALL ON ALL TABLES IN SCHEMA %%s FROM %%I', %s, r.role);
 		EXECUTE pg_catalog.format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %%s FROM %%I', %s, r.role);
 		EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA %%s FROM %%I', %s, r.role);
+		EXECUTE pg_catalog.format('REVOKE ALL ON ALL ROUTINES IN SCHEMA %%s FROM %%I', %s, r.role);
 	END LOOP;
-`, role, textArray(roles), p.schemaList(), p.schemaList(), p.schemaList())
+`, role, textArray(roles), p.schemaList(), p.schemaList(), p.schemaList(), p.schemaList())
 	}
 	b.WriteString("END $pgguard$;\n")
 }
