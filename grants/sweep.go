@@ -19,7 +19,10 @@ import (
 // itself is left, empty, since other databases of the cluster may still
 // use it. A user loses its memberships in roles outside the plan through
 // which it could use privileges in the plan's schemas: the policy is
-// what its logins may use there.
+// what its logins may use there. Default privileges that would give
+// relations created later to PUBLIC, the users or the prefixes' roles are
+// revoked, and a role that default privileges name counts as reaching
+// privileges.
 func (p *Plan) sweep(b *strings.Builder) {
 	var roles, planRoles, planMembers []string
 	for _, d := range p.Departments {
@@ -78,6 +81,9 @@ func (p *Plan) sweep(b *strings.Builder) {
 			UNION SELECT e.grantee FROM rel, LATERAL pg_catalog.aclexplode(rel.relacl) e
 			UNION SELECT e.grantee FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid, LATERAL pg_catalog.aclexplode(a.attacl) e
 			UNION SELECT oid FROM pg_catalog.pg_roles WHERE rolsuper OR rolname IN ('pg_read_all_data', 'pg_write_all_data')
+			UNION SELECT e.grantee FROM pg_catalog.pg_default_acl d
+				LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace, LATERAL pg_catalog.aclexplode(d.defaclacl) e
+			WHERE d.defaclobjtype IN ('r', 'S') AND (d.defaclnamespace = 0 OR n.nspname = ANY (%s::text[]))
 		)
 		SELECT g.rolname AS role, m.rolname AS member
 		FROM pg_catalog.pg_auth_members a
@@ -89,6 +95,24 @@ func (p *Plan) sweep(b *strings.Builder) {
 	LOOP
 		EXECUTE pg_catalog.format('REVOKE %%I FROM %%I', r.role, r.member);
 		RAISE NOTICE 'pgguard grants: %% is no longer a member of %%, through which it reached privileges the policy does not give', r.member, r.role;
+	END LOOP;
+`, textArray(p.Schemas), textArray(p.Schemas), textArray(sortedKeys(p.Users)), role)
+		// Default privileges that would give a table or sequence created
+		// later to PUBLIC, a user or a role of the prefixes, in the plan's
+		// schemas or in all: each opens the new relation before the grants
+		// run again.
+		fmt.Fprintf(b, `	FOR r IN SELECT d.defaclrole::pg_catalog.regrole::text AS owner, n.nspname AS schema,
+			CASE d.defaclobjtype WHEN 'r' THEN 'TABLES' ELSE 'SEQUENCES' END AS kind,
+			CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.rolname) END AS grantee
+		FROM pg_catalog.pg_default_acl d
+		LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+		CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) e
+		LEFT JOIN pg_catalog.pg_roles g ON g.oid = e.grantee
+		WHERE d.defaclobjtype IN ('r', 'S') AND (d.defaclnamespace = 0 OR n.nspname = ANY (%s::text[]))
+		  AND (e.grantee = 0 OR g.rolname = ANY (%s::text[]) OR %s)
+	LOOP
+		EXECUTE pg_catalog.format('ALTER DEFAULT PRIVILEGES FOR ROLE %%s %%s REVOKE ALL ON %%s FROM %%s', r.owner,
+			CASE WHEN r.schema IS NULL THEN '' ELSE 'IN SCHEMA ' || pg_catalog.quote_ident(r.schema) END, r.kind, r.grantee);
 	END LOOP;
 `, textArray(p.Schemas), textArray(sortedKeys(p.Users)), role)
 	}
