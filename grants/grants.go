@@ -108,7 +108,7 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	plan := &Plan{Users: map[string][]string{}, rolePrefix: opts.RolePrefix, purposePrefix: opts.PurposePrefix}
 	for _, dept := range rules.departments() {
 		allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
-		plan.Departments = append(plan.Departments, Department{Name: dept, Role: opts.RolePrefix + roleSafe(dept),
+		plan.Departments = append(plan.Departments, Department{Name: dept, Role: departmentRoleName(opts.RolePrefix, dept),
 			Departments: []string{dept}, Tables: relationPrivileges(an, allowed), Routines: routinesFor(pol, snap, dept, purposes)})
 	}
 	// A user is decided on all of its departments at once: an allow of
@@ -160,7 +160,35 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	if opts.PurposeRoles {
 		plan.compilePurposes(pol, an, rules, opts)
 	}
+	// Two roles of one name would be one role holding what the plan gives
+	// both: never, whatever the names.
+	seen := map[string]string{}
+	for _, d := range plan.Departments {
+		if other, ok := seen[d.Role]; ok {
+			return nil, fmt.Errorf("departments %q and %q would share the role %s", other, d.Name, d.Role)
+		}
+		seen[d.Role] = d.Name
+	}
+	for _, pr := range plan.Purposes {
+		if other, ok := seen[pr.Role]; ok {
+			return nil, fmt.Errorf("%q and a purpose role of %v would share the role %s", other, pr.Departments, pr.Role)
+		}
+		seen[pr.Role] = strings.Join(pr.Departments, " + ") + " under " + pr.Purpose
+	}
 	return plan, nil
+}
+
+// departmentRoleName is the role of one department: the prefix and the
+// name, when the name is already lower case letters, digits and
+// underscores and fits PostgreSQL's 63 bytes; else named as set and
+// purpose roles are, with a hash of the exact name, so that "hr-eu" and
+// "hr_eu", or two long names PostgreSQL would cut alike, never share a
+// role (and with it each other's privileges).
+func departmentRoleName(prefix, dept string) string {
+	if roleSafe(dept) == dept && len(prefix)+len(dept) <= maxRoleName {
+		return prefix + dept
+	}
+	return hashedRoleName(prefix, roleSafe(dept), dept+"\x03")
 }
 
 // quotable refuses a name that the plan's DO blocks, quoted by
