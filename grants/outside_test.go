@@ -2,7 +2,10 @@ package grants_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"github.com/pgguard/pgguard/grants"
 )
 
 // TestGrantsCloseWhatOtherRolesOpen: privileges the plan does not manage
@@ -45,5 +48,29 @@ func TestGrantsCloseWhatOtherRolesOpen(t *testing.T) {
 	var kept bool
 	if err := super.QueryRow(ctx, "SELECT pg_has_role('sales_app', 'departments_hba', 'MEMBER')").Scan(&kept); err != nil || !kept {
 		t.Errorf("sales_app lost a group that holds nothing: %v %v", kept, err)
+	}
+}
+
+// TestGrantsTakeRoleAdministration: a login with CREATEROLE may grant
+// itself any role that is not a superuser's, another department's or
+// pg_read_all_data, and a superuser is checked for no privilege at all.
+// The grants take CREATEROLE, and refuse to run for a superuser login.
+func TestGrantsTakeRoleAdministration(t *testing.T) {
+	pg, pol, snap := world(t)
+	pg.MustExec(t, "postgres", "ALTER ROLE sales_app CREATEROLE")
+	applied(t, pg, pol, snap)
+	for _, sql := range []string{"GRANT pgguard_dept_finance TO sales_app", "GRANT pg_read_all_data TO sales_app"} {
+		if err := runAs(t, pg.URL("sales_app", password, "postgres"), sql); !refusedForPrivilege(err) {
+			t.Errorf("sales_app: %s: %v", sql, err)
+		}
+	}
+	pg.MustExec(t, "postgres", "ALTER ROLE marketing_app SUPERUSER")
+	t.Cleanup(func() { pg.MustExec(t, "postgres", "ALTER ROLE marketing_app NOSUPERUSER") })
+	plan, err := grants.Compile(pol, snap, grants.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Apply(context.Background(), superConn(t, pg)); err == nil || !strings.Contains(err.Error(), "marketing_app is a superuser") {
+		t.Fatalf("applied for a superuser login: %v", err)
 	}
 }

@@ -80,6 +80,12 @@ func (p *Plan) department(b *strings.Builder, d Department) {
 // privileges of its own in the plan's schemas.
 func (p *Plan) user(b *strings.Builder, user string) {
 	fmt.Fprintf(b, "\n-- user %s\n", user)
+	// PostgreSQL checks no privilege of a superuser, and a role with
+	// CREATEROLE may grant itself any role that is not a superuser's, the
+	// other departments' and pg_read_all_data included.
+	fmt.Fprintf(b, "DO $pgguard$ BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %s) THEN RAISE EXCEPTION 'pgguard grants: the login %% is a superuser, of which PostgreSQL checks no privilege', %s; END IF; END $pgguard$;\n",
+		quoteLiteral(user), quoteLiteral(user))
+	fmt.Fprintf(b, "ALTER ROLE %s NOCREATEROLE;\n", quoteIdent(user))
 	p.revokeTables(b, quoteIdent(user))
 	p.definers(b, quoteIdent(user), nil)
 	mine := p.Users[user]
