@@ -113,3 +113,22 @@ func rolesReading(t *testing.T, conn *pgx.Conn, user, rel, column string) []stri
 	}
 	return roles
 }
+
+// TestGrantsTakeTheAdminOption: a login holding its department's role
+// WITH ADMIN OPTION could grant it to a login outside the department; the
+// grants keep the membership and take the option.
+func TestGrantsTakeTheAdminOption(t *testing.T) {
+	pg, pol, snap := world(t)
+	applied(t, pg, pol, snap)
+	pg.MustExec(t, "postgres", "GRANT pgguard_dept_sales TO sales_app WITH ADMIN OPTION; GRANT pgguard_dept_hr TO sales_app WITH ADMIN OPTION")
+	_, super := applied(t, pg, pol, snap)
+	if err := runAs(t, pg.URL("sales_app", password, "postgres"), "GRANT pgguard_dept_sales TO marketing_app"); !refusedForPrivilege(err) {
+		t.Errorf("sales_app passed its role on: %v", err)
+	}
+	var sales, hr bool
+	err := super.QueryRow(context.Background(), `SELECT pg_has_role('sales_app', 'pgguard_dept_sales', 'MEMBER'),
+		pg_has_role('sales_app', 'pgguard_dept_hr', 'MEMBER')`).Scan(&sales, &hr)
+	if err != nil || !sales || hr {
+		t.Errorf("sales_app: member of its department %v, of hr %v (%v)", sales, hr, err)
+	}
+}
