@@ -38,25 +38,53 @@ func routinesFor(pol *authz.Policy, snap *catalog.Snapshot, subject string, purp
 	return out
 }
 
-// definers writes a DO block that takes EXECUTE on every SECURITY DEFINER
-// routine of the plan's schemas from role (a quoted name, or PUBLIC) and
-// gives it back on those among routines.
-func (p *Plan) definers(b *strings.Builder, role string, routines []string) {
+// revokeDefiners writes a DO block that takes EXECUTE on every SECURITY
+// DEFINER routine of the plan's schemas from PUBLIC, the users and the
+// plan's roles (those that exist yet: a role the plan creates holds
+// nothing).
+func (p *Plan) revokeDefiners(b *strings.Builder) {
 	if len(p.Schemas) == 0 {
+		return
+	}
+	roles := sortedKeys(p.Users)
+	for _, d := range p.Departments {
+		roles = append(roles, d.Role)
+	}
+	for _, pr := range p.Purposes {
+		roles = append(roles, pr.Role)
+	}
+	b.WriteString("\n-- routines that run with their owner's rights: EXECUTE only where the policy allows a call\n")
+	fmt.Fprintf(b, `DO $pgguard$
+DECLARE r record; g text;
+BEGIN
+	FOR r IN SELECT p.oid::pg_catalog.regprocedure AS f
+		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+		WHERE p.prosecdef AND n.nspname = ANY (%s::text[])
+	LOOP
+		EXECUTE pg_catalog.format('REVOKE EXECUTE ON ROUTINE %%s FROM PUBLIC', r.f);
+		FOR g IN SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY (%s::text[]) LOOP
+			EXECUTE pg_catalog.format('REVOKE EXECUTE ON ROUTINE %%s FROM %%I', r.f, g);
+		END LOOP;
+	END LOOP;
+END $pgguard$;
+`, textArray(p.Schemas), textArray(roles))
+}
+
+// grantDefiners writes a DO block that gives role EXECUTE on the SECURITY
+// DEFINER routines among routines.
+func (p *Plan) grantDefiners(b *strings.Builder, routines []string, role string) {
+	if len(p.Schemas) == 0 || len(routines) == 0 {
 		return
 	}
 	fmt.Fprintf(b, `DO $pgguard$
 DECLARE r record;
 BEGIN
-	FOR r IN SELECT p.oid::pg_catalog.regprocedure AS f, n.nspname || '.' || p.proname = ANY (%s::text[]) AS allowed
+	FOR r IN SELECT p.oid::pg_catalog.regprocedure AS f
 		FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-		WHERE p.prosecdef AND n.nspname = ANY (%s::text[])
+		WHERE p.prosecdef AND n.nspname = ANY (%s::text[]) AND n.nspname || '.' || p.proname = ANY (%s::text[])
 	LOOP
-		EXECUTE pg_catalog.format('REVOKE EXECUTE ON ROUTINE %%s FROM %%s', r.f, %s);
-		IF r.allowed THEN
-			EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %%s TO %%s', r.f, %s);
-		END IF;
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %%s TO %%I', r.f, %s);
 	END LOOP;
 END $pgguard$;
-`, textArray(routines), textArray(p.Schemas), quoteLiteral(role), quoteLiteral(role))
+`, textArray(p.Schemas), textArray(routines), quoteLiteral(role))
 }

@@ -42,7 +42,7 @@ func (p *Plan) revokePublic(b *strings.Builder) {
 	b.WriteString("\n-- PUBLIC, which every role is a member of\n")
 	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
 	fmt.Fprintf(b, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
-	p.definers(b, "PUBLIC", nil)
+	p.revokeDefiners(b)
 }
 
 // department writes one department's role and privileges.
@@ -73,7 +73,7 @@ func (p *Plan) department(b *strings.Builder, d Department) {
 		}
 	}
 	p.grantSequences(b, d, role)
-	p.definers(b, role, d.Routines)
+	p.grantDefiners(b, d.Routines, d.Role)
 }
 
 // user writes one login's memberships: its departments' roles, and no
@@ -87,7 +87,6 @@ func (p *Plan) user(b *strings.Builder, user string) {
 		quoteLiteral(user), quoteLiteral(user))
 	fmt.Fprintf(b, "ALTER ROLE %s NOCREATEROLE;\n", quoteIdent(user))
 	p.revokeTables(b, quoteIdent(user))
-	p.definers(b, quoteIdent(user), nil)
 	mine := p.Users[user]
 	for _, d := range p.Departments {
 		verb := "REVOKE %s FROM %s;\n"
