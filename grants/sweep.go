@@ -43,7 +43,9 @@ func (p *Plan) sweep(b *strings.Builder) {
 	}
 	ours := func(col string) string {
 		var or []string
-		for _, prefix := range []string{p.rolePrefix, strings.ToLower(p.rolePrefix), strings.ToLower(p.purposePrefix)} {
+		// Department roles keep the prefix as given, the others lower it.
+		prefixes := slices.Compact([]string{p.rolePrefix, strings.ToLower(p.rolePrefix), strings.ToLower(p.purposePrefix)})
+		for _, prefix := range prefixes {
 			or = append(or, "pg_catalog.starts_with("+col+", "+quoteLiteral(prefix)+")")
 		}
 		return "(" + strings.Join(or, " OR ") + ")"
