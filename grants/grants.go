@@ -4,12 +4,12 @@
 // policy's users become its members, so that a statement that got past
 // pgguard's analysis still meets the database's column privileges.
 //
-// The plan is computed from the same decisions pgguard takes: a column of
-// a table is readable when reading it is allowed for some purpose; a
-// column of a view when what the view computes it from is (as pgguard's
-// analysis traces it); a column is writable when writing it is allowed.
-// DELETE and TRUNCATE, which pgguard counts as writing every column, are
-// granted where every column may be written.
+// The plan is computed from the same decisions pgguard takes: each
+// privilege is granted where the policy allows, for some purpose, what
+// pgguard's analysis says the statement it permits reads and writes
+// (SELECT col, INSERT and UPDATE of col, DELETE and TRUNCATE, which write
+// every column): a view's column is traced to what the view computes it
+// from and reads what the view's WHERE reads.
 package grants
 
 import (
@@ -48,8 +48,10 @@ type Options struct {
 type Plan struct {
 	// Departments are sorted by name.
 	Departments []Department
-	// Users maps each user of the policy to the departments it belongs to
-	// (at every level), sorted.
+	// Users maps each user of the policy to the Name of the department
+	// whose role it is a member of: its department, when its departments
+	// are one and those above it, else the set of its departments; none
+	// for a user in no department.
 	Users map[string][]string
 	// Schemas are the schemas the plan's REVOKEs sweep: every schema of the
 	// catalog outside PostgreSQL's own.
@@ -63,13 +65,26 @@ type Plan struct {
 	purposeMode bool
 	// userPurposes are each user's purpose roles, sorted.
 	userPurposes map[string][]string
+	// rolePrefix and purposePrefix start the names of the roles the plan
+	// manages, its own and those earlier plans made (see sweep).
+	rolePrefix, purposePrefix string
 }
 
-// Department is one department's role and privileges.
+// Department is one department's role and privileges, or those of a set
+// of departments some user belongs to.
 type Department struct {
+	// Name is the department's, or the set's names joined by " + ".
 	Name, Role string
+	// Departments are the departments whose rules decide, sorted: the one
+	// department (and, through the policy, those above it), or the set of
+	// a user in several.
+	Departments []string
 	// Tables are sorted by schema and name; only those with a privilege.
 	Tables []Table
+	// Routines are the routines outside PostgreSQL's own schemas that the
+	// department may call for some purpose, schema.name, sorted; those
+	// among them that run with their owner's rights get EXECUTE.
+	Routines []string
 }
 
 // Table is a department's privileges on one relation.
@@ -86,33 +101,55 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 	}
 	rules := parseRules(pol.Rules())
 	purposes := rules.purposes()
-	plan := &Plan{Users: map[string][]string{}}
+	if opts.PurposePrefix == "" {
+		opts.PurposePrefix = DefaultPurposePrefix
+	}
+	an := newAnalysis(snap)
+	plan := &Plan{Users: map[string][]string{}, rolePrefix: opts.RolePrefix, purposePrefix: opts.PurposePrefix}
 	for _, dept := range rules.departments() {
-		d := Department{Name: dept, Role: opts.RolePrefix + roleSafe(dept)}
-		for _, r := range snap.Relations() {
-			if builtinSchema(r.Schema) {
-				continue
-			}
-			allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
-			if t, ok := tablePrivileges(snap, allowed, r); ok {
-				d.Tables = append(d.Tables, t)
-			}
-		}
-		plan.Departments = append(plan.Departments, d)
+		allowed := func(a []authz.Access) bool { return allowedForSome(pol, dept, purposes, a) }
+		plan.Departments = append(plan.Departments, Department{Name: dept, Role: departmentRoleName(opts.RolePrefix, dept),
+			Departments: []string{dept}, Tables: relationPrivileges(an, allowed), Routines: routinesFor(pol, snap, dept, purposes)})
 	}
+	// A user is decided on all of its departments at once: an allow of
+	// one and a deny of another is a deny, and so is an allow of a parent
+	// department and a deny of the child. A user in one department (and
+	// those above it) is a member of that department's role alone, whose
+	// privileges are decided on the department with its parents' rules; a
+	// user in several is a member of the role of its set of departments,
+	// decided on the user, as every user with the same set would be.
+	namer := NewNamer(pol, "")
 	for _, user := range rules.users() {
-		var depts []string
-		for _, role := range append([]string{user}, pol.Roles(user)...) {
-			if slices.Contains(rules.departments(), role) {
-				depts = append(depts, role)
-			}
+		if err := quotable("user", user); err != nil {
+			return nil, err
 		}
-		sort.Strings(depts)
-		plan.Users[user] = depts
+		set := namer.departmentSet(user)
+		if len(set) < 2 {
+			plan.Users[user] = set
+			continue
+		}
+		name := strings.Join(set, " + ")
+		if !slices.ContainsFunc(plan.Departments, func(d Department) bool { return d.Name == name }) {
+			allowed := func(a []authz.Access) bool { return allowedForSome(pol, user, purposes, a) }
+			plan.Departments = append(plan.Departments, Department{Name: name, Role: setRoleName(opts.RolePrefix, set),
+				Departments: set, Tables: relationPrivileges(an, allowed), Routines: routinesFor(pol, snap, user, purposes)})
+		}
+		plan.Users[user] = []string{name}
 	}
+	sort.Slice(plan.Departments, func(i, j int) bool { return plan.Departments[i].Name < plan.Departments[j].Name })
 	for _, s := range snap.Schemas() {
 		if !builtinSchema(s) {
+			if err := quotable("schema", s); err != nil {
+				return nil, err
+			}
 			plan.Schemas = append(plan.Schemas, s)
+		}
+	}
+	for _, d := range plan.Departments {
+		for _, r := range d.Routines {
+			if err := quotable("routine", r); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, s := range opts.Sequences {
@@ -121,64 +158,149 @@ func Compile(pol *authz.Policy, snap *catalog.Snapshot, opts Options) (*Plan, er
 		}
 	}
 	if opts.PurposeRoles {
-		plan.compilePurposes(pol, snap, rules, opts)
+		plan.compilePurposes(pol, an, rules, opts)
+	}
+	// Two roles of one name would be one role holding what the plan gives
+	// both: never, whatever the names.
+	seen := map[string]string{}
+	for _, d := range plan.Departments {
+		if other, ok := seen[d.Role]; ok {
+			return nil, fmt.Errorf("departments %q and %q would share the role %s", other, d.Name, d.Role)
+		}
+		seen[d.Role] = d.Name
+	}
+	for _, pr := range plan.Purposes {
+		if other, ok := seen[pr.Role]; ok {
+			return nil, fmt.Errorf("%q and a purpose role of %v would share the role %s", other, pr.Departments, pr.Role)
+		}
+		seen[pr.Role] = strings.Join(pr.Departments, " + ") + " under " + pr.Purpose
 	}
 	return plan, nil
 }
 
-// tablePrivileges decides each column of r by allowed. A stored column is
-// written itself, and in its parents when r inherits or is a partition (the
-// rows are the parents' too); a view's column writes what the view computes
-// it from (PostgreSQL writes through a simple view to its table's columns).
-func tablePrivileges(snap *catalog.Snapshot, allowed func([]authz.Access) bool, r *catalog.Relation) (Table, bool) {
-	t := Table{Schema: r.Schema, Name: r.Name}
-	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
-	writable := stored || r.Kind == catalog.View
-	writesAll := writable && len(r.Columns) > 0
-	for _, col := range r.Columns {
-		reads, ok := columnReads(snap, r, col)
-		if ok && allowed(reads) {
-			t.Select = append(t.Select, col)
-		}
-		if !writable {
+// departmentRoleName is the role of one department: the prefix and the
+// name, when the name is already lower case letters, digits and
+// underscores and fits PostgreSQL's 63 bytes; else named as set and
+// purpose roles are, with a hash of the exact name, so that "hr-eu" and
+// "hr_eu", or two long names PostgreSQL would cut alike, never share a
+// role (and with it each other's privileges).
+func departmentRoleName(prefix, dept string) string {
+	if roleSafe(dept) == dept && len(prefix)+len(dept) <= maxRoleName {
+		return prefix + dept
+	}
+	return hashedRoleName(prefix, roleSafe(dept), dept+"\x03")
+}
+
+// quotable refuses a name that the plan's DO blocks, quoted by
+// $pgguard$, cannot hold: such a name would end the block early and run
+// the rest of it as SQL of its own.
+func quotable(kind, name string) error {
+	if strings.Contains(name, "$pgguard$") {
+		return fmt.Errorf("%s %q: the name holds $pgguard$, which quotes the plan's DO blocks", kind, name)
+	}
+	return nil
+}
+
+// relationPrivileges decides every relation of the analysis's catalog
+// outside PostgreSQL's own schemas by allowed, and returns those with a
+// privilege.
+func relationPrivileges(an *analysis, allowed func([]authz.Access) bool) []Table {
+	var out []Table
+	for _, r := range an.snap.Relations() {
+		if builtinSchema(r.Schema) {
 			continue
 		}
-		// Writing a column writes what reading it reads: a view's
-		// sources, and for an inheriting table or a partition also the
-		// parents' column of the same name, whose rows these are.
-		writes := asWrites(reads)
-		if ok && allowed(writes) {
-			t.Insert = append(t.Insert, col)
-			t.Update = append(t.Update, col)
-		} else {
-			writesAll = false
+		if t, ok := tablePrivileges(an.of(r), allowed, r); ok {
+			out = append(out, t)
 		}
 	}
-	t.Delete, t.Truncate = writesAll, writesAll && stored
-	return t, len(t.Select)+len(t.Insert)+len(t.Update) > 0 || t.Delete
+	return out
 }
 
-// columnReads asks pgguard's analysis what reading the column reads: the
-// column itself and, for a view, the stored columns it is computed from.
-// ok is false when the analysis refuses to say.
-func columnReads(snap *catalog.Snapshot, r *catalog.Relation, col string) ([]authz.Access, bool) {
-	sql := "SELECT " + quoteIdent(col) + " FROM " + quoteIdent(r.Schema) + "." + quoteIdent(r.Name)
-	res := sqlscan.Analyze(sql, snap, sqlscan.Context{Database: snap.Database, SearchPath: []string{}})
+// tablePrivileges decides each privilege on r by allowed, on what the
+// statement the privilege lets a role run does.
+func tablePrivileges(ra *relationAccesses, allowed func([]authz.Access) bool, r *catalog.Relation) (Table, bool) {
+	t := Table{Schema: r.Schema, Name: r.Name}
+	may := func(s statementAccesses) bool { return s.ok && allowed(s.accesses) }
+	for i, col := range r.Columns {
+		if may(ra.sel[i]) {
+			t.Select = append(t.Select, col)
+		}
+		if may(ra.ins[i]) {
+			t.Insert = append(t.Insert, col)
+		}
+		if may(ra.upd[i]) {
+			t.Update = append(t.Update, col)
+		}
+	}
+	t.Delete, t.Truncate = may(ra.del), may(ra.trunc)
+	return t, len(t.Select)+len(t.Insert)+len(t.Update) > 0 || t.Delete || t.Truncate
+}
+
+// analysis holds what pgguard's analysis says of each relation's
+// privileges, worked out once per relation for all the roles of a plan.
+type analysis struct {
+	snap *catalog.Snapshot
+	rels map[*catalog.Relation]*relationAccesses
+}
+
+func newAnalysis(snap *catalog.Snapshot) *analysis {
+	return &analysis{snap: snap, rels: map[*catalog.Relation]*relationAccesses{}}
+}
+
+// relationAccesses are, for each privilege on a relation, what the
+// statement it allows does: per column, SELECT col FROM r, INSERT INTO r
+// (col) VALUES (NULL) and UPDATE r SET col = NULL; DELETE FROM r and
+// TRUNCATE r. A privilege is decided on exactly what pgguard decides that
+// statement on: a view's column writes what the view computes it from and
+// reads what its WHERE reads, an inheriting table's or a partition's
+// column writes the parents' column of the same name, a parent's the
+// children's, and DELETE and TRUNCATE write every column.
+type relationAccesses struct {
+	sel, ins, upd []statementAccesses // by column
+	del, trunc    statementAccesses
+}
+
+// statementAccesses is what one statement reads and writes; ok is false
+// when the analysis refuses it (or the relation cannot take it), and then
+// the privilege is never granted.
+type statementAccesses struct {
+	accesses []authz.Access
+	ok       bool
+}
+
+func (an *analysis) of(r *catalog.Relation) *relationAccesses {
+	if ra, ok := an.rels[r]; ok {
+		return ra
+	}
+	stored := r.Kind == catalog.Table || r.Kind == catalog.PartitionedTable || r.Kind == catalog.ForeignTable
+	writable := stored || r.Kind == catalog.View
+	rel := quoteIdent(r.Schema) + "." + quoteIdent(r.Name)
+	ra := &relationAccesses{}
+	for _, col := range r.Columns {
+		c := quoteIdent(col)
+		ra.sel = append(ra.sel, an.statement("SELECT "+c+" FROM "+rel, true))
+		ra.ins = append(ra.ins, an.statement("INSERT INTO "+rel+" ("+c+") VALUES (NULL)", writable))
+		ra.upd = append(ra.upd, an.statement("UPDATE "+rel+" SET "+c+" = NULL", writable))
+	}
+	ra.del = an.statement("DELETE FROM "+rel, writable && len(r.Columns) > 0)
+	ra.trunc = an.statement("TRUNCATE "+rel, stored && len(r.Columns) > 0)
+	an.rels[r] = ra
+	return ra
+}
+
+// statement asks the analysis what sql reads and writes, when applies.
+func (an *analysis) statement(sql string, applies bool) statementAccesses {
+	if !applies {
+		return statementAccesses{}
+	}
+	res := sqlscan.Analyze(sql, an.snap, sqlscan.Context{Database: an.snap.Database, SearchPath: []string{}})
 	if res.Denial() != nil || len(res.Statements) != 1 {
-		return nil, false
+		return statementAccesses{}
 	}
-	var reads []authz.Access
+	out := statementAccesses{accesses: []authz.Access{}, ok: true}
 	for _, a := range res.Statements[0].Accesses {
-		reads = append(reads, authz.Access{Column: a.Schema + "." + a.Table + "." + a.Column, Act: authz.Act(a.Act)})
-	}
-	return reads, true
-}
-
-// asWrites turns reads of columns into writes of the same columns.
-func asWrites(reads []authz.Access) []authz.Access {
-	out := make([]authz.Access, len(reads))
-	for i, a := range reads {
-		out[i] = authz.Access{Column: a.Column, Act: authz.ActWrite}
+		out.accesses = append(out.accesses, authz.Access{Column: a.Schema + "." + a.Table + "." + a.Column, Act: authz.Act(a.Act)})
 	}
 	return out
 }

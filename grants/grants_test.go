@@ -217,3 +217,35 @@ func applied(t *testing.T, pg *pgtest.Server, pol *authz.Policy, snap *catalog.S
 	}
 	return plan, super
 }
+
+// TestCheckFindsTablePrivileges: DELETE and TRUNCATE write every column,
+// REFERENCES lets a foreign key probe a column's values, TRIGGER attaches
+// code that sees whole rows. A hand-made grant of any of them is a hole,
+// and a DELETE the plan gives that is missing a warning.
+func TestCheckFindsTablePrivileges(t *testing.T) {
+	pg, pol, snap := world(t)
+	plan, super := applied(t, pg, pol, snap)
+	ctx := context.Background()
+	pg.MustExec(t, "postgres", `GRANT DELETE, TRUNCATE ON crm.customers TO sales_app;
+		GRANT REFERENCES (iban) ON crm.customers TO marketing_app;
+		GRANT TRIGGER ON hr.salaries TO hr_app;
+		REVOKE DELETE ON crm.orders FROM pgguard_dept_customer_service`)
+	drift, err := plan.Check(ctx, super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range drift {
+		got = append(got, d.String())
+	}
+	want := []string{
+		"error: hr_app holds TRIGGER on hr.salaries, which the policy does not allow",
+		"error: marketing_app holds REFERENCES on crm.customers.iban, which the policy does not allow",
+		"error: sales_app holds DELETE on crm.customers, which the policy does not allow",
+		"error: sales_app holds TRUNCATE on crm.customers, which the policy does not allow",
+		"warning: support_app lacks DELETE on crm.orders, which the policy allows",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("drift:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/pgguard/pgguard/authz"
-	"github.com/pgguard/pgguard/catalog"
 )
 
 // Purpose roles make PostgreSQL enforce the purpose too, not only the
@@ -46,6 +45,9 @@ type PurposeRole struct {
 	Purpose string
 	// Tables are sorted by schema and name; only those with a privilege.
 	Tables []Table
+	// Routines are those the departments may call under the purpose, as
+	// Department.Routines.
+	Routines []string
 }
 
 // PurposeRoleName is the role of departments under purpose. The name is the
@@ -57,17 +59,33 @@ func PurposeRoleName(prefix string, departments []string, purpose string) string
 	if prefix == "" {
 		prefix = DefaultPurposePrefix
 	}
-	sum := sha256.Sum256([]byte(strings.Join(departments, "\x00") + "\x01" + purpose))
-	tail := "_" + hex.EncodeToString(sum[:4])
-	parts := make([]string, len(departments))
-	for i, d := range departments {
-		parts[i] = roleSafe(d)
-	}
 	p := "none"
 	if purpose != "" {
 		p = roleSafe(purpose)
 	}
-	readable := strings.Join(parts, "__") + "__" + p
+	return hashedRoleName(prefix, safeNames(departments)+"__"+p, strings.Join(departments, "\x00")+"\x01"+purpose)
+}
+
+// setRoleName is the department role of a set of departments, named as
+// purpose roles are: the names made safe and a hash of the exact names.
+func setRoleName(prefix string, departments []string) string {
+	return hashedRoleName(prefix, safeNames(departments), strings.Join(departments, "\x00")+"\x02")
+}
+
+// safeNames are names made safe, joined by "__".
+func safeNames(names []string) string {
+	parts := make([]string, len(names))
+	for i, d := range names {
+		parts[i] = roleSafe(d)
+	}
+	return strings.Join(parts, "__")
+}
+
+// hashedRoleName is prefix, readable cut to fit, and 8 hex digits of a
+// hash of key, in lower case.
+func hashedRoleName(prefix, readable, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	tail := "_" + hex.EncodeToString(sum[:4])
 	if room := maxRoleName - len(prefix) - len(tail); len(readable) > room {
 		readable = readable[:max(room, 0)]
 	}
@@ -155,7 +173,7 @@ func PurposeRoleFunc(prefix string) func(pol *authz.Policy, user, purpose string
 // compilePurposes adds the purpose roles: one per department and purpose,
 // and one per purpose for every set of departments a user holds that no
 // single department stands for.
-func (p *Plan) compilePurposes(pol *authz.Policy, snap *catalog.Snapshot, rs rules, opts Options) {
+func (p *Plan) compilePurposes(pol *authz.Policy, an *analysis, rs rules, opts Options) {
 	p.purposeMode = true
 	prefix := opts.PurposePrefix
 	if prefix == "" {
@@ -184,14 +202,8 @@ func (p *Plan) compilePurposes(pol *authz.Policy, snap *catalog.Snapshot, rs rul
 		for _, purpose := range n.purposes {
 			pr := PurposeRole{Role: PurposeRoleName(prefix, s.depts, purpose), Departments: s.depts, Purpose: purpose}
 			allowed := func(a []authz.Access) bool { return pol.Decide(s.subject, purpose, a).Allowed }
-			for _, r := range snap.Relations() {
-				if builtinSchema(r.Schema) {
-					continue
-				}
-				if t, ok := tablePrivileges(snap, allowed, r); ok {
-					pr.Tables = append(pr.Tables, t)
-				}
-			}
+			pr.Tables = relationPrivileges(an, allowed)
+			pr.Routines = routinesFor(pol, an.snap, s.subject, []string{purpose})
 			p.Purposes = append(p.Purposes, pr)
 		}
 	}
@@ -215,7 +227,7 @@ func (p *Plan) purposeSQL(b *strings.Builder) {
 			purpose = "(none)"
 		}
 		label := fmt.Sprintf("%s, purpose %s", strings.Join(pr.Departments, " + "), purpose)
-		p.department(b, Department{Name: label, Role: pr.Role, Tables: pr.Tables})
+		p.department(b, Department{Name: label, Role: pr.Role, Tables: pr.Tables, Routines: pr.Routines})
 	}
 }
 
@@ -255,15 +267,6 @@ func (p *Plan) checkedRoles() []string {
 // (an INHERIT user holds all of its purpose roles') is a difference.
 func (p *Plan) expectPurposes(out map[grantKey]bool) {
 	for _, pr := range p.Purposes {
-		for _, t := range pr.Tables {
-			for _, g := range []struct {
-				privilege string
-				cols      []string
-			}{{"SELECT", t.Select}, {"INSERT", t.Insert}, {"UPDATE", t.Update}} {
-				for _, c := range g.cols {
-					out[grantKey{pr.Role, g.privilege, t.Schema + "." + t.Name + "." + c}] = true
-				}
-			}
-		}
+		expectTables(out, pr.Role, pr.Tables)
 	}
 }

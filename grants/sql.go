@@ -19,6 +19,7 @@ func (p *Plan) SQL() string {
 	var b strings.Builder
 	b.WriteString("-- pgguard grants: PostgreSQL's own privileges, compiled from the policy.\n")
 	b.WriteString("-- Run as a superuser or the tables' owner, in one transaction.\n")
+	p.revokePublic(&b)
 	for _, d := range p.Departments {
 		p.department(&b, d)
 	}
@@ -26,7 +27,22 @@ func (p *Plan) SQL() string {
 	for _, user := range sortedKeys(p.Users) {
 		p.user(&b, user)
 	}
+	p.sweep(&b)
 	return b.String()
+}
+
+// revokePublic takes every table and sequence privilege in the plan's
+// schemas from PUBLIC: a grant to PUBLIC is one to every login, and a
+// table-wide SELECT to PUBLIC would make the column grants meaningless.
+// The schemas' USAGE, which opens nothing by itself, stays.
+func (p *Plan) revokePublic(b *strings.Builder) {
+	if len(p.Schemas) == 0 {
+		return
+	}
+	b.WriteString("\n-- PUBLIC, which every role is a member of\n")
+	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
+	fmt.Fprintf(b, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM PUBLIC;\n", p.schemaIdents())
+	p.revokeDefiners(b)
 }
 
 // department writes one department's role and privileges.
@@ -57,12 +73,19 @@ func (p *Plan) department(b *strings.Builder, d Department) {
 		}
 	}
 	p.grantSequences(b, d, role)
+	p.grantDefiners(b, d.Routines, d.Role)
 }
 
 // user writes one login's memberships: its departments' roles, and no
 // privileges of its own in the plan's schemas.
 func (p *Plan) user(b *strings.Builder, user string) {
 	fmt.Fprintf(b, "\n-- user %s\n", user)
+	// PostgreSQL checks no privilege of a superuser, and a role with
+	// CREATEROLE may grant itself any role that is not a superuser's, the
+	// other departments' and pg_read_all_data included.
+	fmt.Fprintf(b, "DO $pgguard$ BEGIN IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = %s) THEN RAISE EXCEPTION 'pgguard grants: the login %% is a superuser, of which PostgreSQL checks no privilege', %s; END IF; END $pgguard$;\n",
+		quoteLiteral(user), quoteLiteral(user))
+	fmt.Fprintf(b, "ALTER ROLE %s NOCREATEROLE;\n", quoteIdent(user))
 	p.revokeTables(b, quoteIdent(user))
 	mine := p.Users[user]
 	for _, d := range p.Departments {
@@ -83,15 +106,24 @@ func (p *Plan) revokeTables(b *strings.Builder, role string) {
 	if len(p.Schemas) == 0 {
 		return
 	}
-	schemas := make([]string, len(p.Schemas))
-	for i, s := range p.Schemas {
-		schemas[i] = quoteIdent(s)
-	}
-	list := strings.Join(schemas, ", ")
+	list := p.schemaIdents()
 	fmt.Fprintf(b, "REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM %s;\n", list, role)
 	fmt.Fprintf(b, "REVOKE ALL ON ALL SEQUENCES IN SCHEMA %s FROM %s;\n", list, role)
 	fmt.Fprintf(b, "REVOKE USAGE ON SCHEMA %s FROM %s;\n", list, role)
 }
+
+// schemaIdents lists the plan's schemas, quoted, for REVOKE ... IN SCHEMA.
+func (p *Plan) schemaIdents() string {
+	schemas := make([]string, len(p.Schemas))
+	for i, s := range p.Schemas {
+		schemas[i] = quoteIdent(s)
+	}
+	return strings.Join(schemas, ", ")
+}
+
+// schemaList is schemaIdents as a string constant, for format() in a DO
+// block.
+func (p *Plan) schemaList() string { return quoteLiteral(p.schemaIdents()) }
 
 // schemas are the schemas the department has a privilege in.
 func (d Department) schemas() []string {

@@ -883,7 +883,7 @@ func TestDeployDocsNameRealMetricsAndFlags(t *testing.T) {
 	add(matrixFlags(&matrixConfig{}))
 	flags["apply"], flags["role-prefix"] = true, true // grants
 	// Besides serve's flags: the knobs of the longer test runs.
-	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_SQLSMITH_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true}
+	env := map[string]bool{"PGGUARD_DIFFERENTIAL_STATEMENTS": true, "PGGUARD_SQLSMITH_STATEMENTS": true, "PGGUARD_ORACLE_HISTORIES": true, "PGGUARD_PROPERTY_POLICIES": true}
 	serveFlags(&serveConfig{}).VisitAll(func(f *flag.Flag) { env[envName(f.Name)] = true })
 
 	files := []string{"README.md", "docs/policy-guide.md", "docs/operations.md", "docs/security-model.md", "docs/reference.md", "docs/grafana-dashboard.json"}
