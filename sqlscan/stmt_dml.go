@@ -2,6 +2,8 @@ package sqlscan
 
 import (
 	pg "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgguard/pgguard/catalog"
 )
 
 // dataModifying analyses a query that may change data: INSERT, UPDATE,
@@ -223,6 +225,7 @@ func (a *analyzer) delete(s *pg.DeleteStmt, parent *scope) []*column {
 		return nil
 	}
 	a.writeAll(target, "delete")
+	a.writeChildrenOwn(target, s.GetRelation().GetInh(), "delete")
 	if target.temp != nil {
 		a.readWholeRow(target)
 	}
@@ -238,6 +241,36 @@ func (a *analyzer) writeAll(target *rel, clause string) {
 			a.writeColumn(c)
 		}
 	})
+}
+
+// writeChildrenOwn writes the columns that only the descendants of a
+// target have, when the statement reaches them (no ONLY): deleting from
+// or truncating a parent removes its children's rows, every column of
+// them. The columns they share with the parent are written through the
+// parent's own (their lineage names each descendant).
+func (a *analyzer) writeChildrenOwn(target *rel, inh bool, clause string) {
+	if !inh {
+		return
+	}
+	a.withClause(clause, func() {
+		for _, cr := range target.rels {
+			a.writeDescendantsOwn(cr, cr, 0)
+		}
+	})
+}
+
+func (a *analyzer) writeDescendantsOwn(top, cr *catalog.Relation, depth int) {
+	if depth > maxViewDepth {
+		return
+	}
+	for _, ch := range a.s.cat.Children(cr.Schema, cr.Name) {
+		for _, name := range ch.Columns {
+			if !hasColumn(top, name) {
+				a.emit(Access{Schema: ch.Schema, Table: ch.Name, Column: name, Act: Write, Clause: a.curClause()})
+			}
+		}
+		a.writeDescendantsOwn(top, ch, depth+1)
+	}
 }
 
 // merge: the source and the ON condition are read; WHEN conditions are

@@ -181,6 +181,7 @@ func (a *analyzer) truncate(s *pg.TruncateStmt) {
 		if rv := n.GetRangeVar(); rv != nil {
 			if r := a.targetRel(rv); r != nil {
 				a.writeAll(r, "truncate")
+				a.writeChildrenOwn(r, rv.GetInh(), "truncate")
 			}
 		}
 	}
