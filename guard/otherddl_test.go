@@ -170,6 +170,11 @@ func TestOtherSessionsDDLInALoop(t *testing.T) {
 		wg      sync.WaitGroup
 		swaps   atomic.Int64
 	)
+	// The DDL goroutines end before the connections they use are closed,
+	// also when a read fails the test.
+	var halt sync.Once
+	end := func() { halt.Do(func() { close(stop); wg.Wait() }) }
+	defer end()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -225,8 +230,7 @@ func TestOtherSessionsDDLInALoop(t *testing.T) {
 			break
 		}
 	}
-	close(stop)
-	wg.Wait()
+	end()
 	if swaps.Load() < 10 {
 		t.Fatalf("only %d swaps ran during %d reads", swaps.Load(), reads)
 	}
