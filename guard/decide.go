@@ -772,8 +772,7 @@ func (s *session) replay(e *effect, segment uint64) {
 			s.closeRecord(name, segment)
 		}
 	}
-	s.trackCursor(e)
-	s.holdCursor(e)
+	s.holdCursor(e, segment)
 	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) && !e.userCode {
 		// Prepared before the cursor was declared: it runs the code now.
 		cp := *e

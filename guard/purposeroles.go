@@ -189,7 +189,7 @@ func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 				"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
 		}
 	}
-	s.run(name)
+	s.run(name, m.Segment)
 	return proxy.Allow
 }
 

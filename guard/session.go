@@ -81,15 +81,14 @@ type session struct {
 	// portalEffects are the session effects of bound portals not yet
 	// executed: the server changes its state when a portal runs.
 	portalEffects map[string][]effect
-	// codeCursors are the cursors declared over code the policy allows,
-	// which may change session state whenever they are fetched from.
-	codeCursors map[string]bool
 	// cursors and portalRows are what fetching from each cursor or
-	// protocol portal reads (held.go).
-	cursors    map[string]*heldRows
-	portalRows map[string]*heldRows
-	roles      *roleState
-	confirmed  bool
+	// protocol portal reads (held.go); cursorChanges are the changes of
+	// cursors forwarded whose outcome the server has not settled yet.
+	cursors       map[string]*heldRows
+	portalRows    map[string]*heldRows
+	cursorChanges []cursorChange
+	roles         *roleState
+	confirmed     bool
 
 	// stateGen counts changes of the state.
 	stateGen uint64
@@ -263,6 +262,7 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 
 // settle applies the changes whose segments the server has ended.
 func (s *session) settle(ready uint64) {
+	s.settleCursors(ready)
 	kept := s.changes[:0]
 	for _, c := range s.changes {
 		if c.segment > ready {
@@ -613,16 +613,17 @@ func (s *session) pend(portal []byte, effects []effect) {
 	s.portalEffects[string(portal)] = effects
 }
 
-// run applies the held effects of a portal the client executes: from now
-// on the server runs in the state they make.
-func (s *session) run(portal []byte) {
+// run applies the held effects of a portal the client executes in the
+// sync segment numbered segment: from now on the server runs in the state
+// they make.
+func (s *session) run(portal []byte, segment uint64) {
 	effects, ok := s.portalEffects[string(portal)]
 	if !ok {
 		return
 	}
 	delete(s.portalEffects, string(portal))
 	for i := range effects {
-		s.replay(&effects[i], 0)
+		s.replay(&effects[i], segment)
 	}
 }
 
@@ -689,34 +690,15 @@ func (s *session) fetchesCode(p *prepared) bool {
 	return false
 }
 
-// trackCursor follows the cursors whose query runs code that may change
-// session state (a function the policy allows): DECLARE decides the query,
-// but its code runs at each FETCH or MOVE.
-func (s *session) trackCursor(e *effect) {
-	switch e.Kind {
-	case "declare":
-		if !e.userCode {
-			delete(s.codeCursors, e.Name)
-			return
-		}
-		if s.codeCursors == nil {
-			s.codeCursors = map[string]bool{}
-		}
-		s.codeCursors[e.Name] = true
-	case "close":
-		delete(s.codeCursors, e.Name)
-	case "close_all", "discard_all":
-		clear(s.codeCursors)
-	}
-}
-
 // runsCode reports whether fetching from the named cursor or portal may
 // run code that changes session state: a cursor declared over a function
 // the policy allows, or a protocol portal bound from a state-changing
 // statement (FETCH reads protocol portals too).
 func (s *session) runsCode(name string) bool {
-	if s.codeCursors[name] {
-		return true
+	for h := s.cursors[name]; h != nil; h = h.replaced {
+		if h.code {
+			return true
+		}
 	}
 	_, ok := s.statePortals[name]
 	return ok
