@@ -315,8 +315,11 @@ func (st *state) readTemps(raw []byte) error {
 // names the server holds. A record the server lacks is dropped; a name the
 // server holds that pgguard has no record of is recorded as unknown, and
 // refused at every use. Without errors since the last confirmation every
-// Close and Parse pgguard forwarded took effect, so a name closed and
-// parsed again holds its last text only.
+// Close pgguard forwarded took effect. A name that may hold either of two
+// statements (a Parse or PREPARE the server may have skipped, replaced) is
+// left so: a confirmation without errors says nothing of the segment with
+// the error in which it was made, and only a change of the name that ends
+// without an error settles it (session.settle).
 func (s *session) reconcilePrepared(names []string, errorsSeen bool) {
 	for name, p := range s.prepared {
 		// The unnamed statement is never listed; its changes settle by
@@ -325,8 +328,8 @@ func (s *session) reconcilePrepared(names []string, errorsSeen bool) {
 			delete(s.prepared, name)
 			continue
 		}
-		if !errorsSeen && p.replaced != nil {
-			p.replaced, p.closing = nil, false
+		if !errorsSeen {
+			p.closing = false
 		}
 	}
 	for _, name := range names {

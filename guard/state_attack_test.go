@@ -112,3 +112,44 @@ func TestStateAttackCodeCursorCloseTheServerRefused(t *testing.T) {
 		})
 	}
 }
+
+// A DEALLOCATE and PREPARE the server skipped after an error leave the
+// statement it holds: pgguard decides on both until the name is changed
+// again without an error, also after later confirmations that saw none.
+// Through the extended protocol they take effect at their Execute, in its
+// sync segment, even while an earlier segment is still being answered.
+func TestStateAttackPreparedChangesTheServerSkipped(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	cases := []struct {
+		name string
+		msgs []pgproto3.FrontendMessage
+	}{
+		// Skipped after an error in their message.
+		{"one message after an error", []pgproto3.FrontendMessage{q("SELECT 1/0; DEALLOCATE p; PREPARE p AS SELECT 1")}},
+		// Skipped after an error in their segment, pipelined.
+		{"extended, pipelined behind a running statement", []pgproto3.FrontendMessage{
+			q("SELECT pg_sleep(0.2)"),
+			&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "DEALLOCATE p"}, &pgproto3.Bind{}, &pgproto3.Execute{},
+			&pgproto3.Parse{Query: "PREPARE p AS SELECT 1"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			if out := r.send(q("PREPARE p AS SELECT iban FROM crm.customers")); len(out.errors) > 0 {
+				t.Fatalf("prepare under invoicing: %v", out.errors)
+			}
+			r.send(c.msgs...)
+			r.send(q("SET pgguard.purpose = 'financial_reporting'"))
+			refusedRead(t, r.send(q("EXECUTE p")), "EXECUTE p")
+		})
+	}
+	// Changed again without an error, the name holds the new statement.
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	r.send(q("PREPARE p AS SELECT iban FROM crm.customers"))
+	r.send(q("SELECT 1/0; DEALLOCATE p; PREPARE p AS SELECT 1"))
+	r.send(q("DEALLOCATE p"), q("PREPARE p AS SELECT 1 AS n"), q("SET pgguard.purpose = 'financial_reporting'"))
+	if out := r.send(q("EXECUTE p")); len(out.errors) > 0 || out.rows != 1 {
+		t.Fatalf("EXECUTE p after a clean change: %d rows, errors %v", out.rows, out.errors)
+	}
+}
