@@ -284,8 +284,12 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if st.Attaches != "" {
 		accesses = append([]authz.Access{attachAccess}, accesses...)
 	}
+	// What flows into temporary tables: the statement's reads, or with
+	// EXECUTE (also CREATE TABLE AS EXECUTE) the prepared statement's.
+	tempWrites, tempReads := st.TempWrites, st.Accesses
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
+		fillsTemp := len(st.TempWrites) > 0
 		p := s.prepared[st.Effect.Name]
 		if p == nil {
 			return s.noSuchStatement(st.Effect.Name)
@@ -308,9 +312,18 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 				}
 			}
 			accesses = unionAccesses(accesses, q.accesses)
+			fillsTemp = fillsTemp || q.writesTemp
 		}
 		if p.purpose != "" && st.Purpose == "" {
 			purpose = p.purpose
+		}
+		if fillsTemp {
+			// What the prepared statement reads flows into a temporary
+			// table, which the analysis of this text did not see: a
+			// statement after it in the text would be decided on the
+			// lineage before it.
+			tempWrites, tempReads = []string{st.Effect.Name}, append(slices.Clone(st.Accesses), lineageOf(accesses)...)
+			defer func() { sim.unknown = true }()
 		}
 	}
 	start := time.Now()
@@ -325,9 +338,9 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if s.g.cfg.PurposeRole != nil && !roleFree(st) {
 		v.purposes = addPurpose(v.purposes, purpose)
 	}
-	if st.Effect != nil || st.DDL || st.UserCode || len(st.TempWrites) > 0 {
+	if st.Effect != nil || st.DDL || st.UserCode || len(tempWrites) > 0 {
 		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
-			tempWrites: st.TempWrites, tempReads: st.Accesses}
+			tempWrites: tempWrites, tempReads: tempReads}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
 			sim.apply(st.Effect, s)
@@ -759,7 +772,7 @@ func (s *session) replay(e *effect, segment uint64) {
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
 	switch e.Kind {
 	case "prepare":
-		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true}
+		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true, writesTemp: len(e.tempWrites) > 0}
 		s.preparedBytes += int64(len(e.text))
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
@@ -821,6 +834,35 @@ func (s *session) flowIntoTemps(names []string, reads []sqlscan.Access) {
 		s.own.lineageKey = lineageDigest(s.own.tempLineage)
 		s.stateGen++
 	}
+}
+
+// lineageOf is what a statement that reads accesses adds to the
+// temporary lineage when it writes a temporary table: the columns it reads.
+func lineageOf(accesses []authz.Access) []sqlscan.Access {
+	var out []sqlscan.Access
+	for _, a := range accesses {
+		if a.Act != authz.ActRead {
+			continue
+		}
+		// schema.table.column, as toAuthz joined it; the parts need only
+		// join back to the same text.
+		parts := strings.SplitN(a.Column, ".", 3)
+		if len(parts) != 3 {
+			continue // not a column: a function, the act ddl
+		}
+		out = append(out, sqlscan.Access{Schema: parts[0], Table: parts[1], Column: parts[2], Act: sqlscan.Read})
+	}
+	return out
+}
+
+// writesTemp reports whether a statement of v writes a temporary table.
+func (v *verdict) writesTemp() bool {
+	for i := range v.effects {
+		if len(v.effects[i].tempWrites) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // lineageDigest identifies the content of a session's temporary lineage.

@@ -117,6 +117,9 @@ type prepared struct {
 	text     string // raw; normalized only for an alert
 	effects  []effect
 	barrier  bool // running it may change session state
+	// writesTemp: an analysis of it found it writing a temporary table,
+	// so what it reads flows into the temporary lineage each time it runs.
+	writesTemp bool
 	// sqlPrepare: made by SQL PREPARE, whose text is the PREPARE statement
 	// (re-analysing it yields the inner statement's accesses).
 	sqlPrepare bool
@@ -435,7 +438,8 @@ func (s *session) setPrepared(name string, p *prepared) {
 
 // newRecord makes the record of a statement parsed with verdict v.
 func (s *session) newRecord(text []byte, v *verdict) *prepared {
-	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table, needsRole: len(v.purposes) > 0}
+	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table, needsRole: len(v.purposes) > 0,
+		writesTemp: v.writesTemp()}
 	s.preparedBytes += int64(len(text))
 	if v.single {
 		p.accesses = v.accesses
@@ -588,6 +592,13 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		s.segmentUnknown = true
 	} else {
 		s.pend(portal, p.effects)
+	}
+	for q := p; q != nil; q = q.replaced {
+		if q.writesTemp {
+			// Its reads as they stand now, which a re-analysis may have
+			// added to since it was parsed.
+			s.flowIntoTemps([]string{string(name)}, lineageOf(q.accesses))
+		}
 	}
 	s.lastText = p.text
 	s.bound(portal)
@@ -772,6 +783,9 @@ func (s *session) reanalysePrepared(p *prepared) *denial {
 	}
 	p.accesses = unionAccesses(p.accesses, v.accesses)
 	p.barrier = p.barrier || (v.barrier && !p.sqlPrepare)
+	// The server plans the statement again in the new context too: a
+	// temporary table created since may now be what it writes.
+	p.writesTemp = p.writesTemp || v.writesTemp()
 	p.table, p.policy = table, nil
 	return nil
 }

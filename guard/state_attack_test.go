@@ -153,3 +153,82 @@ func TestStateAttackPreparedChangesTheServerSkipped(t *testing.T) {
 		t.Fatalf("EXECUTE p after a clean change: %d rows, errors %v", out.rows, out.errors)
 	}
 }
+
+// What a statement copies into a temporary table keeps its policy, also
+// when the statement does not say TEMP: PostgreSQL creates a table in the
+// temporary schema when that is the first schema of the path it can use.
+// And CREATE TABLE AS EXECUTE copies what the prepared statement reads.
+func TestStateAttackTemporaryLineage(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	cases := []struct {
+		name string
+		msgs []pgproto3.FrontendMessage
+		read string // default SELECT * FROM stash
+	}{
+		// CREATE TABLE AS, unqualified, with pg_temp first on the path.
+		{"CREATE TABLE AS with pg_temp first on the path", []pgproto3.FrontendMessage{
+			q("SET search_path = pg_temp, public"), q("CREATE TABLE stash AS SELECT iban FROM crm.customers")}, ""},
+		// SELECT INTO, likewise.
+		{"SELECT INTO with pg_temp first on the path", []pgproto3.FrontendMessage{
+			q("SET search_path = pg_temp, public"), q("SELECT iban INTO stash FROM crm.customers")}, ""},
+		// The schemas before pg_temp do not exist, so the server skips them.
+		{"CREATE TABLE AS after schemas that do not exist", []pgproto3.FrontendMessage{
+			q(`SET search_path = "$user", nosuchschema, pg_temp, public`), q("CREATE TABLE stash AS SELECT iban FROM crm.customers")}, ""},
+		// pg_temp set at the start of the session.
+		{"CREATE TABLE AS under a startup path", []pgproto3.FrontendMessage{
+			q("CREATE TABLE stash AS SELECT iban FROM crm.customers")}, ""},
+		// The copy made by running a prepared statement.
+		{"CREATE TEMP TABLE AS EXECUTE", []pgproto3.FrontendMessage{
+			q("PREPARE p AS SELECT iban FROM crm.customers"), q("CREATE TEMP TABLE stash AS EXECUTE p")}, ""},
+		// The same through the extended protocol.
+		{"CREATE TEMP TABLE AS EXECUTE, extended", append([]pgproto3.FrontendMessage{
+			q("PREPARE p AS SELECT iban FROM crm.customers")},
+			append(extended("", "CREATE TEMP TABLE stash AS EXECUTE p"), &pgproto3.Sync{})...), ""},
+		// A prepared INSERT into a table that a temporary table created
+		// since hides: the server plans it again, into the temporary table.
+		{"EXECUTE planned again into a temporary table", []pgproto3.FrontendMessage{
+			q("PREPARE p AS INSERT INTO notes (body) SELECT iban FROM crm.customers"),
+			q("CREATE TEMP TABLE notes (id int, body text)"), q("EXECUTE p")}, "SELECT body FROM notes"},
+		// The same with a statement of the extended protocol.
+		{"Bind planned again into a temporary table", []pgproto3.FrontendMessage{
+			&pgproto3.Parse{Name: "s", Query: "INSERT INTO notes (body) SELECT iban FROM crm.customers"}, &pgproto3.Sync{},
+			q("CREATE TEMP TABLE notes (id int, body text)"),
+			&pgproto3.Bind{PreparedStatement: "s"}, &pgproto3.Execute{}, &pgproto3.Sync{}}, "SELECT body FROM notes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			options := "-c pgguard.purpose=invoicing"
+			if strings.Contains(c.name, "startup") {
+				options += " -c search_path=pg_temp,public"
+			}
+			read := q("SELECT * FROM stash")
+			if c.read != "" {
+				read = q(c.read)
+			}
+			r := w.raw(t, "finance_app", options)
+			if out := r.send(c.msgs...); len(out.errors) > 0 {
+				t.Fatalf("copy under invoicing: %v", out.errors)
+			}
+			if out := r.send(read); len(out.errors) > 0 || out.rows != 2 {
+				t.Fatalf("read under invoicing: %d rows, errors %v", out.rows, out.errors)
+			}
+			r.send(q("SET pgguard.purpose = 'financial_reporting'"))
+			refusedRead(t, r.send(read), c.name)
+		})
+	}
+	// In one message, the read after the copy is decided on what the
+	// prepared statement read.
+	t.Run("CREATE TEMP TABLE AS EXECUTE in one message", func(t *testing.T) {
+		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+		r.send(q("PREPARE p AS SELECT iban FROM crm.customers"))
+		refusedRead(t, r.send(q("CREATE TEMP TABLE stash AS EXECUTE p; SET pgguard.purpose = 'financial_reporting'; SELECT * FROM stash")),
+			"one message")
+	})
+	// A table created on an ordinary path is no temporary table, and
+	// copies nothing into the lineage: temporary tables filled from the
+	// client stay readable under any purpose.
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=financial_reporting")
+	if out := r.send(q("CREATE TEMP TABLE stage (n int)"), q("INSERT INTO stage VALUES (1)"), q("SELECT n FROM stage")); len(out.errors) > 0 || out.rows != 1 {
+		t.Fatalf("a temporary table filled from the client: %d rows, errors %v", out.rows, out.errors)
+	}
+}
