@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgguard/pgguard/alert"
+	"github.com/pgguard/pgguard/internal/pgtest"
 )
 
 // refusedRead fails the test unless the last segment was refused by
@@ -230,5 +231,53 @@ func TestStateAttackTemporaryLineage(t *testing.T) {
 	r := w.raw(t, "finance_app", "-c pgguard.purpose=financial_reporting")
 	if out := r.send(q("CREATE TEMP TABLE stage (n int)"), q("INSERT INTO stage VALUES (1)"), q("SELECT n FROM stage")); len(out.errors) > 0 || out.rows != 1 {
 		t.Fatalf("a temporary table filled from the client: %d rows, errors %v", out.rows, out.errors)
+	}
+}
+
+// State set outside the session: an ordinary role may set its own
+// defaults, which the server applies at the next connection, and a client
+// chooses the startup options. pgguard reads the state the server reports
+// at the start of every session, whatever set it.
+func TestStateAttackDefaultsSetOutsideTheSession(t *testing.T) {
+	w := decoyWorld(t)
+	const user = "rt_defaults_app"
+	w.pg.MustCreateRole(t, user, password, pgtest.SCRAM)
+	w.pg.MustExec(t, "postgres", "GRANT USAGE ON SCHEMA crm, hr, decoy TO "+user+
+		"; GRANT SELECT ON ALL TABLES IN SCHEMA crm, hr, decoy TO "+user)
+	w.addRules(t, "g, "+user+", sales")
+	cases := []struct{ name, set, options, read string }{
+		// The role's own search_path, applied at the next connection.
+		{"ALTER ROLE SET search_path", "ALTER ROLE CURRENT_USER SET search_path = hr", "", salaries},
+		// The same for this database only.
+		{"ALTER ROLE IN DATABASE SET search_path", "ALTER ROLE CURRENT_USER IN DATABASE postgres SET search_path = hr", "", salaries},
+		// Backslashes escape quotes once standard_conforming_strings is
+		// off: read with it on, the sub-select is inside a string.
+		{"ALTER ROLE SET standard_conforming_strings", "ALTER ROLE CURRENT_USER SET standard_conforming_strings = off", "",
+			`SELECT 'a\' AS x, ' , (SELECT gross_monthly FROM hr.salaries LIMIT 1)::text --'`},
+		// An encoding whose characters may hide a backslash: every
+		// statement is refused.
+		{"ALTER ROLE SET client_encoding", "ALTER ROLE CURRENT_USER SET client_encoding = 'SJIS'", "", "SELECT 1 AS x"},
+		// PostgreSQL reads an escaped space in options as part of the value.
+		{"startup option with an escaped space", "", `-c search_path=hr,\ decoy`, salaries},
+		// The long form of -c, given last, wins.
+		{"startup option in its long form", "", "-c search_path=decoy --search_path=hr", salaries},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.set != "" {
+				r := w.raw(t, user, "-c pgguard.purpose=order_fulfilment")
+				if out := r.send(q(c.set)); len(out.errors) > 0 {
+					t.Fatalf("%s: %v", c.set, out.errors)
+				}
+				t.Cleanup(func() {
+					w.pg.MustExec(t, "postgres", "ALTER ROLE "+user+" RESET ALL; ALTER ROLE "+user+" IN DATABASE postgres RESET ALL")
+				})
+			}
+			r := w.raw(t, user, "-c pgguard.purpose=order_fulfilment "+c.options)
+			out := r.send(q(c.read))
+			if out.rows > 0 && out.values != "" || out.lastErr != "42501" {
+				t.Fatalf("want the read refused (42501), got %d rows (%q), errors %v", out.rows, out.values, out.errors)
+			}
+		})
 	}
 }
