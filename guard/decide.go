@@ -287,6 +287,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	// What flows into temporary tables: the statement's reads, or with
 	// EXECUTE (also CREATE TABLE AS EXECUTE) the prepared statement's.
 	tempWrites, tempReads := st.TempWrites, st.Accesses
+	userCode := st.UserCode
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
 		fillsTemp := len(st.TempWrites) > 0
@@ -317,6 +318,14 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		if p.purpose != "" && st.Purpose == "" {
 			purpose = p.purpose
 		}
+		if s.preparedRunsCode(st.Effect.Name) {
+			// EXECUTE runs the prepared statement, which may call code
+			// the policy allows or be a change of state itself: after
+			// it, only the server can say what the state is.
+			userCode = true
+			v.barrier, sim.settled = true, false
+			defer func() { sim.unknown = true }()
+		}
 		if fillsTemp {
 			// What the prepared statement reads flows into a temporary
 			// table, which the analysis of this text did not see: a
@@ -339,7 +348,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		v.purposes = addPurpose(v.purposes, purpose)
 	}
 	if st.Effect != nil || st.DDL || st.UserCode || len(tempWrites) > 0 {
-		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
+		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: userCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
 			tempWrites: tempWrites, tempReads: tempReads}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
@@ -772,7 +781,8 @@ func (s *session) replay(e *effect, segment uint64) {
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
 	switch e.Kind {
 	case "prepare":
-		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true, writesTemp: len(e.tempWrites) > 0}
+		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true, writesTemp: len(e.tempWrites) > 0,
+			barrier: e.userCode}
 		s.preparedBytes += int64(len(e.text))
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
@@ -786,8 +796,9 @@ func (s *session) replay(e *effect, segment uint64) {
 		}
 	}
 	s.holdCursor(e, segment)
-	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) && !e.userCode {
-		// Prepared before the cursor was declared: it runs the code now.
+	if ((e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) || e.Kind == "execute" && s.preparedRunsCode(e.Name)) && !e.userCode {
+		// Prepared before the cursor was declared, or before the name
+		// held a statement that changes state: it runs the code now.
 		cp := *e
 		cp.userCode = true
 		e = &cp
@@ -853,6 +864,17 @@ func lineageOf(accesses []authz.Access) []sqlscan.Access {
 		out = append(out, sqlscan.Access{Schema: parts[0], Table: parts[1], Column: parts[2], Act: sqlscan.Read})
 	}
 	return out
+}
+
+// preparesCode reports whether a PREPARE of v prepares a statement that
+// calls code the policy allows, which runs at each EXECUTE.
+func (v *verdict) preparesCode() bool {
+	for i := range v.effects {
+		if v.effects[i].Kind == "prepare" && v.effects[i].userCode {
+			return true
+		}
+	}
+	return false
 }
 
 // writesTemp reports whether a statement of v writes a temporary table.

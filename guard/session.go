@@ -691,10 +691,24 @@ func (s *session) lateStateChange(portal []byte, segment uint64) *denial {
 }
 
 // fetchesCode reports whether p fetches from a cursor or portal that runs
-// code (runsCode).
+// code (runsCode), or executes a prepared statement that may change
+// session state (preparedRunsCode).
 func (s *session) fetchesCode(p *prepared) bool {
 	for _, e := range p.effects {
-		if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) {
+		if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) || e.Kind == "execute" && s.preparedRunsCode(e.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// preparedRunsCode reports whether EXECUTE of the prepared statement name
+// may change session state: a statement the server may hold under the
+// name calls a function the policy allows, or is a change of state itself
+// (a SET prepared through the extended protocol), or is unknown.
+func (s *session) preparedRunsCode(name string) bool {
+	for q := s.prepared[name]; q != nil; q = q.replaced {
+		if q.barrier || q.unknown {
 			return true
 		}
 	}
@@ -782,7 +796,7 @@ func (s *session) reanalysePrepared(p *prepared) *denial {
 		return v.denied
 	}
 	p.accesses = unionAccesses(p.accesses, v.accesses)
-	p.barrier = p.barrier || (v.barrier && !p.sqlPrepare)
+	p.barrier = p.barrier || (v.barrier && !p.sqlPrepare) || (p.sqlPrepare && v.preparesCode())
 	// The server plans the statement again in the new context too: a
 	// temporary table created since may now be what it writes.
 	p.writesTemp = p.writesTemp || v.writesTemp()

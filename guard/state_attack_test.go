@@ -114,6 +114,56 @@ func TestStateAttackCodeCursorCloseTheServerRefused(t *testing.T) {
 	}
 }
 
+// EXECUTE runs the statement prepared under its name, which may call a
+// function the policy allows (whose body may change the search_path) or,
+// prepared through the extended protocol, be a SET: the state after it is
+// the server's to report, as after the statement itself.
+func TestStateAttackExecuteRunsWhatWasPrepared(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_switch(text) RETURNS text LANGUAGE plpgsql AS
+		$$ BEGIN PERFORM set_config('search_path', 'hr', false); RETURN $1; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_switch(text) TO PUBLIC`)
+	w.addRules(t, "p, sales, *, function:public.pgg_switch, execute, allow")
+	code := q("PREPARE p AS SELECT public.pgg_switch('x')")
+	set := []pgproto3.FrontendMessage{&pgproto3.Parse{Name: "p", Query: "SET search_path = hr"}, &pgproto3.Sync{}}
+	cases := []struct {
+		name        string
+		setup, msgs []pgproto3.FrontendMessage
+	}{
+		// The function runs at EXECUTE, the read follows in the message.
+		{"EXECUTE of an allowed function, then a read", []pgproto3.FrontendMessage{code}, []pgproto3.FrontendMessage{q("EXECUTE p; " + salaries)}},
+		// The read pipelined behind it.
+		{"EXECUTE of an allowed function, pipelined", []pgproto3.FrontendMessage{code}, []pgproto3.FrontendMessage{q("EXECUTE p"), q(salaries)}},
+		// EXECUTE through the extended protocol, the read in its segment.
+		{"extended EXECUTE of an allowed function", []pgproto3.FrontendMessage{code},
+			append(append(extended("", "EXECUTE p"), extended("", salaries)...), &pgproto3.Sync{})},
+		// A SET prepared through the extended protocol, run by SQL EXECUTE.
+		{"EXECUTE of a SET prepared by Parse", set, []pgproto3.FrontendMessage{q("EXECUTE p; " + salaries)}},
+		// EXPLAIN ANALYZE runs it too.
+		{"EXPLAIN ANALYZE EXECUTE", []pgproto3.FrontendMessage{code}, []pgproto3.FrontendMessage{q("EXPLAIN ANALYZE EXECUTE p; " + salaries)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+			if out := r.send(c.setup...); len(out.errors) > 0 {
+				t.Fatalf("prepare: %v", out.errors)
+			}
+			out := r.send(c.msgs...)
+			if out.lastRows > 0 && out.values != "x" && !strings.HasPrefix(out.values, "Result") || out.lastErr != "42501" {
+				t.Fatalf("want the read refused (42501), got %d rows (%q), errors %v", out.lastRows, out.values, out.errors)
+			}
+		})
+	}
+	// On its own, EXECUTE runs, and the read after it is decided on the
+	// path the server reports.
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	r.send(code)
+	if out := r.send(q("EXECUTE p")); len(out.errors) > 0 || out.values != "x" {
+		t.Fatalf("EXECUTE p: %q, errors %v", out.values, out.errors)
+	}
+	r.send(q(salaries)).refused(t, "the read after EXECUTE")
+}
+
 // A DEALLOCATE and PREPARE the server skipped after an error leave the
 // statement it holds: pgguard decides on both until the name is changed
 // again without an error, also after later confirmations that saw none.
