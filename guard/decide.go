@@ -52,7 +52,10 @@ type effect struct {
 	sqlscan.Effect
 	ddl      bool
 	userCode bool // runs a function the policy allows (sqlscan.Statement.UserCode)
-	tempOnly bool // DDL that only creates a temporary table (sqlscan.Statement.TempOnly)
+	// functions are the functions outside the built-ins the policy allowed
+	// it to run (sqlscan.Statement.AllowedFunctions), as schema.name.
+	functions []string
+	tempOnly  bool // DDL that only creates a temporary table (sqlscan.Statement.TempOnly)
 	// tempWrites are the temporary tables the statement writes, into which
 	// what it reads (tempReads) flows.
 	tempWrites []string
@@ -284,6 +287,11 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if st.Attaches != "" {
 		accesses = append([]authz.Access{attachAccess}, accesses...)
 	}
+	if st.ReadsTemp {
+		// What functions the policy allows wrote into temporary tables
+		// is read under their rules (see tempCode).
+		accesses = append(accesses, s.tempCode()...)
+	}
 	// What flows into temporary tables: the statement's reads, or with
 	// EXECUTE (also CREATE TABLE AS EXECUTE) the prepared statement's.
 	tempWrites, tempReads := st.TempWrites, st.Accesses
@@ -349,7 +357,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	}
 	if st.Effect != nil || st.DDL || st.UserCode || len(tempWrites) > 0 {
 		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: userCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
-			tempWrites: tempWrites, tempReads: tempReads}
+			tempWrites: tempWrites, tempReads: tempReads, functions: st.AllowedFunctions}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
 			sim.apply(st.Effect, s)
@@ -782,7 +790,7 @@ func (s *session) replay(e *effect, segment uint64) {
 	switch e.Kind {
 	case "prepare":
 		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true, writesTemp: len(e.tempWrites) > 0,
-			barrier: e.userCode}
+			barrier: e.userCode, functions: e.functions}
 		s.preparedBytes += int64(len(e.text))
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
@@ -796,12 +804,21 @@ func (s *session) replay(e *effect, segment uint64) {
 		}
 	}
 	s.holdCursor(e, segment)
-	if ((e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) || e.Kind == "execute" && s.preparedRunsCode(e.Name)) && !e.userCode {
-		// Prepared before the cursor was declared, or before the name
-		// held a statement that changes state: it runs the code now.
+	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) || e.Kind == "execute" && s.preparedRunsCode(e.Name) {
+		// The code of the cursor's query, or of the prepared statement,
+		// runs now (and was maybe declared or prepared after this
+		// statement was parsed).
 		cp := *e
 		cp.userCode = true
+		if e.Kind == "execute" {
+			cp.functions = s.preparedFunctions(e.Name)
+		} else {
+			cp.functions = s.cursorFunctions(e.Name)
+		}
 		e = &cp
+	}
+	if e.userCode {
+		s.ranCode(e.functions)
 	}
 	st := sqlscan.Statement{DDL: e.ddl, UserCode: e.userCode}
 	if e.Kind != "" {
@@ -842,7 +859,7 @@ func (s *session) flowIntoTemps(names []string, reads []sqlscan.Access) {
 		}
 	}
 	if grew {
-		s.own.lineageKey = lineageDigest(s.own.tempLineage)
+		s.own.lineageKey = lineageDigest(s.own.tempLineage, s.own.tempFunctions)
 		s.stateGen++
 	}
 }
@@ -866,6 +883,56 @@ func lineageOf(accesses []authz.Access) []sqlscan.Access {
 	return out
 }
 
+// ranCode notes functions the policy allows that a forwarded statement
+// runs: their bodies may write temporary tables with rows of anything
+// they read, which the next confirmation decides on (takeCode).
+func (s *session) ranCode(functions []string) {
+	for _, f := range functions {
+		if !slices.Contains(s.pendingCode, f) {
+			s.pendingCode = append(s.pendingCode, f)
+		}
+	}
+}
+
+// takeCode adds the functions that ran since the last confirmation to
+// those whose rules the session's temporary tables carry, when the server
+// reports any temporary table: what such a function copied into one is
+// read, later and under any purpose, only where the policy allows running
+// the function. Without a temporary table nothing it wrote is left.
+func (s *session) takeCode() {
+	if len(s.pendingCode) == 0 {
+		return
+	}
+	if len(s.state.temps) > 0 {
+		o := s.ownState()
+		grew := false
+		for _, f := range s.pendingCode {
+			if !slices.Contains(o.tempFunctions, f) {
+				o.tempFunctions, grew = append(o.tempFunctions, f), true
+			}
+		}
+		if grew {
+			o.lineageKey = lineageDigest(o.tempLineage, o.tempFunctions)
+			s.stateGen++
+		}
+	}
+	s.pendingCode = s.pendingCode[:0]
+}
+
+// tempCode is what reading the session's temporary tables asks of the
+// policy besides their lineage: running each function that may have
+// written them.
+func (s *session) tempCode() []authz.Access {
+	if s.own == nil || len(s.own.tempFunctions) == 0 {
+		return nil
+	}
+	out := make([]authz.Access, len(s.own.tempFunctions))
+	for i, f := range s.own.tempFunctions {
+		out[i] = authz.Access{Column: authz.FunctionPrefix + f, Act: authz.ActExecute}
+	}
+	return out
+}
+
 // preparesCode reports whether a PREPARE of v prepares a statement that
 // calls code the policy allows, which runs at each EXECUTE.
 func (v *verdict) preparesCode() bool {
@@ -875,6 +942,19 @@ func (v *verdict) preparesCode() bool {
 		}
 	}
 	return false
+}
+
+// functions are the functions the policy allows that v's statements run.
+func (v *verdict) functions() []string {
+	var out []string
+	for i := range v.effects {
+		for _, f := range v.effects[i].functions {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // writesTemp reports whether a statement of v writes a temporary table.
@@ -887,11 +967,15 @@ func (v *verdict) writesTemp() bool {
 	return false
 }
 
-// lineageDigest identifies the content of a session's temporary lineage.
-func lineageDigest(lineage []sqlscan.Access) string {
+// lineageDigest identifies the content of a session's temporary lineage
+// and the functions whose rules its temporary tables carry.
+func lineageDigest(lineage []sqlscan.Access, code []string) string {
 	h := sha256.New()
 	for _, a := range lineage {
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", a.Schema, a.Table, a.Column, a.Act)
+	}
+	for _, f := range code {
+		fmt.Fprintf(h, "%s\x01", f)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -23,6 +23,8 @@ type heldRows struct {
 	// code is set for a cursor whose query runs code the policy allows,
 	// which may change session state at every FETCH or MOVE.
 	code bool
+	// functions are the functions the policy allows that its query runs.
+	functions []string
 	// replaced is the cursor the server may still hold under the name:
 	// a DECLARE the server may have refused (the name in use) or skipped
 	// (an error before it) leaves both standing until its segment ends
@@ -60,7 +62,7 @@ func (s *session) holdCursor(e *effect, segment uint64) {
 		if s.cursors == nil {
 			s.cursors = map[string]*heldRows{}
 		}
-		rec := &heldRows{accesses: e.accesses, purpose: e.purpose, code: e.userCode}
+		rec := &heldRows{accesses: e.accesses, purpose: e.purpose, code: e.userCode, functions: e.functions}
 		if old := s.cursors[e.Name]; old != nil {
 			rec.replaced = old
 			s.cursorChanges = append(s.cursorChanges, cursorChange{segment: segment, errors: s.errors, name: e.Name, rec: rec})
@@ -75,6 +77,16 @@ func (s *session) holdCursor(e *effect, segment uint64) {
 			s.cursorChanges = append(s.cursorChanges, cursorChange{segment: segment, errors: s.errors, all: maps.Clone(s.cursors)})
 		}
 	}
+}
+
+// cursorFunctions are the functions the policy allows that fetching from
+// the cursor name may run.
+func (s *session) cursorFunctions(name string) []string {
+	var out []string
+	for h := s.cursors[name]; h != nil; h = h.replaced {
+		out = append(out, h.functions...)
+	}
+	return out
 }
 
 // settleCursors applies the cursor changes whose segments the server has

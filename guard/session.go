@@ -81,6 +81,9 @@ type session struct {
 	// portalEffects are the session effects of bound portals not yet
 	// executed: the server changes its state when a portal runs.
 	portalEffects map[string][]effect
+	// pendingCode are the functions the policy allows that ran since the
+	// last confirmation (takeCode).
+	pendingCode []string
 	// cursors and portalRows are what fetching from each cursor or
 	// protocol portal reads (held.go); cursorChanges are the changes of
 	// cursors forwarded whose outcome the server has not settled yet.
@@ -117,6 +120,8 @@ type prepared struct {
 	text     string // raw; normalized only for an alert
 	effects  []effect
 	barrier  bool // running it may change session state
+	// functions are the functions the policy allows it to run.
+	functions []string
 	// writesTemp: an analysis of it found it writing a temporary table,
 	// so what it reads flows into the temporary lineage each time it runs.
 	writesTemp bool
@@ -439,7 +444,7 @@ func (s *session) setPrepared(name string, p *prepared) {
 // newRecord makes the record of a statement parsed with verdict v.
 func (s *session) newRecord(text []byte, v *verdict) *prepared {
 	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table, needsRole: len(v.purposes) > 0,
-		writesTemp: v.writesTemp()}
+		writesTemp: v.writesTemp(), functions: v.functions()}
 	s.preparedBytes += int64(len(text))
 	if v.single {
 		p.accesses = v.accesses
@@ -702,6 +707,16 @@ func (s *session) fetchesCode(p *prepared) bool {
 	return false
 }
 
+// preparedFunctions are the functions the policy allows that EXECUTE of
+// the prepared statement name may run.
+func (s *session) preparedFunctions(name string) []string {
+	var out []string
+	for q := s.prepared[name]; q != nil; q = q.replaced {
+		out = append(out, q.functions...)
+	}
+	return out
+}
+
 // preparedRunsCode reports whether EXECUTE of the prepared statement name
 // may change session state: a statement the server may hold under the
 // name calls a function the policy allows, or is a change of state itself
@@ -800,6 +815,11 @@ func (s *session) reanalysePrepared(p *prepared) *denial {
 	// The server plans the statement again in the new context too: a
 	// temporary table created since may now be what it writes.
 	p.writesTemp = p.writesTemp || v.writesTemp()
+	for _, f := range v.functions() {
+		if !slices.Contains(p.functions, f) {
+			p.functions = append(p.functions, f)
+		}
+	}
 	p.table, p.policy = table, nil
 	return nil
 }
@@ -920,6 +940,9 @@ type ownState struct {
 	// for the cache key: sessions share verdicts only with the same one.
 	tempLineage []sqlscan.Access
 	lineageKey  string
+	// tempFunctions are the functions the policy allows that ran while,
+	// or before, the server reported temporary tables (takeCode).
+	tempFunctions []string
 }
 
 // ownState returns the session's ownState, making it at the first call.

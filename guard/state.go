@@ -158,6 +158,7 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	// What DDL changed before this confirmation is read: only what it
 	// changes from now on waits for the next.
 	s.unread = slices.DeleteFunc(s.unread, func(n string) bool { return slices.Contains(s.queried, n) })
+	s.takeCode()
 	s.reconcilePrepared(names, errorsSeen)
 }
 

@@ -331,3 +331,53 @@ func TestStateAttackDefaultsSetOutsideTheSession(t *testing.T) {
 		})
 	}
 }
+
+// A function the policy allows for one purpose copies IBANs into a
+// temporary table it creates: pgguard cannot see what it read, so the
+// table is read only where the policy allows running the function.
+func TestStateAttackTemporaryTableFilledByAFunction(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_stage() RETURNS int LANGUAGE plpgsql AS
+		$$ BEGIN CREATE TEMP TABLE IF NOT EXISTS fstash AS SELECT iban FROM crm.customers; RETURN 1; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_stage() TO PUBLIC`)
+	w.addRules(t, "p, finance, invoicing, function:public.pgg_stage, execute, allow")
+	cases := []struct {
+		name string
+		msgs []pgproto3.FrontendMessage
+	}{
+		// Called directly.
+		{"a call", []pgproto3.FrontendMessage{q("SELECT public.pgg_stage()")}},
+		// Through a prepared statement.
+		{"EXECUTE", []pgproto3.FrontendMessage{q("PREPARE p AS SELECT public.pgg_stage()"), q("EXECUTE p")}},
+		// Through the extended protocol.
+		{"extended", append(extended("", "SELECT public.pgg_stage()"), &pgproto3.Sync{})},
+		// Through a cursor's FETCH.
+		{"cursor", []pgproto3.FrontendMessage{q("BEGIN"), q("DECLARE c CURSOR FOR SELECT public.pgg_stage()"), q("FETCH c"), q("COMMIT")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			if out := r.send(c.msgs...); len(out.errors) > 0 {
+				t.Fatalf("under invoicing: %v", out.errors)
+			}
+			if out := r.send(q("SELECT * FROM fstash")); len(out.errors) > 0 || out.rows != 2 {
+				t.Fatalf("read under invoicing: %d rows, errors %v", out.rows, out.errors)
+			}
+			r.send(q("SET pgguard.purpose = 'financial_reporting'"))
+			refusedRead(t, r.send(q("SELECT * FROM fstash")), c.name)
+		})
+	}
+	// Without a temporary table after it, a function leaves nothing to
+	// answer for: temporary tables made later are read as before.
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_noop() RETURNS int LANGUAGE sql AS 'SELECT 1';
+		GRANT EXECUTE ON FUNCTION public.pgg_noop() TO PUBLIC`)
+	w.addRules(t, "p, finance, invoicing, function:public.pgg_noop, execute, allow")
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	if out := r.send(q("SELECT public.pgg_noop()")); len(out.errors) > 0 {
+		t.Fatalf("pgg_noop: %v", out.errors)
+	}
+	if out := r.send(q("SET pgguard.purpose = 'financial_reporting'"), q("CREATE TEMP TABLE stage (n int)"),
+		q("INSERT INTO stage VALUES (1)"), q("SELECT n FROM stage")); len(out.errors) > 0 || out.rows != 1 {
+		t.Fatalf("a temporary table after no function: %d rows, errors %v", out.rows, out.errors)
+	}
+}
