@@ -891,6 +891,9 @@ func (s *session) ranCode(functions []string) {
 		if !slices.Contains(s.pendingCode, f) {
 			s.pendingCode = append(s.pendingCode, f)
 		}
+		if !slices.Contains(s.ranFunctions, f) {
+			s.ranFunctions = append(s.ranFunctions, f)
+		}
 	}
 }
 

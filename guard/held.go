@@ -150,12 +150,20 @@ func (s *session) holdPortal(portal []byte, p *prepared) {
 
 // fetchDenial decides fetching from the cursor or portal name under the
 // purpose comment of the fetching statement, or the one in force
-// (current). A name pgguard never saw declared (one a function opened, or
-// none at all, which the server refuses) is left to the server.
+// (current). A name pgguard never saw declared is one a function the
+// policy allows opened, or none at all, which the server refuses: its
+// rows are what such a function chose, fetched only where the policy
+// allows running every function of the kind that ran in the session.
 func (s *session) fetchDenial(name, comment, current string, pol *authz.Policy) *denial {
 	h := s.cursors[name]
 	if h == nil {
 		h = s.portalRows[name]
+	}
+	if h == nil && len(s.ranFunctions) > 0 {
+		h = &heldRows{}
+		for _, f := range s.ranFunctions {
+			h.accesses = append(h.accesses, authz.Access{Column: authz.FunctionPrefix + f, Act: authz.ActExecute})
+		}
 	}
 	// Every cursor the server may hold under the name.
 	for ; h != nil; h = h.replaced {

@@ -82,8 +82,10 @@ type session struct {
 	// executed: the server changes its state when a portal runs.
 	portalEffects map[string][]effect
 	// pendingCode are the functions the policy allows that ran since the
-	// last confirmation (takeCode).
-	pendingCode []string
+	// last confirmation (takeCode); ranFunctions all that ran in the
+	// session, which may have opened cursors pgguard never saw declared.
+	pendingCode  []string
+	ranFunctions []string
 	// cursors and portalRows are what fetching from each cursor or
 	// protocol portal reads (held.go); cursorChanges are the changes of
 	// cursors forwarded whose outcome the server has not settled yet.

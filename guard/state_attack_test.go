@@ -381,3 +381,40 @@ func TestStateAttackTemporaryTableFilledByAFunction(t *testing.T) {
 		t.Fatalf("a temporary table after no function: %d rows, errors %v", out.rows, out.errors)
 	}
 }
+
+// A cursor a function opens holds the rows of a query pgguard never saw:
+// fetched under another purpose, they are what the function chose, and
+// fetching them needs the policy to allow running it under that purpose.
+func TestStateAttackCursorOpenedByAFunction(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_open(refcursor) RETURNS refcursor LANGUAGE plpgsql AS
+		$$ BEGIN OPEN $1 FOR SELECT iban FROM crm.customers; RETURN $1; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_open(refcursor) TO PUBLIC`)
+	w.addRules(t, "p, finance, invoicing, function:public.pgg_open, execute, allow")
+	open := []pgproto3.FrontendMessage{q("BEGIN"), q("SELECT public.pgg_open('c')"), q("SET LOCAL pgguard.purpose = 'financial_reporting'")}
+	cases := []struct {
+		name string
+		msgs []pgproto3.FrontendMessage
+	}{
+		// SQL FETCH.
+		{"FETCH", []pgproto3.FrontendMessage{q("FETCH ALL FROM c")}},
+		// A purpose comment on the FETCH itself.
+		{"FETCH with a purpose comment", []pgproto3.FrontendMessage{q("/*purpose='financial_reporting'*/ FETCH ALL FROM c")}},
+		// The extended protocol's Execute of the cursor's portal.
+		{"Execute", []pgproto3.FrontendMessage{&pgproto3.Execute{Portal: "c"}, &pgproto3.Sync{}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			if out := r.send(open...); len(out.errors) > 0 {
+				t.Fatalf("open under invoicing: %v", out.errors)
+			}
+			refusedRead(t, r.send(c.msgs...), c.name)
+		})
+	}
+	// Under the purpose the function is allowed for, the cursor is read.
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	if out := r.send(q("BEGIN"), q("SELECT public.pgg_open('c')"), q("FETCH ALL FROM c")); len(out.errors) > 0 || out.lastRows != 2 {
+		t.Fatalf("FETCH under invoicing: %d rows, errors %v", out.lastRows, out.errors)
+	}
+}
