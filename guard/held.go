@@ -153,7 +153,7 @@ func (s *session) holdPortal(portal []byte, p *prepared) {
 // (current). A name pgguard never saw declared is one a function the
 // policy allows opened, or none at all, which the server refuses: its
 // rows are what such a function chose, fetched only where the policy
-// allows running every function of the kind that ran in the session.
+// allows running every function it allows that ran in the session.
 func (s *session) fetchDenial(name, comment, current string, pol *authz.Policy) *denial {
 	h := s.cursors[name]
 	if h == nil {
