@@ -233,6 +233,39 @@ type simState struct {
 	// statements after it in the same text are refused, since only the
 	// server can say what state they run in.
 	unknown bool
+	// cursors are those the text declared (nil: closed) before the
+	// statement at hand; closedAll is set after a CLOSE ALL or DISCARD
+	// ALL in it. The session's own records change only once the text is
+	// forwarded.
+	cursors   map[string]*heldDef
+	closedAll bool
+}
+
+// hold follows a cursor the text declares or closes.
+func (sim *simState) hold(e *effect) {
+	switch e.Kind {
+	case "declare", "close":
+		if sim.cursors == nil {
+			sim.cursors = map[string]*heldDef{}
+		}
+		var d *heldDef
+		if e.Kind == "declare" {
+			d = &heldDef{accesses: e.accesses, purpose: e.purpose, cursor: true, code: e.userCode}
+		}
+		sim.cursors[e.Name] = d
+	case "close_all", "discard_all":
+		sim.closedAll = true
+		clear(sim.cursors)
+	}
+}
+
+// cursor returns what name holds for a statement after the text's earlier
+// ones, and whether the text itself decided that (nil: no cursor).
+func (sim *simState) cursor(name string) (*heldDef, bool) {
+	if d, ok := sim.cursors[name]; ok {
+		return d, true
+	}
+	return nil, sim.closedAll
 }
 
 // decideStatement decides one statement and records its effect; it returns
@@ -251,13 +284,28 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		// Whether it runs code depends on the session's cursors, which no
 		// cache key holds.
 		v.cacheable = false
-		if s.runsCode(st.Effect.Name) {
+		name := st.Effect.Name
+		def, inText := sim.cursor(name)
+		code := false
+		if inText {
+			// Declared or closed earlier in the same text: if that did
+			// not run, neither does this.
+			if def != nil {
+				code = def.code
+				if d := s.decideHeld(name, st.Purpose, sim.purpose, def, pol); d != nil {
+					return d
+				}
+			}
+		} else {
+			code = s.runsCode(name)
+			if d := s.fetchDenial(name, st.Purpose, sim.purpose, pol); d != nil {
+				return d
+			}
+		}
+		if code {
 			cp := *st
 			cp.UserCode = true
 			st = &cp
-		}
-		if d := s.fetchDenial(st.Effect.Name, st.Purpose, sim.purpose, pol); d != nil {
-			return d
 		}
 	}
 	if sim.unknown && !stateFree(st) {
@@ -335,6 +383,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		if e.Kind == "prepare" {
 			e.text = st.Text
 		}
+		sim.hold(&e)
 		v.effects = append(v.effects, e)
 	}
 	return nil
@@ -772,8 +821,7 @@ func (s *session) replay(e *effect, segment uint64) {
 			s.closeRecord(name, segment)
 		}
 	}
-	s.trackCursor(e)
-	s.holdCursor(e)
+	s.holdCursor(e, segment)
 	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) && !e.userCode {
 		// Prepared before the cursor was declared: it runs the code now.
 		cp := *e

@@ -47,7 +47,6 @@ type session struct {
 	// again when the sum would pass Config.SessionPreparedBytes.
 	preparedBytes int64
 	errors        uint64 // ErrorResponses seen
-	sawError      bool   // an ErrorResponse since the last confirmation
 	ddlPending    bool
 	ddlWide       bool // a DDL statement of the open transaction named no relation
 	// catPending are the relation names other transactions' DDL changed
@@ -73,23 +72,19 @@ type session struct {
 	// last message forwarded that did not end it (0: none open); roles is
 	// nil until the session needs any of the rest.
 	openSegment uint64
-	// statePortals are the portals whose statement changes session state
-	// (a SET, DDL, a function that may call set_config, ...), with the
-	// segment that bound them: such a statement changes the state when it
-	// runs, at Execute, and only an Execute in that segment is followed.
-	statePortals map[string]uint64
-	// portalEffects are the session effects of bound portals not yet
-	// executed: the server changes its state when a portal runs.
-	portalEffects map[string][]effect
-	// codeCursors are the cursors declared over code the policy allows,
-	// which may change session state whenever they are fetched from.
-	codeCursors map[string]bool
-	// cursors and portalRows are what fetching from each cursor or
-	// protocol portal reads (held.go).
-	cursors    map[string]*heldRows
-	portalRows map[string]*heldRows
-	roles      *roleState
-	confirmed  bool
+	// held are the cursors and protocol portals the server may hold, by
+	// name (held.go): what fetching from each reads, whether it runs code
+	// that changes session state, the effects a portal makes when it
+	// runs. heldChanges are those changed by messages whose segment the
+	// server has not ended yet.
+	held        map[string]*heldRows
+	heldChanges []*heldRows
+	// lastSegment is the segment of the last client message decided.
+	lastSegment uint64
+	// errorSegment is the segment the last ErrorResponse came in.
+	errorSegment uint64
+	roles        *roleState
+	confirmed    bool
 
 	// stateGen counts changes of the state.
 	stateGen uint64
@@ -160,9 +155,17 @@ func newSession(g *Guard, ps *proxy.Session) *session {
 
 // ClientMessage implements proxy.SessionInterceptor.
 func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
+	s.seen(m.Segment)
 	v := s.clientMessage(m)
 	s.noteSegment(m, v)
 	return v
+}
+
+// seen records the segment of a client message about to be decided.
+func (s *session) seen(segment uint64) {
+	s.mu.Lock()
+	s.lastSegment = max(s.lastSegment, segment)
+	s.mu.Unlock()
 }
 
 func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
@@ -194,6 +197,9 @@ func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
 // Parse or Bind whose verdict is cached under the current catalog snapshot
 // is decided at once; so is every other message, which needs no analysis.
 func (s *session) TryClientMessage(m proxy.ClientMessage) (v proxy.Verdict, ok bool) {
+	if m.Type == 'Q' || m.Type == 'P' || m.Type == 'B' {
+		s.seen(m.Segment)
+	}
 	switch m.Type {
 	case 'Q':
 		text, _ := m.QueryText()
@@ -220,25 +226,17 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 	switch m.Type {
 	case 'E':
 		s.errors++
-		s.sawError = true
+		s.errorSegment = s.ps.ReadyCount() + 1
 		if f, ok := proxy.DecodeErrorFields(m.Body); ok && string(f.Code) == "42501" {
 			s.raiseDatabaseRefusal(&f)
 		}
 	case 'Z':
-		s.settle(s.ps.ReadyCount())
+		ready := s.ps.ReadyCount()
+		s.settle(ready)
+		s.settleHeld(ready)
 		if m.TxStatus == 'I' {
 			// Every portal ends with its transaction.
-			if s.roles != nil {
-				clear(s.roles.portals)
-			}
-			clear(s.statePortals)
-			clear(s.portalEffects)
-			if len(s.portalRows) > 1 {
-				// Kept while only the unnamed portal is used, whose
-				// entry every Bind reuses; a dead portal's entry only
-				// decides an Execute the server refuses anyway.
-				clear(s.portalRows)
-			}
+			s.endTransaction(ready)
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
@@ -269,7 +267,7 @@ func (s *session) settle(ready uint64) {
 			kept = append(kept, c)
 			continue
 		}
-		clean := c.errors == s.errors
+		clean := s.cleanSince(c.segment, c.errors)
 		switch {
 		case c.close && clean:
 			if s.prepared[c.name] == c.rec {
@@ -583,47 +581,23 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		}
 	}
 	s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictAllowed) })
+	// The portal's session effects wait until it runs. What it writes into
+	// temporary tables counts at once: which rows a statement bound later
+	// sees is the server's to decide.
+	effects := p.effects
+	for q := p; q != nil; q = q.replaced {
+		for i := range q.effects {
+			s.flowIntoTemps(q.effects[i].tempWrites, q.effects[i].tempReads)
+		}
+	}
 	if p.replaced != nil && barrier {
 		// Which of the statements runs decides the change: follow none.
 		s.segmentUnknown = true
-	} else {
-		s.pend(portal, p.effects)
+		effects = nil
 	}
 	s.lastText = p.text
-	s.bound(portal)
-	s.holdPortal(portal, p)
-	s.boundState(portal, m.Segment, barrier || changesState(p))
+	s.holdPortal(portal, p, m.Segment, barrier || changesState(p), effects)
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
-}
-
-// pend holds a bound statement's session effects until its portal runs.
-// What it writes into temporary tables counts at once: which rows a
-// statement bound later sees is the server's to decide.
-func (s *session) pend(portal []byte, effects []effect) {
-	for i := range effects {
-		s.flowIntoTemps(effects[i].tempWrites, effects[i].tempReads)
-	}
-	if len(effects) == 0 {
-		delete(s.portalEffects, string(portal))
-		return
-	}
-	if s.portalEffects == nil {
-		s.portalEffects = map[string][]effect{}
-	}
-	s.portalEffects[string(portal)] = effects
-}
-
-// run applies the held effects of a portal the client executes: from now
-// on the server runs in the state they make.
-func (s *session) run(portal []byte) {
-	effects, ok := s.portalEffects[string(portal)]
-	if !ok {
-		return
-	}
-	delete(s.portalEffects, string(portal))
-	for i := range effects {
-		s.replay(&effects[i], 0)
-	}
 }
 
 // changesState reports whether running p (or a statement the server may
@@ -648,36 +622,6 @@ func changesState(p *prepared) bool {
 	return false
 }
 
-// boundState records whether the portal a Bind (re)defines holds a
-// statement that changes session state, and in which segment it was bound.
-func (s *session) boundState(portal []byte, segment uint64, stateful bool) {
-	if !stateful {
-		delete(s.statePortals, string(portal))
-		return
-	}
-	if s.statePortals == nil {
-		s.statePortals = map[string]uint64{}
-	}
-	s.statePortals[string(portal)] = segment
-}
-
-// lateStateChange refuses the Execute of a portal bound in an earlier sync
-// segment whose statement changes session state. A statement runs at
-// Execute, not at Bind: inside a transaction block a portal outlives its
-// segment, and a SET bound in one segment and run in a later one would
-// change the state after the server confirmed it, behind pgguard's back,
-// for the statements after it in that segment. pgguard follows the change
-// of a portal executed in the segment that binds it, where the barrier at
-// the segment's end has the server report what it did.
-func (s *session) lateStateChange(portal []byte, segment uint64) *denial {
-	bound, ok := s.statePortals[string(portal)]
-	if !ok || bound == segment {
-		return nil
-	}
-	return withHint(s.unanalysable("Execute", "the portal's statement changes session state, and it was bound before the server last reported that state"),
-		"Execute a portal that changes settings, the transaction or the schema in the sync segment that binds it.")
-}
-
 // fetchesCode reports whether p fetches from a cursor or portal that runs
 // code (runsCode).
 func (s *session) fetchesCode(p *prepared) bool {
@@ -687,39 +631,6 @@ func (s *session) fetchesCode(p *prepared) bool {
 		}
 	}
 	return false
-}
-
-// trackCursor follows the cursors whose query runs code that may change
-// session state (a function the policy allows): DECLARE decides the query,
-// but its code runs at each FETCH or MOVE.
-func (s *session) trackCursor(e *effect) {
-	switch e.Kind {
-	case "declare":
-		if !e.userCode {
-			delete(s.codeCursors, e.Name)
-			return
-		}
-		if s.codeCursors == nil {
-			s.codeCursors = map[string]bool{}
-		}
-		s.codeCursors[e.Name] = true
-	case "close":
-		delete(s.codeCursors, e.Name)
-	case "close_all", "discard_all":
-		clear(s.codeCursors)
-	}
-}
-
-// runsCode reports whether fetching from the named cursor or portal may
-// run code that changes session state: a cursor declared over a function
-// the policy allows, or a protocol portal bound from a state-changing
-// statement (FETCH reads protocol portals too).
-func (s *session) runsCode(name string) bool {
-	if s.codeCursors[name] {
-		return true
-	}
-	_, ok := s.statePortals[name]
-	return ok
 }
 
 // endsTransaction reports whether p is certainly a statement that only
@@ -811,15 +722,19 @@ func unionAccesses(a, b []authz.Access) []authz.Access {
 	return out
 }
 
-// close marks a statement the client closes; it is forgotten once the
-// server has surely done so.
+// close marks a statement or portal the client closes; it is forgotten
+// once the server has surely done so.
 func (s *session) close(m proxy.ClientMessage) {
 	kind, name, ok := m.Target()
-	if !ok || kind != 'S' {
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if kind == 'P' {
+		s.closePortal(name, m.Segment)
+		return
+	}
 	s.closeRecord(string(name), m.Segment)
 }
 
