@@ -311,6 +311,32 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if sim.unknown && !stateFree(st) {
 		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
 	}
+	var runs runsPrepared
+	if st.Effect != nil && st.Effect.Kind == "execute" {
+		// EXECUTE runs the prepared statement: what it changes, the
+		// EXECUTE changes.
+		v.cacheable = false
+		for q := s.prepared[st.Effect.Name]; q != nil; q = q.replaced {
+			// Under a new context the server plans it again: what it
+			// runs then counts.
+			if q.text != "" && !q.unknown {
+				if d := s.reanalysePrepared(q); d != nil {
+					return d
+				}
+			}
+		}
+		runs = s.runsPrepared(st.Effect.Name)
+		if runs.effects {
+			return withHint(s.unanalysable(st.Text, "the prepared statement changes session state (a setting, a cursor, a prepared statement, the transaction or the schema), which pgguard follows only at its Bind and Execute"),
+				"Run it with Bind and Execute, or send its statement itself.")
+		}
+		if runs.code || len(runs.tempWrites) > 0 {
+			cp := *st
+			cp.UserCode = cp.UserCode || runs.code
+			cp.TempWrites = append(slices.Clip(cp.TempWrites), runs.tempWrites...)
+			st = &cp
+		}
+	}
 	switch c := change(st); {
 	case c == changeUnknown && sim.settled && txControl(st):
 		// Nothing to end or undo: the state stays what the server
@@ -383,10 +409,46 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		if e.Kind == "prepare" {
 			e.text = st.Text
 		}
+		if len(runs.tempReads) > 0 {
+			e.tempReads = append(slices.Clip(e.tempReads), runs.tempReads...)
+		}
 		sim.hold(&e)
 		v.effects = append(v.effects, e)
 	}
 	return nil
+}
+
+// runsPrepared is what running a prepared statement does besides what it
+// reads: for EXECUTE, which runs it where Bind and Execute would.
+type runsPrepared struct {
+	// effects: it changes a setting, a cursor, a prepared statement, the
+	// transaction or the schema (a statement parsed through the protocol,
+	// which may hold any statement).
+	effects bool
+	// code: it runs code that may change session state.
+	code bool
+	// tempWrites are the temporary tables it writes, into which
+	// tempReads flow.
+	tempWrites []string
+	tempReads  []sqlscan.Access
+}
+
+// runsPrepared looks at every statement the server may hold under name.
+func (s *session) runsPrepared(name string) runsPrepared {
+	var r runsPrepared
+	for q := s.prepared[name]; q != nil; q = q.replaced {
+		r.code = r.code || q.barrier
+		for i := range q.effects {
+			e := &q.effects[i]
+			r.effects = r.effects || e.Kind != "" || e.ddl
+			r.code = r.code || e.userCode
+			r.tempWrites = append(r.tempWrites, e.tempWrites...)
+			if len(e.tempWrites) > 0 {
+				r.tempReads = append(r.tempReads, e.tempReads...)
+			}
+		}
+	}
+	return r
 }
 
 // apply changes the simulated state like the effect will change the
@@ -808,7 +870,9 @@ func (s *session) replay(e *effect, segment uint64) {
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
 	switch e.Kind {
 	case "prepare":
-		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true}
+		// A function the policy allows in it runs, and may change session
+		// state, whenever the statement is executed.
+		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true, barrier: e.userCode}
 		s.preparedBytes += int64(len(e.text))
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})

@@ -406,7 +406,8 @@ func (s *session) lateStateChange(h *heldRows, segment uint64) *denial {
 // run applies the held effects of a portal the client executes in
 // segment: from now on the server runs in the state they make. When the
 // name may hold several statements, which one runs decides the change:
-// none is followed, and the rest of the segment waits for the server.
+// none is followed, and the rest of the segment waits for the server. A
+// cursor over code, executed as a portal, runs its code as FETCH does.
 // It reports whether the Execute is a barrier.
 func (s *session) run(h *heldRows, segment uint64) bool {
 	if h == nil {
@@ -434,6 +435,12 @@ func (s *session) run(h *heldRows, segment uint64) bool {
 	d.effects = nil
 	for i := range effects {
 		s.replay(&effects[i], segment)
+	}
+	if d.code && (d.cursor || len(effects) == 0) {
+		// A cursor over code, or a statement whose change pgguard knows
+		// only as code that may change state (one SQL PREPARE made).
+		s.replay(&effect{userCode: true}, segment)
+		return true
 	}
 	return false
 }

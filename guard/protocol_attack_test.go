@@ -16,9 +16,13 @@ import (
 )
 
 const (
-	ibans       = "SELECT iban FROM crm.customers"
-	toReporting = "SET pgguard.purpose = 'financial_reporting'"
-	ibanMarker  = "NL00BANK"
+	ibans         = "SELECT iban FROM crm.customers"
+	toReporting   = "SET pgguard.purpose = 'financial_reporting'"
+	ibanMarker    = "NL00BANK"
+	salaryMarker  = "4200"
+	switchFuncDDL = `CREATE OR REPLACE FUNCTION public.pgg_switch(text) RETURNS text LANGUAGE plpgsql AS
+		$$ BEGIN PERFORM set_config('search_path', 'hr', false); RETURN $1; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_switch(text) TO PUBLIC`
 )
 
 // step is one write of a pipeline, read until its ReadyForQuery messages.
@@ -101,6 +105,10 @@ func TestAttackCursorAndPortalNamesFollowTheServer(t *testing.T) {
 		// The same over a cursor that held something harmless before.
 		{"CLOSE, DECLARE and FETCH in one message", []step{{q("DECLARE c CURSOR WITH HOLD FOR SELECT 1")},
 			{q("BEGIN; CLOSE c; DECLARE c CURSOR FOR " + ibans + "; SET LOCAL pgguard.purpose = 'financial_reporting'; FETCH ALL FROM c; COMMIT")}}},
+		// A DECLARE parsed through the protocol, run by SQL EXECUTE.
+		{"DECLARE run by EXECUTE", []step{
+			{&pgproto3.Parse{Name: "d", Query: "DECLARE c CURSOR WITH HOLD FOR " + ibans}, &pgproto3.Sync{}},
+			{q("EXECUTE d")}, {q(toReporting)}, {q("FETCH ALL FROM c")}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -166,4 +174,88 @@ func (r *raw) until(t *testing.T, code string) {
 		}
 	}
 	t.Fatalf("no error %s", code)
+}
+
+// Running a prepared statement runs what it holds: a function that changes
+// the search_path, a SET parsed through the protocol, whichever way it is
+// run (SQL EXECUTE, Bind and Execute). Nor does a cursor's code run only at
+// FETCH: Execute runs a cursor too.
+func TestAttackPreparedStatementsCarryWhatTheyRun(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", switchFuncDDL)
+	w.addRules(t, "p, sales, *, function:public.pgg_switch, execute, allow")
+	prepare := step{q("PREPARE sw AS SELECT public.pgg_switch('x')")}
+	declare := step{q("BEGIN"), q("DECLARE c CURSOR FOR SELECT public.pgg_switch('x')")}
+	readSalaries := extended("", salaries)
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		// EXECUTE of the function and a read in one message.
+		{"EXECUTE, then a read in one message", []step{prepare, {q("EXECUTE sw; " + salaries)}}},
+		// Pipelined as two messages.
+		{"EXECUTE, then a read, pipelined", []step{prepare, {q("EXECUTE sw"), q(salaries)}}},
+		// The SQL-prepared statement bound through the protocol, a read in its segment.
+		{"Bind of it, then a read in its segment", []step{prepare,
+			append(append(step{&pgproto3.Bind{PreparedStatement: "sw"}, &pgproto3.Execute{}}, readSalaries...), &pgproto3.Sync{})}},
+		// ... and a read after its Sync.
+		{"Bind of it, then a query", []step{prepare,
+			{&pgproto3.Bind{PreparedStatement: "sw"}, &pgproto3.Execute{}, &pgproto3.Sync{}, q(salaries)}}},
+		// A SET parsed through the protocol, run by SQL EXECUTE.
+		{"EXECUTE of a SET parsed through the protocol", []step{
+			{&pgproto3.Parse{Name: "st", Query: "SET search_path = hr"}, &pgproto3.Sync{}}, {q("EXECUTE st; " + salaries)}}},
+		// A cursor over the function run by a protocol Execute, a read in its segment.
+		{"Execute of a code cursor, then a read in its segment", []step{declare,
+			append(append(step{&pgproto3.Execute{Portal: "c"}}, readSalaries...), &pgproto3.Sync{})}},
+		// ... and a read after its Sync.
+		{"Execute of a code cursor, then a query", []step{declare,
+			{&pgproto3.Execute{Portal: "c"}, &pgproto3.Sync{}, q(salaries)}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			attack(t, w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy"), salaryMarker, c.steps)
+		})
+	}
+	// The function still runs, and what follows it on its own is decided
+	// on the path the server reports.
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	r.send(prepare...)
+	if out := r.send(q("EXECUTE sw")); len(out.errors) > 0 || out.values != "x" {
+		t.Fatalf("EXECUTE sw on its own: %q, errors %v", out.values, out.errors)
+	}
+	r.send(q(salaries)).refused(t, "read after EXECUTE sw, on the path the server reports")
+}
+
+// What a prepared statement reads when the server plans it again under a
+// new search_path flows into the temporary table it writes, as what it
+// read when prepared does.
+func TestAttackTemporaryLineageOfARepreparedStatement(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", `CREATE TABLE IF NOT EXISTS decoy.customers (iban text);
+		GRANT USAGE ON SCHEMA decoy TO finance_app; GRANT SELECT ON decoy.customers TO finance_app`)
+	insert := "INSERT INTO t SELECT iban FROM customers"
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		// PREPARE under the decoy's path, EXECUTE under crm's.
+		{"SQL PREPARE", []step{{q("PREPARE ins AS " + insert)}, {q("SET search_path = crm")}, {q("EXECUTE ins")}}},
+		// Parse under the decoy's path, Bind under crm's.
+		{"protocol Parse", []step{{&pgproto3.Parse{Name: "ins", Query: insert}, &pgproto3.Sync{}}, {q("SET search_path = crm")},
+			{&pgproto3.Bind{PreparedStatement: "ins"}, &pgproto3.Execute{}, &pgproto3.Sync{}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing -c search_path=decoy")
+			if out := r.send(q("CREATE TEMP TABLE t (v text)")); len(out.errors) > 0 {
+				t.Fatalf("create: %v", out.errors)
+			}
+			for _, s := range c.steps {
+				if out := r.send(s...); len(out.errors) > 0 {
+					t.Fatalf("under invoicing: %v", out.errors)
+				}
+			}
+			attack(t, r, ibanMarker, []step{{q(toReporting)}, {q("SELECT v FROM t")}})
+		})
+	}
 }

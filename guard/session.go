@@ -701,6 +701,14 @@ func (s *session) reanalysePrepared(p *prepared) *denial {
 	}
 	p.accesses = unionAccesses(p.accesses, v.accesses)
 	p.barrier = p.barrier || (v.barrier && !p.sqlPrepare)
+	for i := range v.effects {
+		e := &v.effects[i]
+		// A function it now resolves to may change session state; what it
+		// now reads flows into the temporary tables it writes, whichever
+		// statement runs it (Bind, EXECUTE, CREATE TABLE AS EXECUTE).
+		p.barrier = p.barrier || e.userCode
+		s.flowIntoTemps(e.tempWrites, e.tempReads)
+	}
 	p.table, p.policy = table, nil
 	return nil
 }
