@@ -47,6 +47,8 @@ type heldDef struct {
 	// role is the role in force when a protocol portal was bound, under
 	// purpose roles ("" otherwise).
 	role string
+	// segment is the sync segment that defined it.
+	segment uint64
 }
 
 // heldRows is what the server may hold under one cursor or portal name.
@@ -98,6 +100,7 @@ const maxHeldDefs = 16
 
 // define records a definition forwarded for name in segment.
 func (s *session) define(name []byte, d heldDef, segment uint64) *heldRows {
+	d.segment = segment
 	h := s.held[string(name)]
 	if h == nil {
 		if s.held == nil {
@@ -145,7 +148,8 @@ func mergeDefs(defs []heldDef) []heldDef {
 		d.code = d.code || len(d.effects) > 0
 		d.effects = nil
 		i := slices.IndexFunc(out, func(o heldDef) bool {
-			return o.purpose == d.purpose && o.cursor == d.cursor && o.code == d.code && o.bound == d.bound && o.role == d.role
+			return o.purpose == d.purpose && o.cursor == d.cursor && o.code == d.code && o.bound == d.bound && o.role == d.role &&
+				o.segment == d.segment
 		})
 		if i < 0 {
 			d.accesses = slices.Clone(d.accesses)
@@ -165,6 +169,8 @@ func mergeDefs(defs []heldDef) []heldDef {
 // the same way (drivers bind the unnamed portal from a few statements in
 // turn).
 func sameDef(a, b *heldDef) bool {
+	// The segment is left out: a driver binds the same statement again
+	// in every segment, and the new definition (last) carries the new one.
 	return a.purpose == b.purpose && a.cursor == b.cursor && a.code == b.code && a.bound == b.bound &&
 		a.role == b.role && len(a.effects) == 0 && len(b.effects) == 0 &&
 		len(a.accesses) == len(b.accesses) && (len(a.accesses) == 0 || &a.accesses[0] == &b.accesses[0])
@@ -240,23 +246,18 @@ func (s *session) cleanSince(segment, errors uint64) bool {
 	return s.errors == errors && (s.errors == 0 || s.errorSegment < segment)
 }
 
-// endTransaction drops the protocol portals once their transaction has
-// ended (ready, with the server idle): unless a message of a later segment
-// was decided already, whose portals may belong to the next transaction;
-// then they stay until an idle moment, which errs towards refusing.
+// endTransaction drops the protocol portals whose transaction has ended:
+// those bound in the segments up to ready, after which the server is idle.
+// A portal bound in a later segment, which a pipeline may have sent before
+// this ReadyForQuery came, belongs to the next transaction.
 func (s *session) endTransaction(ready uint64) {
-	if s.lastSegment > ready || len(s.held) == 0 {
-		return
-	}
+	ended := func(d heldDef) bool { return !d.cursor && d.segment <= ready }
 	for name, h := range s.held {
-		if h.pending {
-			continue
-		}
-		if slices.ContainsFunc(h.defs, func(d heldDef) bool { return !d.cursor }) {
-			h.defs = slices.DeleteFunc(h.defs, func(d heldDef) bool { return !d.cursor })
+		if slices.ContainsFunc(h.defs, ended) {
+			h.defs = slices.DeleteFunc(h.defs, ended)
 			h.all, h.last = decided{}, decided{}
 		}
-		if len(h.defs) == 0 && !h.lost && name != "" {
+		if len(h.defs) == 0 && !h.lost && !h.pending && name != "" {
 			// The unnamed portal's entry is kept for the next Bind to
 			// reuse: drivers bind it for every statement.
 			delete(s.held, name)

@@ -7,6 +7,7 @@ package guard_test
 // customers' IBANs for invoicing, never for financial reporting.
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,40 @@ func TestAttackTemporaryLineageOfARepreparedStatement(t *testing.T) {
 			attack(t, r, ibanMarker, []step{{q(toReporting)}, {q("SELECT v FROM t")}})
 		})
 	}
+}
+
+// A portal suspended across a Sync is decided again at each Execute under
+// the policy in force: a policy reload in between reaches its rows.
+func TestAttackPortalFetchedAfterAPolicyReload(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	r.send(q("BEGIN"))
+	if out := r.send(bindOne("p", ibans)...); len(out.errors) > 0 || out.rows != 1 {
+		t.Fatalf("first row under invoicing: %d rows, errors %v", out.rows, out.errors)
+	}
+	w.addRules(t, "p, finance, invoicing, customer_financial, read, deny")
+	attack(t, r, ibanMarker, []step{executeAll("p")})
+}
+
+// A pipeline that binds the unnamed portal from many statements before its
+// Sync, as a driver's batch does, runs as before: each Execute meets the
+// portal its Bind made.
+func TestBatchOfManyStatementsThroughTheUnnamedPortal(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	for _, tx := range []bool{false, true} {
+		var batch step
+		if tx {
+			batch = append(batch, q("BEGIN"))
+		}
+		for i := range 40 {
+			batch = append(batch, extended("", fmt.Sprintf("SELECT %d, iban FROM crm.customers", i))...)
+		}
+		batch = append(batch, &pgproto3.Sync{})
+		if out := r.send(batch...); len(out.errors) > 0 || out.rows != 80 {
+			t.Fatalf("batch (in a transaction: %v): %d rows, errors %v", tx, out.rows, out.errors)
+		}
+	}
+	r.send(q(toReporting))
+	attack(t, r, ibanMarker, []step{executeAll("")})
 }
