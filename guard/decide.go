@@ -312,11 +312,13 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
 	}
 	var runs runsPrepared
+	var held *prepared // what EXECUTE may run
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		// EXECUTE runs the prepared statement: what it changes, the
 		// EXECUTE changes.
 		v.cacheable = false
-		for q := s.prepared[st.Effect.Name]; q != nil; q = q.replaced {
+		held = s.pendingChain(s.prepared[st.Effect.Name], []byte(st.Effect.Name), s.lastSegment)
+		for q := held; q != nil; q = q.replaced {
 			// Under a new context the server plans it again: what it
 			// runs then counts.
 			if q.text != "" && !q.unknown {
@@ -325,7 +327,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 				}
 			}
 		}
-		runs = s.runsPrepared(st.Effect.Name)
+		runs = runsOf(held)
 		if runs.effects {
 			return withHint(s.unanalysable(st.Text, "the prepared statement changes session state (a setting, a cursor, a prepared statement, the transaction or the schema), which pgguard follows only at its Bind and Execute"),
 				"Run it with Bind and Execute, or send its statement itself.")
@@ -360,7 +362,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	}
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
-		p := s.prepared[st.Effect.Name]
+		p := held
 		if p == nil {
 			return s.noSuchStatement(st.Effect.Name)
 		}
@@ -433,10 +435,10 @@ type runsPrepared struct {
 	tempReads  []sqlscan.Access
 }
 
-// runsPrepared looks at every statement the server may hold under name.
-func (s *session) runsPrepared(name string) runsPrepared {
+// runsOf looks at every statement the server may run for p.
+func runsOf(p *prepared) runsPrepared {
 	var r runsPrepared
-	for q := s.prepared[name]; q != nil; q = q.replaced {
+	for q := p; q != nil; q = q.replaced {
 		r.code = r.code || q.barrier
 		for i := range q.effects {
 			e := &q.effects[i]

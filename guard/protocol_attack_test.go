@@ -148,6 +148,17 @@ func TestAttackPreparedRedefinitionTheServerSkipped(t *testing.T) {
 		attack(t, r, ibanMarker, []step{{&pgproto3.Parse{Name: "x", Query: "SELECT 1"}, &pgproto3.Sync{}},
 			{q(toReporting)}, {q("EXECUTE x")}})
 	})
+	t.Run("Parse of a name in use, pipelined with an EXECUTE", func(t *testing.T) {
+		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+		r.send(q("PREPARE x AS " + ibans))
+		attack(t, r, ibanMarker, []step{{&pgproto3.Parse{Name: "x", Query: "SELECT 1"}, &pgproto3.Sync{},
+			q("/*purpose='financial_reporting'*/ EXECUTE x")}})
+	})
+	t.Run("PREPARE of a name in use, pipelined with an EXECUTE", func(t *testing.T) {
+		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+		r.send(q("PREPARE x AS " + ibans))
+		attack(t, r, ibanMarker, []step{{q("PREPARE x AS SELECT 1"), q("/*purpose='financial_reporting'*/ EXECUTE x")}})
+	})
 	t.Run("PREPARE run by a portal, behind a slow segment", func(t *testing.T) {
 		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
 		r.send(q("PREPARE x AS " + ibans))

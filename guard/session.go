@@ -422,6 +422,42 @@ func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 	s.setPrepared(name, p)
 }
 
+// pendingChain returns p, the record of name, for a use in segment: while
+// a Parse or PREPARE that made it waits for the server to end an earlier
+// segment, the server may have refused it (the name was in use) and still
+// hold the statement before, which the returned copy then also chains.
+// In the segment of the Parse itself nothing after a refused one runs.
+func (s *session) pendingChain(p *prepared, name []byte, segment uint64) *prepared {
+	if p == nil || len(s.changes) == 0 {
+		return p
+	}
+	var head, tail *prepared
+	cur := p
+	for i := len(s.changes) - 1; i >= 0; i-- {
+		c := &s.changes[i]
+		if c.close || c.prev == nil || c.rec != cur || c.segment == segment || c.name != string(name) {
+			continue
+		}
+		if head == nil {
+			cp := *p
+			head, tail = &cp, &cp
+		}
+		for tail.replaced != nil {
+			cp := *tail.replaced
+			tail.replaced = &cp
+			tail = &cp
+		}
+		prev := *c.prev
+		tail.replaced = &prev
+		tail, cur = &prev, c.prev
+	}
+	if head == nil {
+		return p
+	}
+	head.table = nil // decided afresh, as a whole
+	return head
+}
+
 // setPrepared records p under name, making the map at the first: sessions
 // of the simple protocol never need one.
 func (s *session) setPrepared(name string, p *prepared) {
@@ -523,7 +559,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	if d := s.startRoleDenial([]byte("Bind")); d != nil {
 		return s.apply(&verdict{denied: d}, 0), true
 	}
-	p := s.prepared[string(name)]
+	p := s.pendingChain(s.prepared[string(name)], name, m.Segment)
 	if !s.state.known && !endsTransaction(p) {
 		return s.apply(&verdict{denied: s.unknownStateDenial("Bind", true, nil)}, 0), true
 	}
