@@ -239,11 +239,29 @@ type simState struct {
 	// forwarded.
 	cursors   map[string]*heldDef
 	closedAll bool
+	// statements are those the text prepared (nil: deallocated) before
+	// the statement at hand; deallocatedAll is set after a DEALLOCATE ALL
+	// or DISCARD ALL in it.
+	statements     map[string]*prepared
+	deallocatedAll bool
 }
 
-// hold follows a cursor the text declares or closes.
-func (sim *simState) hold(e *effect) {
+// hold follows a cursor or prepared statement the text makes or removes;
+// table is the verdicts' context.
+func (sim *simState) hold(e *effect, table *textVerdicts) {
 	switch e.Kind {
+	case "prepare", "deallocate":
+		if sim.statements == nil {
+			sim.statements = map[string]*prepared{}
+		}
+		var p *prepared
+		if e.Kind == "prepare" {
+			p = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: table, sqlPrepare: true, barrier: e.userCode}
+		}
+		sim.statements[e.Name] = p
+	case "deallocate_all":
+		sim.deallocatedAll = true
+		clear(sim.statements)
 	case "declare", "close":
 		if sim.cursors == nil {
 			sim.cursors = map[string]*heldDef{}
@@ -253,10 +271,23 @@ func (sim *simState) hold(e *effect) {
 			d = &heldDef{accesses: e.accesses, purpose: e.purpose, cursor: true, code: e.userCode}
 		}
 		sim.cursors[e.Name] = d
-	case "close_all", "discard_all":
+	case "close_all":
 		sim.closedAll = true
 		clear(sim.cursors)
+	case "discard_all":
+		sim.closedAll, sim.deallocatedAll = true, true
+		clear(sim.cursors)
+		clear(sim.statements)
 	}
+}
+
+// statement returns what name holds for a statement after the text's
+// earlier ones, and whether the text itself decided that (nil: none).
+func (sim *simState) statement(name string) (*prepared, bool) {
+	if p, ok := sim.statements[name]; ok {
+		return p, true
+	}
+	return nil, sim.deallocatedAll
 }
 
 // cursor returns what name holds for a statement after the text's earlier
@@ -318,6 +349,11 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		// EXECUTE changes.
 		v.cacheable = false
 		held = s.pendingChain(s.prepared[st.Effect.Name], []byte(st.Effect.Name), s.lastSegment)
+		if p, inText := sim.statement(st.Effect.Name); inText {
+			// Prepared or deallocated earlier in the same text: if that
+			// did not run, neither does this.
+			held = p
+		}
 		for q := held; q != nil; q = q.replaced {
 			// Under a new context the server plans it again: what it
 			// runs then counts.
@@ -414,7 +450,7 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		if len(runs.tempReads) > 0 {
 			e.tempReads = append(slices.Clip(e.tempReads), runs.tempReads...)
 		}
-		sim.hold(&e)
+		sim.hold(&e, s.table)
 		v.effects = append(v.effects, e)
 	}
 	return nil

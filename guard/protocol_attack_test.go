@@ -159,6 +159,12 @@ func TestAttackPreparedRedefinitionTheServerSkipped(t *testing.T) {
 		r.send(q("PREPARE x AS " + ibans))
 		attack(t, r, ibanMarker, []step{{q("PREPARE x AS SELECT 1"), q("/*purpose='financial_reporting'*/ EXECUTE x")}})
 	})
+	t.Run("PREPARE and EXECUTE in one message", func(t *testing.T) {
+		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+		r.send(q("PREPARE x AS SELECT 1"))
+		attack(t, r, ibanMarker, []step{{q("BEGIN; DEALLOCATE x; PREPARE x AS " + ibans +
+			"; SET LOCAL pgguard.purpose = 'financial_reporting'; EXECUTE x; COMMIT")}})
+	})
 	t.Run("PREPARE run by a portal, behind a slow segment", func(t *testing.T) {
 		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
 		r.send(q("PREPARE x AS " + ibans))
