@@ -109,6 +109,13 @@ func (s *session) define(name []byte, d heldDef, segment uint64) *heldRows {
 		h = &heldRows{name: string(name)}
 		s.held[h.name] = h
 	}
+	if n := len(h.defs); n > 0 && !h.gone && !h.lost && sameDef(&h.defs[n-1], &d) {
+		// Bound again from the statement of its last definition (drivers
+		// bind the unnamed portal so for every execution): whether this
+		// Bind takes effect or not, the name holds what it held.
+		h.defs[n-1].segment = max(h.defs[n-1].segment, segment)
+		return h
+	}
 	h.all, h.last = decided{}, decided{}
 	if len(h.defs) == 0 && !h.pending && !h.lost {
 		// Nothing of the name is known to the server: either this

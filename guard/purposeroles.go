@@ -160,6 +160,7 @@ func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(m.Segment)
 	h := s.held[string(name)]
 	if d := s.lateStateChange(h, m.Segment); d != nil {
 		return s.apply(&verdict{denied: d}, m.Segment)

@@ -155,17 +155,15 @@ func newSession(g *Guard, ps *proxy.Session) *session {
 
 // ClientMessage implements proxy.SessionInterceptor.
 func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
-	s.seen(m.Segment)
 	v := s.clientMessage(m)
 	s.noteSegment(m, v)
 	return v
 }
 
 // seen records the segment of a client message about to be decided.
+// s.mu is held.
 func (s *session) seen(segment uint64) {
-	s.mu.Lock()
 	s.lastSegment = max(s.lastSegment, segment)
-	s.mu.Unlock()
 }
 
 func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
@@ -197,9 +195,6 @@ func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
 // Parse or Bind whose verdict is cached under the current catalog snapshot
 // is decided at once; so is every other message, which needs no analysis.
 func (s *session) TryClientMessage(m proxy.ClientMessage) (v proxy.Verdict, ok bool) {
-	if m.Type == 'Q' || m.Type == 'P' || m.Type == 'B' {
-		s.seen(m.Segment)
-	}
 	switch m.Type {
 	case 'Q':
 		text, _ := m.QueryText()
@@ -299,6 +294,7 @@ func (s *session) Close() {
 func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(segment)
 	if d := s.textDenial(text); d != nil {
 		return s.apply(&verdict{denied: d}, segment), true
 	}
@@ -358,6 +354,7 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 	segment := m.Segment
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(segment)
 	if !ok {
 		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}, segment), true
 	}
@@ -553,6 +550,7 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(m.Segment)
 	if d := s.stateDenial([]byte("Bind")); d != nil {
 		return s.apply(&verdict{denied: d}, 0), true
 	}
@@ -775,6 +773,7 @@ func (s *session) close(m proxy.ClientMessage) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(m.Segment)
 	if kind == 'P' {
 		s.closePortal(name, m.Segment)
 		return
