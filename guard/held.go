@@ -21,11 +21,11 @@ import (
 // in use fails. So pgguard keeps one record per name, and never assumes
 // that a definition or a removal it forwarded took effect: a DECLARE,
 // Bind, CLOSE, Close or DISCARD ALL may fail (the name is in use, or not),
-// or be skipped by the server after an earlier error of its segment (or
-// consumed by a COPY in progress), and a savepoint rolled back to keeps
-// the portals made before it. Until the segment that carries it has ended
-// without any error, the definitions the name had before stand beside the
-// new one, and fetching is decided on all of them.
+// or be skipped by the server after an earlier error of its segment, and
+// a savepoint rolled back to keeps the portals made before it. Until the
+// segment that carries it has ended without any error, the definitions
+// the name had before stand beside the new one, and a fetch in a later
+// segment is decided on all of them (see candidates).
 
 // heldDef is one definition the server may hold under a cursor or portal
 // name.
