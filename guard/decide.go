@@ -236,6 +236,71 @@ type simState struct {
 	// statements after it in the same text are refused, since only the
 	// server can say what state they run in.
 	unknown bool
+	// cursors are those the text declared (nil: closed) before the
+	// statement at hand; closedAll is set after a CLOSE ALL or DISCARD
+	// ALL in it. The session's own records change only once the text is
+	// forwarded.
+	cursors   map[string]*heldDef
+	closedAll bool
+	// statements are those the text prepared (nil: deallocated) before
+	// the statement at hand; deallocatedAll is set after a DEALLOCATE ALL
+	// or DISCARD ALL in it.
+	statements     map[string]*prepared
+	deallocatedAll bool
+}
+
+// hold follows a cursor or prepared statement the text makes or removes;
+// table is the verdicts' context.
+func (sim *simState) hold(e *effect, table *textVerdicts) {
+	switch e.Kind {
+	case "prepare", "deallocate":
+		if sim.statements == nil {
+			sim.statements = map[string]*prepared{}
+		}
+		var p *prepared
+		if e.Kind == "prepare" {
+			p = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: table, sqlPrepare: true, barrier: e.userCode,
+				writesTemp: len(e.tempWrites) > 0, functions: e.functions}
+		}
+		sim.statements[e.Name] = p
+	case "deallocate_all":
+		sim.deallocatedAll = true
+		clear(sim.statements)
+	case "declare", "close":
+		if sim.cursors == nil {
+			sim.cursors = map[string]*heldDef{}
+		}
+		var d *heldDef
+		if e.Kind == "declare" {
+			d = &heldDef{accesses: e.accesses, purpose: e.purpose, cursor: true, code: e.userCode, functions: e.functions}
+		}
+		sim.cursors[e.Name] = d
+	case "close_all":
+		sim.closedAll = true
+		clear(sim.cursors)
+	case "discard_all":
+		sim.closedAll, sim.deallocatedAll = true, true
+		clear(sim.cursors)
+		clear(sim.statements)
+	}
+}
+
+// statement returns what name holds for a statement after the text's
+// earlier ones, and whether the text itself decided that (nil: none).
+func (sim *simState) statement(name string) (*prepared, bool) {
+	if p, ok := sim.statements[name]; ok {
+		return p, true
+	}
+	return nil, sim.deallocatedAll
+}
+
+// cursor returns what name holds for a statement after the text's earlier
+// ones, and whether the text itself decided that (nil: no cursor).
+func (sim *simState) cursor(name string) (*heldDef, bool) {
+	if d, ok := sim.cursors[name]; ok {
+		return d, true
+	}
+	return nil, sim.closedAll
 }
 
 // decideStatement decides one statement and records its effect; it returns
@@ -254,17 +319,73 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		// Whether it runs code depends on the session's cursors, which no
 		// cache key holds.
 		v.cacheable = false
-		if s.runsCode(st.Effect.Name) {
+		name := st.Effect.Name
+		def, inText := sim.cursor(name)
+		code := false
+		if inText {
+			// Declared or closed earlier in the same text: if that did
+			// not run, neither does this.
+			if def != nil {
+				code = def.code
+				if d := s.decideHeld(name, st.Purpose, sim.purpose, def, pol); d != nil {
+					return d
+				}
+			}
+		} else {
+			code = s.runsCode(name)
+			if d := s.fetchDenial(name, st.Purpose, sim.purpose, pol); d != nil {
+				return d
+			}
+		}
+		if code {
 			cp := *st
 			cp.UserCode = true
 			st = &cp
 		}
-		if d := s.fetchDenial(st.Effect.Name, st.Purpose, sim.purpose, pol); d != nil {
-			return d
-		}
 	}
 	if sim.unknown && !stateFree(st) {
 		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
+	}
+	var runs runsPrepared
+	var held *prepared // what EXECUTE may run
+	if st.Effect != nil && st.Effect.Kind == "execute" {
+		// EXECUTE runs the prepared statement: what it changes, the
+		// EXECUTE changes.
+		v.cacheable = false
+		held = s.pendingChain(s.prepared[st.Effect.Name], []byte(st.Effect.Name), s.lastSegment)
+		if p, inText := sim.statement(st.Effect.Name); inText {
+			// Prepared or deallocated earlier in the same text: if that
+			// did not run, neither does this.
+			held = p
+		}
+		for q := held; q != nil; q = q.replaced {
+			// Under a new context the server plans it again: what it
+			// runs then counts.
+			if q.text != "" && !q.unknown {
+				if d := s.reanalysePrepared(q); d != nil {
+					return d
+				}
+			}
+		}
+		runs = runsOf(held)
+		if runs.effects {
+			return withHint(s.unanalysable(st.Text, "the prepared statement changes session state (a setting, a cursor, a prepared statement, the transaction or the schema), which pgguard follows only at its Bind and Execute"),
+				"Run it with Bind and Execute, or send its statement itself.")
+		}
+		if runs.code || len(runs.tempWrites) > 0 {
+			cp := *st
+			cp.UserCode = cp.UserCode || runs.code
+			cp.TempWrites = append(slices.Clip(cp.TempWrites), runs.tempWrites...)
+			st = &cp
+		}
+		if len(st.TempWrites) > 0 {
+			// What the prepared statement reads flows into a temporary
+			// table (one it writes, or CREATE TABLE AS EXECUTE), which
+			// the analysis of this text did not see: a statement after it
+			// in the text would be decided on the lineage before it. (Code
+			// it runs makes it a barrier below, as the statement itself.)
+			defer func() { sim.unknown = true }()
+		}
 	}
 	switch c := change(st); {
 	case c == changeUnknown && sim.settled && txControl(st):
@@ -292,14 +413,12 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		// is read under their rules (see tempCode).
 		accesses = append(accesses, s.tempCode()...)
 	}
-	// What flows into temporary tables: the statement's reads, or with
+	// What flows into temporary tables: the statement's reads, and with
 	// EXECUTE (also CREATE TABLE AS EXECUTE) the prepared statement's.
-	tempWrites, tempReads := st.TempWrites, st.Accesses
-	userCode := st.UserCode
+	tempReads := st.Accesses
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
-		fillsTemp := len(st.TempWrites) > 0
-		p := s.prepared[st.Effect.Name]
+		p := held
 		if p == nil {
 			return s.noSuchStatement(st.Effect.Name)
 		}
@@ -321,26 +440,16 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 				}
 			}
 			accesses = unionAccesses(accesses, q.accesses)
-			fillsTemp = fillsTemp || q.writesTemp
 		}
 		if p.purpose != "" && st.Purpose == "" {
 			purpose = p.purpose
 		}
-		if s.preparedRunsCode(st.Effect.Name) {
-			// EXECUTE runs the prepared statement, which may call code
-			// the policy allows or be a change of state itself: after
-			// it, only the server can say what the state is.
-			userCode = true
-			v.barrier, sim.settled = true, false
-			defer func() { sim.unknown = true }()
-		}
-		if fillsTemp {
-			// What the prepared statement reads flows into a temporary
-			// table, which the analysis of this text did not see: a
-			// statement after it in the text would be decided on the
-			// lineage before it.
-			tempWrites, tempReads = []string{st.Effect.Name}, append(slices.Clone(st.Accesses), lineageOf(accesses)...)
-			defer func() { sim.unknown = true }()
+		if len(st.TempWrites) > 0 {
+			// What the prepared statement reads, as analysed again now,
+			// flows into the temporary tables it or this statement
+			// writes.
+			tempReads = append(slices.Clone(st.Accesses), runs.tempReads...)
+			tempReads = append(tempReads, lineageOf(accesses)...)
 		}
 	}
 	start := time.Now()
@@ -355,9 +464,12 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if s.g.cfg.PurposeRole != nil && !roleFree(st) {
 		v.purposes = addPurpose(v.purposes, purpose)
 	}
-	if st.Effect != nil || st.DDL || st.UserCode || len(tempWrites) > 0 {
-		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: userCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
-			tempWrites: tempWrites, tempReads: tempReads, functions: st.AllowedFunctions}
+	if st.Effect != nil || st.DDL || st.UserCode || len(st.TempWrites) > 0 {
+		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
+			tempWrites: st.TempWrites, tempReads: tempReads, functions: st.AllowedFunctions}
+		if runs.code {
+			e.functions = append(slices.Clip(e.functions), runs.functions...)
+		}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
 			sim.apply(st.Effect, s)
@@ -365,9 +477,53 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		if e.Kind == "prepare" {
 			e.text = st.Text
 		}
+		sim.hold(&e, s.table)
 		v.effects = append(v.effects, e)
 	}
 	return nil
+}
+
+// runsPrepared is what running a prepared statement does besides what it
+// reads: for EXECUTE, which runs it where Bind and Execute would.
+type runsPrepared struct {
+	// effects: it changes a setting, a cursor, a prepared statement, the
+	// transaction or the schema (a statement parsed through the protocol,
+	// which may hold any statement).
+	effects bool
+	// code: it runs code that may change session state, or a statement
+	// pgguard does not know.
+	code bool
+	// functions are the functions the policy allows that it runs.
+	functions []string
+	// tempWrites are the temporary tables it writes, into which
+	// tempReads flow (for a statement whose analysis found it writing
+	// one, its text stands for them: only whether any is written counts).
+	tempWrites []string
+	tempReads  []sqlscan.Access
+}
+
+// runsOf looks at every statement the server may run for p.
+func runsOf(p *prepared) runsPrepared {
+	var r runsPrepared
+	for q := p; q != nil; q = q.replaced {
+		r.code = r.code || q.barrier || q.unknown
+		r.functions = append(r.functions, q.functions...)
+		if q.writesTemp {
+			// Its analysis, now or when it was planned again, found it
+			// writing a temporary table.
+			r.tempWrites = append(r.tempWrites, q.text)
+		}
+		for i := range q.effects {
+			e := &q.effects[i]
+			r.effects = r.effects || e.Kind != "" || e.ddl
+			r.code = r.code || e.userCode
+			r.tempWrites = append(r.tempWrites, e.tempWrites...)
+			if len(e.tempWrites) > 0 {
+				r.tempReads = append(r.tempReads, e.tempReads...)
+			}
+		}
+	}
+	return r
 }
 
 // apply changes the simulated state like the effect will change the
@@ -789,6 +945,9 @@ func (s *session) replay(e *effect, segment uint64) {
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
 	switch e.Kind {
 	case "prepare":
+		// A function the policy allows in it runs, and may change session
+		// state, whenever the statement is executed; what it reads flows
+		// into the temporary tables it writes each time.
 		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true, writesTemp: len(e.tempWrites) > 0,
 			barrier: e.userCode, functions: e.functions}
 		s.preparedBytes += int64(len(e.text))
@@ -934,17 +1093,6 @@ func (s *session) tempCode() []authz.Access {
 		out[i] = authz.Access{Column: authz.FunctionPrefix + f, Act: authz.ActExecute}
 	}
 	return out
-}
-
-// preparesCode reports whether a PREPARE of v prepares a statement that
-// calls code the policy allows, which runs at each EXECUTE.
-func (v *verdict) preparesCode() bool {
-	for i := range v.effects {
-		if v.effects[i].Kind == "prepare" && v.effects[i].userCode {
-			return true
-		}
-	}
-	return false
 }
 
 // functions are the functions the policy allows that v's statements run.
