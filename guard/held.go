@@ -69,6 +69,11 @@ type heldRows struct {
 	// lost is set when the name had more possible definitions than are
 	// kept: fetching from it is refused.
 	lost bool
+	// maybeNone is set while the server may hold nothing under the name:
+	// it was free, and the segment of the definition forwarded for it had
+	// an error, so the server may have skipped it, and a function the
+	// policy allows may have opened a cursor under the name since.
+	maybeNone bool
 	// The last decision that allowed every definition, reused while the
 	// policy, the fetching statement's purpose comment and the purpose in
 	// force stay the same; and the same for the last definition alone.
@@ -88,13 +93,20 @@ type decided struct {
 // transaction, and a Bind of the unnamed portal replaces the one before.
 // Otherwise every definition since the last settled one may stand.
 func (h *heldRows) candidates(segment uint64) (defs []heldDef, lastOnly bool) {
-	if h.pending && h.pendSegment == segment {
+	if h.settling(segment) {
 		if h.gone || len(h.defs) == 0 {
 			return nil, true
 		}
 		return h.defs[len(h.defs)-1:], true
 	}
 	return h.defs, len(h.defs) == 1
+}
+
+// settling reports whether the last change forwarded for the name is of
+// segment and not yet settled: nothing after it in its segment runs unless
+// it took effect.
+func (h *heldRows) settling(segment uint64) bool {
+	return h.pending && h.pendSegment == segment
 }
 
 // maxHeldDefs bounds the definitions kept per name: a client that keeps
@@ -122,8 +134,11 @@ func (s *session) define(name []byte, d heldDef, segment uint64) *heldRows {
 	h.all, h.last = decided{}, decided{}
 	if len(h.defs) == 0 && !h.pending && !h.lost {
 		// Nothing of the name is known to the server: either this
-		// definition takes effect, or there is none.
+		// definition takes effect, or there is none (maybeNone until its
+		// segment ends without an error).
 		h.defs = append(h.defs, d)
+		h.maybeNone = true
+		s.pendHeld(h, segment)
 		return h
 	}
 	s.pendHeld(h, segment)
@@ -231,7 +246,7 @@ func (s *session) settleHeld(ready uint64) {
 		}
 		if s.cleanSince(h.pendFirst, h.pendErrors) {
 			// The last change took effect, whatever came before it.
-			h.lost = false
+			h.lost, h.maybeNone = false, false
 			if h.gone {
 				clear(h.defs)
 				h.defs = h.defs[:0]
@@ -345,6 +360,14 @@ func (s *session) fetchDenial(name, comment, current string, pol *authz.Policy) 
 	if h.lost && !lastOnly {
 		return withHint(s.unanalysable("FETCH "+name, "the cursor or portal was redefined in failing pipelines too often for pgguard to know what it holds"),
 			"Close it, and declare or bind it again after a Sync.")
+	}
+	if len(s.ranFunctions) > 0 && name != "" && (len(defs) == 0 || h.maybeNone && !h.settling(s.lastSegment)) {
+		// The server may hold nothing pgguard saw defined under the
+		// name, and then what a function opened (never the unnamed
+		// portal).
+		if d := s.decideHeld(name, comment, current, s.unseenCursor(), pol); d != nil {
+			return d
+		}
 	}
 	now := decided{policy: pol, comment: comment, current: current}
 	cache := &h.all

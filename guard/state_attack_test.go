@@ -418,3 +418,69 @@ func TestStateAttackCursorOpenedByAFunction(t *testing.T) {
 		t.Fatalf("FETCH under invoicing: %d rows, errors %v", out.lastRows, out.errors)
 	}
 }
+
+// A DECLARE or Bind the server skipped after an error leaves the name
+// free: a function the policy allows may then open a cursor under it,
+// whose rows pgguard never saw. Fetching from the name is decided on the
+// function's rules too, not only on the definition pgguard saw pass.
+func TestStateAttackFunctionCursorUnderASkippedName(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_open(refcursor) RETURNS refcursor LANGUAGE plpgsql AS
+		$$ BEGIN OPEN $1 FOR SELECT iban FROM crm.customers; RETURN $1; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_open(refcursor) TO PUBLIC`)
+	w.addRules(t, "p, finance, invoicing, function:public.pgg_open, execute, allow")
+	open := []pgproto3.FrontendMessage{q("SELECT public.pgg_open('c')"), q("SET LOCAL pgguard.purpose = 'financial_reporting'")}
+	fetch := q("FETCH ALL FROM c")
+	execute := []pgproto3.FrontendMessage{&pgproto3.Execute{Portal: "c"}, &pgproto3.Sync{}}
+	cases := []struct {
+		name         string
+		skip, read   []pgproto3.FrontendMessage
+		inTxn        bool
+		withSavepont bool
+	}{
+		// A WITH HOLD cursor declared behind an error of its implicit
+		// transaction: the server never made it.
+		{"DECLARE WITH HOLD skipped, FETCH", []pgproto3.FrontendMessage{q("SELECT 1/0; DECLARE c CURSOR WITH HOLD FOR SELECT 1")}, []pgproto3.FrontendMessage{fetch}, false, false},
+		{"DECLARE WITH HOLD skipped, Execute", []pgproto3.FrontendMessage{q("SELECT 1/0; DECLARE c CURSOR WITH HOLD FOR SELECT 1")}, execute, false, false},
+		// A DECLARE skipped inside a savepoint that is rolled back to.
+		{"DECLARE skipped in a savepoint", []pgproto3.FrontendMessage{q("SELECT 1/0; DECLARE c CURSOR FOR SELECT 1")}, []pgproto3.FrontendMessage{fetch}, true, true},
+		// A Bind of the portal skipped after an error in its segment.
+		{"Bind skipped in a savepoint", append(append(extended("", "SELECT 1/0"),
+			&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Bind{DestinationPortal: "c"}), &pgproto3.Sync{}), execute, true, true},
+	}
+	// The function runs in the same message as the fetch, which names
+	// another purpose.
+	t.Run("function and FETCH in one message", func(t *testing.T) {
+		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+		r.send(q("BEGIN"))
+		refusedRead(t, r.send(q("SELECT public.pgg_open('c'); /*purpose='financial_reporting'*/ FETCH ALL FROM c")), "one message")
+	})
+	t.Run("CLOSE, function and FETCH in one message", func(t *testing.T) {
+		r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+		r.send(q("BEGIN"), q("DECLARE c CURSOR FOR SELECT 1"), q("SELECT public.pgg_open('d')"))
+		refusedRead(t, r.send(q("CLOSE c; SELECT public.pgg_open('c'); /*purpose='financial_reporting'*/ FETCH ALL FROM c")), "one message")
+	})
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			if c.inTxn {
+				r.send(q("BEGIN"))
+			}
+			if c.withSavepont {
+				r.send(q("SAVEPOINT s"))
+			}
+			if out := r.send(c.skip...); len(out.errors) == 0 {
+				t.Fatalf("want the skipping error")
+			}
+			if c.withSavepont {
+				r.send(q("ROLLBACK TO SAVEPOINT s"))
+			} else {
+				r.send(q("BEGIN"))
+			}
+			if out := r.send(open...); len(out.errors) > 0 {
+				t.Fatalf("open under invoicing: %v", out.errors)
+			}
+			refusedRead(t, r.send(c.read...), c.name)
+		})
+	}
+}
