@@ -52,7 +52,10 @@ type effect struct {
 	sqlscan.Effect
 	ddl      bool
 	userCode bool // runs a function the policy allows (sqlscan.Statement.UserCode)
-	tempOnly bool // DDL that only creates a temporary table (sqlscan.Statement.TempOnly)
+	// functions are the functions outside the built-ins the policy allowed
+	// it to run (sqlscan.Statement.AllowedFunctions), as schema.name.
+	functions []string
+	tempOnly  bool // DDL that only creates a temporary table (sqlscan.Statement.TempOnly)
 	// tempWrites are the temporary tables the statement writes, into which
 	// what it reads (tempReads) flows.
 	tempWrites []string
@@ -233,6 +236,71 @@ type simState struct {
 	// statements after it in the same text are refused, since only the
 	// server can say what state they run in.
 	unknown bool
+	// cursors are those the text declared (nil: closed) before the
+	// statement at hand; closedAll is set after a CLOSE ALL or DISCARD
+	// ALL in it. The session's own records change only once the text is
+	// forwarded.
+	cursors   map[string]*heldDef
+	closedAll bool
+	// statements are those the text prepared (nil: deallocated) before
+	// the statement at hand; deallocatedAll is set after a DEALLOCATE ALL
+	// or DISCARD ALL in it.
+	statements     map[string]*prepared
+	deallocatedAll bool
+}
+
+// hold follows a cursor or prepared statement the text makes or removes;
+// table is the verdicts' context.
+func (sim *simState) hold(e *effect, table *textVerdicts) {
+	switch e.Kind {
+	case "prepare", "deallocate":
+		if sim.statements == nil {
+			sim.statements = map[string]*prepared{}
+		}
+		var p *prepared
+		if e.Kind == "prepare" {
+			p = &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: table, sqlPrepare: true, barrier: e.userCode,
+				writesTemp: len(e.tempWrites) > 0, functions: e.functions}
+		}
+		sim.statements[e.Name] = p
+	case "deallocate_all":
+		sim.deallocatedAll = true
+		clear(sim.statements)
+	case "declare", "close":
+		if sim.cursors == nil {
+			sim.cursors = map[string]*heldDef{}
+		}
+		var d *heldDef
+		if e.Kind == "declare" {
+			d = &heldDef{accesses: e.accesses, purpose: e.purpose, cursor: true, code: e.userCode, functions: e.functions}
+		}
+		sim.cursors[e.Name] = d
+	case "close_all":
+		sim.closedAll = true
+		clear(sim.cursors)
+	case "discard_all":
+		sim.closedAll, sim.deallocatedAll = true, true
+		clear(sim.cursors)
+		clear(sim.statements)
+	}
+}
+
+// statement returns what name holds for a statement after the text's
+// earlier ones, and whether the text itself decided that (nil: none).
+func (sim *simState) statement(name string) (*prepared, bool) {
+	if p, ok := sim.statements[name]; ok {
+		return p, true
+	}
+	return nil, sim.deallocatedAll
+}
+
+// cursor returns what name holds for a statement after the text's earlier
+// ones, and whether the text itself decided that (nil: no cursor).
+func (sim *simState) cursor(name string) (*heldDef, bool) {
+	if d, ok := sim.cursors[name]; ok {
+		return d, true
+	}
+	return nil, sim.closedAll
 }
 
 // decideStatement decides one statement and records its effect; it returns
@@ -251,17 +319,73 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		// Whether it runs code depends on the session's cursors, which no
 		// cache key holds.
 		v.cacheable = false
-		if s.runsCode(st.Effect.Name) {
+		name := st.Effect.Name
+		def, inText := sim.cursor(name)
+		code := false
+		if inText {
+			// Declared or closed earlier in the same text: if that did
+			// not run, neither does this.
+			if def != nil {
+				code = def.code
+				if d := s.decideHeld(name, st.Purpose, sim.purpose, def, pol); d != nil {
+					return d
+				}
+			}
+		} else {
+			code = s.runsCode(name)
+			if d := s.fetchDenial(name, st.Purpose, sim.purpose, pol); d != nil {
+				return d
+			}
+		}
+		if code {
 			cp := *st
 			cp.UserCode = true
 			st = &cp
 		}
-		if d := s.fetchDenial(st.Effect.Name, st.Purpose, sim.purpose, pol); d != nil {
-			return d
-		}
 	}
 	if sim.unknown && !stateFree(st) {
 		return withHint(s.unanalysable(st.Text, "it follows, in the same message, a session change that pgguard follows only by asking the server; send it as a statement of its own"), stateHint)
+	}
+	var runs runsPrepared
+	var held *prepared // what EXECUTE may run
+	if st.Effect != nil && st.Effect.Kind == "execute" {
+		// EXECUTE runs the prepared statement: what it changes, the
+		// EXECUTE changes.
+		v.cacheable = false
+		held = s.pendingChain(s.prepared[st.Effect.Name], []byte(st.Effect.Name), s.lastSegment)
+		if p, inText := sim.statement(st.Effect.Name); inText {
+			// Prepared or deallocated earlier in the same text: if that
+			// did not run, neither does this.
+			held = p
+		}
+		for q := held; q != nil; q = q.replaced {
+			// Under a new context the server plans it again: what it
+			// runs then counts.
+			if q.text != "" && !q.unknown {
+				if d := s.reanalysePrepared(q); d != nil {
+					return d
+				}
+			}
+		}
+		runs = runsOf(held)
+		if runs.effects {
+			return withHint(s.unanalysable(st.Text, "the prepared statement changes session state (a setting, a cursor, a prepared statement, the transaction or the schema), which pgguard follows only at its Bind and Execute"),
+				"Run it with Bind and Execute, or send its statement itself.")
+		}
+		if runs.code || len(runs.tempWrites) > 0 {
+			cp := *st
+			cp.UserCode = cp.UserCode || runs.code
+			cp.TempWrites = append(slices.Clip(cp.TempWrites), runs.tempWrites...)
+			st = &cp
+		}
+		if len(st.TempWrites) > 0 {
+			// What the prepared statement reads flows into a temporary
+			// table (one it writes, or CREATE TABLE AS EXECUTE), which
+			// the analysis of this text did not see: a statement after it
+			// in the text would be decided on the lineage before it. (Code
+			// it runs makes it a barrier below, as the statement itself.)
+			defer func() { sim.unknown = true }()
+		}
 	}
 	switch c := change(st); {
 	case c == changeUnknown && sim.settled && txControl(st):
@@ -284,9 +408,17 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	if st.Attaches != "" {
 		accesses = append([]authz.Access{attachAccess}, accesses...)
 	}
+	if st.ReadsTemp {
+		// What functions the policy allows wrote into temporary tables
+		// is read under their rules (see tempCode).
+		accesses = append(accesses, s.tempCode()...)
+	}
+	// What flows into temporary tables: the statement's reads, and with
+	// EXECUTE (also CREATE TABLE AS EXECUTE) the prepared statement's.
+	tempReads := st.Accesses
 	if st.Effect != nil && st.Effect.Kind == "execute" {
 		v.cacheable = false
-		p := s.prepared[st.Effect.Name]
+		p := held
 		if p == nil {
 			return s.noSuchStatement(st.Effect.Name)
 		}
@@ -312,6 +444,13 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		if p.purpose != "" && st.Purpose == "" {
 			purpose = p.purpose
 		}
+		if len(st.TempWrites) > 0 {
+			// What the prepared statement reads, as analysed again now,
+			// flows into the temporary tables it or this statement
+			// writes.
+			tempReads = append(slices.Clone(st.Accesses), runs.tempReads...)
+			tempReads = append(tempReads, lineageOf(accesses)...)
+		}
 	}
 	start := time.Now()
 	d := pol.Decide(s.ps.User, purpose, accesses)
@@ -327,7 +466,10 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 	}
 	if st.Effect != nil || st.DDL || st.UserCode || len(st.TempWrites) > 0 {
 		e := effect{ddl: st.DDL, tempOnly: st.TempOnly, userCode: st.UserCode, changes: st.Changes, accesses: accesses, purpose: st.Purpose,
-			tempWrites: st.TempWrites, tempReads: st.Accesses}
+			tempWrites: st.TempWrites, tempReads: tempReads, functions: st.AllowedFunctions}
+		if runs.code {
+			e.functions = append(slices.Clip(e.functions), runs.functions...)
+		}
 		if st.Effect != nil {
 			e.Effect = *st.Effect
 			sim.apply(st.Effect, s)
@@ -335,9 +477,53 @@ func (s *session) decideStatement(st *sqlscan.Statement, pol *authz.Policy, sim 
 		if e.Kind == "prepare" {
 			e.text = st.Text
 		}
+		sim.hold(&e, s.table)
 		v.effects = append(v.effects, e)
 	}
 	return nil
+}
+
+// runsPrepared is what running a prepared statement does besides what it
+// reads: for EXECUTE, which runs it where Bind and Execute would.
+type runsPrepared struct {
+	// effects: it changes a setting, a cursor, a prepared statement, the
+	// transaction or the schema (a statement parsed through the protocol,
+	// which may hold any statement).
+	effects bool
+	// code: it runs code that may change session state, or a statement
+	// pgguard does not know.
+	code bool
+	// functions are the functions the policy allows that it runs.
+	functions []string
+	// tempWrites are the temporary tables it writes, into which
+	// tempReads flow (for a statement whose analysis found it writing
+	// one, its text stands for them: only whether any is written counts).
+	tempWrites []string
+	tempReads  []sqlscan.Access
+}
+
+// runsOf looks at every statement the server may run for p.
+func runsOf(p *prepared) runsPrepared {
+	var r runsPrepared
+	for q := p; q != nil; q = q.replaced {
+		r.code = r.code || q.barrier || q.unknown
+		r.functions = append(r.functions, q.functions...)
+		if q.writesTemp {
+			// Its analysis, now or when it was planned again, found it
+			// writing a temporary table.
+			r.tempWrites = append(r.tempWrites, q.text)
+		}
+		for i := range q.effects {
+			e := &q.effects[i]
+			r.effects = r.effects || e.Kind != "" || e.ddl
+			r.code = r.code || e.userCode
+			r.tempWrites = append(r.tempWrites, e.tempWrites...)
+			if len(e.tempWrites) > 0 {
+				r.tempReads = append(r.tempReads, e.tempReads...)
+			}
+		}
+	}
+	return r
 }
 
 // apply changes the simulated state like the effect will change the
@@ -759,7 +945,11 @@ func (s *session) replay(e *effect, segment uint64) {
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
 	switch e.Kind {
 	case "prepare":
-		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true}
+		// A function the policy allows in it runs, and may change session
+		// state, whenever the statement is executed; what it reads flows
+		// into the temporary tables it writes each time.
+		rec := &prepared{accesses: e.accesses, purpose: e.purpose, text: e.text, table: s.table, sqlPrepare: true, writesTemp: len(e.tempWrites) > 0,
+			barrier: e.userCode, functions: e.functions}
 		s.preparedBytes += int64(len(e.text))
 		if old := s.prepared[e.Name]; old != nil {
 			s.changes = append(s.changes, recordChange{segment: segment, errors: s.errors, name: e.Name, rec: rec, prev: old})
@@ -772,13 +962,22 @@ func (s *session) replay(e *effect, segment uint64) {
 			s.closeRecord(name, segment)
 		}
 	}
-	s.trackCursor(e)
-	s.holdCursor(e)
-	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) && !e.userCode {
-		// Prepared before the cursor was declared: it runs the code now.
+	s.holdCursor(e, segment)
+	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) || e.Kind == "execute" && s.preparedRunsCode(e.Name) {
+		// The code of the cursor's query, or of the prepared statement,
+		// runs now (and was maybe declared or prepared after this
+		// statement was parsed).
 		cp := *e
 		cp.userCode = true
+		if e.Kind == "execute" {
+			cp.functions = s.preparedFunctions(e.Name)
+		} else {
+			cp.functions = s.cursorFunctions(e.Name)
+		}
 		e = &cp
+	}
+	if e.userCode {
+		s.ranCode(e.functions)
 	}
 	st := sqlscan.Statement{DDL: e.ddl, UserCode: e.userCode}
 	if e.Kind != "" {
@@ -819,16 +1018,115 @@ func (s *session) flowIntoTemps(names []string, reads []sqlscan.Access) {
 		}
 	}
 	if grew {
-		s.own.lineageKey = lineageDigest(s.own.tempLineage)
+		s.own.lineageKey = lineageDigest(s.own.tempLineage, s.own.tempFunctions)
 		s.stateGen++
 	}
 }
 
-// lineageDigest identifies the content of a session's temporary lineage.
-func lineageDigest(lineage []sqlscan.Access) string {
+// lineageOf is what a statement that reads accesses adds to the
+// temporary lineage when it writes a temporary table: the columns it reads.
+func lineageOf(accesses []authz.Access) []sqlscan.Access {
+	var out []sqlscan.Access
+	for _, a := range accesses {
+		if a.Act != authz.ActRead {
+			continue
+		}
+		// schema.table.column, as toAuthz joined it; the parts need only
+		// join back to the same text.
+		parts := strings.SplitN(a.Column, ".", 3)
+		if len(parts) != 3 {
+			continue // not a column: a function, the act ddl
+		}
+		out = append(out, sqlscan.Access{Schema: parts[0], Table: parts[1], Column: parts[2], Act: sqlscan.Read})
+	}
+	return out
+}
+
+// ranCode notes functions the policy allows that a forwarded statement
+// runs: their bodies may write temporary tables with rows of anything
+// they read, which the next confirmation decides on (takeCode).
+func (s *session) ranCode(functions []string) {
+	for _, f := range functions {
+		if !slices.Contains(s.pendingCode, f) {
+			s.pendingCode = append(s.pendingCode, f)
+		}
+		if !slices.Contains(s.ranFunctions, f) {
+			s.ranFunctions = append(s.ranFunctions, f)
+		}
+	}
+}
+
+// takeCode adds the functions that ran since the last confirmation to
+// those whose rules the session's temporary tables carry, when the server
+// reports any temporary table: what such a function copied into one is
+// read, later and under any purpose, only where the policy allows running
+// the function. Without a temporary table nothing it wrote is left.
+func (s *session) takeCode() {
+	if len(s.pendingCode) == 0 {
+		return
+	}
+	if len(s.state.temps) > 0 {
+		o := s.ownState()
+		grew := false
+		for _, f := range s.pendingCode {
+			if !slices.Contains(o.tempFunctions, f) {
+				o.tempFunctions, grew = append(o.tempFunctions, f), true
+			}
+		}
+		if grew {
+			o.lineageKey = lineageDigest(o.tempLineage, o.tempFunctions)
+			s.stateGen++
+		}
+	}
+	s.pendingCode = s.pendingCode[:0]
+}
+
+// tempCode is what reading the session's temporary tables asks of the
+// policy besides their lineage: running each function that may have
+// written them.
+func (s *session) tempCode() []authz.Access {
+	if s.own == nil || len(s.own.tempFunctions) == 0 {
+		return nil
+	}
+	out := make([]authz.Access, len(s.own.tempFunctions))
+	for i, f := range s.own.tempFunctions {
+		out[i] = authz.Access{Column: authz.FunctionPrefix + f, Act: authz.ActExecute}
+	}
+	return out
+}
+
+// functions are the functions the policy allows that v's statements run.
+func (v *verdict) functions() []string {
+	var out []string
+	for i := range v.effects {
+		for _, f := range v.effects[i].functions {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// writesTemp reports whether a statement of v writes a temporary table.
+func (v *verdict) writesTemp() bool {
+	for i := range v.effects {
+		if len(v.effects[i].tempWrites) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// lineageDigest identifies the content of a session's temporary lineage
+// and the functions whose rules its temporary tables carry.
+func lineageDigest(lineage []sqlscan.Access, code []string) string {
 	h := sha256.New()
 	for _, a := range lineage {
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", a.Schema, a.Table, a.Column, a.Act)
+	}
+	for _, f := range code {
+		fmt.Fprintf(h, "%s\x01", f)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -44,9 +44,6 @@ import (
 // its user's. It sits behind one pointer, made at the first need, so that
 // other sessions hold none of it.
 type roleState struct {
-	// portals are the roles the session was in when each portal was
-	// bound, until its transaction ends.
-	portals map[string]string
 	// roles caches purposeRole's answers under rolesPolicy ("": the
 	// login keeps its own role).
 	roles       map[string]string
@@ -150,20 +147,6 @@ func (s *session) purposeRole(purpose string) (string, bool) {
 // the purposes they declare.
 const maxCachedRoles = 64
 
-// bound records the role a portal is bound in. PostgreSQL checks the
-// privileges of a SELECT when it binds it, but those of an INSERT, UPDATE,
-// DELETE or MERGE when it first executes it, in the role then in force.
-func (s *session) bound(portal []byte) {
-	if s.g.cfg.PurposeRole == nil {
-		return
-	}
-	rs := s.roleState()
-	if rs.portals == nil {
-		rs.portals = map[string]string{}
-	}
-	rs.portals[string(portal)] = s.state.role
-}
-
 // execute refuses an Execute of a portal whose statement changes session
 // state in a later segment than the one that bound it (lateStateChange),
 // and one of a portal bound in another role than the one in force: its
@@ -177,19 +160,33 @@ func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d := s.lateStateChange(name, m.Segment); d != nil {
+	s.seen(m.Segment)
+	h := s.held[string(name)]
+	if d := s.lateStateChange(h, m.Segment); d != nil {
 		return s.apply(&verdict{denied: d}, m.Segment)
 	}
-	if d := s.fetchDenial(string(name), "", s.state.purpose, s.g.cfg.Policy.Policy()); d != nil {
-		return s.apply(&verdict{denied: d}, m.Segment)
-	}
-	if s.g.cfg.PurposeRole != nil && s.roles != nil {
-		if role, ok := s.roles.portals[string(name)]; ok && role != s.state.role {
-			return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
-				"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
+	if h != nil || len(s.ranFunctions) > 0 {
+		// A name pgguard never saw defined may be a cursor a function
+		// the policy allows opened (fetchDenial).
+		if d := s.fetchDenial(string(name), "", s.state.purpose, s.g.cfg.Policy.Policy()); d != nil {
+			return s.apply(&verdict{denied: d}, m.Segment)
 		}
 	}
-	s.run(name)
+	if s.g.cfg.PurposeRole != nil && h != nil {
+		// PostgreSQL checks the privileges of a SELECT when it binds it,
+		// but those of an INSERT, UPDATE, DELETE or MERGE when it first
+		// executes it, in the role then in force.
+		defs, _ := h.candidates(m.Segment)
+		for i := range defs {
+			if role := defs[i].role; role != "" && role != s.state.role {
+				return s.apply(&verdict{denied: withHint(s.unanalysable("Execute", fmt.Sprintf("the portal was bound in the role %s, and the session has since switched to %s for another purpose", role, s.state.role)),
+					"Execute a portal in the segment that binds it, or under the same purpose.")}, m.Segment)
+			}
+		}
+	}
+	if s.run(h, m.Segment) {
+		return proxy.Verdict{Action: proxy.Forward, Barrier: true}
+	}
 	return proxy.Allow
 }
 

@@ -47,7 +47,6 @@ type session struct {
 	// again when the sum would pass Config.SessionPreparedBytes.
 	preparedBytes int64
 	errors        uint64 // ErrorResponses seen
-	sawError      bool   // an ErrorResponse since the last confirmation
 	ddlPending    bool
 	ddlWide       bool // a DDL statement of the open transaction named no relation
 	// catPending are the relation names other transactions' DDL changed
@@ -73,23 +72,24 @@ type session struct {
 	// last message forwarded that did not end it (0: none open); roles is
 	// nil until the session needs any of the rest.
 	openSegment uint64
-	// statePortals are the portals whose statement changes session state
-	// (a SET, DDL, a function that may call set_config, ...), with the
-	// segment that bound them: such a statement changes the state when it
-	// runs, at Execute, and only an Execute in that segment is followed.
-	statePortals map[string]uint64
-	// portalEffects are the session effects of bound portals not yet
-	// executed: the server changes its state when a portal runs.
-	portalEffects map[string][]effect
-	// codeCursors are the cursors declared over code the policy allows,
-	// which may change session state whenever they are fetched from.
-	codeCursors map[string]bool
-	// cursors and portalRows are what fetching from each cursor or
-	// protocol portal reads (held.go).
-	cursors    map[string]*heldRows
-	portalRows map[string]*heldRows
-	roles      *roleState
-	confirmed  bool
+	// held are the cursors and protocol portals the server may hold, by
+	// name (held.go): what fetching from each reads, whether it runs code
+	// that changes session state, the effects a portal makes when it
+	// runs. heldChanges are those changed by messages whose segment the
+	// server has not ended yet.
+	held        map[string]*heldRows
+	heldChanges []*heldRows
+	// lastSegment is the segment of the last client message decided.
+	lastSegment uint64
+	// errorSegment is the segment the last ErrorResponse came in.
+	errorSegment uint64
+	// pendingCode are the functions the policy allows that ran since the
+	// last confirmation (takeCode); ranFunctions all that ran in the
+	// session, which may have opened cursors pgguard never saw declared.
+	pendingCode  []string
+	ranFunctions []string
+	roles        *roleState
+	confirmed    bool
 
 	// stateGen counts changes of the state.
 	stateGen uint64
@@ -118,6 +118,11 @@ type prepared struct {
 	text     string // raw; normalized only for an alert
 	effects  []effect
 	barrier  bool // running it may change session state
+	// functions are the functions the policy allows it to run.
+	functions []string
+	// writesTemp: an analysis of it found it writing a temporary table,
+	// so what it reads flows into the temporary lineage each time it runs.
+	writesTemp bool
 	// sqlPrepare: made by SQL PREPARE, whose text is the PREPARE statement
 	// (re-analysing it yields the inner statement's accesses).
 	sqlPrepare bool
@@ -163,6 +168,12 @@ func (s *session) ClientMessage(m proxy.ClientMessage) proxy.Verdict {
 	v := s.clientMessage(m)
 	s.noteSegment(m, v)
 	return v
+}
+
+// seen records the segment of a client message about to be decided.
+// s.mu is held.
+func (s *session) seen(segment uint64) {
+	s.lastSegment = max(s.lastSegment, segment)
 }
 
 func (s *session) clientMessage(m proxy.ClientMessage) proxy.Verdict {
@@ -220,25 +231,17 @@ func (s *session) ServerMessage(m proxy.ServerMessage) {
 	switch m.Type {
 	case 'E':
 		s.errors++
-		s.sawError = true
+		s.errorSegment = s.ps.ReadyCount() + 1
 		if f, ok := proxy.DecodeErrorFields(m.Body); ok && string(f.Code) == "42501" {
 			s.raiseDatabaseRefusal(&f)
 		}
 	case 'Z':
-		s.settle(s.ps.ReadyCount())
+		ready := s.ps.ReadyCount()
+		s.settle(ready)
+		s.settleHeld(ready)
 		if m.TxStatus == 'I' {
 			// Every portal ends with its transaction.
-			if s.roles != nil {
-				clear(s.roles.portals)
-			}
-			clear(s.statePortals)
-			clear(s.portalEffects)
-			if len(s.portalRows) > 1 {
-				// Kept while only the unnamed portal is used, whose
-				// entry every Bind reuses; a dead portal's entry only
-				// decides an Execute the server refuses anyway.
-				clear(s.portalRows)
-			}
+			s.endTransaction(ready)
 		}
 		if s.ddlPending && m.TxStatus == 'I' {
 			// The transaction is over: its changes are committed, or gone.
@@ -269,7 +272,7 @@ func (s *session) settle(ready uint64) {
 			kept = append(kept, c)
 			continue
 		}
-		clean := c.errors == s.errors
+		clean := s.cleanSince(c.segment, c.errors)
 		switch {
 		case c.close && clean:
 			if s.prepared[c.name] == c.rec {
@@ -301,6 +304,7 @@ func (s *session) Close() {
 func (s *session) query(text []byte, segment uint64, quick bool) (proxy.Verdict, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(segment)
 	if d := s.textDenial(text); d != nil {
 		return s.apply(&verdict{denied: d}, segment), true
 	}
@@ -360,6 +364,7 @@ func (s *session) parse(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool)
 	segment := m.Segment
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(segment)
 	if !ok {
 		return s.apply(&verdict{denied: s.unanalysable("malformed Parse message", "the Parse message is malformed")}, segment), true
 	}
@@ -424,6 +429,42 @@ func (s *session) record(name string, text []byte, v *verdict, segment uint64) {
 	s.setPrepared(name, p)
 }
 
+// pendingChain returns p, the record of name, for a use in segment: while
+// a Parse or PREPARE that made it waits for the server to end an earlier
+// segment, the server may have refused it (the name was in use) and still
+// hold the statement before, which the returned copy then also chains.
+// In the segment of the Parse itself nothing after a refused one runs.
+func (s *session) pendingChain(p *prepared, name []byte, segment uint64) *prepared {
+	if p == nil || len(s.changes) == 0 {
+		return p
+	}
+	var head, tail *prepared
+	cur := p
+	for i := len(s.changes) - 1; i >= 0; i-- {
+		c := &s.changes[i]
+		if c.close || c.prev == nil || c.rec != cur || c.segment == segment || c.name != string(name) {
+			continue
+		}
+		if head == nil {
+			cp := *p
+			head, tail = &cp, &cp
+		}
+		for tail.replaced != nil {
+			cp := *tail.replaced
+			tail.replaced = &cp
+			tail = &cp
+		}
+		prev := *c.prev
+		tail.replaced = &prev
+		tail, cur = &prev, c.prev
+	}
+	if head == nil {
+		return p
+	}
+	head.table = nil // decided afresh, as a whole
+	return head
+}
+
 // setPrepared records p under name, making the map at the first: sessions
 // of the simple protocol never need one.
 func (s *session) setPrepared(name string, p *prepared) {
@@ -435,7 +476,8 @@ func (s *session) setPrepared(name string, p *prepared) {
 
 // newRecord makes the record of a statement parsed with verdict v.
 func (s *session) newRecord(text []byte, v *verdict) *prepared {
-	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table, needsRole: len(v.purposes) > 0}
+	p := &prepared{purpose: v.purpose, text: string(text), effects: v.effects, from: v, barrier: v.barrier, table: s.table, needsRole: len(v.purposes) > 0,
+		writesTemp: v.writesTemp(), functions: v.functions()}
 	s.preparedBytes += int64(len(text))
 	if v.single {
 		p.accesses = v.accesses
@@ -519,13 +561,14 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(m.Segment)
 	if d := s.stateDenial([]byte("Bind")); d != nil {
 		return s.apply(&verdict{denied: d}, 0), true
 	}
 	if d := s.startRoleDenial([]byte("Bind")); d != nil {
 		return s.apply(&verdict{denied: d}, 0), true
 	}
-	p := s.prepared[string(name)]
+	p := s.pendingChain(s.prepared[string(name)], name, m.Segment)
 	if !s.state.known && !endsTransaction(p) {
 		return s.apply(&verdict{denied: s.unknownStateDenial("Bind", true, nil)}, 0), true
 	}
@@ -583,47 +626,28 @@ func (s *session) bind(m proxy.ClientMessage, quick bool) (proxy.Verdict, bool) 
 		}
 	}
 	s.count(func(m *alert.Metrics) { m.CountStatement(alert.VerdictAllowed) })
+	// The portal's session effects wait until it runs. What it writes into
+	// temporary tables counts at once: which rows a statement bound later
+	// sees is the server's to decide. A statement whose analysis found it
+	// writing one copies its reads as they stand now, which a re-analysis
+	// may have added to since it was parsed.
+	effects := p.effects
+	for q := p; q != nil; q = q.replaced {
+		for i := range q.effects {
+			s.flowIntoTemps(q.effects[i].tempWrites, q.effects[i].tempReads)
+		}
+		if q.writesTemp {
+			s.flowIntoTemps([]string{string(name)}, lineageOf(q.accesses))
+		}
+	}
 	if p.replaced != nil && barrier {
 		// Which of the statements runs decides the change: follow none.
 		s.segmentUnknown = true
-	} else {
-		s.pend(portal, p.effects)
+		effects = nil
 	}
 	s.lastText = p.text
-	s.bound(portal)
-	s.holdPortal(portal, p)
-	s.boundState(portal, m.Segment, barrier || changesState(p))
+	s.holdPortal(portal, p, m.Segment, barrier || changesState(p), effects)
 	return proxy.Verdict{Action: proxy.Forward, Barrier: barrier}, true
-}
-
-// pend holds a bound statement's session effects until its portal runs.
-// What it writes into temporary tables counts at once: which rows a
-// statement bound later sees is the server's to decide.
-func (s *session) pend(portal []byte, effects []effect) {
-	for i := range effects {
-		s.flowIntoTemps(effects[i].tempWrites, effects[i].tempReads)
-	}
-	if len(effects) == 0 {
-		delete(s.portalEffects, string(portal))
-		return
-	}
-	if s.portalEffects == nil {
-		s.portalEffects = map[string][]effect{}
-	}
-	s.portalEffects[string(portal)] = effects
-}
-
-// run applies the held effects of a portal the client executes: from now
-// on the server runs in the state they make.
-func (s *session) run(portal []byte) {
-	effects, ok := s.portalEffects[string(portal)]
-	if !ok {
-		return
-	}
-	delete(s.portalEffects, string(portal))
-	for i := range effects {
-		s.replay(&effects[i], 0)
-	}
 }
 
 // changesState reports whether running p (or a statement the server may
@@ -648,78 +672,30 @@ func changesState(p *prepared) bool {
 	return false
 }
 
-// boundState records whether the portal a Bind (re)defines holds a
-// statement that changes session state, and in which segment it was bound.
-func (s *session) boundState(portal []byte, segment uint64, stateful bool) {
-	if !stateful {
-		delete(s.statePortals, string(portal))
-		return
-	}
-	if s.statePortals == nil {
-		s.statePortals = map[string]uint64{}
-	}
-	s.statePortals[string(portal)] = segment
-}
-
-// lateStateChange refuses the Execute of a portal bound in an earlier sync
-// segment whose statement changes session state. A statement runs at
-// Execute, not at Bind: inside a transaction block a portal outlives its
-// segment, and a SET bound in one segment and run in a later one would
-// change the state after the server confirmed it, behind pgguard's back,
-// for the statements after it in that segment. pgguard follows the change
-// of a portal executed in the segment that binds it, where the barrier at
-// the segment's end has the server report what it did.
-func (s *session) lateStateChange(portal []byte, segment uint64) *denial {
-	bound, ok := s.statePortals[string(portal)]
-	if !ok || bound == segment {
-		return nil
-	}
-	return withHint(s.unanalysable("Execute", "the portal's statement changes session state, and it was bound before the server last reported that state"),
-		"Execute a portal that changes settings, the transaction or the schema in the sync segment that binds it.")
-}
-
 // fetchesCode reports whether p fetches from a cursor or portal that runs
-// code (runsCode).
+// code (runsCode), or executes a prepared statement that may change
+// session state (preparedRunsCode).
 func (s *session) fetchesCode(p *prepared) bool {
 	for _, e := range p.effects {
-		if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) {
+		if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) || e.Kind == "execute" && s.preparedRunsCode(e.Name) {
 			return true
 		}
 	}
 	return false
 }
 
-// trackCursor follows the cursors whose query runs code that may change
-// session state (a function the policy allows): DECLARE decides the query,
-// but its code runs at each FETCH or MOVE.
-func (s *session) trackCursor(e *effect) {
-	switch e.Kind {
-	case "declare":
-		if !e.userCode {
-			delete(s.codeCursors, e.Name)
-			return
-		}
-		if s.codeCursors == nil {
-			s.codeCursors = map[string]bool{}
-		}
-		s.codeCursors[e.Name] = true
-	case "close":
-		delete(s.codeCursors, e.Name)
-	case "close_all", "discard_all":
-		clear(s.codeCursors)
-	}
+// preparedFunctions are the functions the policy allows that EXECUTE of
+// the prepared statement name may run.
+func (s *session) preparedFunctions(name string) []string {
+	return runsOf(s.prepared[name]).functions
 }
 
-// runsCode reports whether fetching from the named cursor or portal may
-// run code that changes session state: a cursor declared over a function
-// the policy allows, or a protocol portal bound from a state-changing
-// statement (FETCH reads protocol portals too).
-func (s *session) runsCode(name string) bool {
-	if s.codeCursors[name] {
-		return true
-	}
-	_, ok := s.statePortals[name]
-	return ok
+// preparedRunsCode reports whether EXECUTE of the prepared statement name
+// may change session state: a statement the server may hold under the
+// name calls a function the policy allows, or is a change of state itself,
+// or is unknown (runsOf).
+func (s *session) preparedRunsCode(name string) bool {
+	return runsOf(s.prepared[name]).code
 }
 
 // endsTransaction reports whether p is certainly a statement that only
@@ -790,6 +766,22 @@ func (s *session) reanalysePrepared(p *prepared) *denial {
 	}
 	p.accesses = unionAccesses(p.accesses, v.accesses)
 	p.barrier = p.barrier || (v.barrier && !p.sqlPrepare)
+	// The server plans the statement again in the new context too: a
+	// temporary table created since may now be what it writes.
+	p.writesTemp = p.writesTemp || v.writesTemp()
+	for _, f := range v.functions() {
+		if !slices.Contains(p.functions, f) {
+			p.functions = append(p.functions, f)
+		}
+	}
+	for i := range v.effects {
+		e := &v.effects[i]
+		// A function it now resolves to may change session state; what it
+		// now reads flows into the temporary tables it writes, whichever
+		// statement runs it (Bind, EXECUTE, CREATE TABLE AS EXECUTE).
+		p.barrier = p.barrier || e.userCode
+		s.flowIntoTemps(e.tempWrites, e.tempReads)
+	}
 	p.table, p.policy = table, nil
 	return nil
 }
@@ -811,15 +803,20 @@ func unionAccesses(a, b []authz.Access) []authz.Access {
 	return out
 }
 
-// close marks a statement the client closes; it is forgotten once the
-// server has surely done so.
+// close marks a statement or portal the client closes; it is forgotten
+// once the server has surely done so.
 func (s *session) close(m proxy.ClientMessage) {
 	kind, name, ok := m.Target()
-	if !ok || kind != 'S' {
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.seen(m.Segment)
+	if kind == 'P' {
+		s.closePortal(name, m.Segment)
+		return
+	}
 	s.closeRecord(string(name), m.Segment)
 }
 
@@ -910,6 +907,9 @@ type ownState struct {
 	// for the cache key: sessions share verdicts only with the same one.
 	tempLineage []sqlscan.Access
 	lineageKey  string
+	// tempFunctions are the functions the policy allows that ran while,
+	// or before, the server reported temporary tables (takeCode).
+	tempFunctions []string
 }
 
 // ownState returns the session's ownState, making it at the first call.

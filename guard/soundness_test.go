@@ -66,7 +66,8 @@ type outcome struct {
 	rows     int
 	lastRows int // rows of the last segment
 	lastErr  string
-	values   string // the first column of the last row
+	values   string   // the first column of the last row
+	all      []string // the first column of every row
 }
 
 // send writes msgs in one go and reads until as many ReadyForQuery as the
@@ -89,6 +90,7 @@ func (r *raw) send(msgs ...pgproto3.FrontendMessage) outcome {
 			out.lastRows++
 			if len(m.Values) > 0 {
 				out.values = string(m.Values[0])
+				out.all = append(out.all, out.values)
 			}
 		case *pgproto3.ReadyForQuery:
 			if ready--; ready > 0 {

@@ -133,8 +133,6 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	// control can undo.
 	s.settled = false
 	defer func() { s.settled = s.state.known && txStatus == 'I' }()
-	errorsSeen := s.sawError
-	s.sawError = false
 	if e != nil || len(row) != confirmColumns {
 		// Keep the last state for reading transaction control; decide
 		// nothing else on it (decideStatement) until the next confirmation.
@@ -158,7 +156,8 @@ func (s *session) Confirmed(row [][]byte, e *pgproto3.ErrorResponse, txStatus by
 	// What DDL changed before this confirmation is read: only what it
 	// changes from now on waits for the next.
 	s.unread = slices.DeleteFunc(s.unread, func(n string) bool { return slices.Contains(s.queried, n) })
-	s.reconcilePrepared(names, errorsSeen)
+	s.takeCode()
+	s.reconcilePrepared(names)
 }
 
 // ConfirmStatement implements proxy.StateArguments: while DDL of the open
@@ -314,19 +313,18 @@ func (st *state) readTemps(raw []byte) error {
 // reconcilePrepared makes the records of prepared statements match the
 // names the server holds. A record the server lacks is dropped; a name the
 // server holds that pgguard has no record of is recorded as unknown, and
-// refused at every use. Without errors since the last confirmation every
-// Close and Parse pgguard forwarded took effect, so a name closed and
-// parsed again holds its last text only.
-func (s *session) reconcilePrepared(names []string, errorsSeen bool) {
-	for name, p := range s.prepared {
+// refused at every use. A name that may hold either of two statements (a
+// Parse or PREPARE the server may have skipped, replaced) keeps both: the
+// names say nothing of which one the server holds, and a confirmation
+// without errors says nothing of the segment with the error in which it
+// was made; only a change of the name whose segment ends without an error
+// settles it (session.settle).
+func (s *session) reconcilePrepared(names []string) {
+	for name := range s.prepared {
 		// The unnamed statement is never listed; its changes settle by
 		// segment alone.
 		if name != "" && !slices.Contains(names, name) {
 			delete(s.prepared, name)
-			continue
-		}
-		if !errorsSeen && p.replaced != nil {
-			p.replaced, p.closing = nil, false
 		}
 	}
 	for _, name := range names {

@@ -142,8 +142,11 @@ type analyzer struct {
 	// attaches names the code a DDL statement attaches (see attachedCode).
 	attaches string
 	// userCode is set when a function or operator outside the built-ins
-	// that the context allows may run.
+	// that the context allows may run; allowed names those functions.
 	userCode bool
+	allowed  []string
+	// readsTemp is set when a name resolves to a temporary table.
+	readsTemp bool
 	// tempWrites are the temporary tables the statement writes.
 	tempWrites []string
 	// loc is the byte offset of the name being resolved, for the position
@@ -180,6 +183,8 @@ func (s *session) statement(n *pg.Node) Statement {
 	}
 	st.Accesses = dedup(acc)
 	st.TempWrites = a.tempWrites
+	st.AllowedFunctions = a.allowed
+	st.ReadsTemp = a.readsTemp
 	s.flowIntoTemps(a.tempWrites, st.Accesses)
 	return st
 }

@@ -156,3 +156,37 @@ func TestTemporaryLineage(t *testing.T) {
 		t.Errorf("a session's temporary table: denial %v, accesses %v", d, r.Statements[0].Accesses)
 	}
 }
+
+// TestTablesCreatedInTheTemporarySchema: PostgreSQL creates an unqualified
+// table in the first schema of the path it can use, and one created in the
+// temporary schema is temporary, TEMP or not. So CREATE TABLE AS and
+// SELECT INTO write a temporary table whenever pg_temp is on the path, or
+// the path is not known.
+func TestTablesCreatedInTheTemporarySchema(t *testing.T) {
+	complete, _ := fixtures(t)
+	cases := []struct {
+		sql  string
+		path []string
+		want []string
+	}{
+		{"CREATE TABLE s AS SELECT iban FROM crm.customers", []string{"pg_temp", "public"}, []string{"s"}},
+		{"SELECT iban INTO s FROM crm.customers", []string{"pg_temp", "public"}, []string{"s"}},
+		{"CREATE TABLE s AS SELECT iban FROM crm.customers", []string{"nosuchschema", "pg_temp_3"}, []string{"s"}},
+		{"CREATE TABLE s AS SELECT iban FROM crm.customers", nil, []string{"s"}},
+		{"SET search_path = pg_temp; CREATE TABLE s AS SELECT iban FROM crm.customers", []string{"public"}, []string{"s"}},
+		{"CREATE TABLE s AS SELECT iban FROM crm.customers", []string{"public"}, nil},
+		{"CREATE TABLE public.s AS SELECT iban FROM crm.customers", []string{"pg_temp", "public"}, nil},
+	}
+	for _, c := range cases {
+		ctx := defaultContext()
+		ctx.SearchPath = c.path
+		r := Analyze(c.sql, complete, ctx)
+		last := r.Statements[len(r.Statements)-1]
+		if last.Denial != nil {
+			t.Fatalf("%s: %v", c.sql, last.Denial)
+		}
+		if !slices.Equal(last.TempWrites, c.want) {
+			t.Errorf("%s on %q: TempWrites = %q, want %q", c.sql, c.path, last.TempWrites, c.want)
+		}
+	}
+}

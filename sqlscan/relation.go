@@ -134,6 +134,7 @@ func (a *analyzer) relationRel(res resolvedRelation, inh bool) *rel {
 	}
 	if t := res.temp; t != nil {
 		r.temp = t
+		a.readsTemp = true
 		lineage := append([]Access(nil), a.s.tempLineage...)
 		if t.cols == nil {
 			r.anyCols, r.anyLineage = true, lineage

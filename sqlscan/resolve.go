@@ -347,6 +347,9 @@ func (a *analyzer) functionMayRun(schema, name string, builtin bool) bool {
 		// function): the statement is one after which the state is read
 		// again.
 		a.userCode = true
+		if f := schema + "." + name; !slices.Contains(a.allowed, f) {
+			a.allowed = append(a.allowed, f)
+		}
 		return true
 	}
 	return false

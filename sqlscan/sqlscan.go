@@ -202,6 +202,14 @@ type Statement struct {
 	// outside the built-ins that Context.FunctionAllowed allows, whose body
 	// may change session state as SET does.
 	UserCode bool
+	// AllowedFunctions are the functions outside the built-ins that
+	// Context.FunctionAllowed allowed the statement to run, as
+	// schema.name: their bodies may write temporary tables with rows of
+	// anything they read.
+	AllowedFunctions []string
+	// ReadsTemp is set when a relation name of the statement resolves to
+	// a temporary table (of the session, or created earlier in the input).
+	ReadsTemp bool
 	// TempOnly is set for DDL that only creates a temporary table (CREATE
 	// TEMP TABLE, CREATE TEMP TABLE AS, SELECT INTO TEMP) or only names
 	// the session's temporary relations (DROP, ALTER, CREATE INDEX of

@@ -1,6 +1,7 @@
 package sqlscan
 
 import (
+	"slices"
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
@@ -98,11 +99,32 @@ func (a *analyzer) createTableAs(s *pg.CreateTableAsStmt) string {
 }
 
 // writesTemp records a temporary table CREATE TABLE AS or SELECT INTO
-// creates and fills.
+// creates and fills: one it declares temporary, or one it may create in
+// the temporary schema without saying so (mayCreateInTemp).
 func (a *analyzer) writesTemp(rv *pg.RangeVar) {
-	if rv != nil && (rv.GetRelpersistence() == "t" || strings.HasPrefix(rv.GetSchemaname(), "pg_temp")) {
+	if rv != nil && (rv.GetRelpersistence() == "t" || strings.HasPrefix(rv.GetSchemaname(), "pg_temp") || a.s.mayCreateInTemp(rv)) {
 		a.tempWrites = append(a.tempWrites, rv.GetRelname())
 	}
+}
+
+// mayCreateInTemp reports whether PostgreSQL may create the relation an
+// unqualified CREATE names in the session's temporary schema. It creates
+// an unqualified relation in the first schema of the path that exists and
+// that the session may use, and a table created in the temporary schema is
+// a temporary table, TEMP or not: so with pg_temp (or the session's own
+// pg_temp_N) on the path after schemas the server skips, or first, CREATE
+// TABLE AS and SELECT INTO fill a temporary table. Any pg_temp on the path
+// counts, and so does a path not known.
+func (s *session) mayCreateInTemp(rv *pg.RangeVar) bool {
+	if rv.GetSchemaname() != "" || rv.GetCatalogname() != "" {
+		return false
+	}
+	if s.path.unknown {
+		return true
+	}
+	return slices.ContainsFunc(s.pathList, func(schema string) bool {
+		return schema == "pg_temp" || strings.HasPrefix(schema, "pg_temp_")
+	})
 }
 
 // copyStmt: COPY t TO reads the columns, COPY t FROM writes them,
