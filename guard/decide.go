@@ -924,6 +924,9 @@ func (s *session) replay(e *effect, segment uint64) {
 		}
 	}
 	s.holdCursor(e, segment)
+	if e.Kind == "fetch" || e.Kind == "move" {
+		s.fetchesRun(s.held[e.Name], segment)
+	}
 	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) && !e.userCode {
 		// Prepared before the cursor was declared: it runs the code now.
 		cp := *e

@@ -106,6 +106,23 @@ func TestAttackCursorAndPortalNamesFollowTheServer(t *testing.T) {
 		// The same over a cursor that held something harmless before.
 		{"CLOSE, DECLARE and FETCH in one message", []step{{q("DECLARE c CURSOR WITH HOLD FOR SELECT 1")},
 			{q("BEGIN; CLOSE c; DECLARE c CURSOR FOR " + ibans + "; SET LOCAL pgguard.purpose = 'financial_reporting'; FETCH ALL FROM c; COMMIT")}}},
+		// A FETCH bound as a portal under one purpose, executed under another.
+		{"a FETCH portal executed after a purpose switch", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"}, &pgproto3.Sync{}},
+			{q(toReporting)}, executeAll("pf")}},
+		// The same, its first row fetched before the switch and the rest after.
+		{"a FETCH portal's rest after a purpose switch", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"},
+				&pgproto3.Execute{Portal: "pf", MaxRows: 1}, &pgproto3.Sync{}},
+			{q(toReporting)}, executeAll("pf")}},
+		// ... and after the cursor it fetched from was closed.
+		{"a FETCH portal's rest after its cursor closed", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"},
+				&pgproto3.Execute{Portal: "pf", MaxRows: 1}, &pgproto3.Sync{}},
+			{q("CLOSE c")}, {q(toReporting)}, executeAll("pf")}},
 		// A DECLARE parsed through the protocol, run by SQL EXECUTE.
 		{"DECLARE run by EXECUTE", []step{
 			{&pgproto3.Parse{Name: "d", Query: "DECLARE c CURSOR WITH HOLD FOR " + ibans}, &pgproto3.Sync{}},

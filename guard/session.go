@@ -81,6 +81,8 @@ type session struct {
 	heldChanges []*heldRows
 	// lastSegment is the segment of the last client message decided.
 	lastSegment uint64
+	// fetchDepth is how deep fetchDenial is in FETCH portals.
+	fetchDepth int
 	// errorSegment is the segment the last ErrorResponse came in.
 	errorSegment uint64
 	roles        *roleState
