@@ -239,6 +239,10 @@ func TestAttackPreparedStatementsCarryWhatTheyRun(t *testing.T) {
 		// A SET parsed through the protocol, run by SQL EXECUTE.
 		{"EXECUTE of a SET parsed through the protocol", []step{
 			{&pgproto3.Parse{Name: "st", Query: "SET search_path = hr"}, &pgproto3.Sync{}}, {q("EXECUTE st; " + salaries)}}},
+		// An EXECUTE parsed through the protocol, its statement replaced by the function before its Bind.
+		{"Bind of a parsed EXECUTE whose statement changed", []step{{q("PREPARE sw AS SELECT 1")},
+			{&pgproto3.Parse{Name: "e", Query: "EXECUTE sw"}, &pgproto3.Sync{}}, {q("DEALLOCATE sw")}, prepare,
+			append(append(step{&pgproto3.Bind{PreparedStatement: "e"}, &pgproto3.Execute{}}, readSalaries...), &pgproto3.Sync{})}},
 		// A cursor over the function run by a protocol Execute, a read in its segment.
 		{"Execute of a code cursor, then a read in its segment", []step{declare,
 			append(append(step{&pgproto3.Execute{Portal: "c"}}, readSalaries...), &pgproto3.Sync{})}},
