@@ -963,6 +963,9 @@ func (s *session) replay(e *effect, segment uint64) {
 		}
 	}
 	s.holdCursor(e, segment)
+	if e.Kind == "fetch" || e.Kind == "move" {
+		s.fetchesRun(s.held[e.Name], segment)
+	}
 	if (e.Kind == "fetch" || e.Kind == "move") && s.runsCode(e.Name) || e.Kind == "execute" && s.preparedRunsCode(e.Name) {
 		// The code of the cursor's query, or of the prepared statement,
 		// runs now (and was maybe declared or prepared after this

@@ -52,6 +52,13 @@ type heldDef struct {
 	role string
 	// segment is the sync segment that defined it.
 	segment uint64
+	// fetches are the cursors or portals a protocol portal's statement
+	// (FETCH or MOVE) fetches from when it first runs; from is what they
+	// held then, once ran: the portal keeps the rows it fetched, and
+	// every later Execute reads them.
+	fetches []string
+	from    []heldDef
+	ran     bool
 }
 
 // heldRows is what the server may hold under one cursor or portal name.
@@ -170,10 +177,14 @@ func mergeDefs(defs []heldDef) []heldDef {
 	last := defs[len(defs)-1]
 	var out []heldDef
 	for _, d := range defs[:len(defs)-1] {
+		if len(d.fetches) > 0 {
+			out = append(out, d) // decided on what it fetches: kept apart
+			continue
+		}
 		d.code = d.code || len(d.effects) > 0
 		d.effects = nil
 		i := slices.IndexFunc(out, func(o heldDef) bool {
-			return o.purpose == d.purpose && o.cursor == d.cursor && o.code == d.code && o.bound == d.bound && o.role == d.role &&
+			return len(o.fetches) == 0 && o.purpose == d.purpose && o.cursor == d.cursor && o.code == d.code && o.bound == d.bound && o.role == d.role &&
 				o.segment == d.segment
 		})
 		if i < 0 {
@@ -203,6 +214,7 @@ func sameDef(a, b *heldDef) bool {
 	// in every segment, and the new definition (last) carries the new one.
 	return a.purpose == b.purpose && a.cursor == b.cursor && a.code == b.code && a.bound == b.bound &&
 		a.role == b.role && len(a.effects) == 0 && len(b.effects) == 0 && slices.Equal(a.functions, b.functions) &&
+		len(a.fetches) == 0 && len(b.fetches) == 0 &&
 		len(a.accesses) == len(b.accesses) && (len(a.accesses) == 0 || &a.accesses[0] == &b.accesses[0])
 }
 
@@ -326,6 +338,13 @@ func (s *session) holdPortal(portal []byte, p *prepared, segment uint64, statefu
 	if s.g.cfg.PurposeRole != nil {
 		d.role = s.state.role
 	}
+	for q := p; q != nil; q = q.replaced {
+		for i := range q.effects {
+			if e := &q.effects[i]; e.Kind == "fetch" || e.Kind == "move" {
+				d.fetches = append(d.fetches, e.Name)
+			}
+		}
+	}
 	h := s.define(portal, d, segment)
 	// Bind decided it under the purpose and policy in force.
 	h.last = decided{policy: s.g.cfg.Policy.Policy(), current: s.state.purpose}
@@ -377,12 +396,15 @@ func (s *session) fetchDenial(name, comment, current string, pol *authz.Policy) 
 	if *cache == now {
 		return nil
 	}
+	cacheable := len(defs) > 0
 	for i := range defs {
 		if d := s.decideHeld(name, comment, current, &defs[i], pol); d != nil {
 			return d
 		}
+		// What a FETCH portal fetches may change until it runs.
+		cacheable = cacheable && len(defs[i].fetches) == 0
 	}
-	if len(defs) > 0 {
+	if cacheable {
 		*cache = now
 	}
 	return nil
@@ -399,6 +421,65 @@ func (s *session) unseenCursor() *heldDef {
 	return d
 }
 
+// maxFetchDepth bounds the chain of FETCH portals fetching from each
+// other that a fetch is decided through.
+const maxFetchDepth = 4
+
+// fetchedDenial decides what a FETCH portal's definition fetches: before
+// it ran, the cursors or portals it names, as they stand; afterwards, what
+// they held when it ran, whose rows it keeps. comment is the purpose
+// comment of the fetching statement, or the FETCH portal's own.
+func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *authz.Policy) *denial {
+	if comment == "" {
+		comment = def.purpose
+	}
+	for _, name := range def.fetches {
+		if def.ran {
+			for j := range def.from {
+				if d := s.decideHeld(name, comment, current, &def.from[j], pol); d != nil {
+					return d
+				}
+			}
+			continue
+		}
+		if s.fetchDepth >= maxFetchDepth {
+			return s.unanalysable("FETCH "+name, "it fetches from portals that fetch from each other")
+		}
+		s.fetchDepth++
+		d := s.fetchDenial(name, comment, current, pol)
+		s.fetchDepth--
+		if d != nil {
+			return d
+		}
+	}
+	return nil
+}
+
+// fetchesRun records, for the FETCH portals h may hold, what the cursors
+// they fetch from hold as they run now.
+func (s *session) fetchesRun(h *heldRows, segment uint64) {
+	if h == nil {
+		return
+	}
+	defs, _ := h.candidates(segment)
+	for i := range defs {
+		d := &defs[i]
+		if d.ran || len(d.fetches) == 0 {
+			continue
+		}
+		d.ran = true
+		for _, n := range d.fetches {
+			if c := s.held[n]; c != nil {
+				cs, _ := c.candidates(segment)
+				for _, f := range cs {
+					f.effects, f.fetches, f.from = nil, nil, nil
+					d.from = append(d.from, f)
+				}
+			}
+		}
+	}
+}
+
 // decideHeld decides fetching from one definition of name.
 func (s *session) decideHeld(name, comment, current string, def *heldDef, pol *authz.Policy) *denial {
 	purpose := comment
@@ -412,6 +493,9 @@ func (s *session) decideHeld(name, comment, current string, def *heldDef, pol *a
 	if !d.Allowed {
 		return withHint(s.policyDenial(d, purpose, "FETCH "+name), "A cursor's or portal's rows are read when they are fetched, "+
 			"under the purpose in force then: fetch them under a purpose that allows what its query reads.")
+	}
+	if len(def.fetches) > 0 {
+		return s.fetchedDenial(def, comment, current, pol)
 	}
 	return nil
 }

@@ -106,6 +106,23 @@ func TestAttackCursorAndPortalNamesFollowTheServer(t *testing.T) {
 		// The same over a cursor that held something harmless before.
 		{"CLOSE, DECLARE and FETCH in one message", []step{{q("DECLARE c CURSOR WITH HOLD FOR SELECT 1")},
 			{q("BEGIN; CLOSE c; DECLARE c CURSOR FOR " + ibans + "; SET LOCAL pgguard.purpose = 'financial_reporting'; FETCH ALL FROM c; COMMIT")}}},
+		// A FETCH bound as a portal under one purpose, executed under another.
+		{"a FETCH portal executed after a purpose switch", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"}, &pgproto3.Sync{}},
+			{q(toReporting)}, executeAll("pf")}},
+		// The same, its first row fetched before the switch and the rest after.
+		{"a FETCH portal's rest after a purpose switch", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"},
+				&pgproto3.Execute{Portal: "pf", MaxRows: 1}, &pgproto3.Sync{}},
+			{q(toReporting)}, executeAll("pf")}},
+		// ... and after the cursor it fetched from was closed.
+		{"a FETCH portal's rest after its cursor closed", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"},
+				&pgproto3.Execute{Portal: "pf", MaxRows: 1}, &pgproto3.Sync{}},
+			{q("CLOSE c")}, {q(toReporting)}, executeAll("pf")}},
 		// A DECLARE parsed through the protocol, run by SQL EXECUTE.
 		{"DECLARE run by EXECUTE", []step{
 			{&pgproto3.Parse{Name: "d", Query: "DECLARE c CURSOR WITH HOLD FOR " + ibans}, &pgproto3.Sync{}},
@@ -222,6 +239,10 @@ func TestAttackPreparedStatementsCarryWhatTheyRun(t *testing.T) {
 		// A SET parsed through the protocol, run by SQL EXECUTE.
 		{"EXECUTE of a SET parsed through the protocol", []step{
 			{&pgproto3.Parse{Name: "st", Query: "SET search_path = hr"}, &pgproto3.Sync{}}, {q("EXECUTE st; " + salaries)}}},
+		// An EXECUTE parsed through the protocol, its statement replaced by the function before its Bind.
+		{"Bind of a parsed EXECUTE whose statement changed", []step{{q("PREPARE sw AS SELECT 1")},
+			{&pgproto3.Parse{Name: "e", Query: "EXECUTE sw"}, &pgproto3.Sync{}}, {q("DEALLOCATE sw")}, prepare,
+			append(append(step{&pgproto3.Bind{PreparedStatement: "e"}, &pgproto3.Execute{}}, readSalaries...), &pgproto3.Sync{})}},
 		// A cursor over the function run by a protocol Execute, a read in its segment.
 		{"Execute of a code cursor, then a read in its segment", []step{declare,
 			append(append(step{&pgproto3.Execute{Portal: "c"}}, readSalaries...), &pgproto3.Sync{})}},

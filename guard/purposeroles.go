@@ -184,6 +184,7 @@ func (s *session) execute(m proxy.ClientMessage) proxy.Verdict {
 			}
 		}
 	}
+	s.fetchesRun(h, m.Segment)
 	if s.run(h, m.Segment) {
 		return proxy.Verdict{Action: proxy.Forward, Barrier: true}
 	}

@@ -81,6 +81,8 @@ type session struct {
 	heldChanges []*heldRows
 	// lastSegment is the segment of the last client message decided.
 	lastSegment uint64
+	// fetchDepth is how deep fetchDenial is in FETCH portals.
+	fetchDepth int
 	// errorSegment is the segment the last ErrorResponse came in.
 	errorSegment uint64
 	// pendingCode are the functions the policy allows that ran since the
@@ -727,7 +729,7 @@ func (s *session) bindIsQuick(p *prepared) bool {
 	s.notePending(nil)
 	s.useContext(s.withOwn(snap), s.g.cfg.Policy.Policy())
 	for q := p; q != nil; q = q.replaced {
-		if q.table != s.table && s.table.get([]byte(q.text)) == nil {
+		if (q.table != s.table && s.table.get([]byte(q.text)) == nil) || executesPrepared(q) {
 			return false
 		}
 	}
@@ -756,13 +758,21 @@ func (s *session) decidePrepared(p *prepared, pol *authz.Policy) *denial {
 // names anew, so the text is analysed again (from the cache, usually) and
 // what it touches now is added to what it touched before.
 func (s *session) reanalysePrepared(p *prepared) *denial {
-	if p.table == s.table {
+	runsOther := executesPrepared(p)
+	if p.table == s.table && !runsOther {
 		return nil
 	}
 	table := s.table
 	v := s.verdictFor([]byte(p.text))
 	if v.denied != nil {
 		return v.denied
+	}
+	if runsOther {
+		// An EXECUTE (or CREATE TABLE AS EXECUTE) parsed through the
+		// protocol runs whatever the name it executes holds now, which
+		// SQL PREPARE and DEALLOCATE may have changed in any context: its
+		// effects are those of the statement it runs now.
+		p.effects, p.barrier = v.effects, p.barrier || v.barrier
 	}
 	p.accesses = unionAccesses(p.accesses, v.accesses)
 	p.barrier = p.barrier || (v.barrier && !p.sqlPrepare)
@@ -784,6 +794,17 @@ func (s *session) reanalysePrepared(p *prepared) *denial {
 	}
 	p.table, p.policy = table, nil
 	return nil
+}
+
+// executesPrepared reports whether p's statement runs another prepared
+// statement (EXECUTE).
+func executesPrepared(p *prepared) bool {
+	for i := range p.effects {
+		if p.effects[i].Kind == "execute" {
+			return true
+		}
+	}
+	return false
 }
 
 // unionAccesses adds to a what b has that a lacks.
