@@ -418,3 +418,24 @@ func TestStateAttackCursorOpenedByAFunction(t *testing.T) {
 		t.Fatalf("FETCH under invoicing: %d rows, errors %v", out.lastRows, out.errors)
 	}
 }
+
+// The state query runs on the session's search_path, which the client
+// chooses: a schema listed before pg_catalog that holds a function named
+// like one the query calls (made by whoever may create functions there)
+// would answer for the server.
+func TestStateAttackStateQueryOnTheClientsPath(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", `CREATE SCHEMA IF NOT EXISTS evil;
+		CREATE OR REPLACE FUNCTION evil.current_setting(text) RETURNS text LANGUAGE sql AS
+		$$ SELECT CASE WHEN $1 = 'standard_conforming_strings' THEN 'on' ELSE pg_catalog.current_setting($1) END $$;
+		GRANT USAGE ON SCHEMA evil TO sales_app; GRANT EXECUTE ON FUNCTION evil.current_setting(text) TO sales_app`)
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	if out := r.send(q("SET search_path = evil, pg_catalog, public"), q("SET standard_conforming_strings = off")); len(out.errors) > 0 {
+		t.Fatalf("setting up: %v", out.errors)
+	}
+	// With the strings standard, the sub-select is inside a string.
+	out := r.send(q(`SELECT 'a\' AS x, ' , (SELECT gross_monthly FROM hr.salaries LIMIT 1)::text --'`))
+	if out.rows > 0 || out.lastErr != "42501" {
+		t.Fatalf("want the statement refused (42501), got %d rows (%q), errors %v", out.rows, out.values, out.errors)
+	}
+}
