@@ -944,6 +944,10 @@ func (s *session) replay(e *effect, segment uint64) {
 	}
 	s.flowIntoTemps(e.tempWrites, e.tempReads)
 	switch e.Kind {
+	case "commit_prepared":
+		// What the prepared transaction changed is unknown: every
+		// relation waits for the catalog once this has ended.
+		s.ddlPending, s.ddlWide = true, true
 	case "prepare":
 		// A function the policy allows in it runs, and may change session
 		// state, whenever the statement is executed; what it reads flows
@@ -1252,10 +1256,14 @@ func txControl(st *sqlscan.Statement) bool {
 	return st.Effect != nil && len(st.Accesses) == 0 && !st.DDL && txControlKind(st.Effect.Kind)
 }
 
+// COMMIT PREPARED is not among them: it commits another transaction's
+// changes, DDL included, which pgguard saw end (at its PREPARE
+// TRANSACTION) before they were committed, so it is always a barrier and
+// makes the catalog be read again.
 func txControlKind(kind string) bool {
 	switch kind {
 	case "begin", "commit", "rollback", "savepoint", "release", "rollback_to",
-		"prepare_transaction", "commit_prepared", "rollback_prepared":
+		"prepare_transaction", "rollback_prepared":
 		return true
 	}
 	return false

@@ -63,6 +63,13 @@ func newWorld(t testing.TB, mode alert.Mode, opts ...worldOption) *world {
 	t.Helper()
 	pg := pgtest.Shared(t)
 	setupOnce.Do(func() { loadSchema(t, pg) })
+	return newWorldOn(t, pg, mode, opts...)
+}
+
+// newWorldOn is newWorld over a PostgreSQL of the test's own, which holds
+// the demo schema already.
+func newWorldOn(t testing.TB, pg *pgtest.Server, mode alert.Mode, opts ...worldOption) *world {
+	t.Helper()
 	dir := t.TempDir()
 	w := &world{pg: pg, policyFile: filepath.Join(dir, "policy.csv"), hook: newWebhook(t), logs: &syncBuffer{},
 		metrics: alert.NewMetrics(nil)}

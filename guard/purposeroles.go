@@ -259,7 +259,7 @@ func roleFree(st *sqlscan.Statement) bool {
 	}
 	switch st.Effect.Kind {
 	case "set", "reset", "reset_all", "discard_all", "discard_plans", "discard_sequences", "discard_temp",
-		"close", "close_all", "deallocate", "deallocate_all":
+		"close", "close_all", "deallocate", "deallocate_all", "commit_prepared":
 		return true
 	}
 	return txControlKind(st.Effect.Kind)

@@ -75,14 +75,18 @@ const confirmQuery = confirmBase + ` NULL, ` + confirmSchemas + `, NULL`
 // exist or that the session may not use.
 const confirmSchemas = `pg_catalog.to_json(pg_catalog.current_schemas(true))`
 
-// confirmBase is the first seven columns of both state queries.
-const confirmBase = `SELECT current_setting('pgguard.purpose', true), current_setting('search_path'),` +
-	` current_user, current_setting('standard_conforming_strings'), current_setting('client_encoding'),` +
-	` (SELECT coalesce(json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name NOT LIKE 'pgguard\_state\_%'),` +
-	` (SELECT coalesce(json_agg(json_build_object('n', c.relname, 'k', c.relkind, 'c',` +
-	` (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a` +
-	` WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)) ORDER BY c.relname), '[]')` +
-	` FROM pg_catalog.pg_class c WHERE c.relnamespace = pg_catalog.pg_my_temp_schema() AND c.relkind NOT IN ('i', 'I')),`
+// confirmBase is the first seven columns of both state queries. Every
+// function, operator and type in them is named with its schema: the query
+// runs on the search_path the client chose, where a schema listed before
+// pg_catalog could hold a current_setting or an = of its own that would
+// answer for the server.
+const confirmBase = `SELECT pg_catalog.current_setting('pgguard.purpose', true), pg_catalog.current_setting('search_path'),` +
+	` current_user, pg_catalog.current_setting('standard_conforming_strings'), pg_catalog.current_setting('client_encoding'),` +
+	` (SELECT coalesce(pg_catalog.json_agg(name), '[]') FROM pg_catalog.pg_prepared_statements WHERE name OPERATOR(pg_catalog.!~~) 'pgguard\_state\_%'),` +
+	` (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object('n', c.relname, 'k', c.relkind, 'c',` +
+	` (SELECT coalesce(pg_catalog.json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a` +
+	` WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)) ORDER BY c.relname), '[]')` +
+	` FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() AND NOT (c.relkind OPERATOR(pg_catalog.=) 'i' OR c.relkind OPERATOR(pg_catalog.=) 'I')),`
 
 // confirmOwnQuery is confirmQuery for a session whose open transaction
 // has changed relations; sessions that have not do not pay for planning
@@ -96,25 +100,26 @@ const confirmBase = `SELECT current_setting('pgguard.purpose', true), current_se
 // every name not visible on the path in force, given in the ninth column.
 // The tenth is the isolation level.
 const confirmOwnQuery = confirmBase +
-	ownRelationsQuery + `, ` + confirmSchemas + `, current_setting('transaction_isolation')`
+	ownRelationsQuery + `, ` + confirmSchemas + `, pg_catalog.current_setting('transaction_isolation')`
 
-// ownRelationsQuery is the eighth column of confirmOwnQuery.
+// ownRelationsQuery is the eighth column of confirmOwnQuery, its
+// functions, operators and types named with their schemas as confirmBase's.
 const ownRelationsQuery = ` (WITH RECURSIVE touched(oid) AS (` +
-	`SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname = ANY ($1::pg_catalog.name[])` +
+	`SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])` +
 	` UNION SELECT e.oid FROM touched t CROSS JOIN LATERAL (` +
-	`SELECT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid` +
-	` WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = t.oid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass` +
-	` UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = t.oid) e(oid))` +
-	` SELECT coalesce(json_agg(json_build_object('s', n.nspname, 'n', c.relname, 'k', c.relkind,` +
-	` 'c', (SELECT coalesce(json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),` +
-	` 't', (SELECT coalesce(json_agg(a.atttypid::int8 ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),` +
-	` 'p', (SELECT coalesce(json_agg(json_build_array(pn.nspname, p.relname) ORDER BY i.inhseqno), '[]') FROM pg_catalog.pg_inherits i` +
-	` JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace WHERE i.inhrelid = c.oid),` +
-	` 'v', CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END) ORDER BY n.nspname, c.relname), '[]')` +
-	` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace` +
-	` WHERE c.relkind NOT IN ('i', 'I', 't') AND n.nspname <> 'pg_toast' AND NOT starts_with(n.nspname, 'pg_temp_')` +
-	` AND NOT starts_with(n.nspname, 'pg_toast_temp_')` +
-	` AND c.relname IN (SELECT x.relname FROM pg_catalog.pg_class x WHERE x.oid IN (SELECT oid FROM touched)))`
+	`SELECT r.ev_class FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON r.oid OPERATOR(pg_catalog.=) d.objid` +
+	` WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid OPERATOR(pg_catalog.=) t.oid AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass` +
+	` UNION ALL SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) t.oid) e(oid))` +
+	` SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object('s', n.nspname, 'n', c.relname, 'k', c.relkind,` +
+	` 'c', (SELECT coalesce(pg_catalog.json_agg(a.attname ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),` +
+	` 't', (SELECT coalesce(pg_catalog.json_agg(a.atttypid::pg_catalog.int8 ORDER BY a.attnum), '[]') FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped),` +
+	` 'p', (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(pn.nspname, p.relname) ORDER BY i.inhseqno), '[]') FROM pg_catalog.pg_inherits i` +
+	` JOIN pg_catalog.pg_class p ON p.oid OPERATOR(pg_catalog.=) i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid OPERATOR(pg_catalog.=) p.relnamespace WHERE i.inhrelid OPERATOR(pg_catalog.=) c.oid),` +
+	` 'v', CASE WHEN (c.relkind OPERATOR(pg_catalog.=) 'v' OR c.relkind OPERATOR(pg_catalog.=) 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END) ORDER BY n.nspname, c.relname), '[]')` +
+	` FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace` +
+	` WHERE NOT (c.relkind OPERATOR(pg_catalog.=) 'i' OR c.relkind OPERATOR(pg_catalog.=) 'I' OR c.relkind OPERATOR(pg_catalog.=) 't') AND n.nspname OPERATOR(pg_catalog.<>) 'pg_toast' AND NOT pg_catalog.starts_with(n.nspname, 'pg_temp_')` +
+	` AND NOT pg_catalog.starts_with(n.nspname, 'pg_toast_temp_')` +
+	` AND c.relname OPERATOR(pg_catalog.=) ANY (SELECT x.relname FROM pg_catalog.pg_class x WHERE x.oid OPERATOR(pg_catalog.=) ANY (SELECT oid FROM touched)))`
 
 // confirmColumns is the number of columns of confirmQuery's row.
 const confirmColumns = 10

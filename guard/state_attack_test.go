@@ -484,3 +484,60 @@ func TestStateAttackFunctionCursorUnderASkippedName(t *testing.T) {
 		})
 	}
 }
+
+// The state query runs on the session's search_path, which the client
+// chooses: a schema listed before pg_catalog that holds a function named
+// like one the query calls (made by whoever may create functions there)
+// would answer for the server.
+func TestStateAttackStateQueryOnTheClientsPath(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", `CREATE SCHEMA IF NOT EXISTS evil;
+		CREATE OR REPLACE FUNCTION evil.current_setting(text) RETURNS text LANGUAGE sql AS
+		$$ SELECT CASE WHEN $1 = 'standard_conforming_strings' THEN 'on' ELSE pg_catalog.current_setting($1) END $$;
+		GRANT USAGE ON SCHEMA evil TO sales_app; GRANT EXECUTE ON FUNCTION evil.current_setting(text) TO sales_app`)
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment")
+	if out := r.send(q("SET search_path = evil, pg_catalog, public"), q("SET standard_conforming_strings = off")); len(out.errors) > 0 {
+		t.Fatalf("setting up: %v", out.errors)
+	}
+	// With the strings standard, the sub-select is inside a string.
+	out := r.send(q(`SELECT 'a\' AS x, ' , (SELECT gross_monthly FROM hr.salaries LIMIT 1)::text --'`))
+	if out.rows > 0 || out.lastErr != "42501" {
+		t.Fatalf("want the statement refused (42501), got %d rows (%q), errors %v", out.rows, out.values, out.errors)
+	}
+}
+
+// PREPARE TRANSACTION ends a transaction whose DDL is committed only by
+// COMMIT PREPARED, perhaps much later: the catalog read when the
+// transaction ended still shows the table the DDL replaced by a view over
+// IBANs, and must be read again after COMMIT PREPARED.
+func TestStateAttackCommitPrepared(t *testing.T) {
+	pg, err := pgtest.Launch(pgtest.Options{Settings: map[string]string{"max_prepared_transactions": "4"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Close)
+	loadSchema(t, pg)
+	w := newWorldOn(t, pg, alert.ModeEnforce)
+	pg.MustExec(t, "postgres", `CREATE SCHEMA owned; GRANT USAGE, CREATE ON SCHEMA owned TO finance_app;
+		CREATE TABLE owned.ledger (id text); ALTER TABLE owned.ledger OWNER TO finance_app`)
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	if out := r.send(q("SELECT id FROM owned.ledger")); len(out.errors) > 0 {
+		t.Fatalf("read before: %v", out.errors)
+	}
+	out := r.send(q("BEGIN"), q("ALTER TABLE owned.ledger RENAME TO ledger_old"),
+		q("CREATE VIEW owned.ledger AS SELECT iban AS id FROM crm.customers"), q("PREPARE TRANSACTION 'x'"))
+	if len(out.errors) > 0 {
+		t.Fatalf("prepare: %v", out.errors)
+	}
+	// A read of the name in another session waits for the catalog to be
+	// read again after the transaction ended (and then for the lock the
+	// prepared transaction holds, until its lock_timeout).
+	other := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing -c lock_timeout=200")
+	if out := other.send(q("SELECT id FROM owned.ledger")); out.lastErr != "55P03" {
+		t.Fatalf("read while prepared: want a lock timeout, got errors %v", out.errors)
+	}
+	out = r.send(q("COMMIT PREPARED 'x'"), q("SET pgguard.purpose = 'financial_reporting'"), q("SELECT id FROM owned.ledger"))
+	if out.lastRows > 0 || out.lastErr != "42501" {
+		t.Fatalf("want the read refused (42501), got %d rows (%q), errors %v", out.lastRows, out.values, out.errors)
+	}
+}
