@@ -51,13 +51,7 @@ p, marketing, *, crm.customers.phone, read, deny
 	}
 	for _, c := range cases {
 		applied(t, pg, c.pol, load(t, pg))
-		err := runAs(t, pg.URL(c.user, password, "postgres"), c.sql)
-		if err != nil && !refusedForPrivilege(err) {
-			t.Fatalf("%s: %s: %v", c.user, c.sql, err)
-		}
-		if allowed := err == nil; allowed != c.allowed {
-			t.Errorf("%s: %s: allowed %v, want %v (%v)", c.user, c.sql, allowed, c.allowed, err)
-		}
+		expectPrivilege(t, pg, privilegeCase{c.user, c.sql, c.allowed})
 	}
 }
 
@@ -83,22 +77,10 @@ p, hr-eu, *, employee_record, read, allow
 		t.Fatal(err)
 	}
 	applied(t, pg, pol, load(t, pg))
-	cases := []struct {
-		user, sql string
-		allowed   bool
-	}{
+	expectPrivileges(t, pg, []privilegeCase{
 		{"sales_app", "SELECT bsn FROM hr.employees", false},
 		{"sales_app", "SELECT first_name FROM hr.employees", true},
 		{"hr_app", "SELECT bsn FROM hr.employees", true},
 		{"hr_app", "SELECT first_name FROM hr.employees", false},
-	}
-	for _, c := range cases {
-		err := runAs(t, pg.URL(c.user, password, "postgres"), c.sql)
-		if err != nil && !refusedForPrivilege(err) {
-			t.Fatalf("%s: %s: %v", c.user, c.sql, err)
-		}
-		if allowed := err == nil; allowed != c.allowed {
-			t.Errorf("%s: %s: allowed %v, want %v (%v)", c.user, c.sql, allowed, c.allowed, err)
-		}
-	}
+	})
 }

@@ -37,26 +37,14 @@ func TestGrantsGuardRoutinesThatRunAsTheirOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied(t, pg, pol, load(t, pg))
-	cases := []struct {
-		user, sql string
-		allowed   bool
-	}{
+	expectPrivileges(t, pg, []privilegeCase{
 		{"sales_app", "SELECT hr.salary_of(100)", false},
 		{"hr_app", "SELECT hr.salary_of(100)", false},
 		{"hr_app", "CALL hr.raise_all(1)", false},
 		{"finance_app", "SELECT hr.salary_of(100)", true},
 		{"payroll_app", "SELECT hr.salary_as_invoker(100)", true}, // payroll reads salaries itself
 		{"sales_app", "SELECT hr.salary_as_invoker(100)", false},  // no USAGE on hr, no column privilege
-	}
-	for _, c := range cases {
-		err := runAs(t, pg.URL(c.user, password, "postgres"), c.sql)
-		if err != nil && !refusedForPrivilege(err) {
-			t.Fatalf("%s: %s: %v", c.user, c.sql, err)
-		}
-		if allowed := err == nil; allowed != c.allowed {
-			t.Errorf("%s: %s: allowed %v, want %v (%v)", c.user, c.sql, allowed, c.allowed, err)
-		}
-	}
+	})
 }
 
 // TestCompileRefusesNamesThatEndItsBlocks: the plan quotes its DO blocks

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgguard/pgguard/grants"
+	"github.com/pgguard/pgguard/internal/pgtest"
 )
 
 // sequenceSchema gives the demo schema a serial-style default (a sequence
@@ -42,6 +43,33 @@ func runAs(t *testing.T, url, sql string) error {
 func refusedForPrivilege(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
+// privilegeCase is a statement a login runs directly on PostgreSQL, and
+// whether PostgreSQL's privileges should let it.
+type privilegeCase struct {
+	user, sql string
+	allowed   bool
+}
+
+// expectPrivileges runs each case as its login and fails where PostgreSQL
+// allows what it should refuse, or refuses what it should allow.
+func expectPrivileges(t *testing.T, pg *pgtest.Server, cases []privilegeCase) {
+	t.Helper()
+	for _, c := range cases {
+		expectPrivilege(t, pg, c)
+	}
+}
+
+func expectPrivilege(t *testing.T, pg *pgtest.Server, c privilegeCase) {
+	t.Helper()
+	err := runAs(t, pg.URL(c.user, password, "postgres"), c.sql)
+	if err != nil && !refusedForPrivilege(err) {
+		t.Fatalf("%s: %s: %v", c.user, c.sql, err)
+	}
+	if allowed := err == nil; allowed != c.allowed {
+		t.Errorf("%s: %s: allowed %v, want %v (%v)", c.user, c.sql, allowed, c.allowed, err)
+	}
 }
 
 func TestSequencesFollowTheWritableColumns(t *testing.T) {
@@ -97,10 +125,7 @@ func TestSequencesFollowTheWritableColumns(t *testing.T) {
 		t.Fatalf("after apply: %v %v", drift, err)
 	}
 
-	cases := []struct {
-		user, sql string
-		allowed   bool
-	}{
+	expectPrivileges(t, pg, []privilegeCase{
 		{"sales_app", insertOrder, true},
 		{"support_app", insertOrder, true}, // erasure requests write every column of orders
 		{"finance_app", insertOrder, false},
@@ -114,16 +139,7 @@ func TestSequencesFollowTheWritableColumns(t *testing.T) {
 		{"hr_app", "INSERT INTO hr.employees (first_name, last_name, hired_on, department) VALUES ('A', 'B', '2026-01-01', 'hr'); SELECT lastval()", true},
 		{"payroll_app", "INSERT INTO hr.employees (first_name, last_name, hired_on, department) VALUES ('A', 'B', '2026-01-01', 'hr'); SELECT lastval()", true},
 		{"sales_app", "INSERT INTO hr.employees (first_name, last_name, hired_on, department) VALUES ('A', 'B', '2026-01-01', 'hr')", false},
-	}
-	for _, c := range cases {
-		err := runAs(t, pg.URL(c.user, password, "postgres"), c.sql)
-		if err != nil && !refusedForPrivilege(err) {
-			t.Fatalf("%s: %s: %v", c.user, c.sql, err)
-		}
-		if allowed := err == nil; allowed != c.allowed {
-			t.Errorf("%s: %s: allowed %v, want %v (%v)", c.user, c.sql, allowed, c.allowed, err)
-		}
-	}
+	})
 
 	pg.MustExec(t, "postgres", `GRANT USAGE ON SEQUENCE crm.unused_seq TO sales_app;
 		REVOKE USAGE ON SEQUENCE crm.orders_id_seq FROM pgguard_dept_sales`)
