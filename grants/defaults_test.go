@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/pgguard/pgguard/authz"
 )
 
 // TestGrantsTakeDefaultPrivileges: ALTER DEFAULT PRIVILEGES gives tables
@@ -31,13 +29,7 @@ func TestGrantsTakeDefaultPrivileges(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "policy.csv")
 	text = append(text, "g2, crm.notes.*, customer_identity\n"...)
-	if err := os.WriteFile(path, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := authz.Load("../model.conf", path, authz.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := policyAt(t, path, string(text))
 	applied(t, pg, pol, load(t, pg))
 	pg.MustExec(t, "postgres", "CREATE TABLE crm.notes (customer_id bigint, note text)")
 	for _, user := range []string{"sales_app", "marketing_app", "finance_app"} {

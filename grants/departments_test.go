@@ -1,7 +1,6 @@
 package grants_test
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -27,13 +26,7 @@ g2, crm.customers.phone, customer_contact
 p, sales, order_fulfilment, customer_contact, read, allow
 p, marketing, *, crm.customers.phone, read, deny
 `
-	if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	both, err := authz.Load("../model.conf", path, authz.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	both := policyAt(t, path, policy)
 	cases := []struct {
 		pol       *authz.Policy
 		user, sql string
@@ -69,13 +62,7 @@ g2, hr.employees.first_name, employee_record
 p, hr_eu, *, employee_identity, read, allow
 p, hr-eu, *, employee_record, read, allow
 `
-	if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := authz.Load("../model.conf", path, authz.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := policyAt(t, path, policy)
 	applied(t, pg, pol, load(t, pg))
 	expectPrivileges(t, pg, []privilegeCase{
 		{"sales_app", "SELECT bsn FROM hr.employees", false},

@@ -3,14 +3,12 @@ package grants_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/grants"
 )
 
@@ -192,13 +190,7 @@ p, marketing, newsletter, customer_contact, read, allow
 p, marketing, *, crm.customers.phone, read, deny
 `
 	path := filepath.Join(dir, "policy.csv")
-	if err := os.WriteFile(path, []byte(policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := authz.Load("../model.conf", path, authz.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := policyAt(t, path, policy)
 	_, _, snap := world(t)
 	plan, err := grants.Compile(pol, snap, grants.Options{PurposeRoles: true})
 	if err != nil {

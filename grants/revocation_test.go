@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/grants"
 )
 
@@ -39,13 +38,7 @@ func TestGrantsTakeBackWhatTheLastPolicyGave(t *testing.T) {
 		kept = append(kept, line)
 	}
 	path := filepath.Join(t.TempDir(), "policy.csv")
-	if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	changed, err := authz.Load("../model.conf", path, authz.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	changed := policyAt(t, path, strings.Join(kept, "\n"))
 	ctx := context.Background()
 	for _, purposeRoles := range []bool{false, true} {
 		snap := load(t, pg)

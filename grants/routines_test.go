@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/grants"
 )
 
@@ -29,13 +28,7 @@ func TestGrantsGuardRoutinesThatRunAsTheirOwner(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "policy.csv")
 	text = append(text, "p, finance, financial_reporting, function:hr.salary_of, execute, allow\n"...)
-	if err := os.WriteFile(path, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := authz.Load("../model.conf", path, authz.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := policyAt(t, path, string(text))
 	applied(t, pg, pol, load(t, pg))
 	expectPrivileges(t, pg, []privilegeCase{
 		{"sales_app", "SELECT hr.salary_of(100)", false},

@@ -3,11 +3,13 @@ package grants_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgguard/pgguard/authz"
 	"github.com/pgguard/pgguard/grants"
 	"github.com/pgguard/pgguard/internal/pgtest"
 )
@@ -43,6 +45,20 @@ func runAs(t *testing.T, url, sql string) error {
 func refusedForPrivilege(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
+// policyAt writes text to path and loads it as the policy, with the
+// repository's model and the default options.
+func policyAt(t *testing.T, path, text string) *authz.Policy {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := authz.Load("../model.conf", path, authz.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
 }
 
 // privilegeCase is a statement a login runs directly on PostgreSQL, and
