@@ -102,8 +102,14 @@ func FuzzDeep(f *testing.F) {
 			inner = strings.TrimPrefix(inner, "SELECT ")
 			sql = "SELECT (" + inner + ") + (" + strings.TrimPrefix(sql, "SELECT ") + ")"
 		}
-		if !TooDeep(sql) {
-			parseAll(sql)
+		if TooDeep(sql) {
+			return
 		}
+		if depth, ok := treeDepth(t, sql); ok {
+			if est, _ := Estimate(sql); !boundHolds(est, depth) {
+				t.Fatalf("tree %d levels deep, estimate %d: %.200s", depth, est, sql)
+			}
+		}
+		parseAll(sql)
 	})
 }
