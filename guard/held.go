@@ -59,6 +59,14 @@ type heldDef struct {
 	fetches []string
 	from    []heldDef
 	ran     bool
+	// ranSegment and ranErrors are the segment of the last Execute or
+	// FETCH that may have run a FETCH portal for the first time, and the
+	// session's error count then; ranSure is set once the server is known
+	// to have run it (no error since, nor earlier in that segment). Until
+	// then the first run may have been skipped after an error, and the
+	// portal still fetches from its cursors as they stand.
+	ranSegment, ranErrors uint64
+	ranSure               bool
 }
 
 // heldRows is what the server may hold under one cursor or portal name.
@@ -433,6 +441,9 @@ func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *auth
 	if comment == "" {
 		comment = def.purpose
 	}
+	if def.ran && !def.ranSure && s.cleanSince(def.ranSegment, def.ranErrors) {
+		def.ranSure = true
+	}
 	for _, name := range def.fetches {
 		if def.ran {
 			for j := range def.from {
@@ -440,7 +451,11 @@ func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *auth
 					return d
 				}
 			}
-			continue
+			if def.ranSure {
+				continue
+			}
+			// Its first run may have been skipped: this one would
+			// fetch what the cursor holds now.
 		}
 		if s.fetchDepth >= maxFetchDepth {
 			return s.unanalysable("FETCH "+name, "it fetches from portals that fetch from each other")
@@ -456,7 +471,9 @@ func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *auth
 }
 
 // fetchesRun records, for the FETCH portals h may hold, what the cursors
-// they fetch from hold as they run now.
+// they fetch from hold as they run now. A run the server may have skipped
+// after an error is not the first for sure: until one is, each run adds
+// what the cursors hold then.
 func (s *session) fetchesRun(h *heldRows, segment uint64) {
 	if h == nil {
 		return
@@ -464,16 +481,24 @@ func (s *session) fetchesRun(h *heldRows, segment uint64) {
 	defs, _ := h.candidates(segment)
 	for i := range defs {
 		d := &defs[i]
-		if d.ran || len(d.fetches) == 0 {
+		if len(d.fetches) == 0 {
 			continue
 		}
-		d.ran = true
+		if d.ran && !d.ranSure && s.cleanSince(d.ranSegment, d.ranErrors) {
+			d.ranSure = true
+		}
+		if d.ranSure {
+			continue
+		}
+		d.ran, d.ranSegment, d.ranErrors = true, segment, s.errors
 		for _, n := range d.fetches {
 			if c := s.held[n]; c != nil {
 				cs, _ := c.candidates(segment)
 				for _, f := range cs {
 					f.effects, f.fetches, f.from = nil, nil, nil
-					d.from = append(d.from, f)
+					if !slices.ContainsFunc(d.from, func(o heldDef) bool { return sameDef(&o, &f) }) {
+						d.from = append(d.from, f)
+					}
 				}
 			}
 		}

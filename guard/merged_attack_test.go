@@ -1,0 +1,80 @@
+package guard_test
+
+// An insider's attacks where the two accounts pgguard keeps by name meet:
+// what a cursor or portal holds (held.go) and what a prepared statement
+// runs (runsOf). Finance may read customers' IBANs for invoicing, never
+// for financial reporting; each case holds or prepares IBANs under the
+// first purpose, or something harmless, and tries to read them under the
+// second. Each case says in one line what it tries.
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgguard/pgguard/alert"
+)
+
+func TestAttackMergedCursorsPortalsAndPreparedStatements(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	failing := step{&pgproto3.Parse{Query: "SELECT 1/0"}, &pgproto3.Bind{}, &pgproto3.Execute{}}
+	bindFetch := step{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"}, &pgproto3.Sync{}}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		// A FETCH portal's first Execute skipped after an error: it runs
+		// for the first time after its cursor was declared again over IBANs.
+		{"FETCH portal whose first Execute was skipped", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, bindFetch, {q("SAVEPOINT a")},
+			append(append(step{}, failing...), &pgproto3.Execute{Portal: "pf"}, &pgproto3.Sync{}),
+			{q("ROLLBACK TO a")}, {q("CLOSE c")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{q(toReporting)}, executeAll("pf")}},
+		// The same, its skipped first run an SQL FETCH of the portal.
+		{"FETCH portal whose first SQL FETCH was skipped", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, bindFetch, {q("SAVEPOINT a")},
+			{q("SELECT 1/0; FETCH ALL FROM pf")},
+			{q("ROLLBACK TO a")}, {q("CLOSE c")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{q(toReporting)}, executeAll("pf")}},
+		// A portal bound from a protocol EXECUTE of an SQL-prepared read, run after a purpose switch.
+		{"portal of a parsed EXECUTE after a purpose switch", []step{
+			{q("PREPARE x AS " + ibans)}, {q("BEGIN")},
+			{&pgproto3.Parse{Name: "e", Query: "EXECUTE x"}, &pgproto3.Bind{DestinationPortal: "pe", PreparedStatement: "e"},
+				&pgproto3.Execute{Portal: "pe", MaxRows: 1}, &pgproto3.Sync{}},
+			{q(toReporting)}, executeAll("pe")}},
+		// The same, the statement it executes replaced after the Bind.
+		{"portal of a parsed EXECUTE whose statement was replaced", []step{
+			{q("PREPARE x AS " + ibans)}, {q("BEGIN")},
+			{&pgproto3.Parse{Name: "e", Query: "EXECUTE x"}, &pgproto3.Bind{DestinationPortal: "pe", PreparedStatement: "e"}, &pgproto3.Sync{}},
+			{q("DEALLOCATE x")}, {q("PREPARE x AS SELECT 1")}, {q(toReporting)}, executeAll("pe")}},
+		// DEALLOCATE ALL skipped in a failing pipeline, then a Parse of the name.
+		{"DEALLOCATE ALL skipped, name parsed again", []step{
+			{q("PREPARE x AS " + ibans)},
+			append(append(step{}, failing...), &pgproto3.Parse{Query: "DEALLOCATE ALL"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}),
+			{&pgproto3.Parse{Name: "x", Query: "SELECT 1"}, &pgproto3.Sync{}},
+			{q(toReporting)}, {&pgproto3.Bind{PreparedStatement: "x"}, &pgproto3.Execute{}, &pgproto3.Sync{}}}},
+		// DISCARD ALL in a failing pipeline, the cursor declared again under its name.
+		{"DISCARD ALL skipped, cursor declared again", []step{
+			{q("DECLARE c CURSOR WITH HOLD FOR " + ibans)},
+			append(append(step{}, failing...), &pgproto3.Parse{Query: "DISCARD ALL"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}),
+			{q("DECLARE c CURSOR WITH HOLD FOR SELECT 1")}, {q(toReporting)}, {q("FETCH ALL FROM c")}}},
+		// CLOSE ALL in a failing pipeline, then the name as an unnamed-statement portal.
+		{"CLOSE ALL skipped, name bound as a portal", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{q("SAVEPOINT a")},
+			append(append(step{}, failing...), &pgproto3.Parse{Query: "CLOSE ALL"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}),
+			{q("ROLLBACK TO a")}, bindOne("c", "SELECT 1"), {q(toReporting)}, executeAll("c")}},
+		// The unnamed portal bound from IBANs in a transaction, the unnamed statement parsed again across a Sync.
+		{"unnamed portal across Syncs", []step{
+			{q("BEGIN")}, {&pgproto3.Parse{Query: ibans}, &pgproto3.Bind{}, &pgproto3.Execute{MaxRows: 1}, &pgproto3.Sync{}},
+			{&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Sync{}}, {q(toReporting)}, executeAll("")}},
+		// A FETCH portal over a cursor, bound, then the cursor closed and declared over IBANs before the first run.
+		{"FETCH portal run after its cursor was redefined", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, bindFetch,
+			{q("CLOSE c")}, {q("DECLARE c CURSOR FOR " + ibans)}, {q(toReporting)}, executeAll("pf")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			attack(t, w.raw(t, "finance_app", "-c pgguard.purpose=invoicing"), ibanMarker, c.steps)
+		})
+	}
+}
