@@ -67,6 +67,9 @@ type heldDef struct {
 	// portal still fetches from its cursors as they stand.
 	ranSegment, ranErrors uint64
 	ranSure               bool
+	// deep stands for what a chain of FETCH portals too long to follow
+	// fetched: fetching from it is refused.
+	deep bool
 }
 
 // heldRows is what the server may hold under one cursor or portal name.
@@ -492,12 +495,26 @@ func (s *session) fetchesRun(h *heldRows, segment uint64) {
 		}
 		d.ran, d.ranSegment, d.ranErrors = true, segment, s.errors
 		for _, n := range d.fetches {
-			if c := s.held[n]; c != nil {
-				cs, _ := c.candidates(segment)
-				for _, f := range cs {
-					f.effects, f.fetches, f.from = nil, nil, nil
-					if !slices.ContainsFunc(d.from, func(o heldDef) bool { return sameDef(&o, &f) }) {
-						d.from = append(d.from, f)
+			c := s.held[n]
+			if c == nil {
+				continue
+			}
+			if s.fetchDepth >= maxFetchDepth {
+				d.from = append(d.from, heldDef{deep: true})
+				continue
+			}
+			// A FETCH portal it fetches from runs now too, if it has not
+			// yet: what it keeps is what this one keeps.
+			s.fetchDepth++
+			s.fetchesRun(c, segment)
+			s.fetchDepth--
+			cs, _ := c.candidates(segment)
+			for _, f := range cs {
+				from := f.from
+				f.effects, f.fetches, f.from = nil, nil, nil
+				for _, g := range append([]heldDef{f}, from...) {
+					if !slices.ContainsFunc(d.from, func(o heldDef) bool { return sameDef(&o, &g) && o.deep == g.deep }) {
+						d.from = append(d.from, g)
 					}
 				}
 			}
@@ -513,6 +530,9 @@ func (s *session) decideHeld(name, comment, current string, def *heldDef, pol *a
 	}
 	if purpose == "" {
 		purpose = current
+	}
+	if def.deep {
+		return s.unanalysable("FETCH "+name, "it fetched from portals that fetch from each other")
 	}
 	d := pol.Decide(s.ps.User, purpose, def.accesses)
 	if !d.Allowed {

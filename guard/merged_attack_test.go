@@ -71,6 +71,23 @@ func TestAttackMergedCursorsPortalsAndPreparedStatements(t *testing.T) {
 		{"FETCH portal run after its cursor was redefined", []step{
 			{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, bindFetch,
 			{q("CLOSE c")}, {q("DECLARE c CURSOR FOR " + ibans)}, {q(toReporting)}, executeAll("pf")}},
+		// A FETCH portal over a FETCH portal: the outer one keeps what the inner one fetched.
+		{"FETCH portal over a FETCH portal, after a purpose switch", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)}, bindFetch,
+			{&pgproto3.Parse{Name: "g", Query: "FETCH ALL FROM pf"}, &pgproto3.Bind{DestinationPortal: "pg", PreparedStatement: "g"},
+				&pgproto3.Execute{Portal: "pg", MaxRows: 1}, &pgproto3.Sync{}},
+			{q(toReporting)}, executeAll("pg")}},
+		// The inner FETCH portal ran inside the outer one's run, then its cursor was redefined.
+		{"FETCH portal run by another, then its cursor redefined", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)}, bindFetch,
+			{&pgproto3.Parse{Name: "g", Query: "FETCH 1 FROM pf"}, &pgproto3.Bind{DestinationPortal: "pg", PreparedStatement: "g"},
+				&pgproto3.Execute{Portal: "pg"}, &pgproto3.Sync{}},
+			{q("CLOSE c")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, {q(toReporting)}, executeAll("pf")}},
+		// The same, the inner portal run by an SQL FETCH inside a prepared statement's portal.
+		{"SQL FETCH of a FETCH portal, then its cursor redefined", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)}, bindFetch,
+			{q("MOVE 0 IN pf")},
+			{q("CLOSE c")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, {q(toReporting)}, {q("FETCH ALL FROM pf")}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
