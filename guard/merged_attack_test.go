@@ -8,6 +8,7 @@ package guard_test
 // second. Each case says in one line what it tries.
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -88,10 +89,72 @@ func TestAttackMergedCursorsPortalsAndPreparedStatements(t *testing.T) {
 			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)}, bindFetch,
 			{q("MOVE 0 IN pf")},
 			{q("CLOSE c")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, {q(toReporting)}, {q("FETCH ALL FROM pf")}}},
+		// A purpose switch between a FETCH portal's Bind and its Execute, in one segment.
+		{"purpose switched between Bind and Execute in one segment", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR " + ibans)},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"},
+				&pgproto3.Parse{Query: toReporting}, &pgproto3.Bind{}, &pgproto3.Execute{},
+				&pgproto3.Execute{Portal: "pf"}, &pgproto3.Sync{}}}},
+		// A Close of the SQL-prepared name and a Parse under it, skipped after an error.
+		{"Close and Parse of an SQL-prepared name, skipped", []step{
+			{q("PREPARE x AS " + ibans)},
+			append(append(step{}, failing...), &pgproto3.Close{ObjectType: 'S', Name: "x"},
+				&pgproto3.Parse{Name: "x", Query: "SELECT 1"}, &pgproto3.Sync{}),
+			{q(toReporting)}, {&pgproto3.Bind{PreparedStatement: "x"}, &pgproto3.Execute{}, &pgproto3.Sync{}}}},
+		// A cursor name longer than PostgreSQL keeps, executed as a portal under the name it keeps.
+		{"cursor name truncated by the server, run as a portal", []step{
+			{q("DECLARE " + strings.Repeat("a", 70) + " CURSOR WITH HOLD FOR " + ibans)},
+			{q(toReporting)}, executeAll(strings.Repeat("a", 63))}},
+		// A portal name longer than PostgreSQL keeps, fetched under the name the parser keeps.
+		{"portal name longer than identifiers, fetched by SQL", []step{
+			{q("BEGIN")}, bindOne(strings.Repeat("b", 63), ibans),
+			{q(toReporting)}, {q("FETCH ALL FROM " + strings.Repeat("b", 70))}}},
+		// A FETCH portal bound over a harmless cursor, the cursor declared again over salaries under the same purpose.
+		{"FETCH portal's cursor redefined under the same purpose", []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")}, bindFetch,
+			{q("CLOSE c")}, {q("DECLARE c CURSOR FOR SELECT iban FROM crm.customers")}, {q(toReporting)}, {q("DECLARE d CURSOR FOR SELECT 1")}, executeAll("pf")}},
+		// The unnamed statement replaced in a segment that failed before it.
+		{"unnamed statement Parse skipped after an error", []step{
+			{&pgproto3.Parse{Query: ibans}, &pgproto3.Sync{}},
+			{&pgproto3.Parse{Name: "z", Query: "SELECT 1/0"}, &pgproto3.Bind{PreparedStatement: "z"}, &pgproto3.Execute{},
+				&pgproto3.Parse{Query: "SELECT 1"}, &pgproto3.Sync{}},
+			{q(toReporting)}, {&pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Sync{}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			attack(t, w.raw(t, "finance_app", "-c pgguard.purpose=invoicing"), ibanMarker, c.steps)
 		})
 	}
+}
+
+// A prepared statement planned over a temporary table that shadowed its
+// relation is planned again at Bind once the table is dropped: the portal
+// holds what the statement reads then, fetched after a purpose switch.
+func TestAttackPortalOfAStatementPlannedAgainAfterATempTableWentAway(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing -c search_path=crm")
+	for _, s := range []step{{q("CREATE TEMP TABLE customers (iban text)")},
+		{q("PREPARE x AS SELECT iban FROM customers")}, {q("DROP TABLE pg_temp.customers")}, {q("BEGIN")}} {
+		if out := r.send(s...); len(out.errors) > 0 {
+			t.Fatalf("set-up %q: %v", s[0].(*pgproto3.Query).String, out.errors)
+		}
+	}
+	attack(t, r, ibanMarker, []step{
+		{&pgproto3.Bind{DestinationPortal: "p", PreparedStatement: "x"}, &pgproto3.Execute{Portal: "p", MaxRows: 1}, &pgproto3.Sync{}},
+		{q(toReporting)}, executeAll("p")})
+}
+
+// A policy reload between a FETCH portal's first run and its next Execute.
+func TestAttackFetchPortalAfterAPolicyReload(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	r.send(q("BEGIN"))
+	r.send(q("DECLARE c CURSOR FOR " + ibans))
+	if out := r.send(&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"},
+		&pgproto3.Execute{Portal: "pf", MaxRows: 1}, &pgproto3.Sync{}); len(out.errors) > 0 || out.rows != 1 {
+		t.Fatalf("first row under invoicing: %d rows, errors %v", out.rows, out.errors)
+	}
+	r.send(q("CLOSE c"))
+	w.addRules(t, "p, finance, invoicing, customer_financial, read, deny")
+	attack(t, r, ibanMarker, []step{executeAll("pf")})
 }
