@@ -357,6 +357,12 @@ func (s *session) holdPortal(portal []byte, p *prepared, segment uint64, statefu
 		}
 	}
 	h := s.define(portal, d, segment)
+	if len(d.fetches) > 0 {
+		// What it fetches from may be declared again, under another
+		// purpose, before it runs: Bind's decision holds for the Bind.
+		h.all, h.last = decided{}, decided{}
+		return
+	}
 	// Bind decided it under the purpose and policy in force.
 	h.last = decided{policy: s.g.cfg.Policy.Policy(), current: s.state.purpose}
 	if len(h.defs) == 1 && !h.lost {
@@ -404,16 +410,16 @@ func (s *session) fetchDenial(name, comment, current string, pol *authz.Policy) 
 	if lastOnly {
 		cache = &h.last
 	}
-	if *cache == now {
+	// What a FETCH portal fetches may change until it runs: no decision
+	// on it is reused.
+	cacheable := len(defs) > 0 && !slices.ContainsFunc(defs, func(d heldDef) bool { return len(d.fetches) > 0 })
+	if cacheable && *cache == now {
 		return nil
 	}
-	cacheable := len(defs) > 0
 	for i := range defs {
 		if d := s.decideHeld(name, comment, current, &defs[i], pol); d != nil {
 			return d
 		}
-		// What a FETCH portal fetches may change until it runs.
-		cacheable = cacheable && len(defs[i].fetches) == 0
 	}
 	if cacheable {
 		*cache = now

@@ -158,3 +158,27 @@ func TestAttackFetchPortalAfterAPolicyReload(t *testing.T) {
 	w.addRules(t, "p, finance, invoicing, customer_financial, read, deny")
 	attack(t, r, ibanMarker, []step{executeAll("pf")})
 }
+
+// A FETCH portal's Bind decided what its cursor held then under the purpose
+// in force; the cursor declared again under another purpose over what the
+// first may not read, and the purpose switched back, must not meet that
+// decision again.
+func TestAttackFetchPortalOverACursorDeclaredUnderAnotherPurpose(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	cases := []struct {
+		name  string
+		fetch step
+	}{
+		{"Execute", executeAll("pf")},
+		{"SQL FETCH", step{q("FETCH ALL FROM pf")}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			attack(t, r, "4200", []step{{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")},
+				{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"}, &pgproto3.Sync{}},
+				{q("CLOSE c")}, {q(toReporting)}, {q("DECLARE c CURSOR FOR SELECT gross_monthly::text FROM hr.salaries")},
+				{q("SET pgguard.purpose = 'invoicing'")}, c.fetch})
+		})
+	}
+}
