@@ -8,6 +8,7 @@ package guard_test
 // second. Each case says in one line what it tries.
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -179,6 +180,34 @@ func TestAttackFetchPortalOverACursorDeclaredUnderAnotherPurpose(t *testing.T) {
 				{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"}, &pgproto3.Sync{}},
 				{q("CLOSE c")}, {q(toReporting)}, {q("DECLARE c CURSOR FOR SELECT gross_monthly::text FROM hr.salaries")},
 				{q("SET pgguard.purpose = 'invoicing'")}, c.fetch})
+		})
+	}
+}
+
+// A function the policy allows may open a cursor under a name its caller
+// passes. Given the empty name, the unnamed portal's, PostgreSQL picks a
+// name of its own: an Execute of the unnamed portal never reads the
+// function's rows, also in a session that bound the unnamed portal before
+// (whose record pgguard keeps without a definition).
+func TestAttackUnnamedPortalOpenedByAFunction(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_open(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS
+		$$ BEGIN OPEN c FOR SELECT iban FROM crm.customers; RETURN c; END $$;
+		GRANT EXECUTE ON FUNCTION public.pgg_open(refcursor) TO PUBLIC`)
+	w.addRules(t, "p, finance, invoicing, function:public.pgg_open, execute, allow")
+	named := func(portal, sql string) step {
+		return step{&pgproto3.Parse{Name: portal, Query: sql}, &pgproto3.Bind{DestinationPortal: portal, PreparedStatement: portal},
+			&pgproto3.Execute{Portal: portal}, &pgproto3.Sync{}}
+	}
+	for _, before := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unnamed portal bound before: %v", before), func(t *testing.T) {
+			r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+			if before {
+				r.send(extended("", "SELECT 1")...)
+				r.send(&pgproto3.Sync{})
+			}
+			attack(t, r, ibanMarker, []step{{q("BEGIN")}, named("o", "SELECT public.pgg_open('')"),
+				named("s", toReporting), executeAll("")})
 		})
 	}
 }
