@@ -211,3 +211,33 @@ func TestAttackUnnamedPortalOpenedByAFunction(t *testing.T) {
 		})
 	}
 }
+
+// A cursor declared WITH HOLD runs its query to the end when its
+// transaction commits, to keep its rows: a function the policy allows in
+// it runs then, not only at FETCH, and may move the search_path.
+func TestAttackHoldCursorRunsItsCodeAtCommit(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", switchFuncDDL)
+	w.addRules(t, "p, sales, *, function:public.pgg_switch, execute, allow")
+	hold := "DECLARE c CURSOR WITH HOLD FOR SELECT public.pgg_switch('x')"
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"COMMIT and a read in one message", []step{{q("BEGIN")}, {q(hold)}, {q("COMMIT; " + salaries)}}},
+		{"COMMIT and a read, pipelined", []step{{q("BEGIN")}, {q(hold)}, {q("COMMIT"), q(salaries)}}},
+		{"outside a block, a read pipelined", []step{{q(hold), q(salaries)}}},
+		{"outside a block, then a read", []step{{q(hold)}, {q(salaries)}}},
+		{"through a portal, a read in its segment", []step{append(append(append(step{}, extended("", hold)...), extended("", salaries)...), &pgproto3.Sync{})}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			attack(t, w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy"), salaryMarker, c.steps)
+		})
+	}
+	// Without the cursor, the read reaches the (empty) decoy.
+	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
+	if out := r.send(q(salaries)); len(out.errors) > 0 {
+		t.Fatalf("read on the decoy path: %d rows, errors %v", out.rows, out.errors)
+	}
+}
