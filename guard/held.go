@@ -450,9 +450,7 @@ func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *auth
 	if comment == "" {
 		comment = def.purpose
 	}
-	if def.ran && !def.ranSure && s.cleanSince(def.ranSegment, def.ranErrors) {
-		def.ranSure = true
-	}
+	s.checkRan(def)
 	for _, name := range def.fetches {
 		if def.ran {
 			for j := range def.from {
@@ -493,9 +491,7 @@ func (s *session) fetchesRun(h *heldRows, segment uint64) {
 		if len(d.fetches) == 0 {
 			continue
 		}
-		if d.ran && !d.ranSure && s.cleanSince(d.ranSegment, d.ranErrors) {
-			d.ranSure = true
-		}
+		s.checkRan(d)
 		if d.ranSure {
 			continue
 		}
@@ -568,8 +564,41 @@ func (s *session) runsCode(name string) bool {
 		if defs[i].code {
 			return true
 		}
+		if names := s.stillFetches(&defs[i]); len(names) > 0 {
+			// A FETCH portal that has not run yet runs the query of
+			// what it fetches from as that stands now.
+			if s.fetchDepth >= maxFetchDepth {
+				return true
+			}
+			s.fetchDepth++
+			code := slices.ContainsFunc(names, s.runsCode)
+			s.fetchDepth--
+			if code {
+				return true
+			}
+		}
 	}
 	return false
+}
+
+// checkRan sets d.ranSure once the server has ended the segment of the
+// run recorded for the FETCH portal d without an error in it or since:
+// that run was not skipped.
+func (s *session) checkRan(d *heldDef) {
+	if d.ran && !d.ranSure && s.ps.ReadyCount() >= d.ranSegment && s.cleanSince(d.ranSegment, d.ranErrors) {
+		d.ranSure = true
+	}
+}
+
+// stillFetches are the cursors or portals a FETCH portal's definition
+// fetches from when it next runs: none once the server has run it, after
+// which it returns the rows it kept.
+func (s *session) stillFetches(d *heldDef) []string {
+	s.checkRan(d)
+	if d.ranSure {
+		return nil
+	}
+	return d.fetches
 }
 
 // cursorFunctions are the functions the policy allows that fetching from
@@ -583,6 +612,13 @@ func (s *session) cursorFunctions(name string) []string {
 	defs, _ := h.candidates(s.lastSegment)
 	for i := range defs {
 		out = append(out, defs[i].functions...)
+		if s.fetchDepth < maxFetchDepth {
+			s.fetchDepth++
+			for _, n := range s.stillFetches(&defs[i]) {
+				out = append(out, s.cursorFunctions(n)...)
+			}
+			s.fetchDepth--
+		}
 	}
 	return out
 }

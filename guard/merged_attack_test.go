@@ -9,6 +9,7 @@ package guard_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -239,5 +240,30 @@ func TestAttackHoldCursorRunsItsCodeAtCommit(t *testing.T) {
 	r := w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy")
 	if out := r.send(q(salaries)); len(out.errors) > 0 {
 		t.Fatalf("read on the decoy path: %d rows, errors %v", out.rows, out.errors)
+	}
+}
+
+// A FETCH portal bound over a harmless cursor runs whatever the cursor
+// holds when it runs: declared again over a function the policy allows,
+// the function moves the search_path at that Execute.
+func TestAttackFetchPortalOverACursorDeclaredAgainOverCode(t *testing.T) {
+	w := decoyWorld(t)
+	w.pg.MustExec(t, "postgres", switchFuncDDL)
+	w.addRules(t, "p, sales, *, function:public.pgg_switch, execute, allow")
+	setUp := []step{{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")},
+		{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"}, &pgproto3.Sync{}},
+		{q("CLOSE c")}, {q("DECLARE c CURSOR FOR SELECT public.pgg_switch('x')")}}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"a read in the Execute's segment", []step{append(append(step{&pgproto3.Execute{Portal: "pf"}}, extended("", salaries)...), &pgproto3.Sync{})}},
+		{"a query pipelined after its Sync", []step{{&pgproto3.Execute{Portal: "pf"}, &pgproto3.Sync{}, q(salaries)}}},
+		{"an SQL FETCH of it and a read in one message", []step{{q("FETCH ALL FROM pf; " + salaries)}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			attack(t, w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy"), salaryMarker, append(slices.Clone(setUp), c.steps...))
+		})
 	}
 }
