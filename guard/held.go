@@ -564,18 +564,10 @@ func (s *session) runsCode(name string) bool {
 		if defs[i].code {
 			return true
 		}
-		if names := s.stillFetches(&defs[i]); len(names) > 0 {
+		if s.fetchesCodeNow(&defs[i]) {
 			// A FETCH portal that has not run yet runs the query of
 			// what it fetches from as that stands now.
-			if s.fetchDepth >= maxFetchDepth {
-				return true
-			}
-			s.fetchDepth++
-			code := slices.ContainsFunc(names, s.runsCode)
-			s.fetchDepth--
-			if code {
-				return true
-			}
+			return true
 		}
 	}
 	return false
@@ -612,13 +604,7 @@ func (s *session) cursorFunctions(name string) []string {
 	defs, _ := h.candidates(s.lastSegment)
 	for i := range defs {
 		out = append(out, defs[i].functions...)
-		if s.fetchDepth < maxFetchDepth {
-			s.fetchDepth++
-			for _, n := range s.stillFetches(&defs[i]) {
-				out = append(out, s.cursorFunctions(n)...)
-			}
-			s.fetchDepth--
-		}
+		out = append(out, s.fetchedFunctions(&defs[i])...)
 	}
 	return out
 }
@@ -660,10 +646,11 @@ func (s *session) run(h *heldRows, segment uint64) bool {
 		barrier := h.lost && !lastOnly
 		var functions []string
 		for i := range defs {
-			if len(defs[i].effects) > 0 || defs[i].code {
+			if len(defs[i].effects) > 0 || defs[i].code || s.fetchesCodeNow(&defs[i]) {
 				barrier = true
 			}
 			functions = append(functions, defs[i].functions...)
+			functions = append(functions, s.fetchedFunctions(&defs[i])...)
 			defs[i].effects = nil
 		}
 		if barrier {
@@ -686,5 +673,42 @@ func (s *session) run(h *heldRows, segment uint64) bool {
 		s.replay(&effect{userCode: true, functions: d.functions}, segment)
 		return true
 	}
+	if s.fetchesCodeNow(d) {
+		// A FETCH portal whose first run may have been skipped runs the
+		// query of what it fetches from as that stands now.
+		s.replay(&effect{userCode: true, functions: s.fetchedFunctions(d)}, segment)
+		return true
+	}
 	return false
+}
+
+// fetchesCodeNow reports whether running the FETCH portal definition d
+// may run code that changes session state: it has not run for sure, and
+// what it fetches from runs such code (runsCode).
+func (s *session) fetchesCodeNow(d *heldDef) bool {
+	names := s.stillFetches(d)
+	if len(names) == 0 {
+		return false
+	}
+	if s.fetchDepth >= maxFetchDepth {
+		return true
+	}
+	s.fetchDepth++
+	defer func() { s.fetchDepth-- }()
+	return slices.ContainsFunc(names, s.runsCode)
+}
+
+// fetchedFunctions are the functions the policy allows that running the
+// FETCH portal definition d may run through what it fetches from.
+func (s *session) fetchedFunctions(d *heldDef) []string {
+	if s.fetchDepth >= maxFetchDepth {
+		return nil
+	}
+	s.fetchDepth++
+	defer func() { s.fetchDepth-- }()
+	var out []string
+	for _, n := range s.stillFetches(d) {
+		out = append(out, s.cursorFunctions(n)...)
+	}
+	return out
 }

@@ -266,4 +266,15 @@ func TestAttackFetchPortalOverACursorDeclaredAgainOverCode(t *testing.T) {
 			attack(t, w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy"), salaryMarker, append(slices.Clone(setUp), c.steps...))
 		})
 	}
+	// Its first Execute skipped after an error, before the cursor was
+	// declared again: the next Execute is its first run.
+	t.Run("first Execute skipped", func(t *testing.T) {
+		attack(t, w.raw(t, "sales_app", "-c pgguard.purpose=order_fulfilment -c search_path=decoy"), salaryMarker, []step{
+			{q("BEGIN")}, {q("DECLARE c CURSOR FOR SELECT 'harmless'")},
+			{&pgproto3.Parse{Name: "f", Query: "FETCH ALL FROM c"}, &pgproto3.Bind{DestinationPortal: "pf", PreparedStatement: "f"}, &pgproto3.Sync{}},
+			{q("SAVEPOINT a")}, {&pgproto3.Parse{Name: "z", Query: "SELECT 1/0"}, &pgproto3.Bind{PreparedStatement: "z"}, &pgproto3.Execute{},
+				&pgproto3.Execute{Portal: "pf"}, &pgproto3.Sync{}},
+			{q("ROLLBACK TO a")}, {q("CLOSE c")}, {q("DECLARE c CURSOR FOR SELECT public.pgg_switch('x')")},
+			append(append(step{&pgproto3.Execute{Portal: "pf"}}, extended("", salaries)...), &pgproto3.Sync{})})
+	})
 }
