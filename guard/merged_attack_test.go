@@ -192,10 +192,10 @@ func TestAttackFetchPortalOverACursorDeclaredUnderAnotherPurpose(t *testing.T) {
 // (whose record pgguard keeps without a definition).
 func TestAttackUnnamedPortalOpenedByAFunction(t *testing.T) {
 	w := newWorld(t, alert.ModeEnforce)
-	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_open(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS
+	w.pg.MustExec(t, "postgres", `CREATE OR REPLACE FUNCTION public.pgg_open_named(c refcursor) RETURNS refcursor LANGUAGE plpgsql AS
 		$$ BEGIN OPEN c FOR SELECT iban FROM crm.customers; RETURN c; END $$;
-		GRANT EXECUTE ON FUNCTION public.pgg_open(refcursor) TO PUBLIC`)
-	w.addRules(t, "p, finance, invoicing, function:public.pgg_open, execute, allow")
+		GRANT EXECUTE ON FUNCTION public.pgg_open_named(refcursor) TO PUBLIC`)
+	w.addRules(t, "p, finance, invoicing, function:public.pgg_open_named, execute, allow")
 	named := func(portal, sql string) step {
 		return step{&pgproto3.Parse{Name: portal, Query: sql}, &pgproto3.Bind{DestinationPortal: portal, PreparedStatement: portal},
 			&pgproto3.Execute{Portal: portal}, &pgproto3.Sync{}}
@@ -207,7 +207,7 @@ func TestAttackUnnamedPortalOpenedByAFunction(t *testing.T) {
 				r.send(extended("", "SELECT 1")...)
 				r.send(&pgproto3.Sync{})
 			}
-			attack(t, r, ibanMarker, []step{{q("BEGIN")}, named("o", "SELECT public.pgg_open('')"),
+			attack(t, r, ibanMarker, []step{{q("BEGIN")}, named("o", "SELECT public.pgg_open_named('')"),
 				named("s", toReporting), executeAll("")})
 		})
 	}
