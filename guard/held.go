@@ -67,6 +67,10 @@ type heldDef struct {
 	// portal still fetches from its cursors as they stand.
 	ranSegment, ranErrors uint64
 	ranSure               bool
+	// executes are the prepared statements a protocol portal's statement
+	// (EXECUTE) runs: the utility runs when the portal does, on what the
+	// name holds then, not when it was bound.
+	executes []string
 	// deep stands for what a chain of FETCH portals too long to follow
 	// fetched: fetching from it is refused.
 	deep bool
@@ -188,8 +192,8 @@ func mergeDefs(defs []heldDef) []heldDef {
 	last := defs[len(defs)-1]
 	var out []heldDef
 	for _, d := range defs[:len(defs)-1] {
-		if len(d.fetches) > 0 {
-			out = append(out, d) // decided on what it fetches: kept apart
+		if len(d.fetches) > 0 || len(d.executes) > 0 {
+			out = append(out, d) // decided on what it fetches or runs: kept apart
 			continue
 		}
 		d.code = d.code || len(d.effects) > 0
@@ -225,7 +229,7 @@ func sameDef(a, b *heldDef) bool {
 	// in every segment, and the new definition (last) carries the new one.
 	return a.purpose == b.purpose && a.cursor == b.cursor && a.code == b.code && a.bound == b.bound &&
 		a.role == b.role && len(a.effects) == 0 && len(b.effects) == 0 && slices.Equal(a.functions, b.functions) &&
-		len(a.fetches) == 0 && len(b.fetches) == 0 &&
+		len(a.fetches) == 0 && len(b.fetches) == 0 && len(a.executes) == 0 && len(b.executes) == 0 &&
 		len(a.accesses) == len(b.accesses) && (len(a.accesses) == 0 || &a.accesses[0] == &b.accesses[0])
 }
 
@@ -353,13 +357,16 @@ func (s *session) holdPortal(portal []byte, p *prepared, segment uint64, statefu
 		for i := range q.effects {
 			if e := &q.effects[i]; e.Kind == "fetch" || e.Kind == "move" {
 				d.fetches = append(d.fetches, e.Name)
+			} else if e.Kind == "execute" {
+				d.executes = append(d.executes, e.Name)
 			}
 		}
 	}
 	h := s.define(portal, d, segment)
-	if len(d.fetches) > 0 {
-		// What it fetches from may be declared again, under another
-		// purpose, before it runs: Bind's decision holds for the Bind.
+	if len(d.fetches) > 0 || len(d.executes) > 0 {
+		// What it fetches from or executes may be declared or prepared
+		// again, under another purpose, before it runs: Bind's decision
+		// holds for the Bind.
 		h.all, h.last = decided{}, decided{}
 		return
 	}
@@ -412,7 +419,7 @@ func (s *session) fetchDenial(name, comment, current string, pol *authz.Policy) 
 	}
 	// What a FETCH portal fetches may change until it runs: no decision
 	// on it is reused.
-	cacheable := len(defs) > 0 && !slices.ContainsFunc(defs, func(d heldDef) bool { return len(d.fetches) > 0 })
+	cacheable := len(defs) > 0 && !slices.ContainsFunc(defs, func(d heldDef) bool { return len(d.fetches) > 0 || len(d.executes) > 0 })
 	if cacheable && *cache == now {
 		return nil
 	}
@@ -541,8 +548,50 @@ func (s *session) decideHeld(name, comment, current string, def *heldDef, pol *a
 		return withHint(s.policyDenial(d, purpose, "FETCH "+name), "A cursor's or portal's rows are read when they are fetched, "+
 			"under the purpose in force then: fetch them under a purpose that allows what its query reads.")
 	}
+	for _, n := range def.executes {
+		if d := s.executedDenial(n, def, purpose, comment != "" || def.purpose != "", pol); d != nil {
+			return d
+		}
+	}
 	if len(def.fetches) > 0 {
 		return s.fetchedDenial(def, comment, current, pol)
+	}
+	return nil
+}
+
+// executedDenial decides what a portal bound from EXECUTE name runs when
+// it runs now: the statements the server may hold under the name now,
+// each analysed under the state in force, under purpose (or, unless
+// commented is set, the purpose comment of the prepared text). Code that
+// may change session state that its Bind did not know of is refused: it
+// would run behind pgguard's back.
+func (s *session) executedDenial(name string, def *heldDef, purpose string, commented bool, pol *authz.Policy) *denial {
+	p := s.pendingChain(s.prepared[name], []byte(name), s.lastSegment)
+	if p == nil {
+		return nil // the server refuses it
+	}
+	var accesses []authz.Access
+	for q := p; q != nil; q = q.replaced {
+		if q.unknown {
+			return s.unanalysable("EXECUTE "+name, "the prepared statement is unknown to pgguard")
+		}
+		if q.text != "" {
+			if d := s.reanalysePrepared(q); d != nil {
+				return d
+			}
+		}
+		accesses = unionAccesses(accesses, q.accesses)
+	}
+	if r := runsOf(p); r.effects || (r.code && !def.code) {
+		return withHint(s.unanalysable("EXECUTE "+name, "the portal runs a prepared statement that changes session state, prepared since the portal was bound"),
+			"Bind the portal again after preparing the statement.")
+	}
+	if p.purpose != "" && !commented {
+		purpose = p.purpose
+	}
+	if d := pol.Decide(s.ps.User, purpose, accesses); !d.Allowed {
+		return withHint(s.policyDenial(d, purpose, "EXECUTE "+name), "A portal bound from EXECUTE runs the statement prepared under the name when it runs: "+
+			"run it under a purpose that allows what that statement reads.")
 	}
 	return nil
 }

@@ -278,3 +278,16 @@ func TestAttackFetchPortalOverACursorDeclaredAgainOverCode(t *testing.T) {
 			append(append(step{&pgproto3.Execute{Portal: "pf"}}, extended("", salaries)...), &pgproto3.Sync{})})
 	})
 }
+
+// A portal bound from an EXECUTE parsed through the protocol runs the
+// prepared statement its name holds when the portal runs, not when it was
+// bound: one prepared again in between, under another purpose, over what
+// the purpose in force may not read.
+func TestAttackExecutePortalRunsWhatItsNameHoldsAtExecute(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	attack(t, r, "4200", []step{{q("PREPARE x AS SELECT 'harmless'")}, {q("BEGIN")},
+		{&pgproto3.Parse{Name: "e", Query: "EXECUTE x"}, &pgproto3.Bind{DestinationPortal: "pe", PreparedStatement: "e"}, &pgproto3.Sync{}},
+		{q("DEALLOCATE x")}, {q(toReporting)}, {q("PREPARE x AS SELECT gross_monthly::text FROM hr.salaries")},
+		{q("SET pgguard.purpose = 'invoicing'")}, executeAll("pe")})
+}
