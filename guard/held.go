@@ -59,6 +59,21 @@ type heldDef struct {
 	fetches []string
 	from    []heldDef
 	ran     bool
+	// ranSegment and ranErrors are the segment of the last Execute or
+	// FETCH that may have run a FETCH portal for the first time, and the
+	// session's error count then; ranSure is set once the server is known
+	// to have run it (no error since, nor earlier in that segment). Until
+	// then the first run may have been skipped after an error, and the
+	// portal still fetches from its cursors as they stand.
+	ranSegment, ranErrors uint64
+	ranSure               bool
+	// executes are the prepared statements a protocol portal's statement
+	// (EXECUTE) runs: the utility runs when the portal does, on what the
+	// name holds then, not when it was bound.
+	executes []string
+	// deep stands for what a chain of FETCH portals too long to follow
+	// fetched: fetching from it is refused.
+	deep bool
 }
 
 // heldRows is what the server may hold under one cursor or portal name.
@@ -177,8 +192,8 @@ func mergeDefs(defs []heldDef) []heldDef {
 	last := defs[len(defs)-1]
 	var out []heldDef
 	for _, d := range defs[:len(defs)-1] {
-		if len(d.fetches) > 0 {
-			out = append(out, d) // decided on what it fetches: kept apart
+		if len(d.fetches) > 0 || len(d.executes) > 0 {
+			out = append(out, d) // decided on what it fetches or runs: kept apart
 			continue
 		}
 		d.code = d.code || len(d.effects) > 0
@@ -214,7 +229,7 @@ func sameDef(a, b *heldDef) bool {
 	// in every segment, and the new definition (last) carries the new one.
 	return a.purpose == b.purpose && a.cursor == b.cursor && a.code == b.code && a.bound == b.bound &&
 		a.role == b.role && len(a.effects) == 0 && len(b.effects) == 0 && slices.Equal(a.functions, b.functions) &&
-		len(a.fetches) == 0 && len(b.fetches) == 0 &&
+		len(a.fetches) == 0 && len(b.fetches) == 0 && len(a.executes) == 0 && len(b.executes) == 0 &&
 		len(a.accesses) == len(b.accesses) && (len(a.accesses) == 0 || &a.accesses[0] == &b.accesses[0])
 }
 
@@ -342,10 +357,19 @@ func (s *session) holdPortal(portal []byte, p *prepared, segment uint64, statefu
 		for i := range q.effects {
 			if e := &q.effects[i]; e.Kind == "fetch" || e.Kind == "move" {
 				d.fetches = append(d.fetches, e.Name)
+			} else if e.Kind == "execute" {
+				d.executes = append(d.executes, e.Name)
 			}
 		}
 	}
 	h := s.define(portal, d, segment)
+	if len(d.fetches) > 0 || len(d.executes) > 0 {
+		// What it fetches from or executes may be declared or prepared
+		// again, under another purpose, before it runs: Bind's decision
+		// holds for the Bind.
+		h.all, h.last = decided{}, decided{}
+		return
+	}
 	// Bind decided it under the purpose and policy in force.
 	h.last = decided{policy: s.g.cfg.Policy.Policy(), current: s.state.purpose}
 	if len(h.defs) == 1 && !h.lost {
@@ -393,16 +417,16 @@ func (s *session) fetchDenial(name, comment, current string, pol *authz.Policy) 
 	if lastOnly {
 		cache = &h.last
 	}
-	if *cache == now {
+	// What a FETCH portal fetches may change until it runs: no decision
+	// on it is reused.
+	cacheable := len(defs) > 0 && !slices.ContainsFunc(defs, func(d heldDef) bool { return len(d.fetches) > 0 || len(d.executes) > 0 })
+	if cacheable && *cache == now {
 		return nil
 	}
-	cacheable := len(defs) > 0
 	for i := range defs {
 		if d := s.decideHeld(name, comment, current, &defs[i], pol); d != nil {
 			return d
 		}
-		// What a FETCH portal fetches may change until it runs.
-		cacheable = cacheable && len(defs[i].fetches) == 0
 	}
 	if cacheable {
 		*cache = now
@@ -433,6 +457,7 @@ func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *auth
 	if comment == "" {
 		comment = def.purpose
 	}
+	s.checkRan(def)
 	for _, name := range def.fetches {
 		if def.ran {
 			for j := range def.from {
@@ -440,7 +465,11 @@ func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *auth
 					return d
 				}
 			}
-			continue
+			if def.ranSure {
+				continue
+			}
+			// Its first run may have been skipped: this one would
+			// fetch what the cursor holds now.
 		}
 		if s.fetchDepth >= maxFetchDepth {
 			return s.unanalysable("FETCH "+name, "it fetches from portals that fetch from each other")
@@ -456,7 +485,9 @@ func (s *session) fetchedDenial(def *heldDef, comment, current string, pol *auth
 }
 
 // fetchesRun records, for the FETCH portals h may hold, what the cursors
-// they fetch from hold as they run now.
+// they fetch from hold as they run now. A run the server may have skipped
+// after an error is not the first for sure: until one is, each run adds
+// what the cursors hold then.
 func (s *session) fetchesRun(h *heldRows, segment uint64) {
 	if h == nil {
 		return
@@ -464,16 +495,36 @@ func (s *session) fetchesRun(h *heldRows, segment uint64) {
 	defs, _ := h.candidates(segment)
 	for i := range defs {
 		d := &defs[i]
-		if d.ran || len(d.fetches) == 0 {
+		if len(d.fetches) == 0 {
 			continue
 		}
-		d.ran = true
+		s.checkRan(d)
+		if d.ranSure {
+			continue
+		}
+		d.ran, d.ranSegment, d.ranErrors = true, segment, s.errors
 		for _, n := range d.fetches {
-			if c := s.held[n]; c != nil {
-				cs, _ := c.candidates(segment)
-				for _, f := range cs {
-					f.effects, f.fetches, f.from = nil, nil, nil
-					d.from = append(d.from, f)
+			c := s.held[n]
+			if c == nil {
+				continue
+			}
+			if s.fetchDepth >= maxFetchDepth {
+				d.from = append(d.from, heldDef{deep: true})
+				continue
+			}
+			// A FETCH portal it fetches from runs now too, if it has not
+			// yet: what it keeps is what this one keeps.
+			s.fetchDepth++
+			s.fetchesRun(c, segment)
+			s.fetchDepth--
+			cs, _ := c.candidates(segment)
+			for _, f := range cs {
+				from := f.from
+				f.effects, f.fetches, f.from = nil, nil, nil
+				for _, g := range append([]heldDef{f}, from...) {
+					if !slices.ContainsFunc(d.from, func(o heldDef) bool { return sameDef(&o, &g) && o.deep == g.deep }) {
+						d.from = append(d.from, g)
+					}
 				}
 			}
 		}
@@ -489,13 +540,58 @@ func (s *session) decideHeld(name, comment, current string, def *heldDef, pol *a
 	if purpose == "" {
 		purpose = current
 	}
+	if def.deep {
+		return s.unanalysable("FETCH "+name, "it fetched from portals that fetch from each other")
+	}
 	d := pol.Decide(s.ps.User, purpose, def.accesses)
 	if !d.Allowed {
 		return withHint(s.policyDenial(d, purpose, "FETCH "+name), "A cursor's or portal's rows are read when they are fetched, "+
 			"under the purpose in force then: fetch them under a purpose that allows what its query reads.")
 	}
+	for _, n := range def.executes {
+		if d := s.executedDenial(n, def, purpose, comment != "" || def.purpose != "", pol); d != nil {
+			return d
+		}
+	}
 	if len(def.fetches) > 0 {
 		return s.fetchedDenial(def, comment, current, pol)
+	}
+	return nil
+}
+
+// executedDenial decides what a portal bound from EXECUTE name runs when
+// it runs now: the statements the server may hold under the name now,
+// each analysed under the state in force, under purpose (or, unless
+// commented is set, the purpose comment of the prepared text). Code that
+// may change session state that its Bind did not know of is refused: it
+// would run behind pgguard's back.
+func (s *session) executedDenial(name string, def *heldDef, purpose string, commented bool, pol *authz.Policy) *denial {
+	p := s.pendingChain(s.prepared[name], []byte(name), s.lastSegment)
+	if p == nil {
+		return nil // the server refuses it
+	}
+	var accesses []authz.Access
+	for q := p; q != nil; q = q.replaced {
+		if q.unknown {
+			return s.unanalysable("EXECUTE "+name, "the prepared statement is unknown to pgguard")
+		}
+		if q.text != "" {
+			if d := s.reanalysePrepared(q); d != nil {
+				return d
+			}
+		}
+		accesses = unionAccesses(accesses, q.accesses)
+	}
+	if r := runsOf(p); r.effects || (r.code && !def.code) {
+		return withHint(s.unanalysable("EXECUTE "+name, "the portal runs a prepared statement that changes session state, prepared since the portal was bound"),
+			"Bind the portal again after preparing the statement.")
+	}
+	if p.purpose != "" && !commented {
+		purpose = p.purpose
+	}
+	if d := pol.Decide(s.ps.User, purpose, accesses); !d.Allowed {
+		return withHint(s.policyDenial(d, purpose, "EXECUTE "+name), "A portal bound from EXECUTE runs the statement prepared under the name when it runs: "+
+			"run it under a purpose that allows what that statement reads.")
 	}
 	return nil
 }
@@ -517,8 +613,33 @@ func (s *session) runsCode(name string) bool {
 		if defs[i].code {
 			return true
 		}
+		if s.fetchesCodeNow(&defs[i]) {
+			// A FETCH portal that has not run yet runs the query of
+			// what it fetches from as that stands now.
+			return true
+		}
 	}
 	return false
+}
+
+// checkRan sets d.ranSure once the server has ended the segment of the
+// run recorded for the FETCH portal d without an error in it or since:
+// that run was not skipped.
+func (s *session) checkRan(d *heldDef) {
+	if d.ran && !d.ranSure && s.ps.ReadyCount() >= d.ranSegment && s.cleanSince(d.ranSegment, d.ranErrors) {
+		d.ranSure = true
+	}
+}
+
+// stillFetches are the cursors or portals a FETCH portal's definition
+// fetches from when it next runs: none once the server has run it, after
+// which it returns the rows it kept.
+func (s *session) stillFetches(d *heldDef) []string {
+	s.checkRan(d)
+	if d.ranSure {
+		return nil
+	}
+	return d.fetches
 }
 
 // cursorFunctions are the functions the policy allows that fetching from
@@ -532,6 +653,7 @@ func (s *session) cursorFunctions(name string) []string {
 	defs, _ := h.candidates(s.lastSegment)
 	for i := range defs {
 		out = append(out, defs[i].functions...)
+		out = append(out, s.fetchedFunctions(&defs[i])...)
 	}
 	return out
 }
@@ -573,10 +695,11 @@ func (s *session) run(h *heldRows, segment uint64) bool {
 		barrier := h.lost && !lastOnly
 		var functions []string
 		for i := range defs {
-			if len(defs[i].effects) > 0 || defs[i].code {
+			if len(defs[i].effects) > 0 || defs[i].code || s.fetchesCodeNow(&defs[i]) {
 				barrier = true
 			}
 			functions = append(functions, defs[i].functions...)
+			functions = append(functions, s.fetchedFunctions(&defs[i])...)
 			defs[i].effects = nil
 		}
 		if barrier {
@@ -599,5 +722,42 @@ func (s *session) run(h *heldRows, segment uint64) bool {
 		s.replay(&effect{userCode: true, functions: d.functions}, segment)
 		return true
 	}
+	if s.fetchesCodeNow(d) {
+		// A FETCH portal whose first run may have been skipped runs the
+		// query of what it fetches from as that stands now.
+		s.replay(&effect{userCode: true, functions: s.fetchedFunctions(d)}, segment)
+		return true
+	}
 	return false
+}
+
+// fetchesCodeNow reports whether running the FETCH portal definition d
+// may run code that changes session state: it has not run for sure, and
+// what it fetches from runs such code (runsCode).
+func (s *session) fetchesCodeNow(d *heldDef) bool {
+	names := s.stillFetches(d)
+	if len(names) == 0 {
+		return false
+	}
+	if s.fetchDepth >= maxFetchDepth {
+		return true
+	}
+	s.fetchDepth++
+	defer func() { s.fetchDepth-- }()
+	return slices.ContainsFunc(names, s.runsCode)
+}
+
+// fetchedFunctions are the functions the policy allows that running the
+// FETCH portal definition d may run through what it fetches from.
+func (s *session) fetchedFunctions(d *heldDef) []string {
+	if s.fetchDepth >= maxFetchDepth {
+		return nil
+	}
+	s.fetchDepth++
+	defer func() { s.fetchDepth-- }()
+	var out []string
+	for _, n := range s.stillFetches(d) {
+		out = append(out, s.cursorFunctions(n)...)
+	}
+	return out
 }
