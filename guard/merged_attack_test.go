@@ -291,3 +291,26 @@ func TestAttackExecutePortalRunsWhatItsNameHoldsAtExecute(t *testing.T) {
 		{q("DEALLOCATE x")}, {q(toReporting)}, {q("PREPARE x AS SELECT gross_monthly::text FROM hr.salaries")},
 		{q("SET pgguard.purpose = 'invoicing'")}, executeAll("pe")})
 }
+
+// The same portal, with the statement prepared again in between as one
+// that copies IBANs into a temporary table: what it copies must reach the
+// table's record, or the table is read under any purpose afterwards.
+func TestAttackExecutePortalFillsATemporaryTable(t *testing.T) {
+	w := newWorld(t, alert.ModeEnforce)
+	r := w.raw(t, "finance_app", "-c pgguard.purpose=invoicing")
+	for _, s := range []step{{q("CREATE TEMP TABLE pgg_exec_tmp (v text)")}, {q("PREPARE x AS SELECT 'harmless'")}, {q("BEGIN")},
+		{&pgproto3.Parse{Name: "e", Query: "EXECUTE x"}, &pgproto3.Bind{DestinationPortal: "pe", PreparedStatement: "e"}, &pgproto3.Sync{}},
+		{q("DEALLOCATE x")}, {q("PREPARE x AS INSERT INTO pgg_exec_tmp SELECT iban FROM crm.customers")},
+		executeAll("pe"), {q("COMMIT")}} {
+		r.send(s...)
+	}
+	out := r.send(q(toReporting), q("SELECT v FROM pgg_exec_tmp"))
+	for _, v := range out.all {
+		if strings.Contains(v, ibanMarker) {
+			t.Fatalf("%q came back under financial_reporting (errors %v)", v, out.errors)
+		}
+	}
+	if out.lastErr != "42501" {
+		t.Fatalf("want the read of the filled table refused (42501), got %d rows, errors %v", out.lastRows, out.errors)
+	}
+}
