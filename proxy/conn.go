@@ -80,6 +80,17 @@ type conn struct {
 	resumeClient   bool          // loop: read the client again after this server input
 	serverGone     chan struct{} // pumps: closed when the server pump ends
 
+	// COPY FROM STDIN (copyin.go). copyMu guards copyWait, copySrv and,
+	// while the client is held, what copyRefuse takes from the client side.
+	copyMu      sync.Mutex
+	copyWait    copyWaiting
+	copySrv     copyServerState
+	copyIn      atomic.Bool     // the server reads the client's messages as COPY data
+	copySimple  bool            // that copy was started by a Query
+	copyStmts   map[string]bool // client side: prepared statements that may run COPY
+	copyPortals map[string]bool // client side: portals that may run COPY
+	execInSeg   uint64          // client side: Executes forwarded in the current segment
+
 	// What the server may be running, for any goroutine (orphan.go).
 	segmentsSent atomic.Uint64 // readySent
 	executing    atomic.Bool   // an Execute was forwarded and no Sync yet

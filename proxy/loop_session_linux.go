@@ -418,7 +418,12 @@ func (s *loopSession) clientBytes(p []byte) {
 			s.finish(errTerminated, nil)
 			return
 		}
-		if !c.discards(typ) {
+		skip, err := c.copyFilter(typ)
+		if err != nil {
+			s.finish(err, nil)
+			return
+		}
+		if !skip && !c.discards(typ) {
 			v, ok := s.try(typ, body)
 			if !ok {
 				s.cin = keep(s.cin, data)
@@ -525,8 +530,9 @@ func (s *loopSession) serverBytes(p []byte) {
 		}
 		size := 5 + n
 		c.preludeDue()
+		hidden := c.confirming
 		switch {
-		case c.confirming, typ == 'Z', typ == 'S', typ == 'E', typ == 'C':
+		case c.confirming, typ == 'Z', typ == 'S', typ == 'E', typ == 'C', typ == 'G':
 			if err := checkSize(typ, n, maxServerMessage); err != nil {
 				s.finish(nil, err)
 				return
@@ -546,7 +552,13 @@ func (s *loopSession) serverBytes(p []byte) {
 				return
 			}
 			data = data[size:]
+			if !hidden && typ != 'G' {
+				c.copyServer(typ)
+			}
 		default:
+			if !hidden {
+				c.copyServer(typ)
+			}
 			k := min(size, len(data))
 			if _, err := c.cw.Write(data[:k]); err != nil {
 				s.finish(err, nil)

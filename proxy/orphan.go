@@ -25,8 +25,8 @@ func (c *conn) sentSegment() {
 // busy reports whether the server may be running something the client sent:
 // a segment whose ReadyForQuery has not come, or an Execute no Sync has
 // followed yet (it runs although no ReadyForQuery is due). It errs towards
-// busy (a Sync sent in copy-in mode gets no ReadyForQuery), which costs an
-// idle backend a cancel request it ignores. Any goroutine may call it.
+// busy (an Execute skipped behind an error counts as running), which costs
+// an idle backend a cancel request it ignores. Any goroutine may call it.
 func (c *conn) busy() bool {
 	return c.segmentsSent.Load() > c.session.readySeen.Load() || c.executing.Load()
 }
@@ -35,13 +35,19 @@ func (c *conn) busy() bool {
 // away, or broke the protocol, while the server may still be running its
 // statement and the server side is still open. It is false when the client
 // sent Terminate (the server finishes what came before it, as it would
-// without pgguard), when the upstream failed, and when pgguard stops, which
-// cancels on its own (hardStop).
+// without pgguard), when the client broke a COPY FROM STDIN (the server
+// waits for its data), when the upstream failed, and when pgguard stops,
+// which cancels on its own (hardStop).
 func (c *conn) leftRunning(clientErr error) bool {
 	var upErr *UpstreamError
+	var copyErr *copyError
 	switch {
 	case errors.Is(clientErr, errTerminated), errors.Is(clientErr, net.ErrClosed),
 		errors.As(clientErr, &upErr), c.stopping.Load():
+		return false
+	case errors.As(clientErr, &copyErr):
+		// The server waits for COPY data; the Terminate that closes the
+		// upstream fails the copy, as the message would have.
 		return false
 	}
 	select {

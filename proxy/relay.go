@@ -25,6 +25,7 @@ func (c *conn) relay() error {
 	var marker [8]byte
 	_, _ = rand.Read(marker[:])
 	c.swaps.prefix = "pgguard_denied_" + hex.EncodeToString(marker[:]) + "_"
+	c.copyStmts, c.copyPortals = map[string]bool{}, map[string]bool{}
 	if ok, err := c.relayOnLoop(); ok {
 		return err
 	}
@@ -69,11 +70,14 @@ func (c *conn) relay() error {
 func clientFault(err error) (code, msg string, ok bool) {
 	var tooLarge *MessageTooLargeError
 	var violation *protocolViolation
+	var copyErr *copyError
 	switch {
 	case errors.As(err, &tooLarge):
 		return "54000", "pgguard: " + tooLarge.Error(), true
 	case errors.As(err, &violation):
 		return "08P01", "pgguard: " + violation.Error(), true
+	case errors.As(err, &copyErr):
+		return "08P01", "pgguard: " + copyErr.Error(), true
 	}
 	return "", "", false
 }
@@ -140,8 +144,14 @@ func (c *conn) clientPump() error {
 			_ = c.sw.Flush()
 			return errTerminated
 		}
-		if err := c.clientMessage(typ, body); err != nil {
-			return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+		skip, err := c.copyFilter(typ)
+		if err != nil {
+			return err
+		}
+		if !skip {
+			if err := c.clientMessage(typ, body); err != nil {
+				return &UpstreamError{Addr: c.srv.upstream.addr, Err: err}
+			}
 		}
 		for c.holding.Load() {
 			// The segment of a barrier ended, or a Switch's prelude went
@@ -204,9 +214,15 @@ func (c *conn) act(typ byte, body []byte, v Verdict) error {
 	}
 	if v.Action == Deny && !c.discarding && typ != 'S' && typ != 'H' {
 		err := c.deny(typ, v.Error)
-		if typ == 'Q' || typ == 'F' { // replaced by a Query: the segment ends
+		switch typ {
+		case 'Q', 'F': // replaced by a Query: the segment ends
 			c.segmentOpen = false
 			c.holdAfter('Q', false)
+			c.execInSeg = 0
+		case 'd', 'c', 'f': // replaced by a CopyFail: a copy ends
+			if err == nil {
+				err = c.copyTrack('f', nil)
+			}
 		}
 		return err
 	}
@@ -220,7 +236,10 @@ func (c *conn) act(typ byte, body []byte, v Verdict) error {
 		}
 	}
 	c.holdAfter(typ, v.Barrier)
-	return writeFrame(c.sw, typ, body)
+	if err := writeFrame(c.sw, typ, body); err != nil {
+		return err
+	}
+	return c.copyTrack(typ, body)
 }
 
 // deny keeps the message from the server and makes the server fail at its
@@ -260,19 +279,23 @@ func (c *conn) serverPump() error {
 			return c.upstreamEnded(err)
 		}
 		c.preludeDue()
+		hidden := c.confirming
 		switch {
 		case c.confirming:
 			var body []byte
 			if body, err = c.sr.body(typ, n); err == nil {
 				err = c.confirmMessage(typ, body)
 			}
-		case typ == 'Z' || typ == 'S' || typ == 'E' || typ == 'C':
+		case typ == 'Z' || typ == 'S' || typ == 'E' || typ == 'C' || typ == 'G':
 			err = c.serverStateMessage(typ, n)
 		default:
 			err = c.streamMessage(typ, n)
 		}
 		if err != nil {
 			return c.upstreamEnded(err)
+		}
+		if !hidden && typ != 'G' {
+			c.copyServer(typ)
 		}
 		if c.sr.r.Buffered() == 0 {
 			if err := c.cw.Flush(); err != nil {
@@ -311,6 +334,11 @@ func (c *conn) serverState(typ byte, body []byte) error {
 		}
 	case 'S':
 		c.trackParameter(body)
+	case 'G': // observed by the proxy alone
+		if c.copyServer(typ) {
+			return nil
+		}
+		return writeFrame(c.cw, typ, body)
 	case 'E':
 		c.sawFatal = bytes.HasPrefix(body, []byte("SFATAL\x00")) || bytes.HasPrefix(body, []byte("SPANIC\x00"))
 		if swapped, ok := c.swaps.match(body); ok {
@@ -373,9 +401,7 @@ type swap struct {
 	body []byte
 	// after is how many ReadyForQuery messages the client pump had counted
 	// before the denial; once more have arrived, the marker error cannot
-	// come any more. The count can run ahead of the server (a Sync sent in
-	// copy-in mode gets no ReadyForQuery), never behind it, so it only
-	// serves expiry; matching goes by seq.
+	// come any more. It only serves expiry; matching goes by seq.
 	after uint64
 }
 
