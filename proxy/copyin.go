@@ -20,7 +20,6 @@ package proxy
 // runs nothing pgguard did not see.
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -57,10 +56,12 @@ func (e *copyError) Error() string {
 
 // mayCopy reports whether SQL may run COPY: its keyword cannot be quoted
 // or escaped, so text without the word never starts a copy.
+// It runs on every Parse and Query, so it compares bytes directly: a
+// keyword is ASCII, and or-ing 0x20 lower-cases exactly the ASCII letters
+// of "copy" (no other byte becomes c, o, p or y).
 func mayCopy(sql []byte) bool {
-	const word = "copy"
-	for i := 0; i+len(word) <= len(sql); i++ {
-		if bytes.EqualFold(sql[i:i+len(word)], []byte(word)) {
+	for i := 0; i+4 <= len(sql); i++ {
+		if sql[i]|0x20 == 'c' && sql[i+1]|0x20 == 'o' && sql[i+2]|0x20 == 'p' && sql[i+3]|0x20 == 'y' {
 			return true
 		}
 	}
